@@ -1,0 +1,49 @@
+# escli: `make demo` and `make test` work on a fresh machine; everything they need is installed from here.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+ES_URL ?= http://127.0.0.1:9200
+DOCS ?= 20000
+NODES ?= 1
+export ES_URL
+
+.PHONY: install es-up es-down sample-data demo test bench lint completions clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@scripts/bootstrap.sh
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $@
+
+es-up:
+	@scripts/bootstrap.sh
+	@NODES=$(NODES) scripts/es.sh up
+
+es-down:
+	@ALL=1 scripts/es.sh down
+
+sample-data: install es-up
+	@DOCS=$(DOCS) scripts/sample_data.sh
+
+demo: install es-up sample-data
+	@scripts/demo.sh
+
+test: install
+	@scripts/test.sh
+
+bench: install es-up
+	@bench/run.sh
+
+lint: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+
+completions: install
+	@scripts/completions.sh
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Everything the tests need, then the whole suite against real Elasticsearch:
+#   9.x single node on 9200 (main engine, sample data), 8.x on 9250 (compatibility smoke set),
+#   9.x secured with TLS on 9210 (credentials). The three-node and engine-script tests start their own.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=.venv/bin
+ES8_VERSION=${ES8_VERSION:-8.19.21}
+scripts/es.sh up >/dev/null
+ES_VERSION=$ES8_VERSION ES_PORT=9250 ES_HEAP=512m scripts/es.sh up >/dev/null
+SECURE=1 TLS=1 ES_PORT=9210 ES_HEAP=512m scripts/es.sh up >/dev/null
+export ESCLI_TEST_URL=${ESCLI_TEST_URL:-http://127.0.0.1:9200}
+export ESCLI_TEST_ES8_URL=${ESCLI_TEST_ES8_URL:-http://127.0.0.1:9250}
+export ESCLI_TEST_SECURE_URL=${ESCLI_TEST_SECURE_URL:-https://127.0.0.1:9210}
+export ESCLI_TEST_SECURE_DIR=${ESCLI_TEST_SECURE_DIR:-$PWD/.cache/es/run/9210}
+export ESCLI_TEST_ES8_VERSION=$ES8_VERSION
+DOCS=${DOCS:-20000} scripts/sample_data.sh
+set +e
+$BIN/python -m pytest "$@"
+rc=$?
+set -e
+[ $rc = 5 ] && { echo "pytest collected no tests" >&2; exit 1; }
+exit $rc

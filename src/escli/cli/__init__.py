@@ -1,0 +1,1 @@
+"""Thin Typer modules, one per command. Only this package (and escli.output) may import typer and rich."""

@@ -1,0 +1,146 @@
+"""The root Typer app: global options, the command list, and the one place errors become exit codes."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from escli import __version__
+from escli.cli import commands
+from escli.cli.common import (
+    AppContext,
+    CacheDirOpt,
+    CaOpt,
+    ClusterOpt,
+    ConnOpt,
+    DebugOpt,
+    InsecureOpt,
+    NoCacheOpt,
+    OutputOpt,
+    QuietOpt,
+    RetriesOpt,
+    TimeoutOpt,
+    UrlOpt,
+    VerboseOpt,
+    app_context,
+)
+
+app = typer.Typer(
+    name="escli",
+    help="A fast, dependable command-line search toolkit for Elasticsearch.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"escli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    url: UrlOpt = None,
+    cluster: ClusterOpt = None,
+    ca_certs: CaOpt = None,
+    insecure: InsecureOpt = None,
+    timeout: TimeoutOpt = None,
+    max_retries: RetriesOpt = None,
+    connections: ConnOpt = None,
+    output: OutputOpt = None,
+    no_cache: NoCacheOpt = None,
+    cache_dir: CacheDirOpt = None,
+    quiet: QuietOpt = None,
+    verbose: VerboseOpt = None,
+    debug: DebugOpt = None,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Show the version and exit")] = False,
+) -> None:
+    app_ctx = app_context(ctx)
+    app_ctx.options.update({k: v for k, v in locals().items() if k not in ("ctx", "app_ctx", "version")})
+
+
+commands.register_all(app)
+
+
+def run(argv: list[str] | None = None, app_ctx: AppContext | None = None) -> int:
+    """Run the CLI; returns (and, from the console script, exits with) the exit code."""
+    from escli.errors import ExitCode, exit_code_for, one_line
+
+    ctx_obj = app_ctx or AppContext()
+    args = sys.argv[1:] if argv is None else argv
+    code: int = ExitCode.OK
+    try:
+        command = typer.main.get_command(app)
+        command.main(args=args, prog_name="escli", standalone_mode=False, obj=ctx_obj)
+    except typer.Exit as exc:
+        code = exc.exit_code
+    except typer.Abort:
+        code = ExitCode.INTERRUPTED
+    except typer.TyperException as exc:
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show(file=ctx_obj.stderr)
+        else:
+            ctx_obj.messages.error(exc.format_message())
+        code = ExitCode.USAGE
+    except BrokenPipeError:
+        code = _closed_pipe()
+    except BaseException as exc:
+        if isinstance(exc, SystemExit):
+            code = exc.code if isinstance(exc.code, int) else ExitCode.PARTIAL
+        else:
+            code = exit_code_for(exc)
+            debug = ctx_obj.debug or "--debug" in args
+            if isinstance(exc, KeyboardInterrupt):
+                ctx_obj.messages.error("interrupted")
+            elif code == ExitCode.BROKEN_PIPE:
+                code = _closed_pipe()
+            else:
+                ctx_obj.messages.error(one_line(exc))
+            if debug and not isinstance(exc, KeyboardInterrupt):
+                _print_debug(exc, ctx_obj)
+    if argv is None:
+        _flush_quietly()
+        sys.exit(code)
+    return code
+
+
+def _closed_pipe() -> int:
+    """The reader went away (`escli ... | head`): stop quietly, like other Unix filters."""
+    import os
+
+    from escli.errors import ExitCode
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return ExitCode.BROKEN_PIPE
+
+
+def _flush_quietly() -> None:
+    try:
+        sys.stdout.flush()
+    except (BrokenPipeError, ValueError, OSError):
+        _closed_pipe()
+
+
+def _print_debug(exc: BaseException, ctx_obj: AppContext) -> None:
+    import traceback
+
+    from escli.errors import translate
+
+    shown = translate(exc)
+    body = getattr(shown, "body", None)
+    if body is not None:
+        import orjson
+
+        ctx_obj.stderr.write("Elasticsearch error body: " + orjson.dumps(body).decode() + "\n")
+    ctx_obj.stderr.write("".join(traceback.format_exception(exc)))

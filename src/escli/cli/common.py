@@ -1,0 +1,165 @@
+"""The global options, defined once, and the context object every command receives.
+
+Global options are accepted before the command (`escli -o json search ...`) and after it
+(`escli search ... -o json`): `global_options` adds them to each command's signature, and a value given after
+the command wins. A command that has an option of the same name (search's `--timeout` is Elasticsearch's search
+timeout) keeps its own; the global one is still there before the command name.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+import sys
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Annotated, Any, TypeVar
+
+import typer
+
+from escli.output.console import Messages
+from escli.output.formats import Format, resolve_format
+from escli.settings import Settings
+
+T = TypeVar("T")
+PANEL = "Global options"
+
+UrlOpt = Annotated[
+    list[str] | None,
+    typer.Option("--url", "-u", help="Elasticsearch URL (repeatable) [env: ESCLI_URL, ELASTICSEARCH_URL]",
+                 rich_help_panel=PANEL, show_default=False),
+]
+ClusterOpt = Annotated[str | None, typer.Option("--cluster", "-c", help="Named cluster from the config file "
+                                                "[env: ESCLI_CLUSTER]", rich_help_panel=PANEL, show_default=False)]
+CaOpt = Annotated[str | None, typer.Option("--ca-certs", help="CA bundle for TLS verification",
+                                           rich_help_panel=PANEL, show_default=False)]
+InsecureOpt = Annotated[bool | None, typer.Option("--insecure", help="Skip TLS verification (warns)",
+                                                  rich_help_panel=PANEL, show_default=False)]
+TimeoutOpt = Annotated[float | None, typer.Option("--timeout", help="Request timeout in seconds [default: 30]",
+                                                  rich_help_panel=PANEL, show_default=False)]
+RetriesOpt = Annotated[int | None, typer.Option("--max-retries", help="Retries on 429/502/503/504 and connection "
+                                                "errors [default: 3]", rich_help_panel=PANEL, show_default=False)]
+ConnOpt = Annotated[int | None, typer.Option("--connections", help="Connections per node [default: 16]",
+                                             rich_help_panel=PANEL, show_default=False)]
+OutputOpt = Annotated[str | None, typer.Option("--output", "-o", help="table|json|ndjson|csv [default: table on a "
+                                               "terminal, ndjson when piped]", rich_help_panel=PANEL,
+                                               show_default=False)]
+NoCacheOpt = Annotated[bool | None, typer.Option("--no-cache", help="Bypass the on-disk cache",
+                                                 rich_help_panel=PANEL, show_default=False)]
+CacheDirOpt = Annotated[Path | None, typer.Option("--cache-dir", help="Cache directory [default: "
+                                                  "$XDG_CACHE_HOME/escli]", rich_help_panel=PANEL,
+                                                  show_default=False)]
+QuietOpt = Annotated[bool | None, typer.Option("--quiet", "-q", help="Only errors on stderr", rich_help_panel=PANEL,
+                                               show_default=False)]
+VerboseOpt = Annotated[int | None, typer.Option("--verbose", "-v", count=True, help="More detail on stderr",
+                                                rich_help_panel=PANEL, show_default=False)]
+DebugOpt = Annotated[bool | None, typer.Option("--debug", help="Tracebacks and Elasticsearch error bodies",
+                                               rich_help_panel=PANEL, show_default=False)]
+
+GLOBAL_PARAMS: dict[str, Any] = {
+    "url": UrlOpt, "cluster": ClusterOpt, "ca_certs": CaOpt, "insecure": InsecureOpt, "timeout": TimeoutOpt,
+    "max_retries": RetriesOpt, "connections": ConnOpt, "output": OutputOpt, "no_cache": NoCacheOpt,
+    "cache_dir": CacheDirOpt, "quiet": QuietOpt, "verbose": VerboseOpt, "debug": DebugOpt,
+}
+
+
+@dataclass
+class AppContext:
+    """Built once per run; commands read settings and streams from it (tests swap the streams)."""
+
+    options: dict[str, Any] = field(default_factory=dict)
+    stdout: IO[bytes] = field(default_factory=lambda: sys.stdout.buffer)
+    stderr: IO[str] = field(default_factory=lambda: sys.stderr)
+    env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    _settings: Settings | None = None
+
+    @property
+    def debug(self) -> bool:
+        return bool(self.options.get("debug"))
+
+    @property
+    def messages(self) -> Messages:
+        return Messages(self.stderr, quiet=bool(self.options.get("quiet")),
+                        verbose=int(self.options.get("verbose") or 0))
+
+    @property
+    def stdout_is_tty(self) -> bool:
+        return bool(getattr(self.stdout, "isatty", lambda: False)())
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            from escli.settings import resolve
+
+            o = self.options
+            self._settings = resolve(
+                urls=o.get("url") or None, cluster=o.get("cluster"), ca_certs=o.get("ca_certs"),
+                insecure=bool(o.get("insecure")), timeout=o.get("timeout"), max_retries=o.get("max_retries"),
+                connections=o.get("connections"), output=o.get("output"), no_cache=bool(o.get("no_cache")),
+                cache_dir=o.get("cache_dir"), quiet=bool(o.get("quiet")), verbose=int(o.get("verbose") or 0),
+                debug=self.debug, env=self.env,
+            )
+            if not self._settings.verify_certs:
+                self.messages.warn("TLS certificate verification is off (--insecure)")
+        return self._settings
+
+    def output_format(self, allowed: tuple[Format, ...] = tuple(Format)) -> Format:
+        return resolve_format(self.options.get("output"), self.stdout_is_tty, allowed)
+
+
+def app_context(ctx: typer.Context) -> AppContext:
+    root = ctx.find_root()
+    if not isinstance(root.obj, AppContext):
+        root.obj = AppContext()
+    return root.obj
+
+
+def global_options(func: Callable[..., T]) -> Callable[..., T]:
+    """Add the global options to a command; values given after the command override those before it."""
+    sig = inspect.signature(func, eval_str=True)
+    own = set(sig.parameters)
+    if "ctx" not in own:
+        raise TypeError(f"{func.__name__} needs a `ctx: typer.Context` parameter for the global options")
+    extra = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
+        for name, annotation in GLOBAL_PARAMS.items()
+        if name not in own
+    ]
+    injected = {p.name for p in extra}
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        given = {k: kwargs.pop(k) for k in list(kwargs) if k in injected}
+        app = app_context(kwargs["ctx"])
+        for key, value in given.items():
+            if value not in (None, [], 0, False):
+                app.options[key] = value
+                app._settings = None
+        return func(*args, **kwargs)
+
+    params = list(sig.parameters.values()) + extra
+    wrapper.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+    return wrapper
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    import asyncio
+
+    return asyncio.run(coro)
+
+
+def register_placeholder(app: typer.Typer, name: str, summary: str, issue: str) -> None:
+    """An honest stand-in for a command that is not built yet: it says so and exits 2."""
+
+    def placeholder(ctx: typer.Context) -> None:
+        from escli.errors import UsageError
+
+        raise UsageError(f"'escli {name}' is not built yet ({issue})")
+
+    app.command(
+        name,
+        help=f"{summary} [not built yet]",
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    )(placeholder)

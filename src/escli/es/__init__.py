@@ -1,0 +1,1 @@
+"""Everything that talks to Elasticsearch: the client factory, query files, query building."""

@@ -1,0 +1,129 @@
+"""Query files (batch, warm-cache, profile): NDJSON, one query a line, streamed.
+
+Short form: {"id","index","q","fields","filter","size", ...}; full form: {"id","index","body","params"}.
+Blank lines and lines starting with `#` are skipped; a bad line becomes an InputError naming FILE:LINE, and
+reading goes on, so the caller decides whether one bad line stops the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from escli.errors import InputError
+
+SHORT_KEYS = {"id", "index", "q", "fields", "filter", "size", "from", "sort", "weight", "params", "range",
+              "query_string", "source"}
+FULL_KEYS = {"id", "index", "body", "params", "weight"}
+# Search parameters a query line may set; each one changes the result, so the cache key covers them all.
+ALLOWED_PARAMS = {"preference", "routing", "request_cache", "timeout", "terminate_after", "track_total_hits",
+                  "search_type", "allow_partial_search_results", "explain", "version", "seq_no_primary_term",
+                  "ignore_unavailable", "allow_no_indices", "expand_wildcards"}
+
+
+@dataclass(frozen=True)
+class QuerySpec:
+    id: str
+    index: str
+    body: dict[str, Any]
+    params: dict[str, Any] = field(default_factory=dict)
+    weight: float = 1.0
+    line: int = 0
+
+
+def build_short_body(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """The search body for a short-form line: multi_match (or match_all) plus term filters."""
+    must: list[dict[str, Any]]
+    q = obj.get("q")
+    if q in (None, "", "*"):
+        must = [{"match_all": {}}]
+    elif obj.get("query_string"):
+        must = [{"query_string": {"query": q}}]
+    else:
+        mm: dict[str, Any] = {"query": q}
+        if obj.get("fields"):
+            mm["fields"] = list(obj["fields"])
+        must = [{"multi_match": mm}]
+    filters: list[dict[str, Any]] = []
+    for name, value in (obj.get("filter") or {}).items():
+        filters.append({"terms" if isinstance(value, list) else "term": {name: value}})
+    for name, bounds in (obj.get("range") or {}).items():
+        filters.append({"range": {name: bounds}})
+    body: dict[str, Any] = {"query": {"bool": {"must": must, "filter": filters}} if filters else must[0]}
+    for key in ("size", "from", "sort"):
+        if key in obj:
+            body[key] = obj[key]
+    if "source" in obj:
+        body["_source"] = obj["source"]
+    return body
+
+
+def _check_types(obj: Mapping[str, Any]) -> str | None:
+    if not isinstance(obj.get("index"), str) or not obj["index"]:
+        return '"index" is required and must be a non-empty string'
+    if "id" in obj and not isinstance(obj["id"], (str, int)):
+        return '"id" must be a string or number'
+    if "fields" in obj and not (isinstance(obj["fields"], list) and all(isinstance(f, str) for f in obj["fields"])):
+        return '"fields" must be a list of strings'
+    for key in ("filter", "range", "params"):
+        if key in obj and not isinstance(obj[key], dict):
+            return f'"{key}" must be an object'
+    if "body" in obj and not isinstance(obj["body"], dict):
+        return '"body" must be an object'
+    for key in ("size", "from"):
+        if key in obj and (not isinstance(obj[key], int) or isinstance(obj[key], bool) or obj[key] < 0):
+            return f'"{key}" must be a non-negative integer'
+    if "weight" in obj and (not isinstance(obj["weight"], (int, float)) or obj["weight"] <= 0):
+        return '"weight" must be a positive number'
+    if "q" in obj and not isinstance(obj["q"], str):
+        return '"q" must be a string'
+    return None
+
+
+def parse_query_line(raw: bytes, line: int, source: str) -> QuerySpec | InputError | None:
+    """One line of a query file: a QuerySpec, an InputError, or None for blank and comment lines."""
+    text = raw.strip()
+    if not text or text.startswith(b"#"):
+        return None
+    try:
+        obj = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        return InputError(source, line, f"invalid JSON: {exc.args[0] if exc.args else exc}")
+    if not isinstance(obj, dict):
+        return InputError(source, line, f"expected a JSON object, got {type(obj).__name__}")
+    problem = _check_types(obj)
+    if problem:
+        return InputError(source, line, problem)
+    if "body" in obj:
+        unknown = set(obj) - FULL_KEYS
+        if unknown:
+            return InputError(source, line, f"unknown key(s) next to \"body\": {', '.join(sorted(unknown))}")
+        body = obj["body"]
+    else:
+        unknown = set(obj) - SHORT_KEYS
+        if unknown:
+            return InputError(source, line, f"unknown key(s): {', '.join(sorted(unknown))}")
+        body = build_short_body(obj)
+    params = dict(obj.get("params") or {})
+    bad = set(params) - ALLOWED_PARAMS
+    if bad:
+        return InputError(source, line, f"unknown search parameter(s): {', '.join(sorted(bad))}")
+    return QuerySpec(
+        id=str(obj.get("id", f"line-{line}")),
+        index=obj["index"],
+        body=body,
+        params=params,
+        weight=float(obj.get("weight", 1.0)),
+        line=line,
+    )
+
+
+def read_queries(lines: Iterator[tuple[int, bytes]], source: str) -> Iterator[QuerySpec | InputError]:
+    """Stream a query file: (line number, raw line) in, QuerySpec or InputError out, constant memory."""
+    for number, raw in lines:
+        item = parse_query_line(raw, number, source)
+        if item is not None:
+            yield item

@@ -1,0 +1,225 @@
+"""Settings: one frozen object built once from options, environment and the config file.
+
+Secrets are never taken from argv: they come from environment variables, a 0600 file named in the config, or a
+prompt. The names of every environment variable escli reads are the constants below.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from escli.errors import UsageError
+
+ENV_URL = "ESCLI_URL"
+ENV_URL_FALLBACK = "ELASTICSEARCH_URL"
+ENV_CLUSTER = "ESCLI_CLUSTER"
+ENV_API_KEY = "ESCLI_API_KEY"
+ENV_USERNAME = "ESCLI_USERNAME"
+ENV_PASSWORD = "ESCLI_PASSWORD"
+ENV_CLOUD_ID = "ESCLI_CLOUD_ID"
+ENV_CA_CERTS = "ESCLI_CA_CERTS"
+ENV_CACHE_DIR = "ESCLI_CACHE_DIR"
+ENV_CONFIG = "ESCLI_CONFIG"
+
+DEFAULT_URL = "http://127.0.0.1:9200"
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_MAX_RETRIES = 3
+DEFAULT_CONNECTIONS = 16
+
+
+def config_path(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    if env.get(ENV_CONFIG):
+        return Path(env[ENV_CONFIG])
+    base = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "escli" / "config.toml"
+
+
+def default_cache_dir(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    if env.get(ENV_CACHE_DIR):
+        return Path(env[ENV_CACHE_DIR])
+    base = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "escli"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    api_key: str | None = None
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    cloud_id: str | None = None
+
+    def __repr__(self) -> str:  # never leak a secret through a debug print
+        return f"Credentials(api_key={'***' if self.api_key else None}, username={self.username!r})"
+
+    @property
+    def principal(self) -> str:
+        """Who we are, for cache keys: the user name, or a digest of the API key's id part; never a secret."""
+        if self.username:
+            return f"user:{self.username}"
+        if self.api_key:
+            import hashlib
+
+            return "apikey:" + hashlib.sha256(self.api_key.encode()).hexdigest()[:16]
+        return "anonymous"
+
+
+@dataclass(frozen=True)
+class Settings:
+    urls: tuple[str, ...] = (DEFAULT_URL,)
+    cluster: str | None = None
+    credentials: Credentials = field(default_factory=Credentials)
+    ca_certs: str | None = None
+    verify_certs: bool = True
+    timeout: float = DEFAULT_TIMEOUT
+    max_retries: int = DEFAULT_MAX_RETRIES
+    connections: int = DEFAULT_CONNECTIONS
+    sniff: bool = False
+    output: str | None = None
+    use_cache: bool = True
+    cache_dir: Path = field(default_factory=default_cache_dir)
+    quiet: bool = False
+    verbose: int = 0
+    debug: bool = False
+
+    def with_(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+    @property
+    def identity(self) -> str:
+        """The cluster as the cache sees it: its name or sorted URLs, and who asks."""
+        where = self.cluster or ",".join(sorted(u.rstrip("/") for u in self.urls))
+        return f"{where}|{self.credentials.principal}"
+
+
+def load_config(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{path}: {exc}") from exc
+
+
+def _read_secret_file(path_text: str, what: str, config: Path) -> str:
+    path = Path(path_text).expanduser()
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise UsageError(f"{config}: {what} file {path} cannot be read: {exc.strerror}") from exc
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise UsageError(f"{config}: {what} file {path} must not be readable by others (chmod 600 {path})")
+    return path.read_text().strip()
+
+
+def _secret(table: Mapping[str, Any], key: str, env: Mapping[str, str], config: Path, cluster: str) -> str | None:
+    """A secret named in a cluster table: `<key>_env` names a variable, `<key>_file` a 0600 file."""
+    if f"{key}_env" in table:
+        name = str(table[f"{key}_env"])
+        if name not in env:
+            raise UsageError(f"{config}: [clusters.{cluster}] {key}_env names {name}, which is not set")
+        return env[name]
+    if f"{key}_file" in table:
+        return _read_secret_file(str(table[f"{key}_file"]), key, config)
+    if key in table and key in ("api_key", "password"):
+        raise UsageError(f"{config}: [clusters.{cluster}] {key} must come from {key}_env or {key}_file, not inline")
+    return None
+
+
+def resolve(
+    *,
+    urls: list[str] | None = None,
+    cluster: str | None = None,
+    ca_certs: str | None = None,
+    insecure: bool = False,
+    timeout: float | None = None,
+    max_retries: int | None = None,
+    connections: int | None = None,
+    output: str | None = None,
+    no_cache: bool = False,
+    cache_dir: Path | None = None,
+    quiet: bool = False,
+    verbose: int = 0,
+    debug: bool = False,
+    env: Mapping[str, str] | None = None,
+    prompt_password: bool = True,
+) -> Settings:
+    """Merge options > environment > config file > defaults into one Settings."""
+    env = os.environ if env is None else env
+    cfg_path = config_path(env)
+    config = load_config(cfg_path)
+    clusters: dict[str, Any] = config.get("clusters", {}) or {}
+    name = cluster or env.get(ENV_CLUSTER)
+    if name is None and not urls and not env.get(ENV_URL) and not env.get(ENV_URL_FALLBACK):
+        defaults = [n for n, t in clusters.items() if isinstance(t, dict) and t.get("default")]
+        name = defaults[0] if defaults else None
+    table: dict[str, Any] = {}
+    if name is not None:
+        if name not in clusters:
+            known = ", ".join(sorted(clusters)) or "none"
+            raise UsageError(f"--cluster {name}: no [clusters.{name}] in {cfg_path} (known: {known})")
+        table = clusters[name]
+
+    if urls:
+        final_urls = tuple(urls)
+    elif env.get(ENV_URL) and not cluster:
+        final_urls = tuple(u.strip() for u in env[ENV_URL].split(",") if u.strip())
+    elif table.get("urls") or table.get("url"):
+        raw = table.get("urls") or table.get("url")
+        final_urls = tuple(str(u) for u in (raw if isinstance(raw, list) else [raw]))
+    elif env.get(ENV_URL_FALLBACK):
+        final_urls = tuple(u.strip() for u in env[ENV_URL_FALLBACK].split(",") if u.strip())
+    else:
+        final_urls = (DEFAULT_URL,)
+    for u in final_urls:
+        if not u.startswith(("http://", "https://")):
+            raise UsageError(f"--url {u}: must start with http:// or https://")
+        if "@" in u.split("//", 1)[1].split("/", 1)[0]:
+            raise UsageError("--url: put credentials in the environment or config file, not in the URL")
+
+    creds = Credentials(
+        api_key=env.get(ENV_API_KEY) or _secret(table, "api_key", env, cfg_path, name or ""),
+        username=env.get(ENV_USERNAME) or table.get("username"),
+        password=env.get(ENV_PASSWORD) or _secret(table, "password", env, cfg_path, name or ""),
+        cloud_id=env.get(ENV_CLOUD_ID) or table.get("cloud_id"),
+    )
+    if creds.username and creds.password is None and not creds.api_key and prompt_password:
+        creds = replace(creds, password=_prompt_password(creds.username))
+
+    verify = not insecure and bool(table.get("verify", True))
+    return Settings(
+        urls=final_urls,
+        cluster=name,
+        credentials=creds,
+        ca_certs=ca_certs or env.get(ENV_CA_CERTS) or table.get("ca_certs"),
+        verify_certs=verify,
+        timeout=timeout if timeout is not None else float(table.get("timeout", DEFAULT_TIMEOUT)),
+        max_retries=max_retries if max_retries is not None else int(table.get("max_retries", DEFAULT_MAX_RETRIES)),
+        connections=connections if connections is not None else int(table.get("connections", DEFAULT_CONNECTIONS)),
+        sniff=bool(table.get("sniff", False)),
+        output=output,
+        use_cache=not no_cache,
+        cache_dir=cache_dir or default_cache_dir(env),
+        quiet=quiet,
+        verbose=verbose,
+        debug=debug,
+    )
+
+
+def _prompt_password(username: str) -> str:
+    if not sys.stdin.isatty():
+        raise UsageError(
+            f"no password for user {username}: set {ENV_PASSWORD}, or password_env/password_file in the config"
+        )
+    import getpass
+
+    return getpass.getpass(f"Password for {username}: ")
