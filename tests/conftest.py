@@ -153,12 +153,15 @@ def es_script(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
                           env={**os.environ, **env}, check=False)
 
 
-THREE_NODE_PORT = "9220"
+THREE_NODE_PORT = os.environ.get("ESCLI_TEST_THREE_NODE_PORT", "9220")
 
 
 @pytest.fixture(scope="session")
 def three_nodes() -> Iterator[str]:
-    """A three-node cluster (HTTP 9220-9222) started for this session and stopped after it; yields its URL."""
+    """A three-node cluster (HTTP 9220-9222) started for this session and stopped after it; yields its URL.
+
+    A test that stops one of its nodes must start it again (es_script("start-node", "N", ...)) and wait for green.
+    """
     env = {"NODES": "3", "ES_PORT": THREE_NODE_PORT, "ES_HEAP": "512m"}
     started = es_script("up", **env)
     if started.returncode != 0:
