@@ -6,15 +6,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
 ES8_VERSION=${ES8_VERSION:-8.19.21}
-scripts/es.sh up >/dev/null
-ES_VERSION=$ES8_VERSION ES_PORT=9250 ES_HEAP=512m scripts/es.sh up >/dev/null
-SECURE=1 TLS=1 ES_PORT=9210 ES_HEAP=512m scripts/es.sh up >/dev/null
-export ESCLI_TEST_URL=${ESCLI_TEST_URL:-http://127.0.0.1:9200}
-export ESCLI_TEST_ES8_URL=${ESCLI_TEST_ES8_URL:-http://127.0.0.1:9250}
-export ESCLI_TEST_SECURE_URL=${ESCLI_TEST_SECURE_URL:-https://127.0.0.1:9210}
-export ESCLI_TEST_SECURE_DIR=${ESCLI_TEST_SECURE_DIR:-$PWD/.cache/es/run/9210}
+# Ports can be moved (e.g. to run a second copy of the suite beside a running one).
+MAIN_PORT=${MAIN_PORT:-9200}
+ES8_PORT=${ES8_PORT:-9250}
+SECURE_PORT=${SECURE_PORT:-9210}
+ES_PORT=$MAIN_PORT scripts/es.sh up >/dev/null
+ES_VERSION=$ES8_VERSION ES_PORT=$ES8_PORT ES_HEAP=512m scripts/es.sh up >/dev/null
+SECURE=1 TLS=1 ES_PORT=$SECURE_PORT ES_HEAP=512m scripts/es.sh up >/dev/null
+export ESCLI_TEST_URL=http://127.0.0.1:$MAIN_PORT
+export ESCLI_TEST_ES8_URL=http://127.0.0.1:$ES8_PORT
+export ESCLI_TEST_SECURE_URL=https://127.0.0.1:$SECURE_PORT
+export ESCLI_TEST_SECURE_DIR=$PWD/.cache/es/run/$SECURE_PORT
 export ESCLI_TEST_ES8_VERSION=$ES8_VERSION
-DOCS=${DOCS:-20000} scripts/sample_data.sh
+ES_URL=$ESCLI_TEST_URL DOCS=${DOCS:-20000} scripts/sample_data.sh
 set +e
 $BIN/python -m pytest "$@"
 rc=$?
