@@ -5,6 +5,7 @@
 #   scripts/es.sh down    stops the cluster this script started on ES_PORT (or every one with ALL=1)
 #   scripts/es.sh status  prints the URL and pids of the cluster on ES_PORT
 #   scripts/es.sh fetch   downloads and unpacks the distribution only
+#   scripts/es.sh rundir  prints where the cluster on ES_PORT keeps its config, data, logs and password
 #
 # The distribution is Elasticsearch's integ-test-zip from Maven Central (a real server, no bundled JDK),
 # fetched with Maven so the normal repository settings apply, and kept under .cache/ (git-ignored).
@@ -20,14 +21,33 @@ TLS=${TLS:-0}
 ES_HEAP=${ES_HEAP:-1g}
 ES_USER=${ES_USER:-escli-es}
 ES_WAIT_SECONDS=${ES_WAIT_SECONDS:-180}
-CACHE_DIR=${ESCLI_ES_CACHE:-$REPO_ROOT/.cache/es}
-DIST_DIR="$CACHE_DIR/dist/elasticsearch-$ES_VERSION"
-RUN_DIR="$CACHE_DIR/run/$ES_PORT"
 ES_MAJOR=${ES_VERSION%%.*}
 [ "$TLS" = 1 ] && SECURE=1
 
 log() { printf 'es.sh: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
+
+ensure_user() {
+  [ "$(id -u)" = 0 ] || return 0
+  id "$ES_USER" >/dev/null 2>&1 && return 0
+  log "creating system user $ES_USER (Elasticsearch refuses to run as root)"
+  useradd --system --no-create-home --shell /usr/sbin/nologin "$ES_USER"
+}
+
+choose_cache_dir() {
+  # The engine's user must reach the distribution and its data through every parent directory. A checkout
+  # under a private home (e.g. /root) cannot be reached, so the engine then lives under /var/tmp instead.
+  CACHE_DIR=${ESCLI_ES_CACHE:-$REPO_ROOT/.cache/es}
+  if [ -z "${ESCLI_ES_CACHE:-}" ] && [ "$(id -u)" = 0 ]; then
+    ensure_user
+    if ! su "$ES_USER" -s /bin/bash -c "test -x '$REPO_ROOT'" 2>/dev/null; then
+      CACHE_DIR=/var/tmp/escli-es/$(printf '%s' "$REPO_ROOT" | md5sum | cut -c1-12)
+    fi
+  fi
+  DIST_DIR="$CACHE_DIR/dist/elasticsearch-$ES_VERSION"
+  RUN_DIR="$CACHE_DIR/run/$ES_PORT"
+}
+choose_cache_dir
 
 java_home() {
   # Elasticsearch 9 needs Java 21+; 8.x runs on 17. Prefer an explicit ES_JAVA_HOME.
@@ -53,13 +73,6 @@ as_es_user() {
   fi
 }
 
-ensure_user() {
-  [ "$(id -u)" = 0 ] || return 0
-  id "$ES_USER" >/dev/null 2>&1 && return 0
-  log "creating system user $ES_USER (Elasticsearch refuses to run as root)"
-  useradd --system --no-create-home --shell /usr/sbin/nologin "$ES_USER"
-}
-
 fetch() {
   [ -x "$DIST_DIR/bin/elasticsearch" ] && return 0
   command -v mvn >/dev/null || die "mvn is needed to fetch Elasticsearch"
@@ -68,7 +81,7 @@ fetch() {
   mkdir -p "$dl" "$CACHE_DIR/dist"
   if [ ! -s "$dl/elasticsearch-$ES_VERSION.zip" ]; then
     log "fetching $artifact with Maven"
-    mvn -q -B dependency:copy -Dartifact="$artifact" -DoutputDirectory="$dl" -Dmdep.overWriteIfNewer=true >&2 \
+    mvn -q -B -Dstyle.color=never dependency:copy -Dartifact="$artifact" -DoutputDirectory="$dl" -Dmdep.overWriteIfNewer=true >&2 \
       || die "could not fetch $artifact"
   fi
   local tmp
@@ -315,6 +328,7 @@ case "${1:-}" in
   down) down ;;
   status) status ;;
   fetch) fetch ;;
+  rundir) echo "$RUN_DIR" ;;
   stop-node) stop_node "${2:?node index}" ;;
   start-node) start_node "${2:?node index}" ;;
   *) echo "usage: $0 up|down|status|fetch|stop-node N|start-node N" >&2; exit 2 ;;

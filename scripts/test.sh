@@ -16,7 +16,7 @@ SECURE=1 TLS=1 ES_PORT=$SECURE_PORT ES_HEAP=512m scripts/es.sh up >/dev/null
 export ESCLI_TEST_URL=http://127.0.0.1:$MAIN_PORT
 export ESCLI_TEST_ES8_URL=http://127.0.0.1:$ES8_PORT
 export ESCLI_TEST_SECURE_URL=https://127.0.0.1:$SECURE_PORT
-export ESCLI_TEST_SECURE_DIR=$PWD/.cache/es/run/$SECURE_PORT
+export ESCLI_TEST_SECURE_DIR=$(ES_PORT=$SECURE_PORT scripts/es.sh rundir)
 export ESCLI_TEST_ES8_VERSION=$ES8_VERSION
 ES_URL=$ESCLI_TEST_URL DOCS=${DOCS:-20000} scripts/sample_data.sh
 set +e
