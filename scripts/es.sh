@@ -187,7 +187,8 @@ write_node_config() { # write_node_config INDEX
 }
 
 start_node() { # start_node INDEX
-  local i=$1 dir="$RUN_DIR/node-$i"
+  local i=$1
+  local dir="$RUN_DIR/node-$i"  # a separate `local`: $i is not set yet while one `local` expands its words
   rm -f "$dir/pid"
   as_es_user "cd '$dir' && ES_JAVA_HOME='$(java_home)' ES_PATH_CONF='$dir/config' \
     '$DIST_DIR/bin/elasticsearch' -d -p '$dir/pid' >'$dir/logs/startup.out' 2>&1" || {
@@ -240,6 +241,7 @@ up() {
   fi
   # A cluster's data is tied to its shape: start from scratch when the settings changed.
   if [ ! -f "$RUN_DIR/settings" ] || [ "$(cat "$RUN_DIR/settings")" != "$(settings_line)" ]; then
+    [ -f "$RUN_DIR/settings" ] && log "settings changed ($(cat "$RUN_DIR/settings") -> $(settings_line)): fresh data directory"
     rm -rf "${RUN_DIR:?}"/node-* "$RUN_DIR/tls" "$RUN_DIR/elastic-password"
   fi
   settings_line >"$RUN_DIR/settings"

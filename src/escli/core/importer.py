@@ -47,6 +47,15 @@ class Doc:
     source: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A document on its way: only its encoded bytes are kept, the parsed object is dropped at once."""
+
+    line: int
+    id: str | None
+    encoded: bytes
+
+
 @dataclass
 class ImportResult:
     index: str
@@ -166,15 +175,15 @@ def parse_csv(fh: IO[bytes], source: str, id_field: str | None) -> Iterator[Doc 
 
 
 def read_chunks(docs: Iterator[Doc | InputError], chunk_size: int, on_bad: Callable[[InputError], None]
-                ) -> Iterator[list[tuple[Doc, bytes]]]:
-    chunk: list[tuple[Doc, bytes]] = []
+                ) -> Iterator[list[Pending]]:
+    chunk: list[Pending] = []
     size = 0
     for item in docs:
         if isinstance(item, InputError):
             on_bad(item)
             continue
         encoded = orjson.dumps(item.source)
-        chunk.append((item, encoded))
+        chunk.append(Pending(item.line, item.id, encoded))
         size += len(encoded)
         if len(chunk) >= chunk_size or size >= MAX_CHUNK_BYTES:
             yield chunk
@@ -183,13 +192,13 @@ def read_chunks(docs: Iterator[Doc | InputError], chunk_size: int, on_bad: Calla
         yield chunk
 
 
-def bulk_body(index: str, chunk: list[tuple[Doc, bytes]]) -> bytes:
+def bulk_body(index: str, chunk: list[Pending]) -> bytes:
     body = bytearray()
-    for doc, encoded in chunk:
+    for doc in chunk:
         action: dict[str, Any] = {"_index": index}
         if doc.id is not None:
             action["_id"] = doc.id
-        body += b'{"index":' + orjson.dumps(action) + b"}\n" + encoded + b"\n"
+        body += b'{"index":' + orjson.dumps(action) + b"}\n" + doc.encoded + b"\n"
     return bytes(body)
 
 
@@ -240,7 +249,8 @@ async def run_import(
 ) -> ImportResult:
     result = ImportResult(opts.index)
     started = time.monotonic()
-    queue: asyncio.Queue[list[tuple[Doc, bytes]] | None] = asyncio.Queue(maxsize=opts.concurrency * 2)
+    # At most `concurrency` chunks wait while `concurrency` are in flight: memory is bounded by the chunk size.
+    queue: asyncio.Queue[list[Pending] | None] = asyncio.Queue(maxsize=opts.concurrency)
 
     def bad(err: InputError) -> None:
         result.bad_lines += 1
@@ -275,7 +285,7 @@ async def run_import(
     return result
 
 
-async def _send_chunk(client: AsyncElasticsearch, opts: ImportOptions, chunk: list[tuple[Doc, bytes]],
+async def _send_chunk(client: AsyncElasticsearch, opts: ImportOptions, chunk: list[Pending],
                       result: ImportResult, errors: ErrorSink) -> None:
     pending = chunk
     for attempt in range(opts.item_retries + 1):
@@ -283,14 +293,14 @@ async def _send_chunk(client: AsyncElasticsearch, opts: ImportOptions, chunk: li
         if not resp.get("errors"):
             result.imported += len(pending)
             return
-        retry: list[tuple[Doc, bytes]] = []
-        for (doc, encoded), item in zip(pending, resp["items"], strict=True):
+        retry: list[Pending] = []
+        for doc, item in zip(pending, resp["items"], strict=True):
             outcome = next(iter(item.values()))
             status = int(outcome.get("status", 500))
             if status < 300:
                 result.imported += 1
             elif status in RETRYABLE_ITEM_STATUS and attempt < opts.item_retries:
-                retry.append((doc, encoded))
+                retry.append(doc)
             else:
                 result.failed += 1
                 error = outcome.get("error") or {}
@@ -298,7 +308,7 @@ async def _send_chunk(client: AsyncElasticsearch, opts: ImportOptions, chunk: li
                     result.errors_sample.append(
                         f"{opts.source}:{doc.line}: {error.get('type', status)}: {error.get('reason', '')}")
                 errors.write({"source": opts.source, "line": doc.line, "_id": doc.id, "status": status,
-                              "error": error, "document": orjson.loads(encoded)})
+                              "error": error, "document": orjson.loads(doc.encoded)})
         if not retry:
             return
         pending = retry
