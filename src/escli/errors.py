@@ -66,13 +66,22 @@ class PartialFailure(EscliError):
     exit_code = ExitCode.PARTIAL
 
 
+# What to check, added to the one line for statuses whose cause is on the user's side.
+STATUS_HINTS = {
+    401: " (check the credentials: ESCLI_API_KEY, ESCLI_USERNAME/ESCLI_PASSWORD, or the cluster's entry in the "
+         "config file)",
+    403: " (the credentials lack a privilege this request needs)",
+}
+
+
 def _es_error_classes() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
     """(connection-level errors, API errors) of the client, if it was imported at all."""
     conn: list[type[BaseException]] = []
     api: list[type[BaseException]] = []
     et = sys.modules.get("elastic_transport")
     if et is not None:
-        conn.append(et.ConnectionError)  # includes ConnectionTimeout and TLS errors
+        # ConnectionError covers refused connections and TLS errors; ConnectionTimeout is a separate class.
+        conn.extend((et.ConnectionError, et.ConnectionTimeout))
     es_exc = sys.modules.get("elasticsearch.exceptions")
     if es_exc is not None:
         api.append(es_exc.ApiError)
@@ -104,10 +113,12 @@ def translate(exc: BaseException) -> BaseException:
         return exc
     conn, api = _es_error_classes()
     if conn and isinstance(exc, conn):
-        new: EscliError = UnreachableError(f"cluster unreachable: {_connection_reason(exc)}")
+        what = "no answer within the timeout" if type(exc).__name__ == "ConnectionTimeout" else "cluster unreachable"
+        new: EscliError = UnreachableError(f"{what}: {_connection_reason(exc)}")
     elif api and isinstance(exc, api):
         status, etype, reason = api_error_summary(exc)
-        new = RefusedError(f"Elasticsearch refused the request ({status} {etype}): {reason}", status,
+        hint = STATUS_HINTS.get(status or 0, "")
+        new = RefusedError(f"Elasticsearch refused the request ({status} {etype}): {reason}{hint}", status,
                            getattr(exc, "body", None))
     else:
         return exc

@@ -1,14 +1,13 @@
 """The root Typer app: global options, the command list, and the one place errors become exit codes."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: Typer would evaluate the root callback's string annotations on every run.
 import sys
 from typing import Annotated
 
 import typer
 
 from escli import __version__
-from escli.cli import commands
+from escli.cli import coercion, commands
 from escli.cli.common import (
     AppContext,
     CacheDirOpt,
@@ -27,12 +26,18 @@ from escli.cli.common import (
     app_context,
 )
 
+coercion.install()  # plain conversions for str/int/float/bool/Path options: no pydantic on the way in
+
 app = typer.Typer(
     name="escli",
     help="A fast, dependable command-line search toolkit for Elasticsearch.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
+    # Commands are built on first use (commands.LazyGroup), and help is plain text: typer's rich help imports
+    # rich.markdown and builds every command, which made `escli --help` 3x slower than importing typer.
+    cls=commands.LazyGroup,
+    rich_markup_mode=None,
 )
 
 
@@ -65,8 +70,6 @@ def root(
     app_ctx.options.update({k: v for k, v in locals().items() if k not in ("ctx", "app_ctx", "version")})
 
 
-commands.register_all(app)
-
 
 def run(argv: list[str] | None = None, app_ctx: AppContext | None = None) -> int:
     """Run the CLI; returns (and, from the console script, exits with) the exit code."""
@@ -77,7 +80,12 @@ def run(argv: list[str] | None = None, app_ctx: AppContext | None = None) -> int
     code: int = ExitCode.OK
     try:
         command = typer.main.get_command(app)
-        command.main(args=args, prog_name="escli", standalone_mode=False, obj=ctx_obj)
+        rv = command.main(args=args, prog_name="escli", standalone_mode=False, obj=ctx_obj)
+        # typer turns Ctrl-C and typer.Exit(n) inside a command into a returned exit code in this mode
+        if isinstance(rv, int) and not isinstance(rv, bool):
+            code = rv
+            if code == ExitCode.INTERRUPTED:
+                ctx_obj.messages.error("interrupted")
     except typer.Exit as exc:
         code = exc.exit_code
     except typer.Abort:
@@ -92,7 +100,9 @@ def run(argv: list[str] | None = None, app_ctx: AppContext | None = None) -> int
     except BrokenPipeError:
         code = _closed_pipe()
     except BaseException as exc:
-        if isinstance(exc, SystemExit):
+        if isinstance(exc, SystemExit) and isinstance(exc.__context__, BrokenPipeError):
+            code = _closed_pipe()  # typer's own EPIPE handling exits 1; a closed pipe is not a failure
+        elif isinstance(exc, SystemExit):
             code = exc.code if isinstance(exc.code, int) else ExitCode.PARTIAL
         else:
             code = exit_code_for(exc)

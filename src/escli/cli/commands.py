@@ -1,12 +1,116 @@
-"""The command list. Each command's module is imported here, but none imports the client at module level."""
+"""The command list. Each command's module is imported here, but none imports the client at module level.
+
+Commands are built lazily: `LazyGroup` (the root group's class) turns only the invoked command into a click
+command. Typer builds a command by evaluating every parameter annotation of its function (global options
+included), which for all commands costs more than importing typer; `escli --help` lists the commands from their
+registered help text without building any of them, and `escli search ...` builds only search. Each module keeps
+its `register(app)` function: it is called on a small Typer of its own when its command is first needed.
+"""
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 import typer
+from typer.core import TyperGroup
+
+# name on the command line -> module in escli.cli, in the order `escli --help` lists them
+COMMAND_MODULES: dict[str, str] = {
+    "search": "search", "batch": "batch", "export": "export", "import": "import_", "warm-cache": "warm_cache",
+    "health": "health", "profile": "profile", "cache": "cache",
+}
 
 
 def register_all(app: typer.Typer) -> None:
-    from escli.cli import batch, cache, export, health, import_, profile, search, warm_cache
+    """Register every command eagerly on `app` (for tools that want the whole tree at once)."""
+    for module in COMMAND_MODULES.values():
+        importlib.import_module(f"escli.cli.{module}").register(app)
 
-    for module in (search, batch, export, import_, warm_cache, health, profile, cache):
-        module.register(app)
+
+def _sub_app(module: str) -> typer.Typer:
+    sub = typer.Typer()
+    importlib.import_module(f"escli.cli.{module}").register(sub)
+    return sub
+
+
+def _command_name(info: Any) -> str:
+    from typer.main import get_command_name
+
+    return str(info.name or get_command_name(info.callback.__name__))
+
+
+class LazyGroup(TyperGroup):
+    """A TyperGroup whose subcommands are registered and built on first use."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(dict.fromkeys([*COMMAND_MODULES, *self.commands]))
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name in self.commands:
+            return self.commands[cmd_name]
+        module = COMMAND_MODULES.get(cmd_name)
+        if module is None:
+            return None
+        from typer.main import get_command_from_info, get_group_from_info
+
+        sub = _sub_app(module)
+        for info in sub.registered_commands:
+            if _command_name(info) == cmd_name:
+                self.commands[cmd_name] = get_command_from_info(
+                    info, pretty_exceptions_short=True, rich_markup_mode=self.rich_markup_mode)
+        for group in sub.registered_groups:
+            if group.name == cmd_name:
+                self.commands[cmd_name] = get_group_from_info(
+                    group, pretty_exceptions_short=True, rich_markup_mode=self.rich_markup_mode,
+                    suggest_commands=True)
+        return self.commands.get(cmd_name)
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        from typer._click.exceptions import UsageError
+
+        try:
+            return super().resolve_command(ctx, args)
+        except UsageError as exc:  # Typer suggests from built commands only; these are built lazily
+            if args and "Did you mean" not in exc.message:
+                from difflib import get_close_matches
+
+                matches = get_close_matches(args[0], self.list_commands(ctx))
+                if matches:
+                    exc.message = exc.message.rstrip(".") + ". Did you mean " + ", ".join(map(repr, matches)) + "?"
+            raise
+
+    def _short_help(self, cmd_name: str, limit: int) -> str | None:
+        """A command's one-line help from its registration, without building it (None: hidden or unknown)."""
+        from typer._click.utils import make_default_short_help
+        from typer.main import solve_typer_info_help
+
+        if cmd_name in self.commands:
+            cmd = self.commands[cmd_name]
+            return None if cmd.hidden else str(cmd.get_short_help_str(limit))
+        module = COMMAND_MODULES.get(cmd_name)
+        if module is None:
+            return None
+        sub = _sub_app(module)
+        for info in sub.registered_commands:
+            if _command_name(info) == cmd_name:
+                if info.hidden:
+                    return None
+                text = info.short_help or info.help or (info.callback.__doc__ if info.callback else "") or ""
+                return str(make_default_short_help(text, limit))
+        for group in sub.registered_groups:
+            if group.name == cmd_name:
+                return str(make_default_short_help(solve_typer_info_help(group), limit))
+        return None
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        rows = []
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max((len(n) for n in names), default=0)
+        for name in names:
+            text = self._short_help(name, limit)
+            if text is not None:
+                rows.append((name, text))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)

@@ -29,26 +29,28 @@ PANEL = "Global options"
 UrlOpt = Annotated[
     list[str] | None,
     typer.Option("--url", "-u", help="Elasticsearch URL (repeatable) [env: ESCLI_URL, ELASTICSEARCH_URL]",
-                 rich_help_panel=PANEL, show_default=False),
+                 rich_help_panel=PANEL, show_default=False, metavar="URL"),
 ]
 ClusterOpt = Annotated[str | None, typer.Option("--cluster", "-c", help="Named cluster from the config file "
-                                                "[env: ESCLI_CLUSTER]", rich_help_panel=PANEL, show_default=False)]
-CaOpt = Annotated[str | None, typer.Option("--ca-certs", help="CA bundle for TLS verification",
+                                                "[env: ESCLI_CLUSTER]", rich_help_panel=PANEL, show_default=False,
+                                                metavar="NAME")]
+CaOpt = Annotated[str | None, typer.Option("--ca-certs", metavar="FILE", help="CA bundle for TLS verification",
                                            rich_help_panel=PANEL, show_default=False)]
 InsecureOpt = Annotated[bool | None, typer.Option("--insecure", help="Skip TLS verification (warns)",
                                                   rich_help_panel=PANEL, show_default=False)]
 TimeoutOpt = Annotated[float | None, typer.Option("--timeout", help="Request timeout in seconds [default: 30]",
-                                                  rich_help_panel=PANEL, show_default=False)]
+                                                  rich_help_panel=PANEL, show_default=False, metavar="SECONDS")]
 RetriesOpt = Annotated[int | None, typer.Option("--max-retries", help="Retries on 429/502/503/504 and connection "
-                                                "errors [default: 3]", rich_help_panel=PANEL, show_default=False)]
-ConnOpt = Annotated[int | None, typer.Option("--connections", help="Connections per node [default: 16]",
+                                                "errors [default: 3]", rich_help_panel=PANEL, show_default=False,
+                                                metavar="N")]
+ConnOpt = Annotated[int | None, typer.Option("--connections", metavar="N", help="Connections per node [default: 16]",
                                              rich_help_panel=PANEL, show_default=False)]
 OutputOpt = Annotated[str | None, typer.Option("--output", "-o", help="table|json|ndjson|csv [default: table on a "
                                                "terminal, ndjson when piped]", rich_help_panel=PANEL,
-                                               show_default=False)]
+                                               show_default=False, metavar="FORMAT")]
 NoCacheOpt = Annotated[bool | None, typer.Option("--no-cache", help="Bypass the on-disk cache",
                                                  rich_help_panel=PANEL, show_default=False)]
-CacheDirOpt = Annotated[Path | None, typer.Option("--cache-dir", help="Cache directory [default: "
+CacheDirOpt = Annotated[Path | None, typer.Option("--cache-dir", metavar="DIR", help="Cache directory [default: "
                                                   "$XDG_CACHE_HOME/escli]", rich_help_panel=PANEL,
                                                   show_default=False)]
 QuietOpt = Annotated[bool | None, typer.Option("--quiet", "-q", help="Only errors on stderr", rich_help_panel=PANEL,

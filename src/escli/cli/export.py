@@ -1,11 +1,252 @@
-"""`escli export`: not built yet (issue 5)."""
+"""`escli export INDEX`: every matching document as ndjson, csv or json, to stdout or a file; resumable."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
 import typer
 
-from escli.cli.common import register_placeholder
+from escli.cli.common import app_context, global_options, run_async
+
+if TYPE_CHECKING:
+    from escli.core.export import Checkpoint, ExportRequest
+    from escli.output.formats import Format
+
+KEEP_ALIVE = re.compile(r"^\d+(d|h|m|s|ms)$")
 
 
 def register(app: typer.Typer) -> None:
-    register_placeholder(app, "export", "Export every matching document as ndjson, csv or json", "issue 5")
+    app.command("export", help="Export every matching document as ndjson, csv or json (point in time + "
+                "search_after, parallel slices, resumable).")(export_command)
+
+
+def _format_for(explicit: str | None, global_output: str | None, out: Path | None) -> Format:
+    from escli.errors import UsageError
+    from escli.output.formats import Format
+
+    choices = (Format.NDJSON, Format.CSV, Format.JSON)
+    if explicit:
+        try:
+            fmt = Format(explicit.lower())
+        except ValueError:
+            fmt = Format.TABLE
+        if fmt not in choices:
+            raise UsageError(f"--format {explicit}: choose ndjson, csv or json")
+        return fmt
+    if out is not None:
+        suffix = out.name.removesuffix(".gz").rsplit(".", 1)[-1].lower()
+        for fmt in choices:
+            if suffix == fmt.value or (fmt is Format.NDJSON and suffix == "jsonl"):
+                return fmt
+    if global_output and global_output.lower() in ("ndjson", "csv", "json"):
+        return Format(global_output.lower())
+    return Format.NDJSON
+
+
+def expand_fields(fields: list[str], mapped: list[str]) -> list[str]:
+    """CSV columns for --fields: an object field or a pattern becomes the mapped leaves under it, in order;
+    a field the mapping does not know stays a column of its own."""
+    from fnmatch import fnmatchcase
+
+    columns: dict[str, None] = {}
+    for f in fields:
+        leaves = [c for c in mapped if c == f or c.startswith(f + ".") or ("*" in f and fnmatchcase(c, f))]
+        columns.update(dict.fromkeys(leaves or [f]))
+    return list(columns)
+
+
+def _slices(value: str) -> int | None:
+    from escli.errors import UsageError
+
+    if value.lower() == "auto":
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise UsageError(f"--slices {value}: a positive number or auto")
+    return n
+
+
+def _read_body(body: str) -> dict[str, Any]:
+    import orjson
+
+    from escli.core.export import check_body
+    from escli.errors import UsageError
+    from escli.inputs import open_input, source_name
+
+    with open_input(body) as fh:
+        raw = fh.read()
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise UsageError(f"--body {source_name(body)}: invalid JSON: {exc}") from exc
+    return check_body(data, source_name(body))
+
+
+@global_options
+def export_command(
+    ctx: typer.Context,
+    index: Annotated[str, typer.Argument(help="Index, alias or pattern to export")],
+    query: Annotated[str | None, typer.Option("--query", help="Lucene query string (query_string syntax), e.g. "
+                                              "'category:laptops AND price:>100'", show_default=False)] = None,
+    body: Annotated[str | None, typer.Option("--body", help="Search body FILE (or -): query, _source, sort, "
+                                             "runtime_mappings", show_default=False)] = None,
+    format: Annotated[str | None, typer.Option("--format", "-F", help="ndjson|csv|json [default: from --out's "
+                                               "suffix, else ndjson]", show_default=False)] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write to FILE (temporary name, renamed on success; "
+                                             ".gz compresses) instead of stdout", show_default=False)] = None,
+    fields: Annotated[str | None, typer.Option("--fields", help="Only these fields, comma-separated (dots for "
+                                               "nested: a,b.c); also the CSV columns", show_default=False)] = None,
+    slices: Annotated[str, typer.Option("--slices", help="Parallel slices: N, or auto (one per shard, at most "
+                                        "8)")] = "auto",
+    page_size: Annotated[int, typer.Option("--page-size", min=1, max=10000, help="Documents per request")] = 1000,
+    max_docs: Annotated[int | None, typer.Option("--max-docs", min=0, help="Stop after exactly N documents",
+                                                 show_default=False)] = None,
+    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help="Record progress in FILE after every page "
+                                                    "(needs --out)", show_default=False)] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the export recorded in --checkpoint")] = False,
+    keep_alive: Annotated[str, typer.Option("--keep-alive", help="How long the point in time lives between "
+                                            "requests")] = "5m",
+    method: Annotated[str, typer.Option("--method", help="auto|pit|scroll (scroll only where PIT is "
+                                        "unavailable)")] = "auto",
+    source_only: Annotated[bool, typer.Option("--source-only", help="Write bare _source documents (no _index/_id; "
+                                              "no _id column in CSV)")] = False,
+    excel_safe: Annotated[bool, typer.Option("--excel-safe", help="CSV: prefix text cells starting with = + - @ "
+                                             "with ' so spreadsheets do not run them")] = False,
+) -> None:
+    from escli.errors import UsageError
+
+    app = app_context(ctx)
+    if method not in ("auto", "pit", "scroll"):
+        raise UsageError(f"--method {method}: choose auto, pit or scroll")
+    if not KEEP_ALIVE.match(keep_alive):
+        raise UsageError(f"--keep-alive {keep_alive}: a duration such as 30s, 5m or 1h")
+    if resume and checkpoint is None:
+        raise UsageError("--resume needs --checkpoint FILE")
+    if checkpoint is not None and out is None:
+        raise UsageError("--checkpoint needs --out FILE (stdout cannot be rewound to the checkpoint)")
+    if out is not None and out.is_dir():
+        raise UsageError(f"--out {out}: is a directory")
+    if out is not None and not out.parent.exists():
+        raise UsageError(f"--out {out}: directory {out.parent} does not exist")
+    fmt = _format_for(format, app.options.get("output"), out)
+    field_list = [f.strip() for f in fields.split(",") if f.strip()] if fields else None
+    if fields is not None and not field_list:
+        raise UsageError("--fields: give at least one field name")
+
+    from escli.core.export import Checkpoint, ExportRequest
+
+    if resume:
+        assert checkpoint is not None
+        cp = Checkpoint.load(checkpoint)
+        req, fmt = _resumed_request(cp, index, out, fmt, format, page_size, checkpoint)
+        source_only = bool(cp.request.get("source_only"))
+        excel_safe = bool(cp.request.get("excel_safe"))
+    else:
+        query_clause = {"query_string": {"query": query}} if query else None
+        req = ExportRequest(index=index, query=query_clause, body=_read_body(body) if body else {},
+                            fields=field_list, page_size=page_size, slices=_slices(slices), max_docs=max_docs,
+                            keep_alive=keep_alive, method=method)
+        cp = Checkpoint(path=checkpoint)
+        cp.request = {"index": index, "query": query_clause, "body": req.body, "fields": field_list,
+                      "max_docs": max_docs, "keep_alive": keep_alive, "source_only": source_only,
+                      "excel_safe": excel_safe, "format": fmt.value, "slices": req.slices}
+        cp.output = {"path": str(out) if out else None}
+    _run(app, req, cp, fmt, out, source_only, excel_safe, resume)
+
+
+def _resumed_request(cp: Checkpoint, index: str, out: Path | None, fmt: Format, explicit_format: str | None,
+                     page_size: int, path: Path) -> tuple[ExportRequest, Format]:
+    from escli.core.export import ExportRequest
+    from escli.errors import UsageError
+    from escli.output.formats import Format
+
+    r = cp.request
+    if r.get("index") != index:
+        raise UsageError(f"--checkpoint {path}: it records an export of {r.get('index')}, not {index}")
+    if cp.output.get("path") != str(out):
+        raise UsageError(f"--out {out}: the checkpoint {path} writes {cp.output.get('path')}")
+    recorded = Format(r.get("format", "ndjson"))
+    if explicit_format and recorded is not fmt:
+        raise UsageError(f"--format {explicit_format}: the checkpoint {path} writes {recorded.value}")
+    if cp.status == "done":
+        raise UsageError(f"--checkpoint {path}: that export already finished")
+    req = ExportRequest(index=index, query=r.get("query"), body=r.get("body") or {}, fields=r.get("fields"),
+                        page_size=page_size, slices=r.get("slices"), max_docs=r.get("max_docs"),
+                        keep_alive=str(r.get("keep_alive", "5m")), method=cp.method)
+    return req, recorded
+
+
+def _run(app: Any, req: ExportRequest, cp: Checkpoint, fmt: Format, out: Path | None, source_only: bool,
+         excel_safe: bool, resume: bool) -> None:
+    import asyncio
+
+    from escli.core.export import ExportResult, count_matching, index_mappings, run_export
+    from escli.es.client import open_client
+    from escli.output.flatten import mapping_columns
+    from escli.output.formats import Format
+    from escli.output.writers import HitSink, OutputTarget
+
+    msgs = app.messages
+    settings = app.settings
+    total_slices = req.slices or 8
+    state: dict[str, Any] = {"target": None}
+    show_progress = msgs.err_is_tty and not msgs.quiet
+
+    async def main() -> ExportResult:
+        async with open_client(settings, concurrency=total_slices + 2) as client:
+            columns: list[str] = []
+            if fmt is Format.CSV:
+                if "columns" in cp.request:
+                    columns = list(cp.request["columns"])
+                else:
+                    seen: dict[str, None] = {}
+                    for props in await index_mappings(client, req.index):
+                        seen.update(dict.fromkeys(mapping_columns(props)))
+                    columns = expand_fields(req.fields, list(seen)) if req.fields else list(seen)
+                cp.request["columns"] = columns
+            resume_bytes = cp.sink.get("bytes") if resume and cp.sink.get("bytes") else None
+            target = OutputTarget(out, app.stdout, resume_bytes=resume_bytes)
+            state["target"] = target
+            sink = HitSink(fmt, target, columns, source_only=source_only, excel_safe=excel_safe,
+                           rows_before=int(cp.sink.get("rows", 0)) if resume_bytes else 0,
+                           resumed=resume_bytes is not None)
+            if resume_bytes is None:
+                cp.written = 0
+                for s in cp.slices:
+                    s.after, s.done, s.written = None, False, 0
+                if resume:
+                    cp.slices = []
+            total = await count_matching(client, req) if show_progress else None
+            with msgs.progress(f"export {req.index}", total=total) as bar:
+                if resume and cp.written:
+                    bar.advance(cp.written)
+                result = await run_export(client, req, cp, sink, bar.advance, msgs.detail)
+            sink.finish()
+            state["target"] = None
+            return result
+
+    try:
+        result = run_async(main())
+    except BaseException as exc:
+        target = state["target"]
+        keep = cp.path is not None
+        if target is not None:
+            target.abort(keep=keep)
+        if isinstance(exc, KeyboardInterrupt | asyncio.CancelledError) and keep:
+            msgs.error(f"interrupted after {cp.written} documents; checkpoint saved to {cp.path}: run the same "
+                       "command with --resume to continue")
+            raise KeyboardInterrupt from None
+        raise
+    if cp.path is not None:
+        cp.path.unlink(missing_ok=True)
+    rate = result.written / result.seconds if result.seconds else 0.0
+    where = f" to {out}" if out else ""
+    extra = f"; point in time reopened {result.pit_reopened}x" if result.pit_reopened else ""
+    msgs.info(f"exported {result.written} documents from {req.index}{where} in {result.seconds:.2f}s "
+              f"({rate:,.0f} docs/s, {result.slices} slice{'s' if result.slices != 1 else ''}, "
+              f"{result.method}{extra})")

@@ -1,11 +1,121 @@
-"""`escli health`: not built yet (issue 6)."""
+"""`escli health`: cluster health for people (table) and monitoring (json, nagios, prometheus).
+
+Exit codes follow Nagios, whatever the format: 0 OK (green), 1 WARNING (yellow), 2 CRITICAL (red),
+3 UNKNOWN (unreachable or refused within the timeout); with --all, the worst of them.
+"""
 
 from __future__ import annotations
 
+from typing import Annotated, Any
+
 import typer
 
-from escli.cli.common import register_placeholder
+from escli.cli.common import app_context, global_options, run_async
+
+FORMATS = ("table", "json", "nagios", "prometheus")
 
 
 def register(app: typer.Typer) -> None:
-    register_placeholder(app, "health", "Cluster health for people and monitoring", "issue 6")
+    app.command("health", help="Cluster health for people and monitoring: table, json, nagios or prometheus; "
+                               "Nagios exit codes.")(health_command)
+
+
+@global_options
+def health_command(
+    ctx: typer.Context,
+    format: Annotated[str | None, typer.Option(
+        "--format", "-F", metavar="FORMAT", show_default=False,
+        help="table|json|nagios|prometheus [default: table on a terminal, json when piped]")] = None,
+    wait_for_status: Annotated[str | None, typer.Option(
+        "--wait-for-status", metavar="STATUS", show_default=False,
+        help="Wait (up to --timeout) for green or yellow before answering")] = None,
+    timeout: Annotated[str | None, typer.Option(
+        "--timeout", metavar="DURATION", show_default=False,
+        help="Give up after this long (10s, 1m): the answer is then UNKNOWN [default: 30s]")] = None,
+    all_clusters: Annotated[bool, typer.Option(
+        "--all", help="Check every cluster of the config file at once; the exit code is the worst")] = False,
+) -> None:
+    from escli.core.health import State, check_many, worst
+    from escli.core.profile import parse_duration
+    from escli.errors import UsageError
+    from escli.output.health_view import render_nagios, render_prometheus, render_table
+
+    app = app_context(ctx)
+    fmt = _format(format, app.options.get("output"), app.stdout_is_tty)
+    if wait_for_status is not None and wait_for_status.lower() not in ("green", "yellow"):
+        raise UsageError(f"--wait-for-status {wait_for_status}: choose green or yellow")
+    wait = wait_for_status.lower() if wait_for_status else None
+    if timeout is not None:
+        seconds = parse_duration(timeout, "--timeout")
+    else:
+        global_timeout = app.options.get("timeout")
+        seconds = float(global_timeout) if global_timeout else 30.0
+
+    targets = _targets(app, all_clusters)
+    checks = run_async(check_many(targets, wait, seconds))
+    docs = [c.as_dict() for c in checks]
+    code = worst([c.state for c in checks])
+    if fmt == "json":
+        import orjson
+
+        out: Any = docs[0] if not all_clusters else {"state": code.name, "code": int(code), "clusters": docs}
+        app.stdout.write(orjson.dumps(out, option=orjson.OPT_APPEND_NEWLINE))
+    elif fmt == "nagios":
+        app.stdout.write(render_nagios(docs, int(code)).encode("utf-8"))
+    elif fmt == "prometheus":
+        app.stdout.write(render_prometheus(docs).encode("utf-8"))
+    else:
+        app.stdout.write(render_table(docs).encode("utf-8"))
+    app.stdout.flush()
+    if fmt in ("table", "json"):
+        for c in checks:
+            if c.error:
+                app.messages.error(f"{c.label or c.url}: {c.error}")
+    if code is not State.OK:
+        # SystemExit, not typer.Exit: click returns (rather than raises) Exit outside standalone mode.
+        raise SystemExit(int(code))
+
+
+def _format(requested: str | None, output: str | None, tty: bool) -> str:
+    from escli.errors import UsageError
+
+    if requested is not None:
+        if requested.lower() not in FORMATS:
+            raise UsageError(f"--format {requested}: choose one of {', '.join(FORMATS)}")
+        return requested.lower()
+    if output in ("json", "ndjson"):
+        return "json"
+    if output == "table":
+        return "table"
+    if output is not None:
+        raise UsageError(f"--output {output}: health writes table or json (or --format nagios|prometheus)")
+    return "table" if tty else "json"
+
+
+def _targets(app: Any, all_clusters: bool) -> list[tuple[str, Any]]:
+    """(label, Settings or the error that stopped resolving them) for each cluster to check."""
+    from escli.errors import UsageError
+    from escli.settings import config_path, load_config, resolve
+
+    if not all_clusters:
+        s = app.settings
+        return [(s.cluster or "", s)]
+    o = app.options
+    if o.get("url") or o.get("cluster"):
+        raise UsageError("--all checks every configured cluster: drop --url/--cluster")
+    path = config_path(app.env)
+    clusters = (load_config(path).get("clusters") or {})
+    names = [n for n, t in clusters.items() if isinstance(t, dict)]
+    if not names:
+        raise UsageError(f"--all: no [clusters.NAME] tables in {path}")
+    out: list[tuple[str, Any]] = []
+    for name in names:
+        try:
+            s = resolve(cluster=name, ca_certs=o.get("ca_certs"), insecure=bool(o.get("insecure")),
+                        connections=o.get("connections"), quiet=bool(o.get("quiet")), debug=bool(o.get("debug")),
+                        env={k: v for k, v in app.env.items() if k not in ("ESCLI_URL", "ESCLI_CLUSTER")},
+                        prompt_password=False)
+            out.append((name, s))
+        except UsageError as exc:
+            out.append((name, exc))
+    return out

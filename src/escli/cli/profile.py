@@ -1,11 +1,222 @@
-"""`escli profile`: not built yet (issue 6)."""
+"""`escli profile INDEX [TEXT]` or `--queries FILE`: latency, service time and took percentiles under load."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
 
-from escli.cli.common import register_placeholder
+from escli.cli.common import app_context, global_options, run_async
 
 
 def register(app: typer.Typer) -> None:
-    register_placeholder(app, "profile", "Measure query latency: percentiles, throughput, service time", "issue 6")
+    app.command("profile", help="Measure query latency: percentiles, throughput, service time, took; closed or "
+                                "open loop.")(profile_command)
+
+
+@global_options
+def profile_command(
+    ctx: typer.Context,
+    index: Annotated[str | None, typer.Argument(
+        metavar="INDEX", help="Index to query (not with --queries)", show_default=False)] = None,
+    text: Annotated[str | None, typer.Argument(
+        metavar="TEXT", help="Query text (multi_match); empty for match_all", show_default=False)] = None,
+    queries: Annotated[Path | None, typer.Option(
+        "--queries", "-Q", metavar="FILE", show_default=False,
+        help='Query file (NDJSON; "weight" sets how often each query is picked)')] = None,
+    field: Annotated[list[str] | None, typer.Option(
+        "--field", "-f", metavar="FIELD", help="Field to match, name^boost (repeatable)", show_default=False)] = None,
+    size: Annotated[int | None, typer.Option(
+        "--size", min=0, metavar="N", help="Hits per request", show_default=False)] = None,
+    iterations: Annotated[int | None, typer.Option(
+        "--iterations", "-n", min=1, metavar="N", show_default=False,
+        help="Requests to measure [default: 1000 unless --duration]")] = None,
+    duration: Annotated[str | None, typer.Option(
+        "--duration", "-d", metavar="DURATION", help="Measure for this long (30s, 2m)", show_default=False)] = None,
+    warmup: Annotated[str, typer.Option(
+        "--warmup", metavar="N|DURATION", help="Requests (50) or time (5s) sent first and not counted")] = "10",
+    concurrency: Annotated[int | None, typer.Option(
+        "--concurrency", "-j", min=1, metavar="N", show_default=False,
+        help="Closed loop: workers; open loop: most requests in flight [default: 1 closed, connections open]")
+    ] = None,
+    rate: Annotated[float | None, typer.Option(
+        "--rate", "-r", min=0.001, metavar="PER_SECOND", show_default=False,
+        help="Open loop: requests per second on a schedule; latency counts from the intended send time")] = None,
+    schedule: Annotated[str, typer.Option(
+        "--schedule", metavar="fixed|poisson", help="Open-loop send times: fixed or poisson")] = "fixed",
+    percentiles: Annotated[str, typer.Option(
+        "--percentiles", "-p", metavar="LIST", help="Comma-separated percentiles; max and min allowed")
+    ] = "50,90,95,99,99.9,max",
+    seed: Annotated[int | None, typer.Option(
+        "--seed", metavar="N", help="Seed for query choice and Poisson gaps", show_default=False)] = None,
+    format: Annotated[str | None, typer.Option(
+        "--format", "-F", metavar="FORMAT", show_default=False,
+        help="table|json [default: table on a terminal, json when piped]")] = None,
+    save: Annotated[Path | None, typer.Option(
+        "--save", metavar="FILE", help="Write the result as JSON (a baseline for --compare)", show_default=False)
+    ] = None,
+    compare: Annotated[Path | None, typer.Option(
+        "--compare", metavar="FILE", help="A result saved with --save: show each figure's change in %",
+        show_default=False)] = None,
+    shards: Annotated[bool, typer.Option(
+        "--shards", help="Run each query once with the Profile API and show the per-shard breakdown as a tree "
+                         "(no load)")] = False,
+    prometheus_file: Annotated[Path | None, typer.Option(
+        "--prometheus-file", metavar="FILE", help="Also write node_exporter textfile format here",
+        show_default=False)] = None,
+) -> None:
+    from escli.core.profile import (
+        SCHEDULES,
+        ProfileOptions,
+        Warmup,
+        compare_profiles,
+        load_baseline,
+        load_workload,
+        parse_duration,
+        run_profile,
+        shard_profiles,
+        single_query,
+        trace_config,
+    )
+    from escli.errors import PartialFailure, UsageError
+    from escli.es.client import open_client
+    from escli.inputs import numbered_lines, open_input
+    from escli.profiler import parse_percentiles
+
+    app = app_context(ctx)
+    msgs = app.messages
+    fmt = _format(format, app.options.get("output"), app.stdout_is_tty)
+    if queries is not None and (index is not None or text is not None):
+        raise UsageError("INDEX/TEXT and --queries: give one or the other")
+    if queries is not None and (field or size is not None):
+        raise UsageError("--field/--size shape the INDEX TEXT query; a --queries file sets its own")
+    if queries is None and index is None:
+        raise UsageError("missing INDEX (or --queries FILE)")
+    if iterations is not None and duration is not None:
+        raise UsageError("--iterations and --duration: choose one")
+    if schedule not in SCHEDULES:
+        raise UsageError(f"--schedule {schedule}: choose fixed or poisson")
+    if schedule != "fixed" and rate is None:
+        raise UsageError("--schedule applies to the open loop: add --rate R")
+    try:
+        pcts = parse_percentiles(percentiles)
+    except ValueError as exc:
+        raise UsageError(f"--percentiles {percentiles}: {exc}") from None
+    seconds = parse_duration(duration, "--duration") if duration is not None else None
+    warm = Warmup.parse(warmup)
+    baseline = load_baseline(str(compare)) if compare is not None else None
+    for opt, path in (("--save", save), ("--prometheus-file", prometheus_file)):
+        if path is not None and not path.parent.is_dir():
+            raise UsageError(f"{opt} {path}: directory {path.parent} does not exist")
+
+    if queries is not None:
+        with open_input(str(queries)) as fh:
+            workload = load_workload(numbered_lines(fh), str(queries))
+    else:
+        assert index is not None
+        workload = [single_query(index, text, field or [], size)]
+
+    # Never a retry (--max-retries does not apply): it would hide an error inside a longer latency; profile
+    # counts each failure by type instead.
+    settings = app.settings.with_(max_retries=0)
+    width = concurrency or (settings.connections if rate else 1)
+    opts = ProfileOptions(iterations=None if seconds else (iterations or 1000), duration=seconds, warmup=warm,
+                          concurrency=width, rate=rate, schedule=schedule, percentiles=pcts, seed=seed)
+
+    if shards:
+        async def run_shards() -> list[dict[str, Any]]:
+            async with open_client(settings, 1) as client:
+                return await shard_profiles(client, workload)
+
+        profiles = run_async(run_shards())
+        if fmt == "json":
+            import orjson
+
+            app.stdout.write(orjson.dumps({"profiles": profiles}, option=orjson.OPT_APPEND_NEWLINE))
+        else:
+            from escli.output.profile_view import render_shards
+
+            app.stdout.write(render_shards(profiles).encode("utf-8"))
+        return
+
+    async def main() -> Any:
+        async with open_client(settings, width, trace_configs=[trace_config()]) as client:
+            with msgs.progress("profile", total=opts.iterations) as bar:
+                return await run_profile(client, workload, opts, bar.advance)
+
+    what = f"{opts.iterations:,} requests" if opts.iterations else f"{seconds:g} s"
+    loop = f"open loop at {rate:g}/s" if rate else f"closed loop, concurrency {width}"
+    msgs.detail(f"profiling {len(workload)} quer{'y' if len(workload) == 1 else 'ies'}: {what}, {loop}")
+    result = run_async(main())
+    doc = result.as_dict()
+    deltas = compare_profiles(doc, baseline) if baseline is not None else None
+    if save is not None:
+        import orjson
+
+        _write_private(save, orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE))
+    if prometheus_file is not None:
+        from escli.output.profile_view import prometheus_text
+
+        _write_textfile(prometheus_file, prometheus_text(doc).encode("utf-8"))
+    if fmt == "json":
+        import orjson
+
+        out = {**doc, "compare": deltas} if deltas is not None else doc
+        app.stdout.write(orjson.dumps(out, option=orjson.OPT_APPEND_NEWLINE))
+    else:
+        from escli.output.profile_view import render_profile
+
+        app.stdout.write(render_profile(doc, deltas).encode("utf-8"))
+    app.stdout.flush()
+    if result.interrupted:
+        raise KeyboardInterrupt
+    if not result.ok:
+        errs = ", ".join(f"{k} ({v})" for k, v in sorted(result.overall.errors.items()))
+        raise PartialFailure(f"{sum(result.overall.errors.values())} of {result.overall.requests} requests "
+                             f"failed: {errs}")
+
+
+def _format(requested: str | None, output: str | None, tty: bool) -> str:
+    from escli.errors import UsageError
+
+    if requested is not None:
+        if requested.lower() not in ("table", "json"):
+            raise UsageError(f"--format {requested}: choose table or json")
+        return requested.lower()
+    if output in ("json", "ndjson"):
+        return "json"
+    if output == "table":
+        return "table"
+    if output is not None:
+        raise UsageError(f"--output {output}: profile writes table or json")
+    return "table" if tty else "json"
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """A result file: written to a temporary name, 0600, then renamed into place."""
+    import os
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _write_textfile(path: Path, data: bytes) -> None:
+    """node_exporter reads the file whole: write a temporary file and rename it (atomic).
+
+    A new file is 0600 like every result escli writes; when the file already exists its mode is kept, so
+    `install -m 0644 /dev/null FILE` once lets a node_exporter running as another user read it.
+    """
+    import os
+    import stat
+
+    mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o600
+    _write_private(path, data)
+    os.chmod(path, mode)

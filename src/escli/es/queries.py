@@ -7,7 +7,7 @@ reading goes on, so the caller decides whether one bad line stops the run.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +22,11 @@ FULL_KEYS = {"id", "index", "body", "params", "weight"}
 ALLOWED_PARAMS = {"preference", "routing", "request_cache", "timeout", "terminate_after", "track_total_hits",
                   "search_type", "allow_partial_search_results", "explain", "version", "seq_no_primary_term",
                   "ignore_unavailable", "allow_no_indices", "expand_wildcards"}
+# Full-form keys people put in a short-form line by mistake, and what to write instead.
+_HINTS = {"query": 'a full search body goes under "body"', "aggs": 'a full search body goes under "body"',
+          "aggregations": 'a full search body goes under "body"', "text": 'the search text goes in "q"',
+          "_index": 'write "index"', "_source": 'write "source" (short form) or put it in "body"'}
+_BOM = b"\xef\xbb\xbf"
 
 
 @dataclass(frozen=True)
@@ -80,18 +85,30 @@ def _check_types(obj: Mapping[str, Any]) -> str | None:
         return '"weight" must be a positive number'
     if "q" in obj and not isinstance(obj["q"], str):
         return '"q" must be a string'
+    for name, value in (obj.get("params") or {}).items():
+        if not isinstance(value, (str, int, float, bool)):
+            return f'params "{name}" must be a string, number or boolean'
     return None
+
+
+def _unknown(keys: set[str], what: str) -> str:
+    hints = sorted({_HINTS[k] for k in keys if k in _HINTS})
+    return f"unknown key(s){what}: {', '.join(sorted(keys))}" + (f" ({'; '.join(hints)})" if hints else "")
 
 
 def parse_query_line(raw: bytes, line: int, source: str) -> QuerySpec | InputError | None:
     """One line of a query file: a QuerySpec, an InputError, or None for blank and comment lines."""
+    if line == 1 and raw.startswith(_BOM):
+        raw = raw[len(_BOM):]
     text = raw.strip()
     if not text or text.startswith(b"#"):
         return None
     try:
         obj = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
-        return InputError(source, line, f"invalid JSON: {exc.args[0] if exc.args else exc}")
+        # The column counts in the raw line (leading blanks included), so an editor's "go to" lands on it.
+        column = exc.pos + (len(raw) - len(raw.lstrip())) + 1
+        return InputError(source, line, f"invalid JSON: {exc.msg}", column=column)
     if not isinstance(obj, dict):
         return InputError(source, line, f"expected a JSON object, got {type(obj).__name__}")
     problem = _check_types(obj)
@@ -100,12 +117,12 @@ def parse_query_line(raw: bytes, line: int, source: str) -> QuerySpec | InputErr
     if "body" in obj:
         unknown = set(obj) - FULL_KEYS
         if unknown:
-            return InputError(source, line, f"unknown key(s) next to \"body\": {', '.join(sorted(unknown))}")
+            return InputError(source, line, _unknown(unknown, ' next to "body"'))
         body = obj["body"]
     else:
         unknown = set(obj) - SHORT_KEYS
         if unknown:
-            return InputError(source, line, f"unknown key(s): {', '.join(sorted(unknown))}")
+            return InputError(source, line, _unknown(unknown, ""))
         body = build_short_body(obj)
     params = dict(obj.get("params") or {})
     bad = set(params) - ALLOWED_PARAMS
@@ -124,6 +141,15 @@ def parse_query_line(raw: bytes, line: int, source: str) -> QuerySpec | InputErr
 def read_queries(lines: Iterator[tuple[int, bytes]], source: str) -> Iterator[QuerySpec | InputError]:
     """Stream a query file: (line number, raw line) in, QuerySpec or InputError out, constant memory."""
     for number, raw in lines:
+        item = parse_query_line(raw, number, source)
+        if item is not None:
+            yield item
+
+
+async def aread_queries(lines: AsyncIterator[tuple[int, bytes]], source: str
+                        ) -> AsyncIterator[QuerySpec | InputError]:
+    """`read_queries` for an asynchronous line source (a pipe read without blocking the event loop)."""
+    async for number, raw in lines:
         item = parse_query_line(raw, number, source)
         if item is not None:
             yield item

@@ -10,15 +10,28 @@ import orjson
 EXCEL_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
 
+_LEAF_TYPES = (str, int, float, bool, list, type(None))
+
+
 def flatten(doc: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
+    _flatten_into(doc, prefix, out)
+    return out
+
+
+def _flatten_into(doc: Mapping[str, Any], prefix: str, out: dict[str, Any]) -> None:
+    # JSON gives plain dicts and leaves; test those types first (an ABC isinstance check costs ~10x more, and
+    # a CSV export calls this for every field of every document).
     for key, value in doc.items():
         name = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            out.update(flatten(value, name + "."))
+        kind = type(value)
+        if kind is dict or (kind not in _LEAF_TYPES and isinstance(value, Mapping)):
+            if value:
+                _flatten_into(value, name + ".", out)
+            else:
+                out[name] = value
         else:
             out[name] = value
-    return out
 
 
 def cell(value: Any, excel_safe: bool = False) -> str:
@@ -33,7 +46,8 @@ def cell(value: Any, excel_safe: bool = False) -> str:
         text = repr(value) if isinstance(value, float) else str(value)
     else:
         text = orjson.dumps(value).decode()
-    if excel_safe and text.startswith(EXCEL_TRIGGERS):
+    if excel_safe and isinstance(value, str) and text.startswith(EXCEL_TRIGGERS):
+        # Only text: a negative number stays a number (-5 is data, not a formula).
         # OWASP's advice: a leading apostrophe makes spreadsheets treat the cell as text.
         text = "'" + text
     return text

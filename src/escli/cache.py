@@ -1,0 +1,467 @@
+"""The on-disk response cache: diskcache (SQLite) holding orjson bytes, never pickle.
+
+    cache = open_cache(settings)                  # a NullCache when settings.use_cache is False
+    key = cache_key(settings.identity, index, body, params)
+    reason = cache_bypass_reason(body, params)    # e.g. `now` date math: do not cache unless forced
+    entry = cache.get(key)                        # CacheEntry(value: bytes, stored_at, expires_at) or None
+    cache.set(key, orjson.dumps(response), ttl=DEFAULT_TTL, index=index)
+    cache.clear(index="products"); cache.stats(); cache.close()
+
+The key is a SHA-256 over the cluster identity and user (`Settings.identity`: never a secret), the index, the body
+in canonical form (keys sorted at every level, no whitespace: key order and formatting do not matter) and the
+request parameters that change the result, written as they appear in the URL (True and "true" are the same).
+
+On disk: `$XDG_CACHE_HOME/escli` (or --cache-dir), directory 0700, every file 0600 (the SQLite database, its
+WAL and shared-memory files, and value files for large responses). Values are stored as bytes, so diskcache never
+pickles them; the Disk subclass below refuses anything else, and never unpickles what it finds. A corrupt entry or
+a corrupt database is reported once (through `warn`) and rebuilt; the cache is never a reason for a command to fail.
+Nothing here imports elasticsearch: a cache hit is served without the client.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import stat
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import orjson
+
+if TYPE_CHECKING:
+    from escli.settings import Settings
+
+DEFAULT_TTL = 300.0
+KEY_VERSION = 1
+DB_NAME = "cache.db"
+DB_FILES = (DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm", f"{DB_NAME}-journal")
+# Parameters that never change what comes back: the shard request cache is a server-side hint. Leaving it out of
+# the key lets `warm-cache --request-cache` fill entries that a plain `escli search` then hits.
+PARAMS_NOT_IN_KEY = frozenset({"request_cache"})
+# Date-math bounds live under these keys (range queries, date_range aggregations, extended_bounds, decay origins).
+DATE_BOUND_KEYS = frozenset({"gt", "gte", "lt", "lte", "from", "to", "origin", "min", "max"})
+_NOW = re.compile(r"^\s*now(?![A-Za-z0-9_])")
+# In Lucene syntax: `[now-1d TO now]`, `{now TO *}`, `field:>now-1h`, `field:>=now`.
+_NOW_IN_QUERY_STRING = re.compile(r"(?:[\[{]|\bTO\s+|[<>]=?)\s*now(?![A-Za-z0-9_])")
+
+Warn = Callable[[str], None]
+
+
+def _stderr_warning(text: str) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.write(f"escli: warning: {text}\n")
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    value: bytes  # orjson JSON bytes of the Elasticsearch response
+    stored_at: float  # epoch seconds
+    expires_at: float  # epoch seconds
+
+    def age(self, now: float | None = None) -> float:
+        return max(0.0, (time.time() if now is None else now) - self.stored_at)
+
+    def ttl_left(self, now: float | None = None) -> float:
+        return max(0.0, self.expires_at - (time.time() if now is None else now))
+
+
+class Cache(Protocol):
+    """What commands use; `DiskCache` and `NullCache` implement it."""
+
+    enabled: bool
+    path: Path | None
+
+    def get(self, key: str) -> CacheEntry | None: ...
+
+    def set(self, key: str, value: bytes, ttl: float, index: str) -> None: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def clear(self, index: str | None = None) -> int: ...
+
+    def stats(self) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
+
+
+# -- keys and bypass rules -----------------------------------------------------------------------------------------
+
+
+def canonical_json(value: Any) -> bytes:
+    """One byte string per JSON value: keys sorted at every level, no whitespace."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
+def _param_text(value: Any) -> str:
+    """A parameter as it appears in the URL (the client writes True as "true" and lists comma-joined)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return ",".join(_param_text(v) for v in value)
+    return str(value)
+
+
+def normalise_params(params: Mapping[str, Any]) -> dict[str, str]:
+    return {str(k): _param_text(v) for k, v in params.items() if v is not None and k not in PARAMS_NOT_IN_KEY}
+
+
+def normalise_index(index: str) -> str:
+    return ",".join(part.strip() for part in index.split(",") if part.strip())
+
+
+def cache_key(identity: str, index: str, body: Mapping[str, Any], params: Mapping[str, Any]) -> str:
+    """The cache key of one search: hex SHA-256 of identity, index, canonical body and result-changing params."""
+    material = canonical_json({
+        "v": KEY_VERSION,
+        "identity": identity,
+        "index": normalise_index(index),
+        "body": body,
+        "params": normalise_params(params),
+    })
+    return hashlib.sha256(material).hexdigest()
+
+
+def _walk(value: Any, parent_key: str | None = None) -> Iterator[tuple[str | None, Any]]:
+    """Every (key it sits under, scalar) pair of a JSON value."""
+    stack: list[tuple[str | None, Any]] = [(parent_key, value)]
+    while stack:
+        key, item = stack.pop()
+        if isinstance(item, Mapping):
+            stack.extend((str(k), v) for k, v in item.items())
+        elif isinstance(item, (list, tuple)):
+            stack.extend((key, v) for v in item)
+        else:
+            yield key, item
+
+
+def uses_now(body: Mapping[str, Any]) -> bool:
+    """True when the body holds `now` date math (a range bound or a Lucene range in a query string)."""
+    for key, value in _walk(body):
+        if not isinstance(value, str):
+            continue
+        if key in DATE_BOUND_KEYS and _NOW.match(value):
+            return True
+        if key == "query" and "now" in value and _NOW_IN_QUERY_STRING.search(value):
+            return True
+    return False
+
+
+def cache_bypass_reason(body: Mapping[str, Any], params: Mapping[str, Any]) -> str | None:
+    """Why this search should not be cached unless forced, or None when it may be.
+
+    `now` date math gives a different answer from one moment to the next; a custom `preference` (a session or
+    user id) or a `routing` value personalises the request; a point in time expires with its id.
+    """
+    if uses_now(body):
+        return "the query uses `now` date math"
+    preference = params.get("preference")
+    if preference is not None and not str(preference).startswith("_"):
+        return "preference is set per user or session"
+    if params.get("routing") is not None:
+        return "routing is set (a personalised request)"
+    if "pit" in body:
+        return "the search uses a point in time"
+    if params.get("scroll") is not None:
+        return "the search opens a scroll"
+    return None
+
+
+# -- the disk cache ------------------------------------------------------------------------------------------------
+
+
+class CorruptEntry(Exception):
+    """An entry that is not what escli writes (not bytes, or pickled)."""
+
+
+def _ensure_private_dir(path: Path) -> None:
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    st = path.stat()
+    if st.st_mode & 0o077 and st.st_uid == os.getuid():
+        path.chmod(0o700)
+
+
+def _touch_private(path: Path) -> None:
+    """Create `path` empty with mode 0600 if it does not exist; tighten it if it does (it is ours)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        st = path.stat()
+        if stat.S_IMODE(st.st_mode) & 0o077 and st.st_uid == os.getuid():
+            path.chmod(0o600)
+    else:
+        os.close(fd)
+
+
+def _disk_class() -> type[Any]:
+    """A diskcache Disk that stores bytes only (raw in SQLite, or 0600 files for large ones) and never unpickles."""
+    import diskcache
+
+    class JsonBytesDisk(diskcache.Disk):  # type: ignore[misc]
+        def put(self, key: Any) -> tuple[Any, bool]:
+            if type(key) is not str:
+                raise TypeError("escli cache keys are strings")
+            return super().put(key)  # type: ignore[no-any-return]
+
+        def get(self, key: Any, raw: bool) -> Any:
+            if not raw:
+                raise CorruptEntry("pickled key")
+            return super().get(key, raw)
+
+        def store(self, value: Any, read: bool, key: Any = diskcache.UNKNOWN) -> tuple[int, int, str | None, Any]:
+            if type(value) is not bytes:
+                raise TypeError("escli caches JSON bytes only, never pickled objects")
+            return super().store(value, read, key)  # type: ignore[no-any-return]
+
+        def fetch(self, mode: int, filename: str | None, value: Any, read: bool) -> Any:
+            if mode not in (diskcache.core.MODE_RAW, diskcache.core.MODE_BINARY) or read:
+                raise CorruptEntry(f"unexpected storage mode {mode}")
+            return super().fetch(mode, filename, value, read)
+
+        def _write(self, full_path: str, iterator: Any, mode: str, encoding: str | None = None) -> int:
+            sub = os.path.dirname(full_path)  # <cache>/ab/cd: both levels 0700 (makedirs' mode is the leaf's only)
+            for level in (os.path.dirname(sub), sub):
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(level, 0o700)
+            fd = os.open(full_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            size = 0
+            with os.fdopen(fd, "wb") as fh:
+                for chunk in iterator:
+                    size += len(chunk)
+                    fh.write(chunk)
+            return size
+
+    return JsonBytesDisk
+
+
+class DiskCache:
+    """The cache in a directory; diskcache is imported and the database opened on first use."""
+
+    enabled = True
+
+    def __init__(self, path: Path, size_limit: int = 512 * 1024 * 1024, warn: Warn | None = None) -> None:
+        self.path: Path | None = path
+        self.dir = path
+        self.size_limit = size_limit
+        self.warn = warn or _stderr_warning
+        self._dc: Any = None
+        self._broken = False  # the database could not be opened or rebuilt: behave like a NullCache
+        self._warned: set[str] = set()
+
+    # - opening, corruption and rebuilding
+
+    def _warn_once(self, what: str, text: str) -> None:
+        if what not in self._warned:
+            self._warned.add(what)
+            self.warn(text)
+
+    def _open(self) -> Any:
+        import diskcache
+
+        _ensure_private_dir(self.dir)
+        _touch_private(self.dir / DB_NAME)
+        return diskcache.Cache(
+            str(self.dir),
+            disk=_disk_class(),
+            timeout=5,
+            size_limit=self.size_limit,
+            eviction_policy="least-recently-used",
+            tag_index=True,
+            statistics=False,
+        )
+
+    def _cache(self) -> Any:
+        if self._dc is None and not self._broken:
+            try:
+                self._dc = self._open()
+            except Exception as exc:
+                self._recover(exc, "opening")
+        return self._dc
+
+    def _recover(self, exc: BaseException, doing: str) -> None:
+        """A database error: rebuild when the database is corrupt, otherwise carry on without the cache."""
+        import sqlite3
+
+        if self._dc is not None:
+            with contextlib.suppress(Exception):
+                self._dc.close()
+            self._dc = None
+        locked = isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+        timeout = type(exc).__name__ == "Timeout"
+        if locked or timeout:
+            self._warn_once("locked", f"cache at {self.dir} is busy; going on without it this time")
+            self._broken = True
+            return
+        corrupt = (isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError)) or (
+            isinstance(exc, sqlite3.OperationalError) and "no such" in str(exc))
+        if not corrupt:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            self._warn_once("unusable", f"cache at {self.dir} cannot be used ({first}); going on without it")
+            self._broken = True
+            return
+        self._warn_once("corrupt", f"cache database {self.dir / DB_NAME} was corrupt ({exc}); rebuilt it empty")
+        try:
+            self._wipe()
+            self._dc = self._open()
+        except Exception as again:
+            first = str(again).splitlines()[0] if str(again) else type(again).__name__
+            self._warn_once("unusable", f"cache at {self.dir} cannot be rebuilt ({first}); going on without it")
+            self._broken = True
+
+    def _wipe(self) -> None:
+        """Remove escli's files from the cache directory (only those: --cache-dir may point anywhere)."""
+        for name in DB_FILES:
+            (self.dir / name).unlink(missing_ok=True)
+        hexdir = re.compile(r"^[0-9a-f]{2}$")
+        for top in self.dir.iterdir():
+            if not (top.is_dir() and hexdir.match(top.name)):
+                continue
+            for sub in top.iterdir():
+                if sub.is_dir() and hexdir.match(sub.name):
+                    for f in sub.glob("*.val"):
+                        f.unlink(missing_ok=True)
+                    _rmdir_quietly(sub)
+            _rmdir_quietly(top)
+
+    def _run(self, doing: str, fn: Callable[[Any], Any], default: Any) -> Any:
+        """Run fn(diskcache) once; on a database error recover (maybe rebuild) and retry once."""
+        for attempt in (1, 2):
+            dc = self._cache()
+            if dc is None:
+                return default
+            try:
+                return fn(dc)
+            except CorruptEntry:
+                raise
+            except Exception as exc:
+                import sqlite3
+
+                if not isinstance(exc, (sqlite3.Error, OSError)) and type(exc).__name__ != "Timeout":
+                    raise
+                self._recover(exc, doing)
+                if attempt == 2:
+                    return default
+        return default
+
+    # - the Cache protocol
+
+    def get(self, key: str) -> CacheEntry | None:
+        def read(dc: Any) -> CacheEntry | None:
+            found = dc.get(key, default=None, expire_time=True)
+            value, expires_at = found
+            if value is None:
+                return None
+            rows = dc._sql("SELECT store_time FROM Cache WHERE key = ? AND raw = 1", (key,)).fetchall()
+            stored_at = float(rows[0][0]) if rows and rows[0][0] is not None else time.time()
+            if not isinstance(value, bytes) or not _looks_like_json_object(value):
+                raise CorruptEntry("not a JSON object")
+            return CacheEntry(value=value, stored_at=stored_at,
+                              expires_at=float(expires_at) if expires_at is not None else float("inf"))
+
+        try:
+            result: CacheEntry | None = self._run("reading", read, None)
+        except CorruptEntry as exc:
+            self.discard(key, str(exc))
+            return None
+        return result
+
+    def discard(self, key: str, reason: str) -> None:
+        """Drop a corrupt entry, saying so once."""
+        self._warn_once("entry", f"cache entry {key[:12]} was corrupt ({reason}); dropped it")
+        self.delete(key)
+
+    def set(self, key: str, value: bytes, ttl: float, index: str) -> None:
+        if type(value) is not bytes:
+            raise TypeError("escli caches JSON bytes only")
+        self._run("writing", lambda dc: dc.set(key, value, expire=ttl, tag=normalise_index(index)), None)
+
+    def delete(self, key: str) -> None:
+        def drop(dc: Any) -> None:
+            dc._sql("DELETE FROM Cache WHERE key = ? AND raw = 1", (key,))
+
+        self._run("deleting", drop, None)
+
+    def clear(self, index: str | None = None) -> int:
+        if index is None:
+            removed: int = self._run("clearing", lambda dc: dc.clear(), 0)
+        else:
+            removed = self._run("clearing", lambda dc: dc.evict(normalise_index(index)), 0)
+        return removed
+
+    def stats(self) -> dict[str, Any]:
+        def collect(dc: Any) -> dict[str, Any]:
+            now = time.time()
+            rows = dc._sql("SELECT tag, COUNT(*), SUM(size + COALESCE(LENGTH(value), 0)), "
+                           "SUM(CASE WHEN expire_time IS NOT NULL AND expire_time <= ? THEN 1 ELSE 0 END) "
+                           "FROM Cache GROUP BY tag ORDER BY tag", (now,)).fetchall()
+            indices = {str(tag): {"entries": int(n), "bytes": int(size or 0), "expired": int(exp or 0)}
+                       for tag, n, size, exp in rows}
+            return {
+                "entries": sum(v["entries"] for v in indices.values()),
+                "expired": sum(v["expired"] for v in indices.values()),
+                "bytes_on_disk": int(dc.volume()),
+                "size_limit": self.size_limit,
+                "indices": indices,
+            }
+
+        base: dict[str, Any] = {"enabled": True, "path": str(self.dir)}
+        collected = self._run("reading stats", collect, None)
+        if collected is None:
+            return {**base, "usable": False}
+        return {**base, "usable": True, **collected}
+
+    def close(self) -> None:
+        if self._dc is not None:
+            with contextlib.suppress(Exception):
+                self._dc.close()
+            self._dc = None
+
+
+def _rmdir_quietly(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.rmdir()
+
+
+def _looks_like_json_object(value: bytes) -> bool:
+    head = value.lstrip()[:1]
+    tail = value.rstrip()[-1:]
+    return head == b"{" and tail == b"}"
+
+
+class NullCache:
+    """--no-cache: nothing is read or written."""
+
+    enabled = False
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path
+
+    def get(self, key: str) -> CacheEntry | None:
+        return None
+
+    def set(self, key: str, value: bytes, ttl: float, index: str) -> None:
+        return None
+
+    def delete(self, key: str) -> None:
+        return None
+
+    def clear(self, index: str | None = None) -> int:
+        return 0
+
+    def stats(self) -> dict[str, Any]:
+        return {"enabled": False, "path": str(self.path) if self.path else None}
+
+    def close(self) -> None:
+        return None
+
+
+def open_cache(settings: Settings, warn: Warn | None = None) -> Cache:
+    """The cache for these settings: a DiskCache under settings.cache_dir, or a NullCache with --no-cache."""
+    if not settings.use_cache:
+        return NullCache(settings.cache_dir)
+    return DiskCache(settings.cache_dir, settings.cache_size_limit, warn)

@@ -1,0 +1,499 @@
+"""`escli batch`: run a query file at full speed, one NDJSON result line per query, in constant memory.
+
+    stats = BatchStats()
+    async with aclosing(run_batch(client, queries, BatchOptions(concurrency=8), stats, on_bad)) as batches:
+        async for lines in batches:          # lists of result lines (bytes), in output order
+            await writer.write_lines(lines)  # the window slots of these lines are freed when we ask for more
+
+Flow: the input is read by one producer, which takes one slot of a bounded *window* per query before it hands
+the query (or a group of `--msearch N` queries) to a bounded work queue; `concurrency` workers send them. Results
+go out in completion order, or with `ordered` in input order through a reorder buffer. A query's slot is given
+back only when the consumer has taken its line and come back for more, so the window bounds everything at once:
+queries in flight, results waiting for an earlier one (ordered), and lines waiting for a slow stdout. When the
+window is full the producer stops reading, and a pipe feeding the input fills up: backpressure end to end.
+
+Retries: 429/502/503/504 answers (a whole request or single _msearch items) and connection errors are retried up
+to `retries` times with exponential backoff and full jitter, never sooner than a Retry-After header asks (capped).
+The client itself is made with max_retries=0, so these are the only retries and each one waits.
+
+A query that still fails becomes an `{"ok": false}` line. When requests keep failing to connect (`concurrency`
+in a row, at least 3), or nothing at all could be reached, the run stops with UnreachableError (exit 3).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlencode
+
+import orjson
+
+from escli.errors import InputError, UnreachableError, api_error_summary
+from escli.es.queries import QuerySpec
+from escli.profiler import Histogram
+
+if TYPE_CHECKING:
+    from elasticsearch import AsyncElasticsearch
+
+RETRY_ON_STATUS = frozenset({429, 502, 503, 504})
+JSON_HEADERS = {"accept": "application/json", "content-type": "application/json"}
+NDJSON_HEADERS = {"accept": "application/json", "content-type": "application/x-ndjson"}
+# In an _msearch, these parameters go in the header line of each search ...
+MSEARCH_HEADER_PARAMS = frozenset({"preference", "routing", "request_cache", "search_type",
+                                   "allow_partial_search_results", "ignore_unavailable", "allow_no_indices",
+                                   "expand_wildcards"})
+# ... and these in its body, where the search API accepts them too.
+MSEARCH_BODY_PARAMS = frozenset({"timeout", "terminate_after", "track_total_hits", "explain", "version",
+                                 "seq_no_primary_term"})
+_LINE = orjson.OPT_APPEND_NEWLINE
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    concurrency: int = 8
+    msearch: int = 0  # 0 or 1: one _search per query; N > 1: _msearch requests of N queries
+    ordered: bool = False
+    fail_fast: bool = False
+    retries: int = 3
+    backoff_base: float = 0.2  # seconds; attempt k waits uniform(0, min(cap, base * 2**k))
+    backoff_cap: float = 10.0
+    retry_after_cap: float = 60.0  # never wait longer than this for one Retry-After
+    window: int = 0  # queries between the reader and stdout; 0 = automatic
+
+    @property
+    def group_size(self) -> int:
+        return max(1, self.msearch)
+
+    @property
+    def window_size(self) -> int:
+        return self.window or max(64, 4 * self.concurrency * self.group_size)
+
+    @property
+    def unreachable_after(self) -> int:
+        return max(3, self.concurrency)
+
+
+@dataclass
+class BatchStats:
+    queries: int = 0  # answered: ok + failed
+    ok: int = 0
+    failed: int = 0
+    skipped: int = 0  # read but not run because --fail-fast stopped the run
+    bad_lines: int = 0
+    retries: int = 0
+    requests: int = 0
+    connection_failures: int = 0  # queries that failed because the cluster could not be reached
+    error_types: Counter[str] = field(default_factory=Counter)
+    latency_us: Histogram = field(default_factory=Histogram)
+    first_bad: InputError | None = None
+    started: float = field(default_factory=time.monotonic)
+    seconds: float = 0.0
+    stopped_early: bool = False
+
+    @property
+    def rate(self) -> float:
+        return self.queries / self.seconds if self.seconds > 0 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        lat = self.latency_us
+        pct = dict(zip(("p50", "p90", "p99", "max"), (v / 1000 for v in lat.values_at([50, 90, 99, 100])),
+                       strict=True)) if lat.count else {}
+        return {
+            "queries": self.queries, "ok": self.ok, "failed": self.failed, "skipped": self.skipped,
+            "bad_lines": self.bad_lines, "retries": self.retries, "requests": self.requests,
+            "seconds": round(self.seconds, 3), "queries_per_second": round(self.rate, 1),
+            "latency_ms": {k: round(v, 2) for k, v in pct.items()}, "errors": dict(self.error_types.most_common()),
+        }
+
+
+# --- building requests -------------------------------------------------------------------------------------------
+
+def _param_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def search_target(spec: QuerySpec) -> str:
+    """`/index/_search?params` for one query (comma lists and wildcards in the index are kept)."""
+    path = f"/{quote(spec.index, safe=',*')}/_search"
+    if spec.params:
+        path += "?" + urlencode({k: _param_text(v) for k, v in spec.params.items()})
+    return path
+
+
+def _body_value(value: Any) -> Any:
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    return value
+
+
+def msearch_lines(spec: QuerySpec) -> bytes:
+    """The header and body lines of one query inside an _msearch request."""
+    header: dict[str, Any] = {"index": spec.index}
+    body = spec.body
+    for name, value in spec.params.items():
+        if name in MSEARCH_HEADER_PARAMS:
+            header[name] = value
+        elif name in MSEARCH_BODY_PARAMS and name not in body:
+            if body is spec.body:
+                body = dict(body)
+            body[name] = _body_value(value)
+    return orjson.dumps(header) + b"\n" + orjson.dumps(body) + b"\n"
+
+
+def msearch_body(specs: list[QuerySpec]) -> bytes:
+    return b"".join(msearch_lines(s) for s in specs)
+
+
+# --- result lines ------------------------------------------------------------------------------------------------
+
+def success_line(qid: str, response: dict[str, Any], latency_ms: float) -> bytes:
+    """`{"id","ok":true,"took_ms","latency_ms","total","hits":[...]}`; aggregations, a timeout or failed shards
+    are added when the response has them."""
+    hits = response.get("hits") or {}
+    total = hits.get("total")
+    if isinstance(total, dict):
+        total = total.get("value")
+    line: dict[str, Any] = {"id": qid, "ok": True, "took_ms": response.get("took"),
+                            "latency_ms": round(latency_ms, 3), "total": total, "hits": hits.get("hits") or []}
+    if "aggregations" in response:
+        line["aggregations"] = response["aggregations"]
+    if response.get("timed_out"):
+        line["timed_out"] = True
+    shards = response.get("_shards")
+    if isinstance(shards, dict) and shards.get("failed"):
+        line["shards_failed"] = shards["failed"]
+    return orjson.dumps(line, option=_LINE)
+
+
+def failure_line(qid: str, etype: str, reason: str, status: int | None) -> bytes:
+    return orjson.dumps({"id": qid, "ok": False, "error": {"type": etype, "reason": reason, "status": status}},
+                        option=_LINE)
+
+
+def error_fields(error: Any, status: int | None) -> tuple[str, str]:
+    """(type, reason) of an Elasticsearch error object, from its root cause when there is one."""
+    if isinstance(error, dict):
+        root = (error.get("root_cause") or [error])[0]
+        if not isinstance(root, dict):
+            root = error
+        etype = str(root.get("type") or error.get("type") or "error")
+        reason = str(root.get("reason") or error.get("reason") or "")
+        index = root.get("index") or error.get("index")
+        if index and str(index) not in reason:
+            reason = f"{reason} [index: {index}]"
+        return etype, reason
+    if isinstance(error, str):
+        return "error", error
+    return "error", f"HTTP {status}" if status else "unknown error"
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """A Retry-After header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    from email.utils import parsedate_to_datetime
+
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def retry_delay(attempt: int, retry_after: float | None, opts: BatchOptions) -> float:
+    from escli.es.retry import backoff_delay
+
+    delay = backoff_delay(attempt, opts.backoff_base, opts.backoff_cap)
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, opts.retry_after_cap))
+    return delay
+
+
+# --- the run -----------------------------------------------------------------------------------------------------
+
+Outcome = tuple[int, bytes | None]  # (sequence number, result line or None for a skipped query)
+
+
+class _Run:
+    def __init__(self, client: AsyncElasticsearch, opts: BatchOptions, stats: BatchStats,
+                 on_bad: Callable[[InputError], None]) -> None:
+        from elastic_transport import ConnectionError as TransportConnectionError
+        from elastic_transport import ConnectionTimeout
+        from elasticsearch import ApiError
+
+        self.client = client
+        self.opts = opts
+        self.stats = stats
+        self.on_bad = on_bad
+        self.api_error: type[Exception] = ApiError
+        self.conn_error: type[Exception] = TransportConnectionError
+        self.timeout_error: type[Exception] = ConnectionTimeout
+        self.window = asyncio.Semaphore(opts.window_size)
+        self.work: asyncio.Queue[list[tuple[int, QuerySpec]] | None] = asyncio.Queue(maxsize=opts.concurrency)
+        self.reorder: dict[int, bytes | None] = {}
+        self.next_seq = 0
+        self.ready: list[bytes] = []
+        self.ready_slots = 0
+        self.wake = asyncio.Event()
+        self.stopping = False
+        self.fatal: BaseException | None = None
+        self.workers_left = opts.concurrency
+        self.conn_streak = 0
+        self.last_conn_error = ""
+
+    # -- outcomes --
+
+    def deliver(self, outcomes: list[Outcome]) -> None:
+        if self.opts.ordered:
+            for seq, line in outcomes:
+                self.reorder[seq] = line
+            while self.next_seq in self.reorder:
+                line = self.reorder.pop(self.next_seq)
+                self.next_seq += 1
+                self.ready_slots += 1
+                if line is not None:
+                    self.ready.append(line)
+        else:
+            for _, line in outcomes:
+                self.ready_slots += 1
+                if line is not None:
+                    self.ready.append(line)
+        self.wake.set()
+
+    def succeeded(self, spec: QuerySpec, response: dict[str, Any], duration: float) -> bytes:
+        self.stats.ok += 1
+        self.stats.queries += 1
+        self.stats.latency_us.record(int(duration * 1_000_000))
+        return success_line(spec.id, response, duration * 1000)
+
+    def failed(self, spec: QuerySpec, etype: str, reason: str, status: int | None) -> bytes:
+        self.stats.failed += 1
+        self.stats.queries += 1
+        self.stats.error_types[etype] += 1
+        if self.opts.fail_fast:
+            self.stop()
+        return failure_line(spec.id, etype, reason, status)
+
+    def reached(self) -> None:
+        self.conn_streak = 0
+
+    def unreachable(self, exc: BaseException) -> None:
+        """A request that failed to connect even after its retries."""
+        from escli.errors import _connection_reason
+
+        self.last_conn_error = _connection_reason(exc)
+        self.conn_streak += 1
+        if self.conn_streak >= self.opts.unreachable_after and self.fatal is None:
+            self.fatal = UnreachableError(f"cluster unreachable: {self.conn_streak} requests in a row failed to "
+                                          f"connect ({self.last_conn_error})")
+            self.stop()
+
+    def stop(self) -> None:
+        if not self.stopping:
+            self.stopping = True
+            self.stats.stopped_early = True
+            self.wake.set()
+
+    def conn_failure_kind(self, exc: BaseException) -> str:
+        return "timeout" if isinstance(exc, self.timeout_error) else "connection_error"
+
+    # -- requests --
+
+    async def retry_wait(self, attempt: int, retry_after: float | None) -> None:
+        self.stats.retries += 1
+        await asyncio.sleep(retry_delay(attempt, retry_after, self.opts))
+
+    def may_retry(self, attempt: int) -> bool:
+        return attempt < self.opts.retries and not self.stopping
+
+    async def one(self, seq: int, spec: QuerySpec) -> Outcome:
+        target = search_target(spec)
+        body = orjson.dumps(spec.body)
+        attempt = 0
+        while True:
+            self.stats.requests += 1
+            try:
+                resp = await self.client.perform_request("POST", target, headers=JSON_HEADERS, body=body)
+            except self.api_error as exc:
+                self.reached()
+                meta = getattr(exc, "meta", None)
+                status = getattr(meta, "status", None)
+                if status in RETRY_ON_STATUS and self.may_retry(attempt):
+                    headers = getattr(meta, "headers", None) or {}
+                    await self.retry_wait(attempt, retry_after_seconds(headers.get("retry-after")))
+                    attempt += 1
+                    continue
+                status, etype, reason = api_error_summary(exc)
+                return seq, self.failed(spec, etype, reason, status)
+            except self.conn_error as exc:
+                if self.may_retry(attempt):
+                    await self.retry_wait(attempt, None)
+                    attempt += 1
+                    continue
+                self.stats.connection_failures += 1
+                self.unreachable(exc)
+                return seq, self.failed(spec, self.conn_failure_kind(exc), _reason(exc), None)
+            self.reached()
+            return seq, self.succeeded(spec, resp.body, resp.meta.duration)
+
+    async def group(self, jobs: list[tuple[int, QuerySpec]]) -> list[Outcome]:
+        """One _msearch for the group; failed items with a retryable status are sent again (only those)."""
+        results: dict[int, bytes] = {}
+        pending = jobs
+        attempt = 0
+        while pending:
+            self.stats.requests += 1
+            try:
+                resp = await self.client.perform_request("POST", "/_msearch", headers=NDJSON_HEADERS,
+                                                         body=msearch_body([s for _, s in pending]))
+            except self.api_error as exc:
+                self.reached()
+                meta = getattr(exc, "meta", None)
+                status = getattr(meta, "status", None)
+                if status in RETRY_ON_STATUS and self.may_retry(attempt):
+                    headers = getattr(meta, "headers", None) or {}
+                    await self.retry_wait(attempt, retry_after_seconds(headers.get("retry-after")))
+                    attempt += 1
+                    continue
+                if len(pending) > 1 and status is not None and 400 <= status < 500 and status != 429:
+                    # One unparsable search fails the whole _msearch (400): run them one by one, so only the bad
+                    # one is reported and the others are answered.
+                    for seq, spec in pending:
+                        results[seq] = (await self.one(seq, spec))[1]  # type: ignore[assignment]
+                    break
+                status, etype, reason = api_error_summary(exc)
+                for seq, spec in pending:
+                    results[seq] = self.failed(spec, etype, reason, status)
+                break
+            except self.conn_error as exc:
+                if self.may_retry(attempt):
+                    await self.retry_wait(attempt, None)
+                    attempt += 1
+                    continue
+                self.unreachable(exc)
+                for seq, spec in pending:
+                    self.stats.connection_failures += 1
+                    results[seq] = self.failed(spec, self.conn_failure_kind(exc), _reason(exc), None)
+                break
+            self.reached()
+            duration = resp.meta.duration
+            responses = resp.body.get("responses") or []
+            again: list[tuple[int, QuerySpec]] = []
+            for (seq, spec), item in zip(pending, responses, strict=False):
+                status = int(item.get("status", 200))
+                if "error" not in item:
+                    results[seq] = self.succeeded(spec, item, duration)
+                elif status in RETRY_ON_STATUS and self.may_retry(attempt):
+                    again.append((seq, spec))
+                else:
+                    etype, reason = error_fields(item["error"], status)
+                    results[seq] = self.failed(spec, etype, reason, status)
+            for seq, spec in pending[len(responses):]:  # never expected: fewer responses than searches
+                results[seq] = self.failed(spec, "missing_response", "_msearch returned no response for it", None)
+            if again:
+                await self.retry_wait(attempt, None)
+                attempt += 1
+            pending = again
+        return [(seq, results[seq]) for seq, _ in jobs]
+
+    # -- tasks --
+
+    async def produce(self, items: AsyncIterator[QuerySpec | InputError]) -> None:
+        size = self.opts.group_size
+        seq = 0
+        group: list[tuple[int, QuerySpec]] = []
+        async for item in items:
+            if self.stopping:
+                break
+            if isinstance(item, InputError):
+                self.stats.bad_lines += 1
+                if self.stats.first_bad is None:
+                    self.stats.first_bad = item
+                self.on_bad(item)
+                if self.opts.fail_fast:
+                    # Stop reading here; the queries before the bad line are still answered.
+                    self.stats.stopped_early = True
+                    break
+                continue
+            await self.window.acquire()
+            group.append((seq, item))
+            seq += 1
+            if len(group) >= size:
+                await self.work.put(group)
+                group = []
+        if group:
+            await self.work.put(group)
+        # An error above ends the whole run (task_done makes it fatal), so the sentinels only follow success.
+        for _ in range(self.opts.concurrency):
+            await self.work.put(None)
+
+    async def work_loop(self) -> None:
+        try:
+            while (jobs := await self.work.get()) is not None:
+                if self.stopping:
+                    self.stats.skipped += len(jobs)
+                    self.deliver([(seq, None) for seq, _ in jobs])
+                elif len(jobs) == 1 and self.opts.group_size == 1:
+                    self.deliver([await self.one(*jobs[0])])
+                else:
+                    self.deliver(await self.group(jobs))
+        finally:
+            self.workers_left -= 1
+            self.wake.set()
+
+    def task_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None and self.fatal is None:
+            self.fatal = task.exception()
+            self.stop()
+        self.wake.set()
+
+
+async def run_batch(client: AsyncElasticsearch, items: AsyncIterator[QuerySpec | InputError], opts: BatchOptions,
+                    stats: BatchStats, on_bad: Callable[[InputError], None] = lambda e: None,
+                    ) -> AsyncGenerator[list[bytes], None]:
+    """Run every query; yields lists of result lines in output order (see the module doc for the flow)."""
+    run = _Run(client, opts, stats, on_bad)
+    stats.started = time.monotonic()
+    tasks = [asyncio.create_task(run.produce(items))]
+    tasks += [asyncio.create_task(run.work_loop()) for _ in range(opts.concurrency)]
+    for task in tasks:
+        task.add_done_callback(run.task_done)
+    try:
+        while True:
+            await run.wake.wait()
+            run.wake.clear()
+            if run.ready_slots:
+                lines, slots = run.ready, run.ready_slots
+                run.ready, run.ready_slots = [], 0
+                if lines:
+                    yield lines
+                for _ in range(slots):
+                    run.window.release()
+            if run.fatal is not None:
+                raise run.fatal
+            if run.workers_left == 0 and not run.ready_slots:
+                break
+        if stats.ok == 0 and stats.failed and stats.failed == stats.connection_failures:
+            raise UnreachableError(f"cluster unreachable: no query could connect ({run.last_conn_error})")
+    finally:
+        stats.seconds = time.monotonic() - stats.started
+        for task in tasks:
+            task.cancel()
+        with contextlib.suppress(BaseException):
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _reason(exc: BaseException) -> str:
+    from escli.errors import _connection_reason
+
+    return _connection_reason(exc)

@@ -1,0 +1,219 @@
+"""`escli health`: one health check of a cluster (or of every configured cluster), for people and monitoring.
+
+Data: _cluster/health (optionally waiting for a status), _nodes/stats (jvm, os, fs, process),
+_cluster/pending_tasks, and a measured round trip per node. A check that cannot reach the cluster, or that the
+cluster refuses, is UNKNOWN rather than an exception: monitoring needs an answer, within the timeout, always.
+Nothing here prints; escli.output.health_view renders a ClusterHealth as a table, JSON, Nagios or Prometheus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from enum import IntEnum
+from typing import TYPE_CHECKING, Any
+
+from escli.errors import api_error_summary, one_line
+
+if TYPE_CHECKING:
+    from elasticsearch import AsyncElasticsearch
+
+    from escli.settings import Settings
+
+
+class State(IntEnum):
+    """Nagios states; also health's exit codes."""
+
+    OK = 0
+    WARNING = 1
+    CRITICAL = 2
+    UNKNOWN = 3
+
+
+STATUS_STATE = {"green": State.OK, "yellow": State.WARNING, "red": State.CRITICAL}
+NODE_STATS_FILTER = ",".join(f"nodes.*.{p}" for p in (
+    "name", "roles", "host", "jvm.mem.heap_used_percent", "os.cpu.percent", "os.cpu.load_average",
+    "process.cpu.percent", "fs.total"))
+RTT_SAMPLES = 3
+
+
+@dataclass
+class NodeHealth:
+    id: str
+    name: str
+    roles: list[str] = field(default_factory=list)
+    heap_used_percent: float | None = None
+    cpu_percent: float | None = None
+    process_cpu_percent: float | None = None
+    load_1m: float | None = None
+    disk_used_percent: float | None = None
+    disk_total_bytes: int | None = None
+    disk_available_bytes: int | None = None
+    round_trip_ms: float | None = None
+
+
+@dataclass
+class ClusterHealth:
+    label: str
+    url: str
+    status: str = "unknown"  # green | yellow | red | unknown
+    cluster_name: str | None = None
+    timed_out: bool = False
+    wait_for_status: str | None = None
+    number_of_nodes: int = 0
+    number_of_data_nodes: int = 0
+    active_primary_shards: int = 0
+    active_shards: int = 0
+    relocating_shards: int = 0
+    initializing_shards: int = 0
+    unassigned_shards: int = 0
+    delayed_unassigned_shards: int = 0
+    active_shards_percent: float = 0.0
+    pending_tasks: int = 0
+    max_task_wait_ms: int = 0
+    nodes: list[NodeHealth] = field(default_factory=list)
+    error: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def state(self) -> State:
+        if self.error is not None:
+            return State.UNKNOWN
+        return STATUS_STATE.get(self.status, State.UNKNOWN)
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["state"] = self.state.name
+        d["code"] = int(self.state)
+        return d
+
+
+def worst(states: list[State]) -> State:
+    """The exit code of several checks: the highest Nagios state (UNKNOWN > CRITICAL > WARNING > OK)."""
+    return max(states, default=State.UNKNOWN)
+
+
+def _num(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def node_from_stats(node_id: str, data: dict[str, Any]) -> NodeHealth:
+    os_cpu = (data.get("os") or {}).get("cpu") or {}
+    fs = (data.get("fs") or {}).get("total") or {}
+    total, avail = fs.get("total_in_bytes"), fs.get("available_in_bytes")
+    disk = None
+    if isinstance(total, int) and isinstance(avail, int) and total > 0:
+        disk = round(100.0 * (total - avail) / total, 1)
+    return NodeHealth(
+        id=node_id,
+        name=str(data.get("name", node_id)),
+        roles=list(data.get("roles") or []),
+        heap_used_percent=_num(((data.get("jvm") or {}).get("mem") or {}).get("heap_used_percent")),
+        cpu_percent=_num(os_cpu.get("percent")),
+        process_cpu_percent=_num(((data.get("process") or {}).get("cpu") or {}).get("percent")),
+        load_1m=_num((os_cpu.get("load_average") or {}).get("1m")),
+        disk_used_percent=disk,
+        disk_total_bytes=total if isinstance(total, int) else None,
+        disk_available_bytes=avail if isinstance(avail, int) else None,
+    )
+
+
+async def round_trip(client: AsyncElasticsearch, node_id: str) -> float:
+    """Median of a few `GET /_nodes/<id>/_none` (the node info API with no metrics), in ms.
+
+    The request goes client -> coordinating node -> that node and back: it works wherever the client can reach
+    the cluster (behind a proxy or in the cloud the nodes' own addresses often cannot be reached).
+    """
+    samples = []
+    for _ in range(RTT_SAMPLES):
+        started = time.perf_counter()
+        await client.perform_request("GET", f"/_nodes/{node_id}/_none", headers={"accept": "application/json"})
+        samples.append((time.perf_counter() - started) * 1000.0)
+    return round(statistics.median(samples), 3)
+
+
+async def check(client: AsyncElasticsearch, label: str, url: str, wait_for_status: str | None = None,
+                timeout: float = 30.0) -> ClusterHealth:
+    """One cluster's health. Never raises for the cluster's sake: errors become an UNKNOWN result."""
+    result = ClusterHealth(label=label, url=url, wait_for_status=wait_for_status)
+    started = time.perf_counter()
+    try:
+        await asyncio.wait_for(_fill(client, result, wait_for_status, timeout), timeout=timeout)
+    except asyncio.CancelledError:
+        raise
+    except TimeoutError:
+        result.error = f"no answer within {timeout:g}s"
+    except Exception as exc:
+        if type(exc).__name__ == "ConnectionTimeout":  # elastic_transport's, not a ConnectionError subclass
+            result.error = f"cluster unreachable: no answer within {timeout:g}s"
+            result.seconds = round(time.perf_counter() - started, 3)
+            return result
+        status, etype, reason = api_error_summary(exc)
+        result.error = f"{status} {etype}: {reason}" if status is not None else one_line(exc)
+    result.seconds = round(time.perf_counter() - started, 3)
+    if result.error is not None:
+        result.status = "unknown"
+    return result
+
+
+async def _fill(client: AsyncElasticsearch, r: ClusterHealth, wait_for_status: str | None, timeout: float) -> None:
+    params: dict[str, Any] = {}
+    if wait_for_status:
+        params["wait_for_status"] = wait_for_status
+        # Leave time within our own deadline for node stats, pending tasks and round trips after the wait.
+        params["timeout"] = f"{max(int((timeout - min(2.0, timeout / 4)) * 1000), 100)}ms"
+    # A health wait that times out answers 408 with the health body: that is an answer, not an error.
+    health_client = client.options(ignore_status=408, request_timeout=timeout)
+    health = (await health_client.cluster.health(**params)).body
+    r.cluster_name = health.get("cluster_name")
+    r.status = str(health.get("status", "unknown"))
+    r.timed_out = bool(health.get("timed_out", False))
+    r.number_of_nodes = int(health.get("number_of_nodes", 0))
+    r.number_of_data_nodes = int(health.get("number_of_data_nodes", 0))
+    r.active_primary_shards = int(health.get("active_primary_shards", 0))
+    r.active_shards = int(health.get("active_shards", 0))
+    r.relocating_shards = int(health.get("relocating_shards", 0))
+    r.initializing_shards = int(health.get("initializing_shards", 0))
+    r.unassigned_shards = int(health.get("unassigned_shards", 0))
+    r.delayed_unassigned_shards = int(health.get("delayed_unassigned_shards", 0))
+    r.active_shards_percent = round(float(health.get("active_shards_percent_as_number", 0.0)), 2)
+
+    stats_task = client.nodes.stats(metric="jvm,os,fs,process", filter_path=NODE_STATS_FILTER)
+    tasks_task = client.cluster.pending_tasks()
+    stats, pending = await asyncio.gather(stats_task, tasks_task)
+    tasks = pending.body.get("tasks") or []
+    r.pending_tasks = len(tasks)
+    r.max_task_wait_ms = max((int(t.get("time_in_queue_millis", 0)) for t in tasks), default=0)
+    nodes = [node_from_stats(nid, data) for nid, data in (stats.body.get("nodes") or {}).items()]
+    rtts = await asyncio.gather(*(round_trip(client, n.id) for n in nodes), return_exceptions=True)
+    for n, rtt in zip(nodes, rtts, strict=True):
+        n.round_trip_ms = rtt if isinstance(rtt, float) else None
+    r.nodes = sorted(nodes, key=lambda n: n.name)
+
+
+async def check_settings(settings: Settings, label: str, wait_for_status: str | None, timeout: float
+                         ) -> ClusterHealth:
+    """A check with its own client: requests time out with the check, and no retry outlives it."""
+    from escli.es.client import open_client
+
+    s = settings.with_(timeout=timeout, max_retries=0)
+    url = ",".join(s.urls) if not s.credentials.cloud_id else "cloud"
+    try:
+        async with open_client(s, 4) as client:
+            return await check(client, label, url, wait_for_status, timeout)
+    except Exception as exc:  # making the client failed (bad CA file, ...): still an answer
+        return ClusterHealth(label=label, url=url, error=one_line(exc))
+
+
+async def check_many(targets: list[tuple[str, Settings | Exception]], wait_for_status: str | None,
+                     timeout: float) -> list[ClusterHealth]:
+    """Every target at once; a target whose settings could not be resolved is UNKNOWN with the reason."""
+
+    async def one(label: str, s: Settings | Exception) -> ClusterHealth:
+        if isinstance(s, Exception):
+            return ClusterHealth(label=label, url="", error=one_line(s))
+        return await check_settings(s, label, wait_for_status, timeout)
+
+    return list(await asyncio.gather(*(one(label, s) for label, s in targets)))

@@ -1,0 +1,666 @@
+"""`escli profile`: measure query latency honestly.
+
+Two load models:
+
+* closed loop (`concurrency` workers, each sends its next request when the previous one is answered): latency is
+  counted from the actual send, so a stall delays the next sends and the requests that would have been sent
+  meanwhile are never measured (coordinated omission). It answers "how fast is one request".
+* open loop (`rate` requests per second on a fixed or Poisson schedule, at most `concurrency` in flight): every
+  request has an intended send time, and latency is counted from it. A request that finds every slot busy waits,
+  and its wait is in its latency, as wrk2 and Rally count it. It answers "what do users see at this load".
+
+Per request three times are taken: latency (intended send to parsed response), service time (the request could
+go on the wire, a pooled connection being ours, to the last byte of the body, taken by aiohttp trace hooks where
+the bytes move) and Elasticsearch's `took`. Client overhead is the part of our own call that is not service time.
+Nothing here prints: the command renders what `run_profile` returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextvars
+import itertools
+import random
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from itertools import accumulate
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from escli.errors import InputError, RefusedError, UnreachableError, UsageError, api_error_summary
+from escli.es.queries import QuerySpec, build_short_body, read_queries
+from escli.profiler import (
+    DEFAULT_PERCENTILES,
+    Histogram,
+    RequestStats,
+    percentile_label,
+    split_percentiles,
+)
+
+if TYPE_CHECKING:
+    import aiohttp
+    from elastic_transport import BaseAsyncNode
+    from elasticsearch import AsyncElasticsearch
+
+HEADERS = {"accept": "application/json", "content-type": "application/json"}
+MODES = ("closed", "open")
+SCHEDULES = ("fixed", "poisson")
+# The event loop's timers wake up to 1 ms late (epoll rounds its timeout up to whole ms): aim that much early so a
+# send is not late by the timer alone; an early send's latency counts from its actual send.
+EARLY = 0.001
+CACHE_NOTE = "profile measures Elasticsearch and bypasses escli's on-disk cache"
+
+# [start, end, headers or None] of the request the current task is sending; the trace hooks write into it.
+_SLOT: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar("escli_profile_slot", default=None)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Options and workload
+
+
+def parse_duration(text: str, option: str) -> float:
+    """`30s`, `500ms`, `2m`, `1h` or a plain number of seconds; UsageError naming the option otherwise."""
+    import re
+
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*(ms|s|m|h)?\s*", text.lower())
+    if m is None:
+        raise UsageError(f"{option} {text}: expected a duration such as 30s, 500ms or 2m")
+    number, factor = m.group(1), {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}[m.group(2)]
+    try:
+        value = float(number) * factor
+    except ValueError:
+        raise UsageError(f"{option} {text}: expected a duration such as 30s, 500ms or 2m") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise UsageError(f"{option} {text}: must be a positive duration")
+    return value
+
+
+@dataclass(frozen=True)
+class Warmup:
+    requests: int = 0
+    seconds: float = 0.0
+
+    @classmethod
+    def parse(cls, text: str) -> Warmup:
+        """`--warmup 50` (requests) or `--warmup 5s` (time)."""
+        raw = text.strip()
+        if raw.isdigit():
+            return cls(requests=int(raw))
+        if raw and raw[-1].isalpha():
+            return cls(seconds=parse_duration(raw, "--warmup"))
+        raise UsageError(f"--warmup {text}: a number of requests (50) or a duration (5s)")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"requests": self.requests} if not self.seconds else {"seconds": self.seconds}
+
+
+@dataclass(frozen=True)
+class ProfileOptions:
+    iterations: int | None = 1000
+    duration: float | None = None
+    warmup: Warmup = field(default_factory=Warmup)
+    concurrency: int = 1
+    rate: float | None = None
+    schedule: str = "fixed"
+    percentiles: tuple[float, ...] = DEFAULT_PERCENTILES
+    seed: int | None = None
+
+    @property
+    def mode(self) -> str:
+        return "open" if self.rate else "closed"
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A query ready to send again and again: target path with query string and the body's bytes."""
+
+    spec: QuerySpec
+    target: str
+    body: bytes
+
+
+def _param_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return ",".join(_param_text(v) for v in value)
+    return str(value)
+
+
+def prepare(spec: QuerySpec) -> Prepared:
+    target = f"/{urllib.parse.quote(spec.index, safe=',*')}/_search"
+    if spec.params:
+        target += "?" + urllib.parse.urlencode({k: _param_text(v) for k, v in spec.params.items()}, safe=",*")
+    return Prepared(spec, target, orjson.dumps(spec.body))
+
+
+def single_query(index: str, text: str | None, fields: Sequence[str], size: int | None) -> QuerySpec:
+    short: dict[str, Any] = {"index": index, "q": text or ""}
+    if fields:
+        short["fields"] = list(fields)
+    if size is not None:
+        short["size"] = size
+    return QuerySpec(id=text or "match_all", index=index, body=build_short_body(short))
+
+
+def load_workload(lines: Iterator[tuple[int, bytes]], source: str) -> list[QuerySpec]:
+    """Every query of a query file; the first bad line stops with FILE:LINE (a profile needs a sound workload)."""
+    specs: list[QuerySpec] = []
+    seen: dict[str, int] = {}
+    for item in read_queries(lines, source):
+        if isinstance(item, InputError):
+            raise item
+        if item.id in seen:
+            raise InputError(source, item.line, f'id "{item.id}" already used on line {seen[item.id]}')
+        seen[item.id] = item.line
+        specs.append(item)
+    if not specs:
+        raise UsageError(f"--queries {source}: no queries in the file")
+    return specs
+
+
+class Picker:
+    """Weighted choice of the next query, reproducible with a seed."""
+
+    def __init__(self, prepared: Sequence[Prepared], seed: int | None) -> None:
+        self.items = list(prepared)
+        self.cum = list(accumulate(p.spec.weight for p in self.items))
+        self.total = self.cum[-1]
+        self.rng = random.Random(seed)
+        self.single = len(self.items) == 1
+
+    def __call__(self) -> Prepared:
+        if self.single:
+            return self.items[0]
+        return self.items[bisect.bisect_right(self.cum, self.rng.random() * self.total)]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Timing where the bytes move
+
+
+def trace_config() -> aiohttp.TraceConfig:
+    """aiohttp hooks that fill the current task's slot: start when a pooled connection is ours, end at last byte.
+
+    on_request_start fires before the connection pool is asked; when the pool makes us queue, the end of the
+    queueing moves the start, so waiting for a free connection is never counted as service time. The body is
+    read in one go by elastic_transport, and aiohttp fires on_response_chunk_received right after its last byte.
+    """
+    import aiohttp
+
+    perf = time.perf_counter
+
+    async def on_request_start(session: Any, ctx: Any, params: Any) -> None:
+        slot = _SLOT.get()
+        if slot is not None:
+            if slot[0] == 0.0:
+                slot[0] = perf()
+            if slot[2] is not None:  # the preflight learns the headers the client sends
+                slot[2].update(params.headers)
+
+    async def on_queued_end(session: Any, ctx: Any, params: Any) -> None:
+        slot = _SLOT.get()
+        if slot is not None and slot[1] == 0.0:
+            slot[0] = perf()
+
+    async def on_last_byte(session: Any, ctx: Any, params: Any) -> None:
+        slot = _SLOT.get()
+        if slot is not None:
+            slot[1] = perf()
+
+    config = aiohttp.TraceConfig()
+    config.on_request_start.append(on_request_start)
+    config.on_connection_queued_end.append(on_queued_end)
+    config.on_response_chunk_received.append(on_last_byte)
+    config.on_request_exception.append(on_last_byte)
+    return config
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Results
+
+
+@dataclass
+class ProfileResult:
+    options: ProfileOptions
+    queries: list[QuerySpec]
+    overall: RequestStats = field(default_factory=RequestStats)
+    per_query: dict[str, RequestStats] = field(default_factory=dict)
+    started_at: float = 0.0
+    seconds: float = 0.0
+    warmup_sent: int = 0
+    cpu_seconds: float = 0.0
+    rss_bytes: int = 0
+    late_sends: int = 0
+    max_send_lag_us: int = 0
+    interrupted: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.overall.errors
+
+    def as_dict(self) -> dict[str, Any]:
+        o = self.options
+        requests = self.overall.requests
+        return {
+            "escli_profile": 1,
+            "started_at": datetime.fromtimestamp(self.started_at, UTC).isoformat(timespec="seconds"),
+            "mode": o.mode,
+            "concurrency": o.concurrency,
+            "rate": o.rate,
+            "schedule": o.schedule if o.mode == "open" else None,
+            "iterations": o.iterations,
+            "duration": o.duration,
+            "warmup": {**o.warmup.as_dict(), "sent": self.warmup_sent},
+            "seconds": round(self.seconds, 6),
+            "interrupted": self.interrupted,
+            "percentiles": [percentile_label(p) for p in o.percentiles],
+            "overall": stats_dict(self.overall, self.seconds, o.percentiles),
+            "queries": {
+                q.id: {"index": q.index, "weight": q.weight,
+                       **stats_dict(self.per_query[q.id], self.seconds, o.percentiles)}
+                for q in self.queries
+            },
+            "client": {
+                "cpu_seconds": round(self.cpu_seconds, 6),
+                "cpu_percent": round(100.0 * self.cpu_seconds / self.seconds, 2) if self.seconds else None,
+                "cpu_us_per_request": round(1e6 * self.cpu_seconds / requests, 2) if requests else None,
+                "rss_bytes": self.rss_bytes,
+                "late_sends": self.late_sends if o.mode == "open" else None,
+                "max_send_lag_ms": round(self.max_send_lag_us / 1000, 3) if o.mode == "open" else None,
+            },
+            "cache": {"hit_ratio": None, "lookups": 0, "note": CACHE_NOTE},
+        }
+
+
+def histogram_dict(h: Histogram, percentiles: Sequence[float], scale: float = 1000.0) -> dict[str, Any]:
+    """Shown percentiles in ms (values are microseconds), mean, and why the others are not shown."""
+    split = split_percentiles(percentiles, h.count)
+    out: dict[str, Any] = {"count": h.count}
+    if h.count:
+        for p, v in zip(split.shown, h.values_at(split.shown), strict=True):
+            out[percentile_label(p)] = round(v / scale, 3)
+        out["mean"] = round(h.mean / scale, 3)
+    if split.hidden:
+        out["not_shown"] = {percentile_label(p): why for p, why in split.hidden}
+    return out
+
+
+def stats_dict(s: RequestStats, seconds: float, percentiles: Sequence[float]) -> dict[str, Any]:
+    return {
+        "requests": s.requests,
+        "ok": s.ok,
+        "errors": dict(sorted(s.errors.items())),
+        "error_rate": round(sum(s.errors.values()) / s.requests, 6) if s.requests else 0.0,
+        "throughput": round(s.ok / seconds, 3) if seconds else 0.0,
+        "latency_ms": histogram_dict(s.latency, percentiles),
+        "service_time_ms": histogram_dict(s.service, percentiles),
+        "took_ms": histogram_dict(s.took, percentiles, scale=1.0),
+        "overhead_ms": histogram_dict(s.overhead, percentiles),
+    }
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Running
+
+
+def error_kind(exc: BaseException) -> str:
+    """A short, stable name for an error, used to count errors by type."""
+    name = type(exc).__name__
+    if name == "ConnectionTimeout" or isinstance(exc, TimeoutError):
+        return "timeout"
+    if "SSL" in name or "Certificate" in name:
+        return "tls_error"
+    if isinstance(exc, OSError) or name.startswith(("ClientConnect", "ClientOS", "ServerDisconnected",
+                                                     "ClientPayload", "ClientResponse")):
+        return "connection_error"
+    if name in ("ConnectionError", "TlsError", "SerializationError"):
+        return name.replace("Error", "_error").lower().lstrip("_")
+    status, etype, _ = api_error_summary(exc)
+    if status is not None:
+        return f"{status} {etype}"
+    return name
+
+
+def http_error_kind(status: int, raw: bytes) -> str:
+    """`404 index_not_found_exception` from an error response body."""
+    etype = "error"
+    try:
+        body = orjson.loads(raw)
+        err = body.get("error") if isinstance(body, dict) else None
+        if isinstance(err, dict):
+            root = (err.get("root_cause") or [err])[0]
+            etype = str(root.get("type") or err.get("type") or etype)
+    except (orjson.JSONDecodeError, AttributeError, IndexError, TypeError):
+        pass
+    return f"{status} {etype}"
+
+
+class Runner:
+    """Sends the workload; `measure_from` splits warm-up from measured requests by their intended send time."""
+
+    def __init__(self, client: AsyncElasticsearch, prepared: Sequence[Prepared], opts: ProfileOptions,
+                 result: ProfileResult, on_progress: Callable[[int], None], cpu_now: Callable[[], float],
+                 headers: Mapping[str, str], timeout: float) -> None:
+        self.client = client
+        import aiohttp
+        from elastic_transport import HttpHeaders
+
+        self.pool = client.transport.node_pool
+        self.headers = dict(headers)
+        self.node_headers = HttpHeaders(headers)
+        self.timeout = aiohttp.ClientTimeout(total=timeout)
+        self.opts = opts
+        self.result = result
+        self.pick = Picker(prepared, opts.seed)
+        self.on_progress = on_progress
+        self.cpu_now = cpu_now
+        self.measure_from = float("inf")
+        self.deadline = float("inf")
+        self.cpu_start = 0.0
+        self.last_end = 0.0
+        self.sent = 0
+
+    def start_measuring(self, at: float) -> None:
+        self.measure_from = at
+        if self.opts.duration:
+            self.deadline = at + self.opts.duration
+        self.cpu_start = self.cpu_now()
+
+    def maybe_start(self, index: int, at: float, warm_until: float | None) -> None:
+        if self.measure_from != float("inf"):
+            return
+        if (warm_until is not None and at >= warm_until) or (warm_until is None
+                                                               and index >= self.opts.warmup.requests):
+            self.start_measuring(at)
+
+    async def one(self, item: Prepared, intended: float) -> None:
+        """Send one request; record it unless it was meant to be sent before measuring began.
+
+        The request goes straight to a node of the client's pool, on that node's own pooled aiohttp session
+        (where the trace hooks are), with the headers the client itself sent in the preflight. No retries: each
+        failure is counted, none is hidden in a longer latency. No per-request work that a plain HTTP client
+        would not do: the body was encoded once, the response is parsed with orjson as the client would.
+        """
+        slot: list[Any] = [0.0, 0.0, None]
+        _SLOT.set(slot)
+        perf = time.perf_counter
+        self.sent += 1
+        node: BaseAsyncNode = self.pool.get()  # type: ignore[assignment]
+        session = getattr(node, "session", None)
+        sent = perf()
+        took: int | None = None
+        error: str | None = None
+        try:
+            if session is not None:
+                async with session.post(node.base_url + item.target, data=item.body, headers=self.headers,
+                                        timeout=self.timeout) as resp:
+                    raw = await resp.read()
+                    status = resp.status
+            else:  # a node whose session does not exist yet (or another node class): the node's own path
+                meta, raw = await node.perform_request("POST", item.target, body=item.body,
+                                                       headers=self.node_headers)
+                status = meta.status
+            if status >= 400:
+                error = http_error_kind(status, raw)
+            else:
+                body = orjson.loads(raw)
+                t = body.get("took") if isinstance(body, dict) else None
+                took = t if isinstance(t, int) else None
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            error = error_kind(exc)
+            if error in ("connection_error", "timeout", "tls_error"):
+                self.pool.mark_dead(node)
+        end = perf()
+        if intended < self.measure_from:
+            return
+        if end > self.last_end:
+            self.last_end = end
+        q = self.result.per_query[item.spec.id]
+        if error is not None:
+            q.record_error(error)
+        else:
+            service = int((slot[1] - slot[0]) * 1e6) if slot[0] and slot[1] >= slot[0] else None
+            # Latency counts from the intended send; a send a little early (see EARLY) from its actual send.
+            q.record(int((end - min(intended, sent)) * 1e6), service, took,
+                     None if service is None else int((end - sent) * 1e6) - service)
+        self.on_progress(1)
+
+    def _limits(self, t0: float) -> tuple[int | None, float | None]:
+        """(total requests to send or None, end of warm-up by time or None)."""
+        w = self.opts.warmup
+        total = None if self.opts.iterations is None else self.opts.iterations + w.requests
+        return total, (t0 + w.seconds if w.seconds else None)
+
+    async def closed(self) -> None:
+        t0 = time.perf_counter()
+        total, warm_until = self._limits(t0)
+        counter = itertools.count()
+
+        async def worker() -> None:
+            perf = time.perf_counter
+            while True:
+                i = next(counter)
+                if total is not None and i >= total:
+                    return
+                now = perf()
+                self.maybe_start(i, now, warm_until)
+                if now >= self.deadline:
+                    return
+                await self.one(self.pick(), now)
+
+        await asyncio.gather(*(worker() for _ in range(self.opts.concurrency)))
+
+    async def open(self) -> None:
+        opts = self.opts
+        assert opts.rate
+        rate = opts.rate
+        rng = random.Random(None if opts.seed is None else opts.seed + 1)
+        gap: Callable[[], float] = (lambda: rng.expovariate(rate)) if opts.schedule == "poisson" else (
+            lambda: 1.0 / rate)
+        slots = asyncio.Semaphore(opts.concurrency)
+        tasks: set[asyncio.Task[None]] = set()
+        perf = time.perf_counter
+        t0 = perf()
+        total, warm_until = self._limits(t0)
+        intended = t0
+        lag_max = 0.0
+        late = 0
+
+        async def send(item: Prepared, at: float) -> None:
+            try:
+                await self.one(item, at)
+            finally:
+                slots.release()
+
+        i = 0
+        try:
+            while total is None or i < total:
+                self.maybe_start(i, intended, warm_until)
+                if intended >= self.deadline:
+                    break
+                delay = intended - perf() - EARLY
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                await slots.acquire()
+                now = perf()
+                lag = now - intended
+                if intended >= self.measure_from:
+                    late += lag > 0.001
+                    lag_max = max(lag_max, lag)
+                task = asyncio.create_task(send(self.pick(), intended))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+                intended += gap()
+                i += 1
+            if tasks:
+                await asyncio.gather(*tasks)
+        finally:
+            self.result.late_sends = late
+            self.result.max_send_lag_us = int(lag_max * 1e6)
+            for task in list(tasks):  # interrupted: nothing may outlive the run
+                task.cancel()
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def preflight(client: AsyncElasticsearch, prepared: Sequence[Prepared]) -> dict[str, str]:
+    """One request per query before any load, through the full client.
+
+    A query Elasticsearch refuses stops here, named by its id and line. Returns the headers the client sent
+    (authentication, compatibility mimetypes, client meta), which the measured requests then reuse.
+    """
+    headers: dict[str, str] = {}
+    for item in prepared:
+        slot: list[Any] = [0.0, 0.0, {}]
+        _SLOT.set(slot)
+        try:
+            await client.perform_request("POST", item.target, headers=HEADERS, body=item.body)
+        except Exception as exc:
+            from escli.errors import translate
+
+            err = translate(exc)
+            where = f"query {item.spec.id}" + (f" (line {item.spec.line})" if item.spec.line else "")
+            if isinstance(err, RefusedError):
+                status, etype, reason = api_error_summary(exc)
+                raise RefusedError(f"{where}: Elasticsearch refused it ({status} {etype}): {reason}",
+                                   status, err.body) from exc
+            if isinstance(err, UnreachableError):
+                raise err from exc
+            if type(exc).__name__ == "ConnectionTimeout":  # elastic_transport's, not a ConnectionError subclass
+                raise UnreachableError(f"cluster unreachable: no answer to {where} within the request timeout "
+                                       "(--timeout)") from exc
+            raise
+        finally:
+            _SLOT.set(None)
+        headers = {k: v for k, v in slot[2].items() if k.lower() not in ("host", "content-length")}
+    if not headers:  # no trace hooks installed: the client's own mimetypes still apply
+        headers = dict(HEADERS)
+    return headers
+
+
+async def run_profile(client: AsyncElasticsearch, queries: Sequence[QuerySpec], opts: ProfileOptions,
+                      on_progress: Callable[[int], None] = lambda n: None) -> ProfileResult:
+    """Run the workload and return what was measured; requests sent during warm-up are not recorded."""
+    import psutil  # type: ignore[import-untyped]
+
+    prepared = [prepare(q) for q in queries]
+    result = ProfileResult(opts, list(queries), per_query={q.id: RequestStats() for q in queries})
+    headers = await preflight(client, prepared)
+    proc = psutil.Process()
+
+    def cpu_now() -> float:
+        t = proc.cpu_times()
+        return float(t.user + t.system)
+
+    timeout = float(getattr(client.transport.node_pool.get().config, "request_timeout", None) or 30.0)
+    runner = Runner(client, prepared, opts, result, on_progress, cpu_now, headers, timeout)
+    result.started_at = time.time()
+    try:
+        if opts.mode == "open":
+            await runner.open()
+        else:
+            await runner.closed()
+    except asyncio.CancelledError:
+        # Ctrl-C: keep what was measured; the command reports it and exits 130.
+        task = asyncio.current_task()
+        if task is None or not task.cancelling():
+            raise
+        task.uncancel()
+        result.interrupted = True
+    if runner.measure_from == float("inf"):  # everything was warm-up
+        runner.start_measuring(time.perf_counter())
+    result.cpu_seconds = cpu_now() - runner.cpu_start
+    for stats in result.per_query.values():  # recorded per query only; the overall figures are their sum
+        result.overall.merge(stats)
+    result.seconds = max(runner.last_end - runner.measure_from, 0.0) if result.overall.requests else 0.0
+    result.warmup_sent = runner.sent - result.overall.requests
+    result.rss_bytes = proc.memory_info().rss
+    if result.overall.requests and not result.overall.ok and all(
+            k in ("connection_error", "timeout", "tls_error") for k in result.overall.errors):
+        raise UnreachableError(f"cluster unreachable: every request failed ({', '.join(result.overall.errors)})")
+    return result
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The Profile API, one execution per query
+
+
+async def shard_profiles(client: AsyncElasticsearch, queries: Sequence[QuerySpec]) -> list[dict[str, Any]]:
+    """Each query once with `"profile": true`: its took and the per-shard breakdown Elasticsearch returns."""
+    out: list[dict[str, Any]] = []
+    for q in queries:
+        body = {**q.body, "profile": True}
+        resp = await client.perform_request("POST", prepare(QuerySpec(q.id, q.index, body, q.params)).target,
+                                            headers=HEADERS, body=orjson.dumps(body))
+        data = resp.body if isinstance(resp.body, dict) else {}
+        out.append({"id": q.id, "index": q.index, "took_ms": data.get("took"),
+                    "shards": (data.get("profile") or {}).get("shards", [])})
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Baselines
+
+
+def load_baseline(path: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            data = orjson.loads(fh.read())
+    except FileNotFoundError:
+        raise UsageError(f"--compare {path}: no such file") from None
+    except OSError as exc:
+        raise UsageError(f"--compare {path}: {exc.strerror}") from None
+    except orjson.JSONDecodeError as exc:
+        raise UsageError(f"--compare {path}: not JSON ({exc.args[0] if exc.args else exc})") from None
+    if not isinstance(data, dict) or data.get("escli_profile") != 1 or not isinstance(data.get("overall"), dict):
+        raise UsageError(f"--compare {path}: not a profile saved by `escli profile --save`")
+    return data
+
+
+FIGURES = ("latency_ms", "service_time_ms", "took_ms", "overhead_ms")
+
+
+def _delta(new: Any, old: Any) -> float | None:
+    if not isinstance(new, (int, float)) or not isinstance(old, (int, float)) or isinstance(new, bool):
+        return None
+    if old == 0:
+        return 0.0 if new == 0 else None
+    return round((new - old) / old * 100.0, 2)
+
+
+def _stats_deltas(new: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in ("throughput", "error_rate"):
+        d = _delta(new.get(key), old.get(key))
+        if d is not None:
+            out[key] = d
+    for fig in FIGURES:
+        a, b = new.get(fig) or {}, old.get(fig) or {}
+        ds = {k: d for k, v in a.items() if k not in ("count", "not_shown")
+              and (d := _delta(v, b.get(k))) is not None}
+        if ds:
+            out[fig] = ds
+    return out
+
+
+def compare_profiles(new: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
+    """Each figure's change in % against a saved profile: overall, and per query id present in both."""
+    queries = {qid: _stats_deltas(stats, baseline["queries"][qid])
+               for qid, stats in new.get("queries", {}).items()
+               if isinstance(baseline.get("queries"), dict) and qid in baseline["queries"]}
+    client: dict[str, Any] = {}
+    for key in ("cpu_us_per_request", "rss_bytes"):
+        d = _delta((new.get("client") or {}).get(key), (baseline.get("client") or {}).get(key))
+        if d is not None:
+            client[key] = d
+    return {"baseline_started_at": baseline.get("started_at"), "overall": _stats_deltas(new["overall"],
+                                                                                        baseline["overall"]),
+            "queries": queries, "client": client}

@@ -1,0 +1,178 @@
+"""Search through the on-disk cache: the one path `escli search`, `batch` and `warm-cache` read and fill it by.
+
+    from escli.cache import DEFAULT_TTL, open_cache
+    from escli.core.search import search_with_cache
+
+    cache = open_cache(settings)
+    outcome = await search_with_cache(client, cache, settings.identity, "products", body, params, DEFAULT_TTL)
+    outcome.response      # the Elasticsearch response, a dict
+    outcome.cache_hit     # True when it came from the cache (no request was made)
+    outcome.key           # the cache key (None when the cache is off)
+    outcome.expires_at    # epoch seconds the cached entry expires at (None when nothing is cached)
+    outcome.status        # "hit", "stored", "bypass", "off" or "miss" (see SearchOutcome)
+
+`search_with_cache(client, cache, identity, index, body, params, ttl, *, force=False, refresh=False,
+defer_store=False) -> SearchOutcome`:
+- a fresh entry is returned without a request, unless `refresh` (warm-cache --refresh-ahead: ask again, store);
+- a search that `cache_bypass_reason` rejects (`now` date math, per-user preference or routing, ...) is neither
+  read from nor written to the cache unless `force`; `outcome.bypass_reason` says why;
+- otherwise the response is stored for `ttl` seconds, tagged with the index (for `escli cache clear --index`).
+  With `defer_store=True` nothing is written: call `store(cache, outcome, ttl)` once the result is out, to keep
+  the cache write (diskcache's p99 is in ms) off the latency path.
+Errors are the client's (elasticsearch ApiError, elastic_transport ConnectionError): nothing is retried here;
+the client's transport retries, or wrap the call in `escli.es.retry.with_backoff`.
+
+`lookup(cache, identity, index, body, params, *, force=False) -> SearchOutcome | None` is the read half, usable
+before any client exists: this module does not import elasticsearch, so a hit costs no client import at all.
+`es_search(client, index, body, params, request_timeout=None)` is the bare request (POST /INDEX/_search).
+Nothing here prints.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import orjson
+
+from escli.cache import Cache, CacheEntry, cache_bypass_reason, cache_key
+
+if TYPE_CHECKING:
+    from elasticsearch import AsyncElasticsearch
+
+JSON_HEADERS = {"accept": "application/json", "content-type": "application/json"}
+
+
+@dataclass(frozen=True)
+class SearchOutcome:
+    """One search's result and how the cache took part.
+
+    status: "hit" (served from the cache), "stored" (asked Elasticsearch and cached the answer; with
+    defer_store, "miss" until `store` is called), "bypass" (not cacheable: see bypass_reason), "off" (--no-cache).
+    """
+
+    response: dict[str, Any]
+    cache_hit: bool
+    key: str | None
+    expires_at: float | None
+    stored_at: float | None = None
+    status: str = "miss"
+    bypass_reason: str | None = None
+    latency_ms: float | None = None  # round trip to Elasticsearch; None on a hit
+    index: str = ""
+    raw: bytes | None = None  # the response as JSON bytes, as the cache holds it
+
+    def meta(self, now: float | None = None) -> dict[str, Any]:
+        """The `_escli` block of json output."""
+        now = time.time() if now is None else now
+        out: dict[str, Any] = {"cache": self.status}
+        if self.key is not None:
+            out["key"] = self.key
+        if self.stored_at is not None:
+            out["stored_at"] = round(self.stored_at, 3)
+            out["age_s"] = round(max(0.0, now - self.stored_at), 3)
+        if self.expires_at is not None:
+            out["expires_at"] = round(self.expires_at, 3)
+            out["expires_in_s"] = round(max(0.0, self.expires_at - now), 3)
+        if self.bypass_reason is not None:
+            out["bypass_reason"] = self.bypass_reason
+        if self.latency_ms is not None:
+            out["latency_ms"] = round(self.latency_ms, 3)
+        return out
+
+
+@dataclass(frozen=True)
+class CachePlan:
+    key: str | None
+    bypass_reason: str | None  # set when the cache must be skipped
+    enabled: bool
+
+    @property
+    def usable(self) -> bool:
+        return self.enabled and self.key is not None and self.bypass_reason is None
+
+
+def plan(cache: Cache, identity: str, index: str, body: Mapping[str, Any], params: Mapping[str, Any], *,
+         force: bool = False) -> CachePlan:
+    if not cache.enabled:
+        return CachePlan(None, None, False)
+    reason = None if force else cache_bypass_reason(body, params)
+    return CachePlan(cache_key(identity, index, body, params), reason, True)
+
+
+def _from_entry(entry: CacheEntry, key: str, index: str, cache: Cache) -> SearchOutcome | None:
+    try:
+        response = orjson.loads(entry.value)
+    except orjson.JSONDecodeError as exc:
+        discard = getattr(cache, "discard", None)
+        if discard is not None:
+            discard(key, f"invalid JSON: {exc.msg}")
+        else:
+            cache.delete(key)
+        return None
+    if not isinstance(response, dict):
+        cache.delete(key)
+        return None
+    return SearchOutcome(response=response, cache_hit=True, key=key, expires_at=entry.expires_at,
+                         stored_at=entry.stored_at, status="hit", index=index, raw=entry.value)
+
+
+def lookup(cache: Cache, identity: str, index: str, body: Mapping[str, Any], params: Mapping[str, Any], *,
+           force: bool = False) -> SearchOutcome | None:
+    """A fresh cached response, or None (also when the search must bypass the cache). No client needed."""
+    p = plan(cache, identity, index, body, params, force=force)
+    if not p.usable or p.key is None:
+        return None
+    entry = cache.get(p.key)
+    return None if entry is None else _from_entry(entry, p.key, index, cache)
+
+
+async def es_search(client: AsyncElasticsearch, index: str, body: Mapping[str, Any], params: Mapping[str, Any],
+                    request_timeout: float | None = None) -> dict[str, Any]:
+    """POST /INDEX/_search with the body and URL parameters as given (any parameter the server knows)."""
+    target = client if request_timeout is None else client.options(request_timeout=request_timeout)
+    resp = await target.perform_request(
+        "POST", f"/{quote(index, safe=',*')}/_search", params=dict(params) or None, headers=JSON_HEADERS,
+        body=dict(body), endpoint_id="search", path_parts={"index": index},
+    )
+    result = resp.body
+    if not isinstance(result, dict):
+        raise TypeError(f"unexpected search response of type {type(result).__name__}")
+    return result
+
+
+def store(cache: Cache, outcome: SearchOutcome, ttl: float) -> SearchOutcome:
+    """Write a deferred outcome to the cache (no-op unless it came from Elasticsearch and may be cached)."""
+    if outcome.cache_hit or outcome.key is None or outcome.status not in ("miss", "stored"):
+        return outcome
+    raw = outcome.raw if outcome.raw is not None else orjson.dumps(outcome.response)
+    now = time.time()
+    cache.set(outcome.key, raw, ttl, outcome.index)
+    return replace(outcome, status="stored", stored_at=now, expires_at=now + ttl, raw=raw)
+
+
+async def search_with_cache(client: AsyncElasticsearch, cache: Cache, identity: str, index: str,
+                            body: Mapping[str, Any], params: Mapping[str, Any], ttl: float, *, force: bool = False,
+                            refresh: bool = False, defer_store: bool = False,
+                            request_timeout: float | None = None) -> SearchOutcome:
+    """Serve from the cache when fresh (unless refresh), else ask Elasticsearch and cache the answer."""
+    p = plan(cache, identity, index, body, params, force=force)
+    if p.usable and p.key is not None and not refresh:
+        entry = cache.get(p.key)
+        if entry is not None:
+            hit = _from_entry(entry, p.key, index, cache)
+            if hit is not None:
+                return hit
+    started = time.perf_counter()
+    response = await es_search(client, index, body, params, request_timeout)
+    latency_ms = (time.perf_counter() - started) * 1000.0
+    if not p.enabled:
+        return SearchOutcome(response, False, None, None, status="off", latency_ms=latency_ms, index=index)
+    if not p.usable:
+        return SearchOutcome(response, False, p.key, None, status="bypass", bypass_reason=p.bypass_reason,
+                             latency_ms=latency_ms, index=index)
+    outcome = SearchOutcome(response, False, p.key, None, status="miss", latency_ms=latency_ms, index=index)
+    return outcome if defer_store else store(cache, outcome, ttl)

@@ -1,0 +1,220 @@
+"""Rendering `escli health`: a rich table for people, JSON, a Nagios line, Prometheus text exposition.
+
+Each renderer takes the dict form of one or more checks (ClusterHealth.as_dict), so the output layer does not
+depend on the core's classes.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+STATES = ("OK", "WARNING", "CRITICAL", "UNKNOWN")
+STATUS_COLOUR = {"green": "green", "yellow": "yellow", "red": "red", "unknown": "magenta"}
+
+
+def _fmt(v: Any, suffix: str = "", digits: int = 1) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}{suffix}"
+    return f"{v}{suffix}"
+
+
+def cluster_label(c: Mapping[str, Any]) -> str:
+    """How a check is named: its configured name, else the cluster's own name, else its URL."""
+    return str(c.get("label") or c.get("cluster_name") or c.get("url") or "cluster")
+
+
+def _summary(c: Mapping[str, Any]) -> str:
+    """The one-line description of a check, shared by the table title and the Nagios line."""
+    if c.get("error"):
+        return f"{cluster_label(c)}: no health answer: {c['error']}"
+    n = c["number_of_nodes"]
+    text = (f"{c['cluster_name']} {c['status']}: {n} node{'s' if n != 1 else ''}, "
+            f"{c['active_shards_percent']:g}% shards active ({c['unassigned_shards']} unassigned, "
+            f"{c['relocating_shards']} relocating, {c['initializing_shards']} initializing), "
+            f"{c['pending_tasks']} pending task{'s' if c['pending_tasks'] != 1 else ''}")
+    if c.get("label") and c["label"] != c.get("cluster_name"):
+        text = f"{c['label']} ({text})"
+    if c.get("timed_out") and c.get("wait_for_status"):
+        text += f"; timed out waiting for {c['wait_for_status']}"
+    return text
+
+
+def render_table(checks: Sequence[Mapping[str, Any]]) -> str:
+    from rich.console import Console
+    from rich.table import Table
+
+    buf = io.StringIO()
+    width = max(shutil.get_terminal_size((120, 24)).columns, 80)
+    console = Console(file=buf, force_terminal=False, width=width, highlight=False)
+    for c in checks:
+        colour = STATUS_COLOUR.get(c["status"], "magenta")
+        console.print(f"[bold {colour}]{c['state']}[/] {_escape(_summary(c))}")
+        if c.get("error"):
+            continue
+        t = Table(show_header=True)
+        for col in ("node", "roles", "heap %", "CPU %", "load 1m", "disk used %", "round trip ms"):
+            t.add_column(col, justify="left" if col in ("node", "roles") else "right")
+        for n in c["nodes"]:
+            t.add_row(n["name"], _roles(n["roles"]), _fmt(n["heap_used_percent"], digits=0),
+                      _fmt(n["cpu_percent"], digits=0), _fmt(n["load_1m"], digits=2),
+                      _fmt(n["disk_used_percent"]), _fmt(n["round_trip_ms"], digits=2))
+        console.print(t)
+    return buf.getvalue()
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def _roles(roles: Sequence[str]) -> str:
+    """The short role letters of _cat/nodes (d data, m master, i ingest, ...)."""
+    letters = {"data": "d", "master": "m", "ingest": "i", "ml": "l", "remote_cluster_client": "r",
+               "transform": "t", "data_content": "s", "data_hot": "h", "data_warm": "w", "data_cold": "c",
+               "data_frozen": "f", "voting_only": "v"}
+    return "".join(sorted(letters.get(r, "?") for r in roles)) or "-"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Nagios
+
+
+def _perf_label(text: str) -> str:
+    """A perfdata label without the characters that break naive parsers (space, quote, `=`, `|`): `_` instead.
+
+    The plugin guidelines allow quoted labels, but many graphers split perfdata on spaces.
+    """
+    return re.sub(r"[\s'=|;]", "_", text)
+
+
+def _perf(label: str, value: Any, uom: str = "", warn: str = "", crit: str = "", lo: str = "", hi: str = "") -> str:
+    v = "U" if value is None else (f"{value:g}" if isinstance(value, float) else str(value))
+    text = f"{_perf_label(label)}={v}{uom if value is not None else ''};{warn};{crit};{lo};{hi}"
+    return text.rstrip(";")
+
+
+def _perfdata(c: Mapping[str, Any], prefix: str = "") -> list[str]:
+    p = prefix
+    out = [_perf(f"{p}status", int(c["code"]), "", "1", "2", "0", "3")]
+    if c.get("error"):
+        return out
+    out += [
+        _perf(f"{p}nodes", c["number_of_nodes"], "", lo="0"),
+        _perf(f"{p}data_nodes", c["number_of_data_nodes"], "", lo="0"),
+        _perf(f"{p}active_shards_percent", float(c["active_shards_percent"]), "%", lo="0", hi="100"),
+        _perf(f"{p}active_shards", c["active_shards"], "", lo="0"),
+        _perf(f"{p}unassigned_shards", c["unassigned_shards"], "", lo="0"),
+        _perf(f"{p}relocating_shards", c["relocating_shards"], "", lo="0"),
+        _perf(f"{p}initializing_shards", c["initializing_shards"], "", lo="0"),
+        _perf(f"{p}pending_tasks", c["pending_tasks"], "", lo="0"),
+    ]
+    for n in c["nodes"]:
+        name = n["name"]
+        out += [
+            _perf(f"{p}{name}_heap", n["heap_used_percent"], "%", lo="0", hi="100"),
+            _perf(f"{p}{name}_cpu", n["cpu_percent"], "%", lo="0", hi="100"),
+            _perf(f"{p}{name}_load1", n["load_1m"], "", lo="0"),
+            _perf(f"{p}{name}_disk_used", n["disk_used_percent"], "%", lo="0", hi="100"),
+            _perf(f"{p}{name}_rtt", n["round_trip_ms"], "ms", lo="0"),
+        ]
+    return out
+
+
+def render_nagios(checks: Sequence[Mapping[str, Any]], overall_code: int) -> str:
+    """`ESCLI <STATE> - text | perfdata`; with several clusters a summary line, then one line per cluster."""
+    state = STATES[overall_code]
+    if len(checks) == 1:
+        c = checks[0]
+        return f"ESCLI {state} - {_oneline(_summary(c))} | {' '.join(_perfdata(c))}\n"
+    counts = {s: sum(1 for c in checks if c["state"] == s) for s in STATES}
+    head = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+    perf = [p for c in checks for p in _perfdata(c, prefix=f"{cluster_label(c)}_")]
+    lines = [f"ESCLI {state} - {len(checks)} clusters: {head} | {' '.join(perf)}"]
+    lines += [f"{c['state']} - {_oneline(_summary(c))}" for c in checks]
+    return "\n".join(lines) + "\n"
+
+
+def _oneline(text: str) -> str:
+    # `|` starts perfdata in Nagios output; keep it out of the text.
+    return " ".join(text.replace("|", "/").split())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Prometheus
+
+
+def _esc(v: Any) -> str:
+    return str(v).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _labels(**kv: Any) -> str:
+    return "{" + ",".join(f'{k}="{_esc(v)}"' for k, v in kv.items()) + "}"
+
+
+def _val(v: float | int) -> str:
+    return str(v) if isinstance(v, int) else repr(round(float(v), 9))
+
+
+def render_prometheus(checks: Sequence[Mapping[str, Any]]) -> str:
+    """Text exposition format, `escli_` names, a `cluster` label on every sample (and `node` per node)."""
+    families: list[tuple[str, str, list[str]]] = []
+
+    def fam(name: str, help_text: str) -> list[str]:
+        samples: list[str] = []
+        families.append((name, help_text, samples))
+        return samples
+
+    up = fam("escli_cluster_up", "1 when the cluster answered the health check, 0 otherwise.")
+    status = fam("escli_cluster_status", "Cluster status: 0 green, 1 yellow, 2 red, 3 unknown (Nagios codes).")
+    nodes = fam("escli_cluster_nodes", "Nodes in the cluster.")
+    data_nodes = fam("escli_cluster_data_nodes", "Data nodes in the cluster.")
+    shards = fam("escli_cluster_shards", "Shards by state.")
+    active_ratio = fam("escli_cluster_shards_active_ratio", "Active shards as a fraction of all shards.")
+    pending = fam("escli_cluster_pending_tasks", "Cluster-level changes not yet executed.")
+    task_wait = fam("escli_cluster_pending_task_max_wait_seconds", "Longest time a pending task has waited.")
+    heap = fam("escli_node_heap_used_ratio", "JVM heap in use, as a fraction.")
+    cpu = fam("escli_node_cpu_ratio", "Host CPU use reported by the node, as a fraction.")
+    load = fam("escli_node_load1", "One-minute load average of the node's host.")
+    disk = fam("escli_node_disk_used_ratio", "Disk in use on the node's data paths, as a fraction.")
+    rtt = fam("escli_node_round_trip_seconds", "Measured round trip from escli to the node, via the cluster.")
+    took = fam("escli_health_check_seconds", "How long the health check took.")
+
+    for c in checks:
+        cl = cluster_label(c)
+        lab = _labels(cluster=cl)
+        up.append(f"escli_cluster_up{lab} {0 if c.get('error') else 1}")
+        status.append(f"escli_cluster_status{lab} {int(c['code'])}")
+        took.append(f"escli_health_check_seconds{lab} {_val(float(c['seconds']))}")
+        if c.get("error"):
+            continue
+        nodes.append(f"escli_cluster_nodes{lab} {c['number_of_nodes']}")
+        data_nodes.append(f"escli_cluster_data_nodes{lab} {c['number_of_data_nodes']}")
+        for state in ("active", "unassigned", "relocating", "initializing"):
+            shards.append(f"escli_cluster_shards{_labels(cluster=cl, state=state)} {c[f'{state}_shards']}")
+        active_ratio.append(f"escli_cluster_shards_active_ratio{lab} {_val(c['active_shards_percent'] / 100.0)}")
+        pending.append(f"escli_cluster_pending_tasks{lab} {c['pending_tasks']}")
+        task_wait.append(f"escli_cluster_pending_task_max_wait_seconds{lab} {_val(c['max_task_wait_ms'] / 1000.0)}")
+        for n in c["nodes"]:
+            nl = _labels(cluster=cl, node=n["name"])
+            for samples, name, value, scale in (
+                (heap, "escli_node_heap_used_ratio", n["heap_used_percent"], 100.0),
+                (cpu, "escli_node_cpu_ratio", n["cpu_percent"], 100.0),
+                (load, "escli_node_load1", n["load_1m"], 1.0),
+                (disk, "escli_node_disk_used_ratio", n["disk_used_percent"], 100.0),
+                (rtt, "escli_node_round_trip_seconds", n["round_trip_ms"], 1000.0),
+            ):
+                if value is not None:
+                    samples.append(f"{name}{nl} {_val(value / scale)}")
+    out: list[str] = []
+    for name, help_text, samples in families:
+        if not samples:
+            continue
+        out += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", *samples]
+    return "\n".join(out) + "\n"

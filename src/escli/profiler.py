@@ -1,0 +1,259 @@
+"""Latency recording: HDR-style histograms, percentile maths and the sample-size rule. Nothing about printing.
+
+The histogram is log-linear, as HdrHistogram is with three significant digits: integer values below 2048 are
+kept exactly, larger ones in buckets whose width is at most 1/1024 of their lower bound, so any percentile is
+within 0.1 % of the exact order statistic. Memory depends on the range of values, not on their number (about
+1,000 buckets per power of two actually seen), so a 10-minute run costs the same as a 10-second one.
+
+Percentiles follow the nearest-rank definition (numpy's ``method="inverted_cdf"``): the smallest recorded value
+such that at least p % of the values are at or below it. Values are recorded in integer microseconds by callers
+that time requests; the histogram itself is unit-free.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+SUB_BITS = 11
+SUB_COUNT = 1 << SUB_BITS  # values below this are exact
+HALF = SUB_COUNT >> 1
+DEFAULT_PERCENTILES: tuple[float, ...] = (50.0, 90.0, 95.0, 99.0, 99.9, 100.0)
+
+
+def bucket_index(value: int) -> int:
+    """The bucket of a non-negative integer value; buckets are contiguous from 0."""
+    if value < SUB_COUNT:
+        return value
+    shift = value.bit_length() - SUB_BITS
+    return shift * HALF + (value >> shift)
+
+
+def bucket_bounds(index: int) -> tuple[int, int]:
+    """(lowest, highest) value that falls into a bucket."""
+    if index < SUB_COUNT:
+        return index, index
+    shift = index // HALF - 1
+    mantissa = index - shift * HALF
+    return mantissa << shift, ((mantissa + 1) << shift) - 1
+
+
+class Histogram:
+    """Counts of non-negative integer values in HDR-style buckets, with exact count, sum, min and max."""
+
+    __slots__ = ("_counts", "count", "max", "min", "sum", "sum_sq")
+
+    def __init__(self) -> None:
+        self._counts: dict[int, int] = {}
+        self.count = 0
+        self.sum = 0
+        self.sum_sq = 0
+        self.min = 0
+        self.max = 0
+
+    def record(self, value: int, times: int = 1) -> None:
+        if value < 0:
+            raise ValueError(f"histogram values must be >= 0, got {value}")
+        if times <= 0:
+            return
+        idx = value if value < SUB_COUNT else bucket_index(value)
+        counts = self._counts
+        counts[idx] = counts.get(idx, 0) + times
+        if self.count == 0:
+            self.min = self.max = value
+        elif value < self.min:
+            self.min = value
+        elif value > self.max:
+            self.max = value
+        self.count += times
+        self.sum += value * times
+        self.sum_sq += value * value * times
+
+    def merge(self, other: Histogram) -> None:
+        if other.count == 0:
+            return
+        for idx, n in other._counts.items():
+            self._counts[idx] = self._counts.get(idx, 0) + n
+        self.min = other.min if self.count == 0 else min(self.min, other.min)
+        self.max = other.max if self.count == 0 else max(self.max, other.max)
+        self.count += other.count
+        self.sum += other.sum
+        self.sum_sq += other.sum_sq
+
+    @property
+    def mean(self) -> float:
+        return self.sum / self.count if self.count else math.nan
+
+    @property
+    def stdev(self) -> float:
+        if self.count < 2:
+            return math.nan
+        mean = self.sum / self.count
+        return math.sqrt(max(self.sum_sq / self.count - mean * mean, 0.0))
+
+    def value_at(self, percentile: float) -> int:
+        """The nearest-rank percentile, within one bucket (<= 0.1 %) of the exact value; min at 0, max at 100."""
+        return self.values_at((percentile,))[0]
+
+    def values_at(self, percentiles: Sequence[float]) -> list[int]:
+        """Several percentiles in one pass over the buckets."""
+        if self.count == 0:
+            raise ValueError("no values recorded")
+        for p in percentiles:
+            if not 0.0 <= p <= 100.0:
+                raise ValueError(f"percentile must be within 0..100, got {p}")
+        order = sorted(range(len(percentiles)), key=lambda i: percentiles[i])
+        out = [0] * len(percentiles)
+        items = sorted(self._counts.items())
+        pos, seen = 0, 0
+        for i in order:
+            p = percentiles[i]
+            if p <= 0.0:
+                out[i] = self.min
+                continue
+            if p >= 100.0:
+                out[i] = self.max
+                continue
+            rank = rank_for(p, self.count)
+            while seen < rank:
+                seen += items[pos][1]
+                pos += 1
+            _, high = bucket_bounds(items[pos - 1][0])
+            out[i] = max(self.min, min(high, self.max))
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """A compact, JSON-safe form (bucket index -> count) from which `from_dict` rebuilds the histogram."""
+        return {"count": self.count, "sum": self.sum, "sum_sq": self.sum_sq, "min": self.min, "max": self.max,
+                "buckets": {str(k): v for k, v in sorted(self._counts.items())}}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Histogram:
+        h = cls()
+        h._counts = {int(k): int(v) for k, v in data.get("buckets", {}).items()}
+        h.count, h.sum, h.sum_sq = int(data["count"]), int(data["sum"]), int(data.get("sum_sq", 0))
+        h.min, h.max = int(data["min"]), int(data["max"])
+        return h
+
+
+def rank_for(percentile: float, count: int) -> int:
+    """1-based nearest rank of a percentile in `count` sorted values (with a guard against float noise)."""
+    exact = percentile / 100.0 * count
+    rank = math.ceil(exact - 1e-9 * max(1.0, exact))
+    return min(max(rank, 1), count)
+
+
+def min_samples(percentile: float) -> int:
+    """The smallest sample that supports a percentile: at least one value must lie above its rank.
+
+    p50 needs 2 values, p90 10, p99 100, p99.9 1,000; below that the "percentile" is only the maximum under
+    another name. max (p100) and min (p0) need one value.
+    """
+    if percentile >= 100.0 or percentile <= 0.0:
+        return 1
+    return max(2, math.ceil(1.0 / (1.0 - percentile / 100.0) - 1e-9))
+
+
+@dataclass(frozen=True)
+class PercentileSplit:
+    """Which percentiles a sample supports, and for the others the reason they are left out."""
+
+    shown: tuple[float, ...]
+    hidden: tuple[tuple[float, str], ...]
+
+
+def split_percentiles(percentiles: Iterable[float], count: int) -> PercentileSplit:
+    shown: list[float] = []
+    hidden: list[tuple[float, str]] = []
+    for p in percentiles:
+        need = min_samples(p)
+        if count >= need:
+            shown.append(p)
+        else:
+            hidden.append((p, f"{percentile_label(p)} needs at least {need:,} samples, have {count:,}"))
+    return PercentileSplit(tuple(shown), tuple(hidden))
+
+
+def percentile_label(p: float) -> str:
+    """p50, p99.9, max, min."""
+    if p >= 100.0:
+        return "max"
+    if p <= 0.0:
+        return "min"
+    text = f"{p:.6f}".rstrip("0").rstrip(".")
+    return f"p{text}"
+
+
+def parse_percentiles(text: str) -> tuple[float, ...]:
+    """`50,90,99.9,max` -> (50.0, 90.0, 99.9, 100.0); ValueError with the offending item otherwise."""
+    out: list[float] = []
+    for raw in text.split(","):
+        item = raw.strip().lower()
+        if not item:
+            continue
+        if item in ("max", "p100"):
+            value = 100.0
+        elif item in ("min", "p0"):
+            value = 0.0
+        else:
+            try:
+                value = float(item.removeprefix("p"))
+            except ValueError:
+                raise ValueError(f"{raw.strip()!r} is not a number") from None
+            if not 0.0 <= value <= 100.0 or math.isnan(value):
+                raise ValueError(f"{raw.strip()!r} is outside 0..100")
+        if value not in out:
+            out.append(value)
+    if not out:
+        raise ValueError("no percentiles given")
+    return tuple(sorted(out))
+
+
+@dataclass
+class RequestStats:
+    """What one query id (or the whole run) recorded: three histograms in microseconds, and errors by type.
+
+    latency: from the intended send time to the parsed response; service: from the moment the request could
+    go on the wire (a pooled connection was ours) to the last byte of the response body; took: Elasticsearch's
+    own figure. overhead (latency - service, closed loop) is the client's share.
+    """
+
+    latency: Histogram = field(default_factory=Histogram)  # microseconds
+    service: Histogram = field(default_factory=Histogram)
+    took: Histogram = field(default_factory=Histogram)  # milliseconds, as Elasticsearch reports it
+    overhead: Histogram = field(default_factory=Histogram)
+    errors: Counter[str] = field(default_factory=Counter)
+    cache_hits: int = 0
+    cache_lookups: int = 0
+
+    @property
+    def ok(self) -> int:
+        return self.latency.count
+
+    @property
+    def requests(self) -> int:
+        return self.latency.count + sum(self.errors.values())
+
+    def record(self, latency_us: int, service_us: int | None, took_ms: int | None, overhead_us: int | None) -> None:
+        self.latency.record(max(latency_us, 0))
+        if service_us is not None:
+            self.service.record(max(service_us, 0))
+        if took_ms is not None:
+            self.took.record(max(took_ms, 0))
+        if overhead_us is not None:
+            self.overhead.record(max(overhead_us, 0))
+
+    def record_error(self, kind: str) -> None:
+        self.errors[kind] += 1
+
+    def merge(self, other: RequestStats) -> None:
+        self.latency.merge(other.latency)
+        self.service.merge(other.service)
+        self.took.merge(other.took)
+        self.overhead.merge(other.overhead)
+        self.errors.update(other.errors)
+        self.cache_hits += other.cache_hits
+        self.cache_lookups += other.cache_lookups

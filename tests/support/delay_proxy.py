@@ -1,0 +1,155 @@
+"""A small delaying HTTP/1.1 proxy in front of the real engine: it stalls traffic for a while, like a server pause.
+
+    with DelayProxy(ES_URL, stall_at=100, stall_seconds=1.0) as proxy:
+        cli("--url", proxy.url, "profile", ...)
+        assert proxy.stalled >= 1
+
+Every request is forwarded unchanged, in order, on its own upstream connection (one per client connection).
+When request number `stall_at` arrives (counting from 1 over all connections), the proxy holds it for
+`stall_seconds`, and holds every other request that arrives meanwhile until the stall ends: from the client's side
+the engine stopped answering for that long. Responses are piped back byte for byte.
+
+Unlike FaultProxy (which answers in the engine's place), this one changes only *when* requests reach the engine.
+It listens on 127.0.0.1 on a free port, runs its own event loop in a daemon thread, and is bounded: at most
+`max_connections` clients, request bodies up to `max_body` bytes, and it stops by itself after `lifetime` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from types import TracebackType
+from urllib.parse import urlsplit
+
+
+class DelayProxy:
+    def __init__(self, upstream: str, *, stall_at: int | None = None, stall_seconds: float = 0.0,
+                 lifetime: float = 180.0, max_connections: int = 128, max_body: int = 16 * 1024 * 1024) -> None:
+        parts = urlsplit(upstream)
+        self.host = parts.hostname or "127.0.0.1"
+        self.upstream_port = parts.port or 80
+        self.stall_at = stall_at
+        self.stall_seconds = stall_seconds
+        self.lifetime = lifetime
+        self.max_connections = max_connections
+        self.max_body = max_body
+        self.port = 0
+        self.requests = 0
+        self.stalled = 0
+        self.stall_started: float | None = None  # time.monotonic() when the stall began
+        self._stall_until = 0.0
+        self._connections = 0
+        self._lock = threading.Lock()
+        self._ready = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._error: BaseException | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> DelayProxy:
+        self._thread = threading.Thread(target=self._run, name="delay-proxy", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(10) or self._error is not None:
+            raise RuntimeError(f"delay proxy did not start: {self._error}")
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+        loop, stop = self._loop, self._stop
+        if loop is not None and stop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(stop.set)
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._serve())
+        except BaseException as exc:
+            self._error = exc
+            self._ready.set()
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        server = await asyncio.start_server(self._client, "127.0.0.1", 0)
+        self.port = server.sockets[0].getsockname()[1]
+        self._ready.set()
+        try:
+            await asyncio.wait_for(self._stop.wait(), self.lifetime)
+        except TimeoutError:
+            pass
+        finally:
+            server.close()
+            for w in list(self._writers):
+                w.transport.abort()
+            await server.wait_closed()
+
+    async def _gate(self) -> None:
+        """Count the request; start the stall on request `stall_at`; hold the request while a stall lasts."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            self.requests += 1
+            if self.stall_at is not None and self.requests == self.stall_at:
+                self._stall_until = loop.time() + self.stall_seconds
+                self.stall_started = time.monotonic()
+            wait = self._stall_until - loop.time()
+            if wait > 0:
+                self.stalled += 1
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._connections >= self.max_connections:
+            writer.close()
+            return
+        self._connections += 1
+        self._writers.add(writer)
+        up_writer: asyncio.StreamWriter | None = None
+        pipe: asyncio.Task[None] | None = None
+        try:
+            up_reader, up_writer = await asyncio.open_connection(self.host, self.upstream_port)
+            self._writers.add(up_writer)
+            pipe = asyncio.create_task(_pipe(up_reader, writer))
+            while True:
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except asyncio.IncompleteReadError:
+                    return
+                length = 0
+                for line in head.split(b"\r\n")[1:]:
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value.strip())
+                if length > self.max_body:
+                    return
+                body = await reader.readexactly(length) if length else b""
+                await self._gate()
+                up_writer.write(head + body)
+                await up_writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError, ValueError, OSError):
+            return
+        finally:
+            self._connections -= 1
+            self._writers.discard(writer)
+            if up_writer is not None:
+                self._writers.discard(up_writer)
+                up_writer.close()
+            if pipe is not None:
+                pipe.cancel()
+            writer.close()
+
+
+async def _pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+    try:
+        while data := await src.read(65536):
+            dst.write(data)
+            await dst.drain()
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        dst.close()

@@ -1,0 +1,290 @@
+"""A small HTTP/1.1 proxy in front of the real engine that injects faults, for retry tests.
+
+    with FaultProxy(ES_URL) as proxy:
+        proxy.fail(429, times=3, retry_after="1")      # the next 3 requests get 429 with Retry-After: 1
+        proxy.fail(503, times=2, match=b"camera")     # 2 requests whose target or body contains b"camera"
+        proxy.drop(times=2)                           # read the request, then close the connection, no answer
+        cli("--url", proxy.url, "batch", ...)
+        assert proxy.injected == 7
+
+Rules are tried in the order they were added; the first one that matches and has times left answers the request
+(and uses one up); every other request goes to the engine unchanged. It listens on 127.0.0.1 on a free port, runs
+its own event loop in a daemon thread, and is bounded: at most `max_connections` clients, `max_body` bytes per
+request, idle connections closed after `idle_timeout` seconds, and it stops itself after `lifetime` seconds
+whatever the test does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import dataclass, field
+from types import TracebackType
+from urllib.parse import urlsplit
+
+
+@dataclass
+class Rule:
+    kind: str  # "status" or "drop"
+    times: int
+    status: int = 0
+    retry_after: str | None = None
+    match: bytes | None = None
+    hits: int = 0
+
+    def applies(self, head: bytes, body: bytes) -> bool:
+        return self.hits < self.times and (self.match is None or self.match in head or self.match in body)
+
+
+@dataclass
+class Request:
+    method: str
+    target: str
+    body: bytes
+    fault: str | None  # "429", "503", "drop" or None when forwarded
+
+
+REASONS = {429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
+           504: "Gateway Timeout", 400: "Bad Request"}
+
+
+@dataclass
+class FaultProxy:
+    upstream: str
+    max_connections: int = 64
+    max_body: int = 16 * 1024 * 1024
+    idle_timeout: float = 30.0
+    lifetime: float = 300.0
+    rules: list[Rule] = field(default_factory=list)
+    requests: list[Request] = field(default_factory=list)
+    port: int = 0
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.upstream)
+        self._up_host = parts.hostname or "127.0.0.1"
+        self._up_port = parts.port or 80
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._error: BaseException | None = None
+        self._connections = 0
+        self._handlers: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    # -- rules (callable from the test's thread) --
+
+    def fail(self, status: int, times: int = 1, retry_after: str | None = None, match: bytes | None = None) -> Rule:
+        rule = Rule("status", times, status=status, retry_after=retry_after, match=match)
+        with self._lock:
+            self.rules.append(rule)
+        return rule
+
+    def drop(self, times: int = 1, match: bytes | None = None) -> Rule:
+        rule = Rule("drop", times, match=match)
+        with self._lock:
+            self.rules.append(rule)
+        return rule
+
+    def clear(self) -> None:
+        with self._lock:
+            self.rules.clear()
+            self.requests.clear()
+
+    @property
+    def injected(self) -> int:
+        with self._lock:
+            return sum(r.hits for r in self.rules)
+
+    @property
+    def forwarded(self) -> int:
+        with self._lock:
+            return sum(1 for r in self.requests if r.fault is None)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    # -- life cycle --
+
+    def start(self) -> FaultProxy:
+        self._thread = threading.Thread(target=self._run, name="fault-proxy", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("fault proxy did not start")
+        if self._error is not None:
+            raise RuntimeError(f"fault proxy failed: {self._error}")
+        return self
+
+    def stop(self) -> None:
+        loop, stop = self._loop, self._stop
+        if loop is not None and stop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(stop.set)
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def __enter__(self) -> FaultProxy:
+        return self.start()
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._serve())
+        except BaseException as exc:  # reported to start() or visible through the tests' assertions
+            self._error = exc
+            self._ready.set()
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        server = await asyncio.start_server(self._client, "127.0.0.1", 0, limit=64 * 1024)
+        self.port = server.sockets[0].getsockname()[1]
+        self._ready.set()
+        try:
+            await asyncio.wait_for(self._stop.wait(), self.lifetime)
+        except TimeoutError:
+            pass
+        finally:
+            server.close()
+            for writer in list(self._writers):  # wake every handler so it ends by itself, not by cancellation
+                writer.transport.abort()
+            if self._handlers:
+                await asyncio.wait(self._handlers, timeout=5)
+            await server.wait_closed()
+
+    # -- one client connection --
+
+    def _choose(self, head: bytes, body: bytes) -> Rule | None:
+        with self._lock:
+            for rule in self.rules:
+                if rule.applies(head, body):
+                    rule.hits += 1
+                    return rule
+        return None
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._connections >= self.max_connections:
+            writer.close()
+            return
+        self._connections += 1
+        task = asyncio.current_task()
+        if task is not None:
+            self._handlers.add(task)
+        self._writers.add(writer)
+        upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        try:
+            while True:
+                request = await asyncio.wait_for(_read_message(reader, self.max_body, request=True),
+                                                 self.idle_timeout)
+                if request is None:
+                    return
+                head, body = request
+                method, target = _request_line(head)
+                rule = self._choose(head, body)
+                with self._lock:
+                    self.requests.append(Request(method, target, body, None if rule is None else
+                                                 ("drop" if rule.kind == "drop" else str(rule.status))))
+                if rule is not None and rule.kind == "drop":
+                    writer.transport.abort()
+                    return
+                if rule is not None:
+                    writer.write(_error_response(rule.status, rule.retry_after))
+                    await writer.drain()
+                    continue
+                if upstream is None:
+                    upstream = await asyncio.open_connection(self._up_host, self._up_port, limit=64 * 1024)
+                up_reader, up_writer = upstream
+                up_writer.write(_with_content_length(head, body) + body)
+                await up_writer.drain()
+                response = await asyncio.wait_for(
+                    _read_message(up_reader, 1 << 30, request=False, no_body=method == "HEAD"), self.idle_timeout)
+                if response is None:
+                    return
+                if method == "HEAD":
+                    writer.write(response[0] + b"\r\n\r\n")
+                else:
+                    writer.write(_with_content_length(response[0], response[1]) + response[1])
+                await writer.drain()
+        except (TimeoutError, ConnectionError, asyncio.IncompleteReadError, ValueError):
+            return
+        finally:
+            self._connections -= 1
+            self._writers.discard(writer)
+            if task is not None:
+                self._handlers.discard(task)
+            if upstream is not None:
+                upstream[1].close()
+            if not writer.transport.is_closing():
+                writer.close()
+
+
+def _request_line(head: bytes) -> tuple[str, str]:
+    first = head.split(b"\r\n", 1)[0].decode("latin-1").split(" ")
+    return (first[0], first[1]) if len(first) >= 2 else ("?", "?")
+
+
+def _headers(head: bytes) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in head.split(b"\r\n")[1:]:
+        if b":" in line:
+            name, value = line.split(b":", 1)
+            out[name.decode("latin-1").strip().lower()] = value.decode("latin-1").strip()
+    return out
+
+
+async def _read_message(reader: asyncio.StreamReader, max_body: int, request: bool, no_body: bool = False
+                        ) -> tuple[bytes, bytes] | None:
+    """(head without its blank line, body) of one HTTP/1.1 message; None at a clean end of the connection."""
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except asyncio.IncompleteReadError as exc:
+        if not exc.partial:
+            return None
+        raise
+    head = head[:-4]
+    headers = _headers(head)
+    if no_body:
+        return head, b""
+    if headers.get("transfer-encoding", "").lower() == "chunked":
+        body = bytearray()
+        while True:
+            size_line = await reader.readuntil(b"\r\n")
+            size = int(size_line.split(b";", 1)[0].strip(), 16)
+            if size == 0:
+                await reader.readuntil(b"\r\n")
+                break
+            if len(body) + size > max_body:
+                raise ValueError("body too large")
+            body += await reader.readexactly(size)
+            await reader.readexactly(2)
+        return head, bytes(body)
+    length = int(headers.get("content-length", "0"))
+    if length > max_body:
+        raise ValueError("body too large")
+    if not request and "content-length" not in headers:
+        status = head.split(b" ", 2)[1] if b" " in head else b""
+        if status not in (b"204", b"304"):
+            return head, await reader.read()  # read to close
+    return head, await reader.readexactly(length) if length else b""
+
+
+def _with_content_length(head: bytes, body: bytes) -> bytes:
+    """The head with Transfer-Encoding dropped and a Content-Length for the (de-chunked) body."""
+    lines = [ln for ln in head.split(b"\r\n") if not ln.lower().startswith((b"transfer-encoding:", b"content-length:"))]
+    lines.append(b"content-length: " + str(len(body)).encode())
+    return b"\r\n".join(lines) + b"\r\n\r\n"
+
+
+def _error_response(status: int, retry_after: str | None) -> bytes:
+    reason = REASONS.get(status, "Error")
+    kind = "es_rejected_execution_exception" if status == 429 else "fault_proxy_error"
+    body = (b'{"error":{"root_cause":[{"type":"%s","reason":"injected by the fault proxy"}],"type":"%s",'
+            b'"reason":"injected by the fault proxy"},"status":%d}' % (kind.encode(), kind.encode(), status))
+    head = [f"HTTP/1.1 {status} {reason}", "content-type: application/json", "x-elastic-product: Elasticsearch",
+            f"content-length: {len(body)}"]
+    if retry_after is not None:
+        head.append(f"retry-after: {retry_after}")
+    return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
