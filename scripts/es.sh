@@ -92,6 +92,36 @@ fetch() {
   log "unpacked Elasticsearch $ES_VERSION into $DIST_DIR"
 }
 
+install_analysis_plugin() {
+  # The integ-test-zip has no analysis-common module, and the security index's "email" analyzer needs four of
+  # its components; without them API keys and native users cannot be created. scripts/es-analysis-plugin is a
+  # tiny plugin that provides them from Lucene's own classes, compiled here against the distribution's jars.
+  local dest="$DIST_DIR/plugins/escli-analysis" src="$REPO_ROOT/scripts/es-analysis-plugin"
+  [ -f "$dest/escli-analysis.jar" ] && return 0
+  local java; java=$(java_home)
+  local tmp; tmp=$(mktemp -d)
+  if ! "$java/bin/javac" -nowarn -cp "$DIST_DIR/lib/*" -d "$tmp/classes" \
+      "$src/src/escli/analysis/EscliAnalysisPlugin.java" >"$tmp/javac.log" 2>&1; then
+    log "could not build the analysis plugin for $ES_VERSION (API keys will be unavailable):"
+    tail -n 5 "$tmp/javac.log" >&2
+    rm -rf "$tmp"
+    return 0
+  fi
+  mkdir -p "$dest"
+  "$java/bin/jar" --create --file "$dest/escli-analysis.jar" -C "$tmp/classes" .
+  local jv; jv=$("$java/bin/java" -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1)
+  {
+    echo "description=pattern_capture, lowercase, unique and uax_url_email for the security index (escli tests)"
+    echo "version=1.0"
+    echo "name=escli-analysis"
+    echo "classname=escli.analysis.EscliAnalysisPlugin"
+    echo "java.version=$jv"
+    echo "elasticsearch.version=$ES_VERSION"
+  } >"$dest/plugin-descriptor.properties"
+  rm -rf "$tmp"
+  log "installed the escli-analysis plugin into $DIST_DIR/plugins"
+}
+
 node_pid() { # live pid of node $1, or nothing
   local f="$RUN_DIR/node-$1/pid"
   [ -s "$f" ] || return 0
@@ -224,6 +254,7 @@ wait_ready() {
 up() {
   ensure_user
   fetch
+  install_analysis_plugin
   mkdir -p "$RUN_DIR"
   # Already running (ours)? Then there is nothing to do: es-up is idempotent.
   local running=0 i
