@@ -76,6 +76,7 @@ def run(argv: list[str] | None = None, app_ctx: AppContext | None = None) -> int
     from escli.errors import ExitCode, exit_code_for, one_line
 
     ctx_obj = app_ctx or AppContext()
+    _route_warnings(ctx_obj)
     args = sys.argv[1:] if argv is None else argv
     code: int = ExitCode.OK
     try:
@@ -119,6 +120,17 @@ def run(argv: list[str] | None = None, app_ctx: AppContext | None = None) -> int
         _flush_quietly()
         sys.exit(code)
     return code
+
+
+def _route_warnings(ctx_obj: AppContext) -> None:
+    """Python warnings (e.g. Elasticsearch's deprecation headers) become one `escli: warning:` line each."""
+    import warnings
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: object = None,
+             line: str | None = None) -> None:
+        ctx_obj.messages.warn(str(message))
+
+    warnings.showwarning = show
 
 
 def _closed_pipe() -> int:
