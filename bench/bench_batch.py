@@ -153,7 +153,7 @@ def peak_rss(url: str, path: Path, lines: int, extra: list[str], stdin: bool) ->
             break
         time.sleep(0.25)
     err = proc.stderr.read().decode() if proc.stderr else ""
-    _, status, usage = os.wait4(proc.pid, 0) if proc.returncode is None else (0, 0, None)
+    _, _status, usage = os.wait4(proc.pid, 0) if proc.returncode is None else (0, 0, None)
     if usage is None:
         import resource
 
@@ -198,7 +198,7 @@ def main() -> int:
         rows = [("(a) sequential AsyncElasticsearch", seq), (f"(b) aiohttp + orjson, {j} in flight", raw),
                 (f"escli batch -j {j}", batch), (f"escli batch -j {j} (wall clock, start-up included)", batch_wall)]
         if args.msearch:
-            ms, ms_wall = escli_batch(args.url, qfile, n, ["-j", str(j), "--msearch", str(args.msearch)])
+            ms, _ = escli_batch(args.url, qfile, n, ["-j", str(j), "--msearch", str(args.msearch)])
             rows.append((f"escli batch -j {j} --msearch {args.msearch}", ms))
         width = max(len(r[0]) for r in rows)
         for name, rate in rows:

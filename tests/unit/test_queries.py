@@ -45,7 +45,8 @@ def short_forms(draw: st.DrawFn) -> dict[str, Any]:
         obj["filter"] = draw(st.dictionaries(names, st.one_of(text, st.integers(-2**63, 2**63 - 1), st.booleans(),
                                                               st.lists(text, max_size=3)), max_size=3))
     if draw(st.booleans()):
-        obj["range"] = draw(st.dictionaries(names, st.fixed_dictionaries({"gte": st.integers(-2**63, 2**63 - 1)}), max_size=2))
+        bound = st.fixed_dictionaries({"gte": st.integers(-2**63, 2**63 - 1)})
+        obj["range"] = draw(st.dictionaries(names, bound, max_size=2))
     for key in ("size", "from"):
         if draw(st.booleans()):
             obj[key] = draw(st.integers(0, 10_000))

@@ -26,9 +26,10 @@ def register(app: typer.Typer) -> None:
 @global_options
 def batch_command(
     ctx: typer.Context,
-    file: Annotated[str, typer.Argument(help="Query file (NDJSON, one query a line; .gz read transparently), "
-                                             "or - for stdin", show_default=False)],
-    concurrency: Annotated[int, typer.Option("--concurrency", "-j", min=1, max=1024,
+    file: Annotated[str, typer.Argument(metavar="FILE|-", show_default=False,
+                                        help="Query file (NDJSON, one query a line; .gz read transparently), "
+                                             "or - for stdin")],
+    concurrency: Annotated[int, typer.Option("--concurrency", "-j", min=1, metavar="N", max=1024,
                                              help="Requests in flight")] = 8,
     msearch: Annotated[int, typer.Option("--msearch", min=0, max=10_000, metavar="N",
                                          help="Group N consecutive queries into one _msearch request (0: off)")] = 0,
@@ -65,13 +66,14 @@ def batch_command(
         with open_input(file) as fh:
             queries = aread_queries(anumbered_lines(fh, source), source)
             # Retries are ours (with backoff and Retry-After), so the transport must not retry at once on its own.
-            async with open_client(settings.with_(max_retries=0), concurrency) as client:
-                async with AsyncLineWriter(app.stdout) as writer:
-                    with msgs.progress("batch", total=None) as bar:
-                        async with aclosing(run_batch(client, queries, opts, stats, on_bad)) as batches:
-                            async for lines in batches:
-                                await writer.write_lines(lines)
-                                bar.advance(len(lines))
+            async with open_client(settings.with_(max_retries=0), concurrency) as client, \
+                    AsyncLineWriter(app.stdout) as writer:
+                with msgs.progress("batch", total=None) as bar:
+                    async with aclosing(run_batch(client, queries, opts, stats, on_bad,
+                                                  fast=not settings.sniff)) as batches:
+                        async for lines in batches:
+                            await writer.write_lines(lines)
+                            bar.advance(len(lines))
 
     try:
         run_async(main())

@@ -1,0 +1,252 @@
+"""`escli warm-cache`: replay a query file into the on-disk cache, through the path `escli search` reads.
+
+For each query: the cache key and bypass rules are those of `escli.core.search` (so a later `escli search` of the
+same query is a hit). A query whose entry is still fresh, and will not expire within `refresh_ahead` seconds, is
+left alone ("fresh"); any other is asked again and stored for `ttl` seconds ("refreshed"). A query the cache must
+not hold (`now` date math, a per-user preference or routing) is "skipped". With `request_cache` the requests carry
+request_cache=true, which also fills the server's shard request cache (the parameter is not part of the key).
+
+Requests go out `concurrency` at a time; 429/502/503/504 and connection errors are retried with exponential
+backoff and jitter, honouring Retry-After (the same policy as `escli batch`). When the cluster cannot be reached
+at all, UnreachableError ends the run.
+
+`WarmLock` is the non-blocking lock that keeps two runs of the same job (same cache, same query file) from
+overlapping: a cron run that finds the previous one still going leaves at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from escli.core.batch import RETRY_ON_STATUS, BatchOptions, retry_after_seconds, retry_delay
+from escli.errors import InputError, UnreachableError, UsageError, api_error_summary
+from escli.es.queries import QuerySpec
+
+if TYPE_CHECKING:
+    from elasticsearch import AsyncElasticsearch
+
+    from escli.cache import Cache
+
+
+@dataclass(frozen=True)
+class WarmOptions:
+    ttl: float
+    refresh_ahead: float = 0.0
+    request_cache: bool = False
+    concurrency: int = 4
+    retries: int = 3
+    backoff_base: float = 0.2
+    backoff_cap: float = 10.0
+
+    @property
+    def retry_policy(self) -> BatchOptions:
+        return BatchOptions(concurrency=self.concurrency, retries=self.retries, backoff_base=self.backoff_base,
+                            backoff_cap=self.backoff_cap)
+
+
+@dataclass
+class Problem:
+    source: str
+    line: int
+    id: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.line}: query {self.id}: {self.reason}"
+
+
+@dataclass
+class WarmResult:
+    queries: int = 0  # well-formed queries read
+    refreshed: int = 0  # asked Elasticsearch and stored
+    fresh: int = 0  # still fresh in the cache, not asked
+    failed: int = 0  # could not be refreshed (after retries), bad lines included
+    skipped: int = 0  # not cacheable (now date math, personalised requests)
+    bad_lines: int = 0
+    retries: int = 0
+    connection_failures: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"queries": self.queries, "refreshed": self.refreshed, "fresh": self.fresh, "failed": self.failed,
+                "skipped": self.skipped, "bad_lines": self.bad_lines, "retries": self.retries,
+                "seconds": round(self.seconds, 3)}
+
+
+def parse_seconds(text: str, option: str, allow_zero: bool = False) -> float:
+    """`300`, `90s`, `5m`, `2h`, `1d` as seconds; a UsageError naming the option otherwise."""
+    raw = text.strip().lower()
+    scale = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}.get(raw[-1:], 0.0)
+    number = raw[:-1] if scale else raw
+    try:
+        value = float(number) * (scale or 1.0)
+    except ValueError:
+        raise UsageError(f"{option} {text}: expected seconds, or a number with s, m, h or d") from None
+    if not (value >= 0 if allow_zero else value > 0) or value == float("inf"):
+        raise UsageError(f"{option} {text}: must be {'0 or more' if allow_zero else 'more than 0'} and finite")
+    return value
+
+
+class WarmLock:
+    """A non-blocking exclusive lock (flock) on `<cache dir>/warm-cache-<job>.lock`, released when the process ends.
+
+    `acquire()` returns False at once when another process holds it; `holder` then says who (pid, since).
+    """
+
+    def __init__(self, cache_dir: Path, source: str) -> None:
+        job = "stdin" if source == "<stdin>" else hashlib.sha256(
+            os.path.realpath(source).encode()).hexdigest()[:16]
+        self.path = cache_dir / f"warm-cache-{job}.lock"
+        self.fd: int | None = None
+        self.holder = ""
+
+    def acquire(self) -> bool:
+        import fcntl
+
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                self.holder = os.read(fd, 200).decode(errors="replace").strip()
+            finally:
+                os.close(fd)
+            return False
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} since {time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n".encode())
+        self.fd = fd
+        return True
+
+    def release(self) -> None:
+        if self.fd is not None:
+            import fcntl
+
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self) -> WarmLock:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+        self.release()
+
+
+async def warm_cache(client: AsyncElasticsearch, cache: Cache, identity: str,
+                     items: AsyncIterator[QuerySpec | InputError], opts: WarmOptions, source: str,
+                     on_problem: Callable[[Problem | InputError], None] = lambda p: None,
+                     on_progress: Callable[[int], None] = lambda n: None,
+                     result: WarmResult | None = None) -> WarmResult:
+    """Warm every query of `items`; problems (bad lines, failed and skipped queries) go to `on_problem`.
+
+    The counts go to `result` (a new one when not given), also when the run ends with an exception."""
+    from elastic_transport import ConnectionError as TransportConnectionError
+    from elasticsearch import ApiError
+
+    from escli.core.search import plan, search_with_cache
+    from escli.errors import _connection_reason
+
+    result = WarmResult() if result is None else result
+    started = time.monotonic()
+    policy = opts.retry_policy
+    queue: asyncio.Queue[QuerySpec | None] = asyncio.Queue(maxsize=opts.concurrency * 2)
+    state: dict[str, Any] = {"streak": 0, "last": "", "fatal": None}
+
+    async def warm_one(spec: QuerySpec) -> None:
+        p = plan(cache, identity, spec.index, spec.body, spec.params)
+        if p.bypass_reason is not None:
+            result.skipped += 1
+            on_problem(Problem(source, spec.line, spec.id, f"not cached: {p.bypass_reason}"))
+            return
+        if p.key is not None:
+            entry = cache.get(p.key)
+            if entry is not None and entry.expires_at - time.time() > opts.refresh_ahead:
+                result.fresh += 1
+                return
+        params = {**spec.params, "request_cache": True} if opts.request_cache else spec.params
+        attempt = 0
+        while True:
+            try:
+                await search_with_cache(client, cache, identity, spec.index, spec.body, params, opts.ttl,
+                                        refresh=True)
+            except ApiError as exc:
+                state["streak"] = 0
+                meta = getattr(exc, "meta", None)
+                status = getattr(meta, "status", None)
+                if status in RETRY_ON_STATUS and attempt < opts.retries:
+                    headers = getattr(meta, "headers", None) or {}
+                    result.retries += 1
+                    await asyncio.sleep(retry_delay(attempt, retry_after_seconds(headers.get("retry-after")),
+                                                    policy))
+                    attempt += 1
+                    continue
+                status, etype, reason = api_error_summary(exc)
+                result.failed += 1
+                on_problem(Problem(source, spec.line, spec.id, f"{etype} ({status}): {reason}"))
+                return
+            except TransportConnectionError as exc:
+                if attempt < opts.retries:
+                    result.retries += 1
+                    await asyncio.sleep(retry_delay(attempt, None, policy))
+                    attempt += 1
+                    continue
+                result.failed += 1
+                result.connection_failures += 1
+                state["last"] = _connection_reason(exc)
+                state["streak"] += 1
+                if state["streak"] >= policy.unreachable_after and state["fatal"] is None:
+                    state["fatal"] = UnreachableError(f"cluster unreachable: {state['streak']} queries in a row "
+                                                      f"failed to connect ({state['last']})")
+                on_problem(Problem(source, spec.line, spec.id, f"connection error: {state['last']}"))
+                return
+            state["streak"] = 0
+            result.refreshed += 1
+            return
+
+    async def produce() -> None:
+        async for item in items:
+            if state["fatal"] is not None:
+                break
+            if isinstance(item, InputError):
+                result.bad_lines += 1
+                result.failed += 1
+                on_problem(item)
+                continue
+            result.queries += 1
+            await queue.put(item)
+        # (an error above fails the gather below, which cancels the workers: no sentinels needed then)
+        for _ in range(opts.concurrency):
+            await queue.put(None)
+
+    async def work() -> None:
+        while (spec := await queue.get()) is not None:
+            if state["fatal"] is None:
+                await warm_one(spec)
+                on_progress(1)
+
+    producer = asyncio.create_task(produce())
+    workers = [asyncio.create_task(work()) for _ in range(opts.concurrency)]
+    try:
+        await asyncio.gather(producer, *workers)
+    except BaseException:
+        for task in (producer, *workers):
+            task.cancel()
+        await asyncio.gather(producer, *workers, return_exceptions=True)
+        raise
+    finally:
+        result.seconds = time.monotonic() - started
+    if state["fatal"] is not None:
+        raise state["fatal"]
+    if result.connection_failures and not (result.refreshed or result.fresh) \
+            and result.connection_failures == result.failed - result.bad_lines:
+        raise UnreachableError(f"cluster unreachable: no query could connect ({state['last']})")
+    return result
