@@ -1,22 +1,31 @@
 #!/usr/bin/env bash
 # The main job on the local engine: search, batch, export, health and profile on the sample `products` index.
+# Tables are asked for explicitly so the demo reads the same in a terminal and in a log.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ESCLI=.venv/bin/escli
 export ESCLI_URL=${ES_URL:-http://127.0.0.1:9200}
 export XDG_CACHE_HOME=${XDG_CACHE_HOME:-$PWD/.cache/demo}
-step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; local rc=$?; [ $rc = 0 ] || echo "(exit $rc)"; }
+export COLUMNS=${COLUMNS:-120}
 out=.cache/demo
 mkdir -p "$out"
-step $ESCLI health
-step $ESCLI search products "wireless headphones" -f name^2 -f description --size 5 -o table
-step $ESCLI search products "wireless headphones" -f name^2 -f description --size 5 -o table
-step $ESCLI search products --query-string 'category:laptops AND specs.ram_gb:>=32' --sort price:asc --size 3 -o json
-step $ESCLI batch sample_queries/products.ndjson -j 8 -o ndjson --quiet
-step $ESCLI batch sample_queries/products.ndjson -j 8 --output ndjson | head -n 3
-step $ESCLI export products --query laptop --format csv --fields id,name,price,specs.ram_gb --out "$out/laptops.csv"
-step head -n 5 "$out/laptops.csv"
-step $ESCLI export products --format ndjson --out "$out/products.ndjson.gz"
-step $ESCLI profile products "wireless headphones" --iterations 300 --warmup 20 --concurrency 4
+failed=0
+step() {
+  printf '\n$ %s\n' "$*"
+  bash -c "$*"
+  local rc=$?
+  if [ $rc != 0 ]; then echo "(exit $rc)"; failed=1; fi
+}
+step "$ESCLI health --format table"
+step "$ESCLI health --format nagios"
+step "$ESCLI search products 'wireless headphones' -f name^2 -f description --source name,brand,price --size 5 -o table"
+step "$ESCLI search products 'wireless headphones' -f name^2 -f description --source name,brand,price --size 5 -o table"
+step "$ESCLI search products --query-string 'category:laptops AND specs.ram_gb:>=32' --sort price:asc --size 3 --source name,price,specs -o table"
+step "$ESCLI batch sample_queries/products.ndjson -j 8 > $out/batch.ndjson && head -c 300 $out/batch.ndjson && echo"
+step "$ESCLI export products --query laptop --format csv --fields id,name,price,specs.ram_gb --out $out/laptops.csv"
+step "head -n 4 $out/laptops.csv"
+step "$ESCLI export products --format ndjson --out $out/products.ndjson.gz"
+step "$ESCLI profile products 'wireless headphones' --iterations 1000 --warmup 20 --concurrency 4 --format table"
 echo
 echo "demo done: outputs in $out/"
+exit $failed
