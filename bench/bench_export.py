@@ -140,8 +140,29 @@ WORKERS = {"async_scan": worker_async_scan, "ceiling": worker_ceiling, "ceiling-
 
 # --- the harness ----------------------------------------------------------------------------------------------------
 
-def run_one(cmd: list[str], cwd: Path | None = None) -> tuple[float, float, int]:
-    """(seconds, peak RSS in MB, exit code) of one process (its own rusage, from wait4)."""
+def engine_process(url: str) -> Any:
+    """The local Elasticsearch process serving `url` (for its CPU time), or None."""
+    try:
+        import psutil
+
+        port = int(url.rsplit(":", 1)[1].split("/")[0])
+        for conn in psutil.net_connections("tcp"):
+            if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid:
+                return psutil.Process(conn.pid)
+    except (ImportError, ValueError, OSError, IndexError):
+        return None
+    return None
+
+
+def cpu_seconds(proc: Any) -> float:
+    if proc is None:
+        return 0.0
+    t = proc.cpu_times()
+    return float(t.user + t.system)
+
+
+def run_one(cmd: list[str], cwd: Path | None = None) -> tuple[float, float, int, float]:
+    """(seconds, peak RSS in MB, exit code, CPU seconds) of one process (its own rusage, from wait4)."""
     started = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=cwd)
     assert proc.stderr is not None
@@ -152,7 +173,7 @@ def run_one(cmd: list[str], cwd: Path | None = None) -> tuple[float, float, int]
     if proc.returncode != 0:
         print(f"  ! {' '.join(cmd[:4])}... exited {proc.returncode}: {err.decode(errors='replace')[-500:]}",
               file=sys.stderr)
-    return seconds, usage.ru_maxrss / 1024, proc.returncode
+    return seconds, usage.ru_maxrss / 1024, proc.returncode, usage.ru_utime + usage.ru_stime
 
 
 def count_csv_rows(path: Path) -> int:
@@ -226,25 +247,31 @@ def main() -> int:
     print(f"index {args.index}: {count:,} documents; {os.cpu_count()} CPUs shared with the engine; "
           f"{args.rounds} round(s), best counts", flush=True)
     results: dict[str, dict[str, float]] = {}
+    engine = engine_process(args.url)  # CPU time is what other load on the machine cannot blur
     try:
         for rnd in range(args.rounds):
             for name, (cmd, out, fmt) in contenders.items():
-                seconds, rss, code = run_one(cmd)
+                engine_before = cpu_seconds(engine)
+                seconds, rss, code, cpu = run_one(cmd)
+                engine_cpu = cpu_seconds(engine) - engine_before
                 docs = (count_csv_rows(out) if fmt == "csv" else count_lines(out)) if out.exists() else 0
                 ok = code == 0 and docs == count
                 rate = docs / seconds if ok else 0.0
                 print(f"  round {rnd + 1} {name:24s} {seconds:8.2f}s {rate:>10,.0f} docs/s  peak RSS {rss:7.1f} MB"
+                      f"  CPU s: client {cpu:6.1f} engine {engine_cpu:6.1f}"
                       f"{'' if ok else f'  (FAILED: exit {code}, {docs} docs)'}", flush=True)
                 prev = results.get(name)
                 if prev is None or rate > prev["docs_s"]:
-                    results[name] = {"docs_s": rate, "rss_mb": rss, "seconds": seconds}
+                    results[name] = {"docs_s": rate, "rss_mb": rss, "seconds": seconds, "cpu": cpu,
+                                     "engine_cpu": engine_cpu}
                 out.unlink(missing_ok=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
     print("\nbest of rounds:")
     for name, r in results.items():
-        print(f"  {name:24s} {r['docs_s']:>10,.0f} docs/s  peak RSS {r['rss_mb']:7.1f} MB")
+        print(f"  {name:24s} {r['docs_s']:>10,.0f} docs/s  peak RSS {r['rss_mb']:7.1f} MB  "
+              f"CPU s: client {r['cpu']:6.1f} engine {r['engine_cpu']:6.1f}")
 
     def ratio(a: str, b: str) -> str:
         if a not in results or b not in results or not results[b]["docs_s"]:

@@ -6,6 +6,7 @@ import csv
 import gzip
 import io
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -31,20 +32,24 @@ def sample_docs() -> dict[str, dict[str, Any]]:
     return {d["id"]: d for d in generate(N, 42)}
 
 
-def open_contexts(es: httpx.Client) -> int:
-    stats = es.get("/_nodes/stats/indices/search").json()
-    return sum(n["indices"]["search"]["open_contexts"] for n in stats["nodes"].values())
+PIT_OPENED = re.compile(r"opened point in time (\S+)")
+SCROLL_OPENED = re.compile(r"escli: scroll (\S+)")
 
 
-def assert_no_open_contexts(es: httpx.Client) -> None:
-    """Nothing escli opened is left: open search contexts (PITs, scrolls) drop back to zero.
+def assert_released(es: httpx.Client, stderr: str | bytes) -> None:
+    """Every PIT and scroll escli opened (it names them with -v) is gone from the cluster.
 
-    Other test suites share the engine; their in-flight searches hold contexts for milliseconds, so poll briefly.
+    (Not the node's open_contexts count: other suites share the engine and keep it moving.)
     """
-    deadline = time.monotonic() + 15
-    while (n := open_contexts(es)) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert n == 0, f"{n} search contexts still open"
+    text = stderr.decode() if isinstance(stderr, bytes) else stderr
+    pits, scrolls = PIT_OPENED.findall(text), SCROLL_OPENED.findall(text)
+    assert pits or scrolls, "run escli with -v so that it names what it opens"
+    for pit in pits:
+        resp = es.post("/_search", json={"pit": {"id": pit}, "size": 0})
+        assert resp.status_code == 404, f"point in time still open: {resp.text[:200]}"
+    for scroll_id in scrolls:
+        resp = es.post("/_search/scroll", json={"scroll_id": scroll_id, "scroll": "1m"})
+        assert resp.status_code == 404, f"scroll still open: {resp.text[:200]}"
 
 
 def ndjson_rows(data: bytes) -> list[dict[str, Any]]:
@@ -58,7 +63,7 @@ def ids_of(rows: list[dict[str, Any]]) -> list[str]:
 @pytest.mark.parametrize("slices", ["1", "3"])
 def test_ndjson_holds_every_id_once_with_sources(cli: Callable[..., Any], es: httpx.Client, sample_index: str,
                                                  sample_docs: dict[str, dict[str, Any]], slices: str) -> None:
-    r = cli("export", sample_index, "--slices", slices, "--page-size", "700")
+    r = cli("-v", "export", sample_index, "--slices", slices, "--page-size", "700")
     assert r.code == 0, r.stderr
     rows = ndjson_rows(r.stdout)
     ids = ids_of(rows)
@@ -66,7 +71,7 @@ def test_ndjson_holds_every_id_once_with_sources(cli: Callable[..., Any], es: ht
     for row in rows[:500] + rows[-500:]:
         assert row["_index"] == sample_index and row["_source"] == sample_docs[row["_id"]]
     assert f"exported {N} documents" in r.stderr and f"{slices} slice" in r.stderr
-    assert_no_open_contexts(es)
+    assert_released(es, r.stderr)
 
 
 def test_json_array_is_valid_and_exact(cli: Callable[..., Any], sample_index: str,
@@ -94,7 +99,7 @@ def test_csv_parses_back_to_flattened_documents(cli: Callable[..., Any], es: htt
                                                 sample_docs: dict[str, dict[str, Any]], tmp_path: Path,
                                                 slices: str) -> None:
     out = tmp_path / "all.csv"
-    r = cli("export", sample_index, "--out", str(out), "--slices", slices)
+    r = cli("-v", "export", sample_index, "--out", str(out), "--slices", slices)
     assert r.code == 0, r.stderr
     raw = out.read_bytes()
     assert b"\r\n" in raw  # RFC 4180 line ends
@@ -113,7 +118,7 @@ def test_csv_parses_back_to_flattened_documents(cli: Callable[..., Any], es: htt
     assert awkward > 100  # the quotes/commas/newlines/unicode/formula documents were among them
     clearance = header.index("clearance")
     assert sum(1 for row in rows if row[clearance]) == N // 20
-    assert_no_open_contexts(es)
+    assert_released(es, r.stderr)
 
 
 def test_excel_safe_neutralises_formulas(cli: Callable[..., Any], sample_index: str,
@@ -139,12 +144,12 @@ def test_excel_safe_neutralises_formulas(cli: Callable[..., Any], sample_index: 
 @pytest.mark.parametrize(("max_docs", "slices"), [(1234, "3"), (1, "2"), (0, "1"), (25_000, "2")])
 def test_max_docs_is_exact(cli: Callable[..., Any], es: httpx.Client, sample_index: str,
                            sample_docs: dict[str, dict[str, Any]], max_docs: int, slices: str) -> None:
-    r = cli("export", sample_index, "--max-docs", str(max_docs), "--slices", slices, "--page-size", "500")
+    r = cli("-v", "export", sample_index, "--max-docs", str(max_docs), "--slices", slices, "--page-size", "500")
     assert r.code == 0, r.stderr
     ids = ids_of(ndjson_rows(r.stdout))
     assert len(ids) == min(max_docs, N) == len(set(ids))
     assert set(ids) <= set(sample_docs)
-    assert_no_open_contexts(es)
+    assert_released(es, r.stderr)
 
 
 def test_fields_and_query(cli: Callable[..., Any], es: httpx.Client, sample_index: str,
@@ -210,15 +215,16 @@ def test_export_then_import_gives_the_same_documents(cli: Callable[..., Any], es
 
 def test_scroll_method_is_exact_and_cleared(cli: Callable[..., Any], es: httpx.Client, sample_index: str,
                                             sample_docs: dict[str, dict[str, Any]]) -> None:
-    r = cli("export", sample_index, "--method", "scroll", "--slices", "2", "--max-docs", "15000")
+    r = cli("-v", "export", sample_index, "--method", "scroll", "--slices", "2", "--max-docs", "15000")
     assert r.code == 0, r.stderr
     ids = ids_of(ndjson_rows(r.stdout))
     assert len(ids) == 15000 == len(set(ids)) and set(ids) <= set(sample_docs)
-    assert "scroll" in r.stderr
-    r = cli("export", sample_index, "--method", "scroll", "--slices", "3")
+    assert "scroll)" in r.stderr and len(SCROLL_OPENED.findall(r.stderr)) == 2
+    assert_released(es, r.stderr)
+    r = cli("-v", "export", sample_index, "--method", "scroll", "--slices", "3")
     ids = ids_of(ndjson_rows(r.stdout))
     assert len(ids) == N and set(ids) == set(sample_docs)
-    assert_no_open_contexts(es)
+    assert_released(es, r.stderr)
 
 
 def test_errors_are_one_line_with_exit_codes(cli: Callable[..., Any], sample_index: str, tmp_path: Path) -> None:
@@ -285,7 +291,7 @@ def test_sigint_then_resume_gives_the_exact_set(isolated_env: dict[str, str], cl
     out = tmp_path / f"dump.{fmt}"
     cp = tmp_path / "export.checkpoint"
     args = ("export", sample_index, "--out", str(out), "--checkpoint", str(cp), "--slices", "3")
-    proc = spawn(isolated_env, *args, "--page-size", "20")
+    proc = spawn(isolated_env, "-v", *args, "--page-size", "20")
     wait_for_progress(cp, proc, at_least=200)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
@@ -295,8 +301,8 @@ def test_sigint_then_resume_gives_the_exact_set(isolated_env: dict[str, str], cl
     assert 0 < state["written"] < N and state["status"] == "interrupted"
     assert cp.stat().st_mode & 0o777 == 0o600
     assert not out.exists()  # only the partial file, under its temporary name
-    assert_no_open_contexts(es)  # Ctrl-C closed our PIT
-    r = cli(*args, "--resume")
+    assert_released(es, err)  # Ctrl-C closed our PIT
+    r = cli("-v", *args, "--resume")
     assert r.code == 0, r.stderr
     assert not cp.exists() and out.exists()
     if fmt == "csv":
@@ -309,7 +315,7 @@ def test_sigint_then_resume_gives_the_exact_set(isolated_env: dict[str, str], cl
         with gzip.open(out, "rb") as fh:
             ids = [orjson.loads(line)["_id"] for line in fh]
     assert len(ids) == N and set(ids) == set(sample_docs)
-    assert_no_open_contexts(es)
+    assert_released(es, r.stderr)
 
 
 def test_resume_after_the_pit_is_gone(isolated_env: dict[str, str], cli: Callable[..., Any], es: httpx.Client,
@@ -330,12 +336,13 @@ def test_resume_after_the_pit_is_gone(isolated_env: dict[str, str], cli: Callabl
     time.sleep(1.5)
     es.request("DELETE", "/_pit", json={"id": state["pit_id"]})
     assert es.post("/_search", json={"pit": {"id": state["pit_id"]}, "size": 1}).status_code == 404
-    r = cli(*args, "--resume", "--page-size", "500")
+    r = cli("-v", *args, "--resume", "--page-size", "500")
     assert r.code == 0, r.stderr
     rows = ndjson_rows(out.read_bytes())
     assert len(rows) == N and set(ids_of(rows)) == set(sample_docs)
     assert all(row["_source"] == sample_docs[row["_id"]] for row in rows)
-    assert_no_open_contexts(es)
+    assert "opened point in time" in r.stderr  # the recorded one was gone: a new one, closed at the end
+    assert_released(es, r.stderr)
 
 
 def test_closed_stdout_is_quiet(isolated_env: dict[str, str], es: httpx.Client, sample_index: str) -> None:
@@ -346,7 +353,12 @@ def test_closed_stdout_is_quiet(isolated_env: dict[str, str], es: httpx.Client, 
         assert proc.stdout.count(b"\n") == 1
         assert proc.stderr == b"", proc.stderr
         assert proc.returncode in (0, 141)
-    assert_no_open_contexts(es)
+        # the same with -v (stderr to a file) names the PIT, which must be closed although stdout went away
+        log = subprocess.run(f"'{EXE}' -v export {sample_index} --format {fmt} | head -1 >/dev/null",
+                             shell=True, executable="/bin/bash", capture_output=True, env=isolated_env,
+                             timeout=120, check=False)
+        assert b"Traceback" not in log.stderr
+        assert_released(es, log.stderr)
 
 
 def test_progress_stays_off_when_stderr_is_not_a_terminal(escli_proc: Callable[..., Any],

@@ -256,7 +256,9 @@ def _check_complete(resp: Any) -> None:
 class Pit:
     """Our point in time: opened once, reopened (by one task) when it is gone, always closed by us."""
 
-    def __init__(self, client: AsyncElasticsearch, index: str, keep_alive: str, pit_id: str | None = None) -> None:
+    def __init__(self, client: AsyncElasticsearch, index: str, keep_alive: str, pit_id: str | None = None,
+                 log: Callable[[str], None] = lambda s: None) -> None:
+        self.log = log
         self.client = client
         self.index = index
         self.keep_alive = keep_alive
@@ -279,6 +281,7 @@ class Pit:
                 raise PitUnavailable(f"{status} {etype}") from exc
             raise
         self.id = str(resp["id"])
+        self.log(f"opened point in time {self.id}")
         self.opened_ids.append(self.id)
         self.generation += 1
         self.shards = int((resp.get("_shards") or {}).get("total") or 0)
@@ -303,6 +306,7 @@ class Pit:
     async def _close_id(self, pit_id: str) -> None:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.client.close_point_in_time(id=pit_id), timeout=10)
+            self.log(f"closed point in time {pit_id}")
 
     async def close(self) -> None:
         """Close only the PIT ids escli opened or was handed by the checkpoint; never all PITs."""
@@ -389,7 +393,8 @@ class Exporter:
         while True:
             _check_complete(resp)
             scroll_id = resp.get("_scroll_id")
-            if scroll_id:
+            if scroll_id and scroll_id not in self.scroll_ids:
+                self.on_warning(f"scroll {scroll_id}")
                 self.scroll_ids.add(scroll_id)
             hits: list[dict[str, Any]] = (resp.get("hits") or {}).get("hits") or []
             done = not hits or self.stop.is_set()
@@ -417,7 +422,7 @@ class Exporter:
         method = self.cp.method if self.cp.slices else self.req.method
         if method == "scroll":
             return True
-        self.pit = Pit(self.client, self.req.index, self.req.keep_alive)
+        self.pit = Pit(self.client, self.req.index, self.req.keep_alive, log=self.on_warning)
         if self.cp.pit_id and self.cp.slices:
             # Resuming: try the PIT we had; if it is gone, the positions are made stable for a new one.
             self.pit.id = self.cp.pit_id
@@ -491,6 +496,7 @@ class Exporter:
             for scroll_id in list(self.scroll_ids):
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(self.client.clear_scroll(scroll_id=scroll_id), timeout=10)
+                    self.on_warning(f"cleared scroll {scroll_id}")
             with contextlib.suppress(OSError):
                 self.cp.save()
             self.result.written = self.cp.written

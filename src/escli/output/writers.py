@@ -110,10 +110,9 @@ def _cells_into(doc: Mapping[str, Any], prefix: str, cells: list[str], slots: Ma
     for key, value in doc.items():
         name = prefix + key if prefix else key
         kind = type(value)
-        if kind is dict:
-            if value:
-                _cells_into(value, name + ".", cells, slots, excel_safe)
-                continue
+        if kind is dict and value:
+            _cells_into(value, name + ".", cells, slots, excel_safe)
+            continue
         i = slots.get(name)
         if i is None:
             continue
