@@ -53,8 +53,25 @@ def cell(value: Any, excel_safe: bool = False) -> str:
     return text
 
 
-def row_cells(flat: Mapping[str, Any], columns: Iterable[str], excel_safe: bool = False) -> list[str]:
-    return [cell(flat.get(c), excel_safe) for c in columns]
+def row_cells(flat: Mapping[str, Any], columns: Iterable[str], excel_safe: bool = False,
+              original: Mapping[str, Any] | None = None) -> list[str]:
+    """Cells for `columns`; a column naming an object (`specs`) shows that object as JSON when `original` is given."""
+    cells = []
+    for c in columns:
+        value = flat.get(c)
+        if value is None and original is not None:
+            value = _dotted(original, c)
+        cells.append(cell(value, excel_safe))
+    return cells
+
+
+def _dotted(doc: Mapping[str, Any], path: str) -> Any:
+    value: Any = doc
+    for part in path.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    return value
 
 
 def mapping_columns(properties: Mapping[str, Any], prefix: str = "") -> list[str]:

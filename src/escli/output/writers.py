@@ -136,7 +136,7 @@ class TableWriter:
         self.rows: list[list[str]] = []
 
     def write(self, row: Mapping[str, Any]) -> None:
-        self.rows.append(row_cells(flatten(row), self.columns))
+        self.rows.append(row_cells(flatten(row), self.columns, original=row))
 
     def close(self) -> None:
         from escli.output.tables import render_table
