@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from escli.cli.common import app_context, global_options, run_async
+from escli.output.formats import report_format
 
 FORMATS = ("table", "json", "nagios", "prometheus")
 
@@ -41,7 +42,7 @@ def health_command(
     from escli.output.health_view import render_nagios, render_prometheus, render_table
 
     app = app_context(ctx)
-    fmt = _format(format, app.options.get("output"), app.stdout_is_tty)
+    fmt = report_format(format, app.options.get("output"), app.stdout_is_tty, FORMATS, "health")
     if wait_for_status is not None and wait_for_status.lower() not in ("green", "yellow"):
         raise UsageError(f"--wait-for-status {wait_for_status}: choose green or yellow")
     wait = wait_for_status.lower() if wait_for_status else None
@@ -74,22 +75,6 @@ def health_command(
     if code is not State.OK:
         # SystemExit, not typer.Exit: click returns (rather than raises) Exit outside standalone mode.
         raise SystemExit(int(code))
-
-
-def _format(requested: str | None, output: str | None, tty: bool) -> str:
-    from escli.errors import UsageError
-
-    if requested is not None:
-        if requested.lower() not in FORMATS:
-            raise UsageError(f"--format {requested}: choose one of {', '.join(FORMATS)}")
-        return requested.lower()
-    if output in ("json", "ndjson"):
-        return "json"
-    if output == "table":
-        return "table"
-    if output is not None:
-        raise UsageError(f"--output {output}: health writes table or json (or --format nagios|prometheus)")
-    return "table" if tty else "json"
 
 
 def _targets(app: Any, all_clusters: bool) -> list[tuple[str, Any]]:

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from escli.cli.common import app_context, global_options, run_async
+from escli.output.formats import report_format
 
 
 def register(app: typer.Typer) -> None:
@@ -86,7 +87,7 @@ def profile_command(
 
     app = app_context(ctx)
     msgs = app.messages
-    fmt = _format(format, app.options.get("output"), app.stdout_is_tty)
+    fmt = report_format(format, app.options.get("output"), app.stdout_is_tty, ("table", "json"), "profile")
     if queries is not None and (index is not None or text is not None):
         raise UsageError("INDEX/TEXT and --queries: give one or the other")
     if queries is not None and (field or size is not None):
@@ -175,22 +176,6 @@ def profile_command(
         errs = ", ".join(f"{k} ({v})" for k, v in sorted(result.overall.errors.items()))
         raise PartialFailure(f"{sum(result.overall.errors.values())} of {result.overall.requests} requests "
                              f"failed: {errs}")
-
-
-def _format(requested: str | None, output: str | None, tty: bool) -> str:
-    from escli.errors import UsageError
-
-    if requested is not None:
-        if requested.lower() not in ("table", "json"):
-            raise UsageError(f"--format {requested}: choose table or json")
-        return requested.lower()
-    if output in ("json", "ndjson"):
-        return "json"
-    if output == "table":
-        return "table"
-    if output is not None:
-        raise UsageError(f"--output {output}: profile writes table or json")
-    return "table" if tty else "json"
 
 
 def _write_private(path: Path, data: bytes) -> None:

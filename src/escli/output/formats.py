@@ -27,3 +27,21 @@ def resolve_format(requested: str | None, stdout_is_tty: bool, allowed: tuple[Fo
     if fmt not in allowed:
         raise UsageError(f"--output {requested}: this command writes {', '.join(f.value for f in allowed)}")
     return fmt
+
+
+def report_format(requested: str | None, output: str | None, tty: bool, choices: tuple[str, ...],
+                  command: str) -> str:
+    """A report command's --format (health, profile): explicit choice, else -o table/json, else by terminal."""
+    if requested is not None:
+        if requested.lower() not in choices:
+            raise UsageError(f"--format {requested}: choose one of {', '.join(choices)}")
+        return requested.lower()
+    if output in ("json", "ndjson"):
+        return "json"
+    if output == "table":
+        return "table"
+    if output is not None:
+        extra = [c for c in choices if c not in ("table", "json")]
+        also = f" (or --format {'|'.join(extra)})" if extra else ""
+        raise UsageError(f"--output {output}: {command} writes table or json{also}")
+    return "table" if tty else "json"
