@@ -34,6 +34,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
+from escli.es.queries import param_text
+
 if TYPE_CHECKING:
     from escli.settings import Settings
 
@@ -98,17 +100,8 @@ def canonical_json(value: Any) -> bytes:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
 
 
-def _param_text(value: Any) -> str:
-    """A parameter as it appears in the URL (the client writes True as "true" and lists comma-joined)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (list, tuple)):
-        return ",".join(_param_text(v) for v in value)
-    return str(value)
-
-
 def normalise_params(params: Mapping[str, Any]) -> dict[str, str]:
-    return {str(k): _param_text(v) for k, v in params.items() if v is not None and k not in PARAMS_NOT_IN_KEY}
+    return {str(k): param_text(v) for k, v in params.items() if v is not None and k not in PARAMS_NOT_IN_KEY}
 
 
 def normalise_index(index: str) -> str:

@@ -34,12 +34,11 @@ from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlencode
 
 import orjson
 
 from escli.errors import InputError, UnreachableError
-from escli.es.queries import QuerySpec
+from escli.es.queries import QuerySpec, search_target
 from escli.profiler import Histogram
 
 if TYPE_CHECKING:
@@ -117,20 +116,6 @@ class BatchStats:
 
 
 # --- building requests -------------------------------------------------------------------------------------------
-
-def _param_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def search_target(spec: QuerySpec) -> str:
-    """`/index/_search?params` for one query (comma lists and wildcards in the index are kept)."""
-    path = f"/{quote(spec.index, safe=',*')}/_search"
-    if spec.params:
-        path += "?" + urlencode({k: _param_text(v) for k, v in spec.params.items()})
-    return path
-
 
 def _body_value(value: Any) -> Any:
     if isinstance(value, str) and value.lower() in ("true", "false"):

@@ -23,7 +23,6 @@ import contextvars
 import itertools
 import random
 import time
-import urllib.parse
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from escli.errors import InputError, RefusedError, UnreachableError, UsageError, api_error_summary
-from escli.es.queries import QuerySpec, build_short_body, read_queries
+from escli.es.queries import QuerySpec, build_short_body, read_queries, search_target
 from escli.profiler import (
     DEFAULT_PERCENTILES,
     Histogram,
@@ -124,19 +123,8 @@ class Prepared:
     body: bytes
 
 
-def _param_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (list, tuple)):
-        return ",".join(_param_text(v) for v in value)
-    return str(value)
-
-
 def prepare(spec: QuerySpec) -> Prepared:
-    target = f"/{urllib.parse.quote(spec.index, safe=',*')}/_search"
-    if spec.params:
-        target += "?" + urllib.parse.urlencode({k: _param_text(v) for k, v in spec.params.items()}, safe=",*")
-    return Prepared(spec, target, orjson.dumps(spec.body))
+    return Prepared(spec, search_target(spec), orjson.dumps(spec.body))
 
 
 def single_query(index: str, text: str | None, fields: Sequence[str], size: int | None) -> QuerySpec:

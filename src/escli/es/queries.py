@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import orjson
 
@@ -153,3 +154,20 @@ async def aread_queries(lines: AsyncIterator[tuple[int, bytes]], source: str
         item = parse_query_line(raw, number, source)
         if item is not None:
             yield item
+
+
+def param_text(value: Any) -> str:
+    """A search parameter as it goes in the URL: booleans lower-case, lists comma-joined (as the client does)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return ",".join(param_text(v) for v in value)
+    return str(value)
+
+
+def search_target(spec: QuerySpec) -> str:
+    """`/index/_search?params` for one query (comma lists and wildcards in the index are kept)."""
+    path = f"/{quote(spec.index, safe=',*')}/_search"
+    if spec.params:
+        path += "?" + urlencode({k: param_text(v) for k, v in spec.params.items()}, safe=",*")
+    return path
