@@ -20,8 +20,11 @@ export ESCLI_TEST_SECURE_DIR=$(ES_PORT=$SECURE_PORT scripts/es.sh rundir)
 export ESCLI_TEST_ES8_VERSION=$ES8_VERSION
 ES_URL=$ESCLI_TEST_URL DOCS=${DOCS:-20000} scripts/sample_data.sh
 set +e
-$BIN/python -m pytest "$@"
+# Not a time limit on any test: a guard so that a hung run ends with pytest's own report (SIGINT) well inside
+# CI's budget, instead of being killed silently. The whole suite takes about 6 minutes here.
+timeout --signal=INT --kill-after=60s "${TEST_GUARD:-45m}" $BIN/python -m pytest "$@"
 rc=$?
+[ $rc = 124 ] && echo "test run stopped by the ${TEST_GUARD:-45m} guard: something hung" >&2
 set -e
 [ $rc = 5 ] && { echo "pytest collected no tests" >&2; exit 1; }
 exit $rc
