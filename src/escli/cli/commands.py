@@ -40,6 +40,21 @@ def _command_name(info: Any) -> str:
     return str(info.name or get_command_name(info.callback.__name__))
 
 
+def _registration(cmd_name: str) -> tuple[str, Any] | None:
+    """("command", CommandInfo) or ("group", TyperInfo) as the command's module registers it; None if unknown."""
+    module = COMMAND_MODULES.get(cmd_name)
+    if module is None:
+        return None
+    sub = _sub_app(module)
+    for info in sub.registered_commands:
+        if _command_name(info) == cmd_name:
+            return "command", info
+    for group in sub.registered_groups:
+        if group.name == cmd_name:
+            return "group", group
+    return None
+
+
 class LazyGroup(TyperGroup):
     """A TyperGroup whose subcommands are registered and built on first use."""
 
@@ -49,22 +64,19 @@ class LazyGroup(TyperGroup):
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         if cmd_name in self.commands:
             return self.commands[cmd_name]
-        module = COMMAND_MODULES.get(cmd_name)
-        if module is None:
+        found = _registration(cmd_name)
+        if found is None:
             return None
         from typer.main import get_command_from_info, get_group_from_info
 
-        sub = _sub_app(module)
-        for info in sub.registered_commands:
-            if _command_name(info) == cmd_name:
-                self.commands[cmd_name] = get_command_from_info(
-                    info, pretty_exceptions_short=True, rich_markup_mode=self.rich_markup_mode)
-        for group in sub.registered_groups:
-            if group.name == cmd_name:
-                self.commands[cmd_name] = get_group_from_info(
-                    group, pretty_exceptions_short=True, rich_markup_mode=self.rich_markup_mode,
-                    suggest_commands=True)
-        return self.commands.get(cmd_name)
+        kind, info = found
+        if kind == "command":
+            self.commands[cmd_name] = get_command_from_info(
+                info, pretty_exceptions_short=True, rich_markup_mode=self.rich_markup_mode)
+        else:
+            self.commands[cmd_name] = get_group_from_info(
+                info, pretty_exceptions_short=True, rich_markup_mode=self.rich_markup_mode, suggest_commands=True)
+        return self.commands[cmd_name]
 
     def resolve_command(self, ctx: Any, args: list[str]) -> Any:
         from typer._click.exceptions import UsageError
@@ -88,20 +100,16 @@ class LazyGroup(TyperGroup):
         if cmd_name in self.commands:
             cmd = self.commands[cmd_name]
             return None if cmd.hidden else str(cmd.get_short_help_str(limit))
-        module = COMMAND_MODULES.get(cmd_name)
-        if module is None:
+        found = _registration(cmd_name)
+        if found is None:
             return None
-        sub = _sub_app(module)
-        for info in sub.registered_commands:
-            if _command_name(info) == cmd_name:
-                if info.hidden:
-                    return None
-                text = info.short_help or info.help or (info.callback.__doc__ if info.callback else "") or ""
-                return str(make_default_short_help(text, limit))
-        for group in sub.registered_groups:
-            if group.name == cmd_name:
-                return str(make_default_short_help(solve_typer_info_help(group), limit))
-        return None
+        kind, info = found
+        if kind == "group":
+            return str(make_default_short_help(solve_typer_info_help(info), limit))
+        if info.hidden:
+            return None
+        text = info.short_help or info.help or (info.callback.__doc__ if info.callback else "") or ""
+        return str(make_default_short_help(text, limit))
 
     def format_commands(self, ctx: Any, formatter: Any) -> None:
         rows = []
