@@ -19,11 +19,14 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from types import TracebackType
 from urllib.parse import urlsplit
 
+from tests.support.loop_server import LoopServer
 
-class DelayProxy:
+
+class DelayProxy(LoopServer):
+    thread_name = "delay-proxy"
+
     def __init__(self, upstream: str, *, stall_at: int | None = None, stall_seconds: float = 0.0,
                  lifetime: float = 180.0, max_connections: int = 128, max_body: int = 16 * 1024 * 1024) -> None:
         parts = urlsplit(upstream)
@@ -41,53 +44,7 @@ class DelayProxy:
         self._stall_until = 0.0
         self._connections = 0
         self._lock = threading.Lock()
-        self._ready = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._error: BaseException | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> DelayProxy:
-        self._thread = threading.Thread(target=self._run, name="delay-proxy", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(10) or self._error is not None:
-            raise RuntimeError(f"delay proxy did not start: {self._error}")
-        return self
-
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
-        loop, stop = self._loop, self._stop
-        if loop is not None and stop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(stop.set)
-        if self._thread is not None:
-            self._thread.join(10)
-
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._serve())
-        except BaseException as exc:
-            self._error = exc
-            self._ready.set()
-
-    async def _serve(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        server = await asyncio.start_server(self._client, "127.0.0.1", 0)
-        self.port = server.sockets[0].getsockname()[1]
-        self._ready.set()
-        try:
-            await asyncio.wait_for(self._stop.wait(), self.lifetime)
-        except TimeoutError:
-            pass
-        finally:
-            server.close()
-            for w in list(self._writers):
-                w.transport.abort()
-            await server.wait_closed()
+        self._init_loop_server()
 
     async def _gate(self) -> None:
         """Count the request; start the stall on request `stall_at`; hold the request while a stall lasts."""

@@ -19,8 +19,9 @@ from __future__ import annotations
 import asyncio
 import threading
 from dataclasses import dataclass, field
-from types import TracebackType
 from urllib.parse import urlsplit
+
+from tests.support.loop_server import LoopServer
 
 
 @dataclass
@@ -49,7 +50,9 @@ REASONS = {429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gat
 
 
 @dataclass
-class FaultProxy:
+class FaultProxy(LoopServer):
+    thread_name = "fault-proxy"
+
     upstream: str
     max_connections: int = 64
     max_body: int = 16 * 1024 * 1024
@@ -64,14 +67,8 @@ class FaultProxy:
         self._up_host = parts.hostname or "127.0.0.1"
         self._up_port = parts.port or 80
         self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
-        self._stop: asyncio.Event | None = None
-        self._error: BaseException | None = None
         self._connections = 0
-        self._handlers: set[asyncio.Task[None]] = set()
-        self._writers: set[asyncio.StreamWriter] = set()
+        self._init_loop_server()
 
     # -- rules (callable from the test's thread) --
 
@@ -101,59 +98,6 @@ class FaultProxy:
     def forwarded(self) -> int:
         with self._lock:
             return sum(1 for r in self.requests if r.fault is None)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    # -- life cycle --
-
-    def start(self) -> FaultProxy:
-        self._thread = threading.Thread(target=self._run, name="fault-proxy", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("fault proxy did not start")
-        if self._error is not None:
-            raise RuntimeError(f"fault proxy failed: {self._error}")
-        return self
-
-    def stop(self) -> None:
-        loop, stop = self._loop, self._stop
-        if loop is not None and stop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(stop.set)
-        if self._thread is not None:
-            self._thread.join(10)
-
-    def __enter__(self) -> FaultProxy:
-        return self.start()
-
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
-        self.stop()
-
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._serve())
-        except BaseException as exc:  # reported to start() or visible through the tests' assertions
-            self._error = exc
-            self._ready.set()
-
-    async def _serve(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        server = await asyncio.start_server(self._client, "127.0.0.1", 0, limit=64 * 1024)
-        self.port = server.sockets[0].getsockname()[1]
-        self._ready.set()
-        try:
-            await asyncio.wait_for(self._stop.wait(), self.lifetime)
-        except TimeoutError:
-            pass
-        finally:
-            server.close()
-            for writer in list(self._writers):  # wake every handler so it ends by itself, not by cancellation
-                writer.transport.abort()
-            if self._handlers:
-                await asyncio.wait(self._handlers, timeout=5)
-            await server.wait_closed()
 
     # -- one client connection --
 
