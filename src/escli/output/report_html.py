@@ -185,12 +185,10 @@ def over_time_chart(doc: Mapping[str, Any], baseline: Mapping[str, Any] | None, 
         for name in names:
             rows = _part(run, "timeline", name) or []
             # The last second is partial: scaled to a rate, or left out when too short to say anything.
-            tail = float(run.get("seconds") or 0.0) - (rows[-1]["t"] if rows else 0)
-            if rows and tail < 0.5:
-                rows = rows[:-1]
+            total = float(run.get("seconds") or 0.0)
+            rows = [r for r in rows if min(1.0, total - r["t"]) >= 0.5]
             if what == "throughput":
-                pts = [(r["t"] + 0.5, r["ok"] / (tail if i == len(rows) - 1 and tail < 1.0 else 1.0))
-                       for i, r in enumerate(rows)]
+                pts = [(r["t"] + 0.5, r["ok"] / min(1.0, total - r["t"])) for r in rows]
                 if pts:
                     series.append(Series(name + suffix, pts, _colour(names, name), dashed,
                                          2.2 if name == ALL else 1.4))
