@@ -330,3 +330,24 @@ def test_prometheus_passes_promtool(cli: Cli, sample_index: str) -> None:
         if not line.startswith("#"):
             value = line.rsplit(" ", 1)[1]
             assert len(value) < 16, line  # written as measured, not 0.0033610000000000003
+
+
+def test_the_documented_textfile_recipe_publishes_even_when_unreachable(tmp_path: Path,
+                                                                        isolated_env: dict[str, str]) -> None:
+    """docs/commands/health.md's cron line, run as written (only the directory and the cluster list changed)."""
+    import os
+    import subprocess
+    import sys
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "commands" / "health.md").read_text()
+    (line,) = [ln for ln in doc.splitlines() if ln.startswith("* * * * * escli health") and "--prometheus-file" in ln]
+    command = line.removeprefix("* * * * * ").replace("/var/lib/node_exporter/textfile", str(tmp_path))
+    command = command.replace("--all ", "")  # the test's cluster comes from ESCLI_URL, not a config file
+    bin_dir = str(Path(sys.executable).parent)  # where the installed `escli` is
+    env = {**isolated_env, "PATH": bin_dir + os.pathsep + os.environ["PATH"], "ESCLI_URL": UNREACHABLE}
+    r = subprocess.run(["sh", "-c", command], env=env, capture_output=True, text=True)
+    assert r.returncode == 3 and r.stdout == ""
+    prom = tmp_path / "escli_health.prom"
+    fams = {f.name: f for f in text_string_to_metric_families(prom.read_text())}
+    assert fams["escli_cluster_up"].samples[0].value == 0
+    assert oct(prom.stat().st_mode & 0o777) == "0o644"
