@@ -12,16 +12,15 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
-from typer.core import TyperCommand
 
-from escli.cli.common import app_context, global_options, run_async
+from escli.cli.common import EscliCommand, app_context, global_options, run_async
 from escli.output.formats import report_format
 
 FORMATS = ("table", "json", "nagios", "prometheus")
 BAD_ARGUMENT = 3  # Nagios UNKNOWN
 
 
-class HealthCommand(TyperCommand):
+class HealthCommand(EscliCommand):
     """health's options parsed as a Nagios plugin's: an unknown or malformed option is UNKNOWN (3), not 2."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
