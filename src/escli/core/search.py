@@ -1,4 +1,4 @@
-"""Search through the on-disk cache: the one path `escli search`, `batch` and `warm-cache` read and fill it by.
+"""Search through the cache levels: the one path `escli search`, `batch` and `warm-cache` read and fill it by.
 
     from escli.cache import DEFAULT_TTL, open_cache
     from escli.core.search import search_with_cache
@@ -9,7 +9,7 @@
     outcome.cache_hit     # True when it came from the cache (no request was made)
     outcome.key           # the cache key (None when the cache is off)
     outcome.expires_at    # epoch seconds the cached entry expires at (None when nothing is cached)
-    outcome.status        # "hit", "stored", "bypass", "off" or "miss" (see SearchOutcome)
+    outcome.status        # "hit-memory", "hit-disk", "hit-shared", "miss", "stored" or "bypass" (SearchOutcome)
 
 `search_with_cache(client, cache, identity, index, body, params, ttl, *, force=False, refresh=False,
 defer_store=False) -> SearchOutcome`:
@@ -50,8 +50,10 @@ JSON_HEADERS = {"accept": "application/json", "content-type": "application/json"
 class SearchOutcome:
     """One search's result and how the cache took part.
 
-    status: "hit" (served from the cache), "stored" (asked Elasticsearch and cached the answer; with
-    defer_store, "miss" until `store` is called), "bypass" (not cacheable: see bypass_reason), "off" (--no-cache).
+    status: "hit-memory", "hit-disk" or "hit-shared" (served from that cache level), "stored" (asked
+    Elasticsearch and cached the answer; with defer_store, "miss" until `store` is called), "bypass" (not
+    cacheable, or the cache is off: see bypass_reason). `meta()` reports "stored" as "miss": the answer came from
+    Elasticsearch.
     """
 
     response: dict[str, Any]
@@ -68,7 +70,7 @@ class SearchOutcome:
     def meta(self, now: float | None = None) -> dict[str, Any]:
         """The `_escli` block of json output."""
         now = time.time() if now is None else now
-        out: dict[str, Any] = {"cache": self.status}
+        out: dict[str, Any] = {"cache": "miss" if self.status == "stored" else self.status}
         if self.key is not None:
             out["key"] = self.key
         if self.stored_at is not None:
@@ -117,7 +119,7 @@ def _from_entry(entry: CacheEntry, key: str, index: str, cache: Cache) -> Search
         cache.delete(key)
         return None
     return SearchOutcome(response=response, cache_hit=True, key=key, expires_at=entry.expires_at,
-                         stored_at=entry.stored_at, status="hit", index=index, raw=entry.value)
+                         stored_at=entry.stored_at, status=f"hit-{entry.level}", index=index, raw=entry.value)
 
 
 def lookup(cache: Cache, identity: str, index: str, body: Mapping[str, Any], params: Mapping[str, Any], *,
@@ -170,7 +172,8 @@ async def search_with_cache(client: AsyncElasticsearch, cache: Cache, identity: 
     response = await es_search(client, index, body, params, request_timeout)
     latency_ms = (time.perf_counter() - started) * 1000.0
     if not p.enabled:
-        return SearchOutcome(response, False, None, None, status="off", latency_ms=latency_ms, index=index)
+        return SearchOutcome(response, False, None, None, status="bypass", bypass_reason=CACHE_OFF,
+                             latency_ms=latency_ms, index=index)
     if not p.usable:
         return SearchOutcome(response, False, p.key, None, status="bypass", bypass_reason=p.bypass_reason,
                              latency_ms=latency_ms, index=index)
