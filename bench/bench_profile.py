@@ -89,12 +89,12 @@ async def baseline(url: str, rate: float, n: int) -> tuple[float, int, int]:
 async def escli_profile(url: str, rate: float, n: int) -> tuple[float, int, int]:
     """escli's own open loop, as `escli profile --queries F --rate R -n N --warmup 0` runs it."""
     from escli.core.profile import ProfileOptions, Warmup, run_profile, trace_config
-    from escli.es.client import open_client
+    from escli.es.connect import open_es
     from escli.settings import Settings
 
     settings = Settings(urls=(url,), max_retries=0)
     opts = ProfileOptions(iterations=n, warmup=Warmup(requests=0), concurrency=16, rate=rate, seed=1)
-    async with open_client(settings, 16, trace_configs=[trace_config()]) as client:
+    async with open_es(settings, pooled=True, concurrency=16, trace_configs=[trace_config()]) as client:
         cpu0 = time.process_time()
         result = await run_profile(client, specs(), opts)
         cpu = time.process_time() - cpu0

@@ -81,7 +81,7 @@ def profile_command(
         trace_config,
     )
     from escli.errors import PartialFailure, UsageError
-    from escli.es.client import open_client
+    from escli.es.connect import open_es
     from escli.inputs import numbered_lines, open_input
     from escli.profiler import parse_percentiles
 
@@ -127,7 +127,7 @@ def profile_command(
 
     if shards:
         async def run_shards() -> list[dict[str, Any]]:
-            async with open_client(settings, 1) as client:
+            async with open_es(settings, pooled=False) as client:
                 return await shard_profiles(client, workload)
 
         profiles = run_async(run_shards())
@@ -142,7 +142,7 @@ def profile_command(
         return
 
     async def main() -> Any:
-        async with open_client(settings, width, trace_configs=[trace_config()]) as client:
+        async with open_es(settings, pooled=True, concurrency=width, trace_configs=[trace_config()]) as client:
             with msgs.progress("profile", total=opts.iterations) as bar:
                 return await run_profile(client, workload, opts, bar.advance)
 

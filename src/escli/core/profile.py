@@ -44,7 +44,8 @@ from escli.profiler import (
 if TYPE_CHECKING:
     import aiohttp
     from elastic_transport import BaseAsyncNode
-    from elasticsearch import AsyncElasticsearch
+
+    from escli.es.api import Es
 
 HEADERS = {"accept": "application/json", "content-type": "application/json"}
 MODES = ("closed", "open")
@@ -332,14 +333,14 @@ def http_error_kind(status: int, raw: bytes) -> str:
 class Runner:
     """Sends the workload; `measure_from` splits warm-up from measured requests by their intended send time."""
 
-    def __init__(self, client: AsyncElasticsearch, prepared: Sequence[Prepared], opts: ProfileOptions,
+    def __init__(self, client: Es, prepared: Sequence[Prepared], opts: ProfileOptions,
                  result: ProfileResult, on_progress: Callable[[int], None], cpu_now: Callable[[], float],
                  headers: Mapping[str, str], timeout: float) -> None:
         self.client = client
         import aiohttp
         from elastic_transport import HttpHeaders
 
-        self.pool = client.transport.node_pool
+        self.pool = getattr(client.transport, "node_pool")  # noqa: B009 - the pooled transport's
         self.headers = dict(headers)
         self.node_headers = HttpHeaders(headers)
         self.timeout = aiohttp.ClientTimeout(total=timeout)
@@ -499,7 +500,7 @@ class Runner:
                 await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def preflight(client: AsyncElasticsearch, prepared: Sequence[Prepared]) -> dict[str, str]:
+async def preflight(client: Es, prepared: Sequence[Prepared]) -> dict[str, str]:
     """One request per query before any load, through the full client.
 
     A query Elasticsearch refuses stops here, named by its id and line. Returns the headers the client sent
@@ -510,21 +511,16 @@ async def preflight(client: AsyncElasticsearch, prepared: Sequence[Prepared]) ->
         slot: list[Any] = [0.0, 0.0, {}]
         _SLOT.set(slot)
         try:
-            await client.perform_request("POST", item.target, headers=HEADERS, body=item.body)
-        except Exception as exc:
-            from escli.errors import translate
-
-            err = translate(exc)
+            await client.request("POST", item.target, body=item.body)
+        except (RefusedError, UnreachableError) as exc:
             where = f"query {item.spec.id}" + (f" (line {item.spec.line})" if item.spec.line else "")
-            if isinstance(err, RefusedError):
+            if isinstance(exc, RefusedError):
                 status, etype, reason = api_error_summary(exc)
                 raise RefusedError(f"{where}: Elasticsearch refused it ({status} {etype}): {reason}",
-                                   status, err.body) from exc
-            if isinstance(err, UnreachableError):
-                raise err from exc
-            if type(exc).__name__ == "ConnectionTimeout":  # elastic_transport's, not a ConnectionError subclass
+                                   status, exc.body) from exc
+            if exc.timed_out:
                 raise UnreachableError(f"cluster unreachable: no answer to {where} within the request timeout "
-                                       "(--timeout)") from exc
+                                       "(--timeout)", timed_out=True) from exc
             raise
         finally:
             _SLOT.set(None)
@@ -534,7 +530,7 @@ async def preflight(client: AsyncElasticsearch, prepared: Sequence[Prepared]) ->
     return headers
 
 
-async def run_profile(client: AsyncElasticsearch, queries: Sequence[QuerySpec], opts: ProfileOptions,
+async def run_profile(client: Es, queries: Sequence[QuerySpec], opts: ProfileOptions,
                       on_progress: Callable[[int], None] = lambda n: None) -> ProfileResult:
     """Run the workload and return what was measured; requests sent during warm-up are not recorded."""
     import psutil  # type: ignore[import-untyped]
@@ -548,7 +544,8 @@ async def run_profile(client: AsyncElasticsearch, queries: Sequence[QuerySpec], 
         t = proc.cpu_times()
         return float(t.user + t.system)
 
-    timeout = float(getattr(client.transport.node_pool.get().config, "request_timeout", None) or 30.0)
+    pool: Any = getattr(client.transport, "node_pool")  # noqa: B009 - profile needs the pooled transport
+    timeout = float(getattr(pool.get().config, "request_timeout", None) or 30.0)
     runner = Runner(client, prepared, opts, result, on_progress, cpu_now, headers, timeout)
     result.started_at = time.time()
     try:
@@ -581,14 +578,15 @@ async def run_profile(client: AsyncElasticsearch, queries: Sequence[QuerySpec], 
 # The Profile API, one execution per query
 
 
-async def shard_profiles(client: AsyncElasticsearch, queries: Sequence[QuerySpec]) -> list[dict[str, Any]]:
+async def shard_profiles(client: Es, queries: Sequence[QuerySpec]) -> list[dict[str, Any]]:
     """Each query once with `"profile": true`: its took and the per-shard breakdown Elasticsearch returns."""
     out: list[dict[str, Any]] = []
     for q in queries:
         body = {**q.body, "profile": True}
-        resp = await client.perform_request("POST", prepare(QuerySpec(q.id, q.index, body, q.params)).target,
-                                            headers=HEADERS, body=orjson.dumps(body))
-        data = resp.body if isinstance(resp.body, dict) else {}
+        resp = await client.request("POST", prepare(QuerySpec(q.id, q.index, body, q.params)).target,
+                                    body=orjson.dumps(body))
+        data = resp.json()
+        data = data if isinstance(data, dict) else {}
         out.append({"id": q.id, "index": q.index, "took_ms": data.get("took"),
                     "shards": (data.get("profile") or {}).get("shards", [])})
     return out

@@ -16,7 +16,6 @@ from escli.settings import Settings
 
 if TYPE_CHECKING:
     import aiohttp
-    from elastic_transport import BaseNode
     from elasticsearch import AsyncElasticsearch
 
 RETRY_ON_STATUS = (429, 502, 503, 504)
@@ -56,43 +55,6 @@ def client_kwargs(settings: Settings, concurrency: int = 1) -> dict[str, Any]:
     return kwargs
 
 
-def traced_node_class(trace_configs: Sequence[aiohttp.TraceConfig]) -> type[BaseNode]:
-    """An aiohttp node whose session carries `trace_configs`: timing where the bytes move (as Rally does).
-
-    elastic_transport builds the node's aiohttp session lazily; this subclass builds the same session with the
-    trace configs added, so hooks such as on_request_start and on_response_chunk_received see every request.
-    """
-    import asyncio
-
-    import aiohttp
-    from elastic_transport import AiohttpHttpNode
-    from elastic_transport._node import _http_aiohttp
-
-    configs = list(trace_configs)
-    cleanup_closed = bool(getattr(_http_aiohttp, "_NEEDS_CLEANUP_CLOSED", False))
-
-    class TracedAiohttpHttpNode(AiohttpHttpNode):
-        def _create_aiohttp_session(self) -> None:
-            if self._loop is None:
-                self._loop = asyncio.get_running_loop()
-            self.session = aiohttp.ClientSession(
-                headers=self.headers,
-                skip_auto_headers=("accept", "accept-encoding", "user-agent"),
-                auto_decompress=True,
-                loop=self._loop,
-                cookie_jar=aiohttp.DummyCookieJar(),
-                connector=aiohttp.TCPConnector(
-                    limit_per_host=self._connections_per_node,
-                    use_dns_cache=True,
-                    enable_cleanup_closed=cleanup_closed,
-                    ssl=self._ssl_context or False,
-                ),
-                trace_configs=configs,
-            )
-
-    return TracedAiohttpHttpNode
-
-
 def make_client(settings: Settings, concurrency: int = 1, *,
                 trace_configs: Sequence[aiohttp.TraceConfig] | None = None) -> AsyncElasticsearch:
     """The client; `trace_configs` (optional) are installed on every node's aiohttp session."""
@@ -100,6 +62,8 @@ def make_client(settings: Settings, concurrency: int = 1, *,
 
     kwargs = client_kwargs(settings, concurrency)
     if trace_configs:
+        from escli.es.pooled import traced_node_class
+
         kwargs["node_class"] = traced_node_class(trace_configs)
     with warnings.catch_warnings():
         # The insecure warning is ours to give (once, on stderr), not urllib3's on every request.
