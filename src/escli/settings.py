@@ -228,15 +228,20 @@ def resolve(
     cache_table = config.get("cache") or {}
     if not isinstance(cache_table, dict):
         raise UsageError(f"{cfg_path}: [cache] must be a table")
-    try:
-        cache_ttl = float(cache_table.get("ttl", DEFAULT_CACHE_TTL))
-        cache_size = int(float(cache_table.get("size_limit_mb", DEFAULT_CACHE_SIZE_LIMIT / 2**20)) * 2**20)
-        memory_size = int(float(cache_table.get("memory_mb", DEFAULT_CACHE_MEMORY_LIMIT / 2**20)) * 2**20)
-        shared_timeout = float(cache_table.get("timeout_ms", DEFAULT_CACHE_TIMEOUT * 1000)) / 1000
-    except (TypeError, ValueError):
-        raise UsageError(f"{cfg_path}: [cache] ttl, size_limit_mb, memory_mb and timeout_ms must be numbers") from None
-    if cache_ttl <= 0 or cache_size <= 0 or memory_size < 0 or shared_timeout <= 0:
-        raise UsageError(f"{cfg_path}: [cache] ttl, size_limit_mb and timeout_ms must be positive")
+    def number(key: str, default: float, zero_ok: bool = False) -> float:
+        raw = cache_table.get(key, default)
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            raise UsageError(f"{cfg_path}: [cache] {key} must be a number, not {raw!r}") from None
+        if not (value >= 0 if zero_ok else value > 0) or value == float("inf"):
+            raise UsageError(f"{cfg_path}: [cache] {key} must be positive and finite")
+        return value
+
+    cache_ttl = number("ttl", DEFAULT_CACHE_TTL)
+    cache_size = int(number("size_limit_mb", DEFAULT_CACHE_SIZE_LIMIT / 2**20) * 2**20)
+    memory_size = int(number("memory_mb", DEFAULT_CACHE_MEMORY_LIMIT / 2**20, zero_ok=True) * 2**20)
+    shared_timeout = number("timeout_ms", DEFAULT_CACHE_TIMEOUT * 1000) / 1000
     shared_url, shared_password = _cache_url(cache_url, env, cache_table, cfg_path)
     return Settings(
         urls=final_urls,

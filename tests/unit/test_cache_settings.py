@@ -22,7 +22,7 @@ def test_cache_defaults_and_config(tmp_path: Path) -> None:
     assert (s.cache_ttl, s.cache_size_limit) == (DEFAULT_CACHE_TTL, DEFAULT_CACHE_SIZE_LIMIT) == (300.0, 512 * 2**20)
     s = resolve(env=config(tmp_path, "[cache]\nttl = 60\nsize_limit_mb = 8\n"))
     assert (s.cache_ttl, s.cache_size_limit) == (60.0, 8 * 2**20)
-    with pytest.raises(UsageError, match=r"\[cache\] ttl and size_limit_mb must be numbers"):
+    with pytest.raises(UsageError, match=r"\[cache\] ttl must be a number, not 'soon'"):
         resolve(env=config(tmp_path, '[cache]\nttl = "soon"\n'))
     with pytest.raises(UsageError, match="must be positive"):
         resolve(env=config(tmp_path, "[cache]\nttl = 0\n"))

@@ -240,8 +240,10 @@ class DiskCache:
 
         def write(dc: Any) -> None:
             dc.set(key, entry.value, expire=ttl, tag=normalise_index(entry.index))
-            # diskcache stamps store_time itself; the entry's age is that of the answer, not of this copy
-            dc._sql("UPDATE Cache SET store_time = ? WHERE key = ? AND raw = 1", (entry.stored_at, key))
+            # diskcache stamps store_time itself; the entry's age is that of the answer, not of this copy (a
+            # fresh write is within a second of it: no second statement then)
+            if abs(time.time() - entry.stored_at) >= 1.0:
+                dc._sql("UPDATE Cache SET store_time = ? WHERE key = ? AND raw = 1", (entry.stored_at, key))
 
         self._run("writing", write, None)
 

@@ -12,11 +12,13 @@ corrupt database, the shared level turns itself off after one warning): nothing 
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from escli.cache.base import Cache, CacheEntry, Level, NullCache, Warn
 from escli.cache.disk import DiskCache
+from escli.cache.keys import normalise_index
 from escli.cache.memory import MemoryCache
 
 if TYPE_CHECKING:
@@ -49,8 +51,12 @@ class CacheLevels:
         return None
 
     def set(self, key: str, value: bytes, ttl: float, index: str) -> None:
+        if type(value) is not bytes:
+            raise TypeError("escli caches JSON bytes only")
+        now = time.time()
+        entry = CacheEntry(value, now, now + ttl, normalise_index(index))  # one entry: the same times everywhere
         for level in self.levels:
-            level.set(key, value, ttl, index)
+            level.put(key, entry)
 
     def delete(self, key: str) -> None:
         for level in self.levels:

@@ -29,6 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from escli.cache.base import CacheEntry, Warn, _stderr_warning, looks_like_json_object
@@ -89,7 +90,7 @@ def decode_entry(fields: list[Any]) -> CacheEntry | None:
 class SharedCache:
     enabled = True
     name = "shared"
-    path = None
+    path: Path | None = None
 
     def __init__(self, config: SharedConfig, warn: Warn | None = None) -> None:
         self.config = config
@@ -321,7 +322,7 @@ class SharedCache:
         import concurrent.futures
 
         if self._pending:
-            done, not_done = concurrent.futures.wait(list(self._pending), timeout=self.timeout + 0.05)
+            _done, not_done = concurrent.futures.wait(list(self._pending), timeout=self.timeout + 0.05)
             for future in not_done:
                 future.cancel()
             if not_done and self._write_error is None:
@@ -375,4 +376,4 @@ def _reason(exc: BaseException, timeout: float | None = None) -> str:
     if timeout is not None and isinstance(exc, timeouts):
         return f"no answer within {timeout * 1000:.0f} ms"
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:200]
+    return text[:200].rstrip(".")

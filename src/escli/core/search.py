@@ -44,6 +44,7 @@ from escli.es.queries import param_text
 if TYPE_CHECKING:
     from escli.es.api import Es
 
+CACHE_OFF = "the cache is off (--no-cache)"
 
 @dataclass(frozen=True)
 class SearchOutcome:
@@ -176,3 +177,35 @@ async def search_with_cache(client: Es, cache: Cache, identity: str, index: str,
     outcome = SearchOutcome(response, False, p.key, None, status="miss", latency_ms=latency_ms, index=index,
                             raw=raw)
     return outcome if defer_store else store(cache, outcome, ttl)
+
+
+class Memo:
+    """The cache as commands that run many searches use it per query (batch: the memory level).
+
+    `key()` is None when the search must bypass the cache (the same rules as `escli search`); `get()` gives the
+    parsed response of a fresh entry; `put()` stores an answer for `ttl` seconds, from its bytes when the caller
+    still has them (no second encoding)."""
+
+    def __init__(self, cache: Cache, identity: str, ttl: float) -> None:
+        self.cache = cache
+        self.identity = identity
+        self.ttl = ttl
+
+    def key(self, index: str, body: Mapping[str, Any], params: Mapping[str, Any]) -> str | None:
+        if not self.cache.enabled or cache_bypass_reason(body, params) is not None:
+            return None
+        return cache_key(self.identity, index, body, params)
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        entry = self.cache.get(key)
+        if entry is None:
+            return None
+        try:
+            response = orjson.loads(entry.value)
+        except orjson.JSONDecodeError:
+            self.cache.delete(key)
+            return None
+        return response if isinstance(response, dict) else None
+
+    def put(self, key: str, response: dict[str, Any], index: str, raw: bytes | None = None) -> None:
+        self.cache.set(key, raw if raw is not None else orjson.dumps(response), self.ttl, index)
