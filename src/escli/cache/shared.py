@@ -124,8 +124,6 @@ class SharedCache:
             "retry": Retry(NoBackoff(), 0),  # no retries: the timeout is what a search may lose, once
             "retry_on_timeout": False,
             "health_check_interval": 0,
-            "lib_name": None,  # no CLIENT SETINFO round trips on connect
-            "lib_version": None,
         }
         if self.config.url.startswith("rediss://") and self.config.ca_certs:
             kwargs["ssl_ca_certs"] = self.config.ca_certs
