@@ -33,6 +33,16 @@ class CacheEntry:
         return max(0.0, self.expires_at - (time.time() if now is None else now))
 
 
+def new_entry(value: bytes, ttl: float, index: str, level: str = "disk") -> CacheEntry:
+    """The entry a write stores: JSON bytes only (never an object that something would pickle), stored now."""
+    if type(value) is not bytes:
+        raise TypeError("escli caches JSON bytes only, never pickled objects")
+    from escli.cache.keys import normalise_index
+
+    now = time.time()
+    return CacheEntry(value, now, now + ttl, normalise_index(index), level)
+
+
 class Cache(Protocol):
     """What commands use; `CacheLevels`, each level (`MemoryCache`, `DiskCache`, `SharedCache`) and `NullCache`
     implement it."""

@@ -12,13 +12,11 @@ corrupt database, the shared level turns itself off after one warning): nothing 
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from escli.cache.base import Cache, CacheEntry, Level, NullCache, Warn
+from escli.cache.base import Cache, CacheEntry, Level, NullCache, Warn, new_entry
 from escli.cache.disk import DiskCache
-from escli.cache.keys import normalise_index
 from escli.cache.memory import MemoryCache
 
 if TYPE_CHECKING:
@@ -51,10 +49,7 @@ class CacheLevels:
         return None
 
     def set(self, key: str, value: bytes, ttl: float, index: str) -> None:
-        if type(value) is not bytes:
-            raise TypeError("escli caches JSON bytes only")
-        now = time.time()
-        entry = CacheEntry(value, now, now + ttl, normalise_index(index))  # one entry: the same times everywhere
+        entry = new_entry(value, ttl, index)  # one entry: the same times in every level
         for level in self.levels:
             level.put(key, entry)
 

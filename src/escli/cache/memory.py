@@ -13,7 +13,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-from escli.cache.base import CacheEntry
+from escli.cache.base import CacheEntry, new_entry
 from escli.cache.keys import normalise_index
 
 DEFAULT_MEMORY_LIMIT = 64 * 1024 * 1024
@@ -48,10 +48,7 @@ class MemoryCache:
         return entry
 
     def set(self, key: str, value: bytes, ttl: float, index: str) -> None:
-        if type(value) is not bytes:
-            raise TypeError("escli caches JSON bytes only")
-        now = time.time()
-        self.put(key, CacheEntry(value, now, now + ttl, normalise_index(index), self.name))
+        self.put(key, new_entry(value, ttl, index, self.name))
 
     def put(self, key: str, entry: CacheEntry) -> None:
         if entry.level != self.name:

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from escli.cache.base import CacheEntry, Warn, _stderr_warning, looks_like_json_object
+from escli.cache.base import CacheEntry, Warn, _stderr_warning, looks_like_json_object, new_entry
 from escli.cache.keys import normalise_index
 
 if TYPE_CHECKING:
@@ -214,10 +214,7 @@ class SharedCache:
         self.delete(key)
 
     def set(self, key: str, value: bytes, ttl: float, index: str) -> None:
-        if type(value) is not bytes:
-            raise TypeError("escli caches JSON bytes only")
-        now = time.time()
-        self.put(key, CacheEntry(value, now, now + ttl, normalise_index(index), self.name))
+        self.put(key, new_entry(value, ttl, index, self.name))
 
     def put(self, key: str, entry: CacheEntry) -> None:
         """Hand the write to the loop thread and return: a write never waits for Redis."""
