@@ -68,6 +68,11 @@ def _walk(value: Any, parent_key: str | None = None) -> Iterator[tuple[str | Non
 
 def uses_now(body: Mapping[str, Any]) -> bool:
     """True when the body holds `now` date math (a range bound or a Lucene range in a query string)."""
+    try:  # most bodies never say "now": one encoding (~1 µs) spares the walk (~10 µs), which batch pays per query
+        if b"now" not in orjson.dumps(body):
+            return False
+    except TypeError:
+        pass
     for key, value in _walk(body):
         if not isinstance(value, str):
             continue
