@@ -294,3 +294,33 @@ def test_entry_survives_as_is_through_the_shared_level(rds: redis.Redis) -> None
         assert 0 < rds.pttl(ENTRY + "k" * 64) <= 30_000
     finally:
         shared.close()
+
+
+def test_redis_script_is_idempotent_runs_unprivileged_and_refuses_a_taken_port() -> None:
+    port = free_port()
+    env = {**os.environ, "REDIS_PORT": str(port)}
+    script = ["bash", str(ROOT / "scripts" / "redis.sh")]
+
+    def sh(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*script, *args], env={**env, **extra}, capture_output=True, text=True, check=False)
+
+    try:
+        assert sh("up").returncode == 0
+        again = sh("up")
+        assert again.returncode == 0 and "already running" in again.stderr
+        status = sh("status")
+        assert status.returncode == 0 and status.stdout.startswith(f"redis://127.0.0.1:{port}/0 pid ")
+        pid = status.stdout.split()[-1]
+        owner = subprocess.run(["ps", "-o", "user=", "-p", pid], capture_output=True, text=True, check=True)
+        if os.getuid() == 0:
+            assert owner.stdout.strip() in ("escli-redis", "escli-r+")  # ps may shorten long names
+        assert redis.Redis(port=port).ping()
+    finally:
+        down = sh("down")
+    assert down.returncode == 0 and "stopped" in down.stderr
+    assert sh("down").returncode == 0  # nothing to stop is not an error
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        busy = sh("up", REDIS_PORT=str(taken.getsockname()[1]))
+    assert busy.returncode != 0 and "in use by another process" in busy.stderr
