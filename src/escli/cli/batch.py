@@ -83,7 +83,7 @@ def batch_command(
                             bar.advance(len(lines))
 
     try:
-        run_async(main())
+        run_async(main(), many_requests=True)
     except BrokenPipeError:
         # The reader went away (`| head`): end quietly, no summary. Typer turns a BrokenPipeError into exit 1
         # before the app's handler sees it, so leave with the closed-pipe status ourselves.

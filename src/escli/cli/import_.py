@@ -74,7 +74,7 @@ def import_command(
                     return await run_import(client, opts, docs, sink, on_bad, bar.advance)
 
     try:
-        result = run_async(main())
+        result = run_async(main(), many_requests=True)
     finally:
         sink.close()
     rate = result.imported / result.seconds if result.seconds else 0.0

@@ -99,7 +99,7 @@ def warm_cache_command(
                 cache.close()
 
     try:
-        run_async(main())
+        run_async(main(), many_requests=True)
     except UsageError:
         raise  # a missing file or bad option: nothing ran, no summary
     except BaseException:

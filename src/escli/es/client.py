@@ -7,7 +7,7 @@ connection errors, explicit timeouts. The 8.x client is used on purpose: it spea
 from __future__ import annotations
 
 import warnings
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +15,6 @@ from escli.errors import translate
 from escli.settings import Settings
 
 if TYPE_CHECKING:
-    import aiohttp
     from elasticsearch import AsyncElasticsearch
 
 RETRY_ON_STATUS = (429, 502, 503, 504)
@@ -55,16 +54,11 @@ def client_kwargs(settings: Settings, concurrency: int = 1) -> dict[str, Any]:
     return kwargs
 
 
-def make_client(settings: Settings, concurrency: int = 1, *,
-                trace_configs: Sequence[aiohttp.TraceConfig] | None = None) -> AsyncElasticsearch:
-    """The client; `trace_configs` (optional) are installed on every node's aiohttp session."""
+def make_client(settings: Settings, concurrency: int = 1) -> AsyncElasticsearch:
+    """The client."""
     from elasticsearch import AsyncElasticsearch
 
     kwargs = client_kwargs(settings, concurrency)
-    if trace_configs:
-        from escli.es.pooled import traced_node_class
-
-        kwargs["node_class"] = traced_node_class(trace_configs)
     with warnings.catch_warnings():
         # The insecure warning is ours to give (once, on stderr), not urllib3's on every request.
         warnings.simplefilter("ignore")
@@ -72,11 +66,9 @@ def make_client(settings: Settings, concurrency: int = 1, *,
 
 
 @asynccontextmanager
-async def open_client(settings: Settings, concurrency: int = 1, *,
-                      trace_configs: Sequence[aiohttp.TraceConfig] | None = None
-                      ) -> AsyncIterator[AsyncElasticsearch]:
+async def open_client(settings: Settings, concurrency: int = 1) -> AsyncIterator[AsyncElasticsearch]:
     """A client that is always closed, and whose errors leave as escli errors (cause kept)."""
-    client = make_client(settings, concurrency, trace_configs=trace_configs)
+    client = make_client(settings, concurrency)
     try:
         yield client
     except BaseException as exc:

@@ -13,33 +13,28 @@ both (es.transport.target_for); the transport is always closed, also on errors a
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
 
 from escli.errors import translate
 from escli.es.api import Es, RequestLog
 from escli.es.transport import Transport, target_for
 from escli.settings import Settings
 
-if TYPE_CHECKING:
-    import aiohttp
-
-# "light" or "pooled": every command uses that transport (profile's measured run is always pooled).
+# "light" or "pooled": every command uses that transport (profile's measured requests always go on es.wire).
 ENV_TRANSPORT = "ESCLI_TRANSPORT"
 
 
-def make_transport(settings: Settings, *, pooled: bool, concurrency: int = 1, retries: int = 0,
-                   trace_configs: Sequence[aiohttp.TraceConfig] | None = None) -> Transport:
+def make_transport(settings: Settings, *, pooled: bool, concurrency: int = 1, retries: int = 0) -> Transport:
     target = target_for(settings)
     forced = os.environ.get(ENV_TRANSPORT, "")
-    if forced in ("light", "pooled") and not trace_configs:
+    if forced in ("light", "pooled"):
         pooled = forced == "pooled"  # tests run the same commands on both transports
-    if pooled or trace_configs or settings.sniff:
+    if pooled or settings.sniff:
         from escli.es.pooled import PooledTransport
 
         return PooledTransport(target, connections=max(settings.connections, concurrency), sniff=settings.sniff,
-                               retries=retries, trace_configs=trace_configs)
+                               retries=retries)
     from escli.es.light import LightTransport
 
     return LightTransport(target)
@@ -47,12 +42,11 @@ def make_transport(settings: Settings, *, pooled: bool, concurrency: int = 1, re
 
 @asynccontextmanager
 async def open_es(settings: Settings, *, pooled: bool, concurrency: int = 1, retries: int = 0,
-                  trace_configs: Sequence[aiohttp.TraceConfig] | None = None,
                   on_request: RequestLog | None = None) -> AsyncIterator[Es]:
     """`retries`: the pooled transport resends 429/502/503/504 and connection failures at once, to another node
     (bulk and export pages); commands that pause between retries (es.retry.with_backoff) leave it at 0."""
-    es = Es(make_transport(settings, pooled=pooled, concurrency=concurrency, retries=retries,
-                           trace_configs=trace_configs), on_request=on_request)
+    es = Es(make_transport(settings, pooled=pooled, concurrency=concurrency, retries=retries),
+            on_request=on_request)
     try:
         yield es
     except BaseException as exc:

@@ -1,22 +1,20 @@
 """PooledTransport: elastic_transport's aiohttp nodes behind the seam, for commands that make many requests.
 
 Connections per node sized to the command's concurrency, dead nodes backed off by the node pool, optional
-sniffing, optional aiohttp trace configs (profile times where the bytes move). Bodies go in and come out as bytes:
+sniffing. Bodies go in and come out as bytes:
 the serializers below pass them through, so a page of hits is parsed once, by the caller, or not at all.
-`node_pool` and `headers` are public so that batch and profile can send on a node directly (see their modules).
+`node_pool` and `headers` are public so that batch can send on a node directly (see core/batch.py Sender).
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from escli.es.transport import JSON, Response, Target, refused, request_target, unreachable
 
 if TYPE_CHECKING:
-    import aiohttp
-    from elastic_transport import AsyncTransport, BaseAsyncNode, NodePool
+    from elastic_transport import AsyncTransport, NodePool
 
 RETRY_ON_STATUS = (429, 502, 503, 504)
 
@@ -63,34 +61,8 @@ def _sniffed(transport: AsyncTransport, options: Any) -> Any:
     return sniff()
 
 
-def traced_node_class(trace_configs: Sequence[aiohttp.TraceConfig]) -> type[BaseAsyncNode]:
-    """An aiohttp node whose session carries `trace_configs`: timing where the bytes move (as Rally does)."""
-    import aiohttp
-    from elastic_transport import AiohttpHttpNode
-
-    configs = list(trace_configs)
-
-    class TracedAiohttpHttpNode(AiohttpHttpNode):
-        def _create_aiohttp_session(self) -> None:
-            if self._loop is None:
-                self._loop = asyncio.get_running_loop()
-            self.session = aiohttp.ClientSession(
-                headers=self.headers,
-                skip_auto_headers=("accept", "accept-encoding", "user-agent"),
-                auto_decompress=True,
-                loop=self._loop,
-                cookie_jar=aiohttp.DummyCookieJar(),
-                connector=aiohttp.TCPConnector(limit_per_host=self._connections_per_node, use_dns_cache=True,
-                                               ssl=self._ssl_context or False),
-                trace_configs=configs,
-            )
-
-    return TracedAiohttpHttpNode
-
-
 class PooledTransport:
-    def __init__(self, target: Target, *, connections: int, sniff: bool = False, retries: int = 0,
-                 trace_configs: Sequence[aiohttp.TraceConfig] | None = None) -> None:
+    def __init__(self, target: Target, *, connections: int, sniff: bool = False, retries: int = 0) -> None:
         import warnings
 
         from elastic_transport import AiohttpHttpNode, AsyncTransport, HttpHeaders, NodeConfig
@@ -104,7 +76,6 @@ class PooledTransport:
                        ssl_show_warn=False)
             for e in target.endpoints
         ]
-        node_class = traced_node_class(trace_configs) if trace_configs else AiohttpHttpNode
         raw = _raw_serializer()
         sniffing: dict[str, Any] = {}
         if sniff:
@@ -113,7 +84,7 @@ class PooledTransport:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the insecure warning is ours to give, once
             self._transport: AsyncTransport = AsyncTransport(
-                configs, node_class=node_class, serializers={JSON: raw, "application/x-ndjson": raw},
+                configs, node_class=AiohttpHttpNode, serializers={JSON: raw, "application/x-ndjson": raw},
                 default_mimetype=JSON, max_retries=retries, retry_on_status=RETRY_ON_STATUS,
                 retry_on_timeout=retries > 0, meta_header=False,
                 dead_node_backoff_factor=0.5, max_dead_node_backoff=30.0, **sniffing)
