@@ -10,6 +10,7 @@ ES8_VERSION=${ES8_VERSION:-8.19.21}
 MAIN_PORT=${MAIN_PORT:-9200}
 ES8_PORT=${ES8_PORT:-9250}
 SECURE_PORT=${SECURE_PORT:-9210}
+REDIS_PORT=${REDIS_PORT:-6379}
 scripts/test-deps.sh  # promtool and chromium for the output checks
 ES_PORT=$MAIN_PORT scripts/es.sh up >/dev/null
 ES_VERSION=$ES8_VERSION ES_PORT=$ES8_PORT ES_HEAP=512m scripts/es.sh up >/dev/null
@@ -19,6 +20,9 @@ export ESCLI_TEST_ES8_URL=http://127.0.0.1:$ES8_PORT
 export ESCLI_TEST_SECURE_URL=https://127.0.0.1:$SECURE_PORT
 export ESCLI_TEST_SECURE_DIR=$(ES_PORT=$SECURE_PORT scripts/es.sh rundir)
 export ESCLI_TEST_ES8_VERSION=$ES8_VERSION
+# the shared cache level's tests (tests/integration/test_cache_levels.py)
+REDIS_PORT=$REDIS_PORT scripts/redis.sh up
+export ESCLI_TEST_REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0
 ES_URL=$ESCLI_TEST_URL DOCS=${DOCS:-20000} scripts/sample_data.sh
 set +e
 # Not a time limit on any test: a guard so that a hung run ends with pytest's own report (SIGINT) well inside
