@@ -2,10 +2,12 @@
 # Debian packages only the tests need (idempotent, as root; concurrent installs wait for the dpkg lock):
 #   prometheus  `promtool check metrics` validates health's and profile's Prometheus output
 #   chromium    headless screenshots of profile's HTML report, checked as a person would look at it
+#   zsh fish tmux  the completion scripts are tested in each real shell, typed into through tmux
 set -euo pipefail
 need=()
 command -v promtool >/dev/null || need+=(prometheus)
 command -v chromium >/dev/null || need+=(chromium)
+for shell in zsh fish tmux; do command -v "$shell" >/dev/null || need+=("$shell"); done
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
   echo "test-deps: please install: ${need[*]}" >&2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import json
 import subprocess
 import sys
@@ -96,6 +97,21 @@ def test_search_by_body_file_hits_what_warm_cache_stored(cli: Cli, warm_file: Pa
     assert json.loads(r.stdout)["_escli"]["cache"] == "hit-disk"
 
 
+@pytest.mark.parametrize(("line", "search_extra"), [
+    ({}, ["--size", "10", "--from", "0", "--source", "true"]),  # the search writes the defaults out
+    ({"size": 10, "from": 0, "source": True, "params": {"expand_wildcards": "open"}}, []),  # the file does
+])
+def test_a_default_written_out_on_either_side_still_hits(cli: Cli, tmp_path: Path, sample_index: str,
+                                                         line: dict[str, Any], search_extra: list[str]) -> None:
+    path = tmp_path / "defaults.ndjson"
+    path.write_bytes(orjson.dumps({"index": "products", "q": "laptop", "fields": ["name^2", "description"],
+                                   **line}) + b"\n")
+    assert summary(cli("warm-cache", str(path)).stdout)["refreshed"] == 1
+    r = cli("-o", "json", "search", "products", "laptop", "-f", "name^2", "-f", "description", *search_extra)
+    assert r.code == 0, r.stderr
+    assert json.loads(r.stdout)["_escli"]["cache"] == "hit-disk"
+
+
 def test_refresh_ahead_reruns_only_entries_expiring_soon(cli: Cli, warm_file: Path, isolated_env: dict[str, str],
                                                          es_url: str, tmp_path: Path) -> None:
     assert cli("warm-cache", str(warm_file), "--ttl", "300").code == 0
@@ -152,6 +168,30 @@ def test_lock_held_means_already_running(cli: Cli, warm_file: Path, isolated_env
         lock.release()
     r = cli("warm-cache", str(warm_file))
     assert r.code == 0 and summary(r.stdout)["refreshed"] == 4
+
+
+def test_quiet_run_is_silent_on_stderr_even_when_overlapping_or_skipping(
+        cli: Cli, warm_file: Path, isolated_env: dict[str, str]) -> None:
+    """Under cron (-q) only real errors reach stderr: not-cached notes and the overlap stay in the summary."""
+    r = cli("-q", "warm-cache", str(SAMPLES / "products.ndjson"))
+    assert r.code == 0 and r.stderr == "", r.stderr
+    assert summary(r.stdout)["skipped"] == 2
+    lock = WarmLock(Path(isolated_env["XDG_CACHE_HOME"]) / "escli", str(warm_file))
+    assert lock.acquire()
+    try:
+        r = cli("-q", "warm-cache", str(warm_file))
+        assert r.code == 0 and r.stderr == "", r.stderr
+        assert summary(r.stdout)["already_running"] is True
+    finally:
+        lock.release()
+
+
+def test_summary_says_when_the_run_started(cli: Cli, warm_file: Path) -> None:
+    before = time.time()
+    s = summary(cli("warm-cache", str(warm_file)).stdout)
+    started = calendar.timegm(time.strptime(s["started_at"], "%Y-%m-%dT%H:%M:%SZ"))
+    assert before - 1 <= started <= time.time()
+    assert list(s)[0] == "started_at"  # first, so a log line reads in time order
 
 
 def test_two_overlapping_runs_one_says_already_running(isolated_env: dict[str, str], sample_index: str) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from escli.es.queries import param_text
+from escli.es.search_defaults import key_form
 
 DEFAULT_TTL = 300.0
 KEY_VERSION = 1
@@ -43,6 +44,7 @@ def normalise_index(index: str) -> str:
 
 def cache_key(identity: str, index: str, body: Mapping[str, Any], params: Mapping[str, Any]) -> str:
     """The cache key of one search: hex SHA-256 of identity, index, canonical body and result-changing params."""
+    body, params = key_form(body, params)  # defaults written out or not: one key
     material = canonical_json({
         "v": KEY_VERSION,
         "identity": identity,

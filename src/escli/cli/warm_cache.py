@@ -67,8 +67,9 @@ def warm_cache_command(
 
     lock = WarmLock(settings.cache_dir, source)
     if not lock.acquire():
-        msgs.warn(f"warm-cache is already running for {source} ({lock.holder or 'another process'}); "
-                  "this run leaves without doing anything")
+        if not msgs.quiet:  # an expected outcome under cron: -q keeps it out of the mail (the summary says it)
+            msgs.warn(f"warm-cache is already running for {source} ({lock.holder or 'another process'}); "
+                      "this run leaves without doing anything")
         summary(already_running=True)
         return
 

@@ -21,7 +21,7 @@ import hashlib
 import os
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -73,9 +73,12 @@ class WarmResult:
     retries: int = 0
     connection_failures: int = 0
     seconds: float = 0.0
+    # when the run started (epoch seconds), so a log of summaries says which run each line is
+    started_at: float = field(default_factory=time.time)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"queries": self.queries, "refreshed": self.refreshed, "fresh": self.fresh, "failed": self.failed,
+        started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started_at))
+        return {"started_at": started, "queries": self.queries, "refreshed": self.refreshed, "fresh": self.fresh, "failed": self.failed,
                 "skipped": self.skipped, "bad_lines": self.bad_lines, "retries": self.retries,
                 "seconds": round(self.seconds, 3)}
 
