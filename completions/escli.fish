@@ -1,1 +1,10 @@
-complete --command escli --no-files --arguments "(env _ESCLI_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) escli)" --condition "env _ESCLI_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) escli"
+# escli completion for fish: copy to ~/.config/fish/completions/ (`escli --install-completion fish`)
+function __escli_complete
+    set -l out (env _ESCLI_COMPLETE=fish _ESCLI_COMPLETE_LINE=(commandline -cp) escli 2>/dev/null)
+    if test (count $out) -eq 0
+        __fish_complete_path (commandline -ct)
+    else
+        printf '%s\n' $out
+    end
+end
+complete --command escli --no-files --arguments '(__escli_complete)'

@@ -191,7 +191,7 @@ def test_summary_says_when_the_run_started(cli: Cli, warm_file: Path) -> None:
     s = summary(cli("warm-cache", str(warm_file)).stdout)
     started = calendar.timegm(time.strptime(s["started_at"], "%Y-%m-%dT%H:%M:%SZ"))
     assert before - 1 <= started <= time.time()
-    assert list(s)[0] == "started_at"  # first, so a log line reads in time order
+    assert next(iter(s)) == "started_at"  # first, so a log line reads in time order
 
 
 def test_two_overlapping_runs_one_says_already_running(isolated_env: dict[str, str], sample_index: str) -> None:

@@ -19,7 +19,8 @@ def test_committed_scripts_are_current() -> None:
 
 def test_bash_completion_lists_commands_without_importing_the_client() -> None:
     exe = str(Path(sys.executable).parent / "escli")
-    env = {**os.environ, "COMP_WORDS": "escli ex", "COMP_CWORD": "1", "_ESCLI_COMPLETE": "complete_bash"}
+    env = {**os.environ, "_ESCLI_COMPLETE_LINE": "escli ex", "_ESCLI_COMPLETE": "bash"}
     out = subprocess.run([exe], env=env, capture_output=True, text=True, check=False)
     assert out.returncode == 0
     assert out.stdout.split() == ["export"]
+    assert out.stderr == ""

@@ -1,8 +1,9 @@
 """The root Typer app: global options, the command list, and the one place errors become exit codes."""
 
 # No `from __future__ import annotations`: Typer would evaluate the root callback's string annotations on every run.
+import os
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -39,6 +40,7 @@ app = typer.Typer(
     # rich.markdown and builds every command, which made `escli --help` 3x slower than importing typer.
     cls=commands.LazyGroup,
     rich_markup_mode=None,
+    add_completion=False,  # our own --install-completion/--show-completion (cli/completion_scripts.py)
 )
 
 
@@ -46,6 +48,22 @@ def _version(value: bool) -> None:
     if value:
         typer.echo(f"escli {__version__}")
         raise typer.Exit()
+
+
+def _completion(install: bool) -> Any:
+    def callback(value: bool) -> None:
+        if not value:
+            return
+        from escli.cli.completion_scripts import detect_shell, install_or_show
+
+        typer.echo(install_or_show(detect_shell(), install=install), nl=False)
+        raise typer.Exit()
+
+    if install:
+        return typer.Option("--install-completion", callback=callback, is_eager=True,
+                            help="Install completion for the current shell.")
+    return typer.Option("--show-completion", callback=callback, is_eager=True,
+                        help="Show completion for the current shell, to copy it or customize the installation.")
 
 
 @app.callback()
@@ -67,9 +85,12 @@ def root(
     debug: DebugOpt = None,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Show the version and exit")] = False,
+    install_completion: Annotated[bool, _completion(install=True)] = False,
+    show_completion: Annotated[bool, _completion(install=False)] = False,
 ) -> None:
     app_ctx = app_context(ctx)
-    app_ctx.options.update({k: v for k, v in locals().items() if k not in ("ctx", "app_ctx", "version")})
+    skip = ("ctx", "app_ctx", "version", "install_completion", "show_completion")
+    app_ctx.options.update({k: v for k, v in locals().items() if k not in skip})
 
 
 
@@ -77,6 +98,10 @@ def run(argv: list[str] | None = None, app_ctx: AppContext | None = None) -> int
     """Run the CLI; returns (and, from the console script, exits with) the exit code."""
     from escli.errors import ExitCode, exit_code_for, one_line
 
+    if argv is None and os.environ.get("_ESCLI_COMPLETE"):  # a Tab in the shell (cli/complete.py)
+        from escli.cli.complete import respond
+
+        sys.exit(respond())
     ctx_obj = app_ctx or AppContext()
     _route_warnings(ctx_obj)
     args = sys.argv[1:] if argv is None else argv

@@ -27,6 +27,8 @@ def _format_for(explicit: str | None, global_output: str | None, out: Path | Non
     from escli.output.formats import Format
 
     choices = (Format.NDJSON, Format.CSV, Format.JSON)
+    if global_output and global_output.lower() not in ("ndjson", "csv", "json"):
+        raise UsageError(f"-o {global_output}: export writes ndjson, csv or json (use --format)")
     if explicit:
         try:
             fmt = Format(explicit.lower())

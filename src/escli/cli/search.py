@@ -398,7 +398,9 @@ def result_columns(built: "BuiltSearch", hits: list[dict[str, Any]], limit: int 
         for name in flatten(hit_row(hit)):
             if name not in ("_id", "_score"):
                 seen.setdefault(name, None)
-    names = list(seen)
+    # a table reads in the documents' own order; CSV (limit None) sorts, so the same query gives the same header
+    # whatever order the hits, or the keys inside each _source, come back in
+    names = list(seen) if limit is not None else sorted(seen)
     return ["_id", "_score", *(names[:limit] if limit is not None else names)]
 
 

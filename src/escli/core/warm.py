@@ -78,7 +78,8 @@ class WarmResult:
 
     def as_dict(self) -> dict[str, Any]:
         started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started_at))
-        return {"started_at": started, "queries": self.queries, "refreshed": self.refreshed, "fresh": self.fresh, "failed": self.failed,
+        return {"started_at": started, "queries": self.queries, "refreshed": self.refreshed, "fresh": self.fresh,
+                "failed": self.failed,
                 "skipped": self.skipped, "bad_lines": self.bad_lines, "retries": self.retries,
                 "seconds": round(self.seconds, 3)}
 

@@ -41,7 +41,7 @@ PARAM_DEFAULTS = {
     "expand_wildcards": "open",
     "search_type": "query_then_fetch",
 }
-_MATCH_ALL = {"match_all": {}}
+_MATCH_ALL: dict[str, Any] = {"match_all": {}}
 
 
 def _same(value: Any, default: Any) -> bool:

@@ -1,0 +1,241 @@
+"""Shell completion: the one place escli answers a Tab, for bash, zsh and fish (scripts: cli/completion_scripts.py).
+
+The committed scripts call `escli` with `_ESCLI_COMPLETE=bash|zsh|fish` and `_ESCLI_COMPLETE_LINE` (the command
+line up to the cursor); `run()` sends such a call here before anything else. Commands, options and Typer's own
+completions come from the click tree as usual; what knows the cluster is chosen here by parameter, so every
+command gets it without an edit of its own:
+- every INDEX argument or option: index, alias and data stream names;
+- options that take fields (`--field`, `--fields`, `--source`, `--sort`, `--filter`, `--range`, `--id-field`):
+  dotted names from the mapping of the INDEX given on the line, keyword/numeric/date ones first for
+  `--sort`, `--filter` and `--range`;
+- `--cluster`: cluster and group names from the config file; options with a fixed set of values: those values.
+Names come from `core.names.NameCache` (on disk per cluster identity, asked again after a minute, at most ~300 ms
+of network). A completion never prompts (no password prompt: settings resolve without one) and never writes an
+error: anything that goes wrong answers with no candidates, and the shell falls back to file names.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from typer._click import Context, Parameter
+
+    from escli.core.names import NameCache
+    from escli.settings import Settings
+
+COMPLETE_VAR = "_ESCLI_COMPLETE"
+LINE_VAR = "_ESCLI_COMPLETE_LINE"
+WORDBREAKS_VAR = "_ESCLI_COMPLETE_WORDBREAKS"
+SHELLS = ("bash", "zsh", "fish")
+# Cluster strategies (several clusters, `--strategy`): fixed here so completion does not wait for that option.
+STRATEGIES = ("failover", "round-robin", "weighted", "fan-out")
+# (command, parameter) -> fixed values; command "*" for any command (the global options).
+CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("*", "output"): ("table", "json", "ndjson", "csv"),
+    ("*", "strategy"): STRATEGIES,
+    ("export", "format"): ("ndjson", "csv", "json"),
+    ("export", "method"): ("auto", "pit", "scroll"),
+    ("export", "slices"): ("auto",),
+    ("import", "format"): ("ndjson", "csv"),
+    ("health", "format"): ("table", "json", "nagios", "prometheus"),
+    ("health", "wait_for_status"): ("green", "yellow"),
+    ("profile", "format"): ("table", "json"),
+    ("profile", "schedule"): ("fixed", "poisson"),
+    ("search", "track_total_hits"): ("true", "false"),
+}
+# Parameters that take field names: (sortable fields first, comma-separated list, `-` excludes allowed)
+FIELD_PARAMS: dict[str, tuple[bool, bool, bool]] = {
+    "field": (False, False, False), "fields": (False, True, False), "source": (False, True, True),
+    "sort": (True, True, False), "filter_": (True, False, False), "range_": (True, False, False),
+    "id_field": (False, False, False),
+}
+
+
+def respond(env: dict[str, str] | None = None) -> int:
+    """Answer one Tab on stdout; always exit 0 and never write to stderr."""
+    env = dict(os.environ) if env is None else env
+    try:
+        shell = env.get(COMPLETE_VAR, "")
+        if shell not in SHELLS:
+            return 0
+        items = candidates(env.get(LINE_VAR, ""), env)
+        out = format_items(shell, items, env)
+        if out:
+            sys.stdout.write(out + "\n")
+            sys.stdout.flush()
+    except BaseException:  # a completion must never print a traceback into the shell
+        pass
+    return 0
+
+
+def split_line(line: str) -> tuple[list[str], str]:
+    """(complete words after the program name, the word being completed) of a command line up to the cursor."""
+    from typer._click.shell_completion import split_arg_string
+
+    words = split_arg_string(line)
+    if line and not line[-1].isspace() and words:
+        return words[1:-1], words[-1]
+    return words[1:], ""
+
+
+def candidates(line: str, env: dict[str, str]) -> list[tuple[str, str]]:
+    """(value, help) pairs for the word at the end of `line`."""
+    import typer
+    from typer._click.core import Command
+    from typer._click.shell_completion import _resolve_context, _resolve_incomplete
+
+    from escli.cli.app import app
+    from escli.cli.common import AppContext
+
+    args, incomplete = split_line(line)
+    cli = typer.main.get_command(app)
+    ctx = _resolve_context(cli, {"obj": AppContext(env=env)}, "escli", args)
+    obj, incomplete = _resolve_incomplete(ctx, args, incomplete)
+    if not isinstance(obj, Command):
+        if args and args[-1].startswith("-"):
+            # an option still waiting for its value makes click drop every value parsed on the line (resilient
+            # parsing): read the values (the INDEX for field names, --url, --cluster) without it
+            ctx = _resolve_context(cli, {"obj": AppContext(env=env)}, "escli", args[:-1])
+        own = complete_param(ctx, obj, incomplete, env)
+        if own is not None:
+            return own
+    return [(item.value, item.help or "") for item in obj.shell_complete(ctx, incomplete)]
+
+
+def complete_param(ctx: Context, param: Parameter, incomplete: str, env: dict[str, str]
+                   ) -> list[tuple[str, str]] | None:
+    """Our own candidates for this parameter, or None to leave it to click (files, Typer's choices)."""
+    command = ctx.info_name or ""
+    name = param.name or ""
+    fixed = CHOICES.get((command, name)) or CHOICES.get(("*", name))
+    if fixed is not None:
+        return [(v, "") for v in fixed if v.startswith(incomplete)]
+    if name == "cluster":
+        return [(v, kind) for v, kind in config_names(env) if v.startswith(incomplete)]
+    if param.metavar == "INDEX":
+        settings = _settings(ctx, env)
+        if settings is None:
+            return []
+        return [(v, "") for v in _with_list_prefix(incomplete, _run(_names(settings).indices(_opener(settings))),
+                                                    hidden=True)]
+    if name in FIELD_PARAMS and command in ("search", "export", "import", "profile"):
+        return complete_fields(ctx, name, incomplete, env)
+    return None
+
+
+def complete_fields(ctx: Context, name: str, incomplete: str, env: dict[str, str]) -> list[tuple[str, str]]:
+    sortable_first, listed, excludes = FIELD_PARAMS[name]
+    index = ctx.params.get("index")
+    settings = _settings(ctx, env)
+    if not index or settings is None:
+        return []
+    fields = _run(_names(settings).fields(_opener(settings), str(index)))
+    if sortable_first:
+        fields = sorted(fields, key=lambda f: (f[1] not in _sortable(), f[0]))
+    kinds = dict(fields)
+    prefix, word = "", incomplete
+    if listed and "," in word:
+        prefix, _, word = word.rpartition(",")
+        prefix += ","
+    if excludes and word[:1] in ("-", "!"):
+        prefix, word = prefix + word[0], word[1:]
+    return [(prefix + f, kinds[f]) for f, _ in fields if f.startswith(word)]
+
+
+def _sortable() -> frozenset[str]:
+    from escli.core.names import SORTABLE_TYPES
+
+    return SORTABLE_TYPES
+
+
+def _with_list_prefix(incomplete: str, names: Sequence[str], *, hidden: bool) -> list[str]:
+    """Names matching the last item of a comma-separated list, with the items before it kept in front."""
+    prefix, _, word = incomplete.rpartition(",")
+    prefix = prefix + "," if prefix else ""
+    out = [n for n in names if n.startswith(word)]
+    if hidden and not word.startswith("."):
+        out = [n for n in out if not n.startswith(".")]
+    return [prefix + n for n in out]
+
+
+def config_names(env: dict[str, str]) -> list[tuple[str, str]]:
+    """Cluster and group names from the config file (a broken config file: none)."""
+    from escli.settings import config_path, load_config
+
+    try:
+        config = load_config(config_path(env))
+    except Exception:
+        return []
+    out: list[tuple[str, str]] = []
+    for table, kind in (("clusters", "cluster"), ("groups", "group")):
+        section = config.get(table)
+        if isinstance(section, dict):
+            out.extend((str(n), kind) for n in section)
+    return sorted(out)
+
+
+def _settings(ctx: Context, env: dict[str, str]) -> Settings | None:
+    """Settings from the options on the line (before and after the command), resolved without any prompt."""
+    from escli.settings import resolve
+
+    options: dict[str, Any] = {}
+    for c in reversed(_chain(ctx)):  # root first: a value given after the command wins, as in a real run
+        options.update({k: v for k, v in c.params.items() if v not in (None, (), [])})
+    try:
+        return resolve(urls=list(options["url"]) if options.get("url") else None, cluster=options.get("cluster"),
+                       ca_certs=options.get("ca_certs"), insecure=bool(options.get("insecure")),
+                       cache_dir=options.get("cache_dir"), env=env, prompt_password=False)
+    except Exception:
+        return None
+
+
+def _chain(ctx: Context) -> list[Context]:
+    out: list[Context] = []
+    c: Context | None = ctx
+    while c is not None:
+        out.append(c)
+        c = c.parent
+    return out
+
+
+def _names(settings: Settings) -> NameCache:
+    from escli.core.names import NameCache
+
+    return NameCache(settings.cache_dir, settings.identity)
+
+
+def _opener(settings: Settings) -> Callable[[], Any]:
+    from escli.es.connect import open_es
+
+    return lambda: open_es(settings, pooled=False)
+
+
+def _run(coro: Any) -> Any:
+    import asyncio
+
+    return asyncio.run(coro)
+
+
+def format_items(shell: str, items: list[tuple[str, str]], env: dict[str, str]) -> str:
+    """The candidates as each committed script reads them (no candidates: the script offers file names)."""
+    if shell == "bash":
+        # bash replaces only the part of the word after its last COMP_WORDBREAKS character (`=`, `:`): give it
+        # that part, as bash-completion's __ltrim_colon_completions does
+        values = [v for v, _ in items]
+        breaks = set(env.get(WORDBREAKS_VAR, "=:")) & set("=:")
+        word = _current_word(env.get(LINE_VAR, ""))
+        cut = max((word.rfind(ch) for ch in breaks), default=-1) + 1
+        if cut:
+            values = [v[cut:] for v in values if v.startswith(word[:cut])]
+        return "\n".join(values)
+    if shell == "zsh":  # _describe's "value:help", with colons in the value escaped
+        return "\n".join(v.replace("\\", "\\\\").replace(":", "\\:") + (f":{h}" if h else "") for v, h in items)
+    return "\n".join(v + (f"\t{' '.join(h.split())}" if h else "") for v, h in items)
+
+
+def _current_word(line: str) -> str:
+    return split_line(line)[1]
