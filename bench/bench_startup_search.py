@@ -8,6 +8,9 @@
    elasticsearch-py script (target: at most 0.5x)
 4. `escli health -o json` against a plain elasticsearch-py script doing `cluster.health()` (target: at most 0.5x)
 5. for reference, the floor: one POST with urllib3 + orjson from a fresh interpreter (no target)
+6. a Tab that completes field names from the name cache against `escli --help` (target: at most 1.3x), and one that
+   misses the name cache (asks the mapping) against an uncached `escli search` (target: at most 1.3x); both run
+   through `env` (and the miss through `sh`, which empties the name cache first), ~1-2 ms of their own
 
 Every command runs as a fresh process, as a user would run it (from bytecode, as an installed package does), with
 its output discarded; runs of the command and of its baseline alternate, so a busy machine slows both alike. Each
@@ -113,8 +116,15 @@ def main() -> int:
                      [PY, "-c", PLAIN_HEALTH, args.url], env, args.runs, "<= 0.5x")
         r5 = compare("escli --no-cache search", [ESCLI, "--no-cache", *search[1:]], "urllib3 + orjson, one POST",
                      [PY, "-c", URLLIB3_SCRIPT, args.url, args.index], env, args.runs, "none: the floor")
+        tab = ["env", "_ESCLI_COMPLETE=bash", f"_ESCLI_COMPLETE_LINE=escli search {args.index} --sort pr", ESCLI]
+        run_once(tab, env)  # fill the name cache the hit reads
+        r6 = compare("Tab, names cached", tab, "escli --help", [ESCLI, "--help"], env, args.runs, "<= 1.3x")
+        miss = ["sh", "-c", f'rm -rf "{tmp}/cache/escli/names" && exec "$@"', "sh", *tab]
+        r7 = compare("Tab, names asked", miss, "escli --no-cache search", [ESCLI, "--no-cache", *search[1:]], env,
+                     args.runs, "<= 1.3x")
     print(f"summary: help/typer {r1:.2f}x, hit/help {r2:.2f}x, uncached/elasticsearch-py {r3:.2f}x, "
-          f"health/elasticsearch-py {r4:.2f}x, uncached/urllib3 {r5:.2f}x")
+          f"health/elasticsearch-py {r4:.2f}x, uncached/urllib3 {r5:.2f}x, tab-hit/help {r6:.2f}x, "
+          f"tab-miss/uncached {r7:.2f}x")
     return 0
 
 

@@ -143,6 +143,9 @@ def complete_fields(ctx: Context, name: str, incomplete: str, env: dict[str, str
         prefix += ","
     if excludes and word[:1] in ("-", "!"):
         prefix, word = prefix + word[0], word[1:]
+    if name == "sort" and ":" in word:  # FIELD:asc|desc
+        field, _, order = word.partition(":")
+        return [(f"{prefix}{field}:{o}", "") for o in ("asc", "desc") if field in kinds and o.startswith(order)]
     return [(prefix + f, kinds[f]) for f, _ in fields if f.startswith(word)]
 
 
