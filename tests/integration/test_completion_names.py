@@ -128,6 +128,6 @@ def test_a_stalled_cluster_costs_at_most_the_budget_and_keeps_the_old_names(
 @pytest.mark.parametrize("extra", [{"ESCLI_USERNAME": "someone"}, {"ESCLI_CONFIG": "/nonexistent/dir/config.toml"},
                                    {"ESCLI_URL": "not a url"}])
 def test_never_an_error_or_a_prompt_in_the_shell(isolated_env: dict[str, str], extra: dict[str, str]) -> None:
-    got, err = tab({**isolated_env, **extra}, "escli search produ")
+    _, err = tab({**isolated_env, **extra}, "escli search produ")
     assert err == ""
     assert tab({**isolated_env, **extra}, "escli sea")[0] == ["search"]
