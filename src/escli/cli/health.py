@@ -84,6 +84,8 @@ def _targets(app: Any, all_clusters: bool) -> list[tuple[str, Any]]:
 
     if not all_clusters:
         s = app.settings
+        if s.members:  # -c a -c b (or a group): each cluster of the set
+            return [(m.cluster or ",".join(m.urls), m) for m in s.members]
         return [(s.cluster or "", s)]
     o = app.options
     if o.get("url") or o.get("cluster"):
