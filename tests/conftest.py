@@ -24,6 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 ES_URL = os.environ.get("ESCLI_TEST_URL", "http://127.0.0.1:9200")
 ES8_URL = os.environ.get("ESCLI_TEST_ES8_URL", "http://127.0.0.1:9250")
 SECURE_URL = os.environ.get("ESCLI_TEST_SECURE_URL", "https://127.0.0.1:9210")
+# A second cluster, for several-cluster tests (scripts/test.sh starts it on OTHER_PORT, 9260 by default).
+OTHER_URL = os.environ.get("ESCLI_TEST_OTHER_URL", "http://127.0.0.1:9260")
 SECURE_DIR = Path(os.environ.get("ESCLI_TEST_SECURE_DIR", str(ROOT / ".cache/es/run/9210")))
 SAMPLE_INDEX = "products"
 
@@ -54,6 +56,14 @@ def es(es_url: str) -> Iterator[httpx.Client]:
 @pytest.fixture(scope="session")
 def es8() -> Iterator[httpx.Client]:
     client = _reachable(ES8_URL)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def other_es() -> Iterator[httpx.Client]:
+    """A plain HTTP client for the second engine (another cluster)."""
+    client = _reachable(OTHER_URL)
     yield client
     client.close()
 
