@@ -315,3 +315,17 @@ def test_bad_weight_is_one_line_exit_2(cli: Cli, config: Callable[..., None], we
     r = cli("-c", "a", "-c", "b", "search", "idx", "x")
     assert r.code == 2, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and "[clusters.b] weight must be a positive number" in r.stderr
+
+
+@pytest.mark.parametrize("command", [["export", "idx"], ["import", "idx", "-"]])
+def test_import_and_export_refuse_several_clusters(cli: Cli, config: Callable[..., None], command: list[str]) -> None:
+    config(a=ES_URL, b=OTHER_URL)
+    r = cli("-c", "a", "-c", "b", *command, stdin=b"")
+    assert r.code == 2 and f"{command[0]} works on one cluster" in r.stderr, r.stderr
+
+
+def test_health_checks_each_cluster_of_a_set(cli: Cli, config: Callable[..., None]) -> None:
+    config(a=ES_URL, b=OTHER_URL)
+    r = cli("-c", "a", "-c", "b", "health", "--format", "json")
+    assert r.code in (0, 1), r.stderr  # green or yellow
+    assert [c["label"] for c in json.loads(r.out)["clusters"]] == ["a", "b"]  # the shape of --all

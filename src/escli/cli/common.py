@@ -118,6 +118,16 @@ class AppContext:
                 self.messages.warn("TLS certificate verification is off (--insecure)")
         return self._settings
 
+    def one_cluster(self, command: str) -> Settings:
+        """The settings of a command that works on one cluster only (import, export): several are refused."""
+        settings = self.settings
+        if settings.members:
+            from escli.errors import UsageError
+
+            raise UsageError(f"--cluster: {command} works on one cluster, not {len(settings.members)} (several "
+                             "clusters are for search, batch, warm-cache and profile)")
+        return settings
+
     def output_format(self, allowed: tuple[Format, ...] = tuple(Format)) -> Format:
         return resolve_format(self.options.get("output"), self.stdout_is_tty, allowed)
 

@@ -59,7 +59,8 @@ def health_command(
     if fmt == "json":
         import orjson
 
-        out: Any = docs[0] if not all_clusters else {"state": code.name, "code": int(code), "clusters": docs}
+        several = all_clusters or len(targets) > 1  # --all, or -c a -c b: the same shape
+        out: Any = {"state": code.name, "code": int(code), "clusters": docs} if several else docs[0]
         app.stdout.write(orjson.dumps(out, option=orjson.OPT_APPEND_NEWLINE))
     elif fmt == "nagios":
         app.stdout.write(render_nagios(docs, int(code)).encode("utf-8"))

@@ -235,6 +235,7 @@ class Reply:
     retry_after: float | None = None
     raw: bytes | None = None  # the answer's bytes (the memory cache level keeps them as they came)
     cluster: str | None = None  # several clusters: the one that answered
+    extra: dict[str, Any] | None = None  # fan-out: per-cluster took/total/error for the result line
 
 
 class Sender:
@@ -449,15 +450,14 @@ class _Run:
         return attempt < self.opts.retries and not self.stopping
 
     async def one(self, seq: int, spec: QuerySpec) -> Outcome:
-        if self.fanout is not None:
-            return await self.fan_one(seq, spec)
         target = search_target(spec)
         body = orjson.dumps(spec.body)
         attempt = 0
         while True:
             self.stats.requests += 1
             try:
-                reply = await self.sender.post(target, body)
+                reply = await (self.fan_post(target, spec) if self.fanout is not None else
+                               self.sender.post(target, body))
             except self.conn_error as exc:
                 if self.may_retry(attempt):
                     await self.retry_wait(attempt, None)
@@ -468,7 +468,7 @@ class _Run:
                 return seq, self.failed(spec, self.conn_failure_kind(exc), _reason(exc), None)
             self.reached()
             if 200 <= reply.status < 300 and isinstance(reply.body, dict):
-                return seq, self.succeeded(spec, reply.body, reply.duration, reply.raw, reply.cluster)
+                return seq, self.succeeded(spec, reply.body, reply.duration, reply.raw, reply.cluster, reply.extra)
             if reply.status in RETRY_ON_STATUS and self.may_retry(attempt):
                 await self.retry_wait(attempt, reply.retry_after)
                 attempt += 1
@@ -476,42 +476,24 @@ class _Run:
             etype, reason = reply_error(reply)
             return seq, self.failed(spec, etype, reason, reply.status)
 
-    async def fan_one(self, seq: int, spec: QuerySpec) -> Outcome:
-        """Fan-out: the query to every healthy cluster, hits merged (core/fanout.py); a cluster that failed is
-        named in the line's `clusters` and the line says `"partial": true`. Retries as for one cluster."""
+    async def fan_post(self, target: str, spec: QuerySpec) -> Reply:
+        """Fan-out: the query to every healthy cluster, hits merged (core/fanout.py), as one Reply; a cluster that
+        failed is named in the line's `clusters` and the line says `"partial": true`. Retried as any request."""
         from escli.core.fanout import fan_out_search
         from escli.errors import RefusedError
 
         assert self.fanout is not None
-        attempt = 0
-        while True:
-            self.stats.requests += 1
-            started = time.perf_counter()
-            try:
-                fan = await fan_out_search(self.fanout, search_target(spec), spec.body)
-            except UnreachableError as exc:
-                if self.may_retry(attempt):
-                    await self.retry_wait(attempt, None)
-                    attempt += 1
-                    continue
-                self.stats.connection_failures += 1
-                self.unreachable(exc)
-                return seq, self.failed(spec, self.conn_failure_kind(exc), _reason(exc), None)
-            except RefusedError as exc:
-                self.reached()
-                if exc.status in RETRY_ON_STATUS and self.may_retry(attempt):
-                    await self.retry_wait(attempt, retry_after_seconds(exc.retry_after))
-                    attempt += 1
-                    continue
-                etype, reason = error_fields((exc.body or {}).get("error") if isinstance(exc.body, dict)
-                                             else exc.body, exc.status)
-                return seq, self.failed(spec, etype, reason, exc.status)
-            self.reached()
-            extra: dict[str, Any] = {"clusters": fan.clusters}
-            if fan.partial:
-                self.stats.partial += 1
-                extra["partial"] = True
-            return seq, self.succeeded(spec, fan.response, time.perf_counter() - started, extra=extra)
+        started = time.perf_counter()
+        try:
+            fan = await fan_out_search(self.fanout, target, spec.body)
+        except RefusedError as exc:  # every cluster refused it: an error answer like any other
+            return Reply(exc.status or 500, exc.body, time.perf_counter() - started,
+                         retry_after_seconds(exc.retry_after) if exc.status in RETRY_ON_STATUS else None)
+        extra: dict[str, Any] = {"clusters": fan.clusters}
+        if fan.partial:
+            self.stats.partial += 1
+            extra["partial"] = True
+        return Reply(200, fan.response, time.perf_counter() - started, extra=extra)
 
     async def group(self, jobs: list[tuple[int, QuerySpec]]) -> list[Outcome]:
         """One _msearch for the group; failed items with a retryable status are sent again (only those)."""
