@@ -46,6 +46,11 @@ step "$ESCLI -c a -c b --strategy fan-out search products 'wireless headphones' 
 step "$ESCLI -c a -c b --strategy fan-out --no-cache search products 'wireless headphones' --size 2 -o json | .venv/bin/python -c 'import json, sys; print(json.load(sys.stdin)[\"_escli\"][\"clusters\"])'"
 unset ESCLI_CONFIG
 step "$ESCLI profile products 'wireless headphones' --iterations 1000 --warmup 20 --concurrency 4 --format table"
+step "$ESCLI health --format nagios --warn 'heap>85' --crit 'disk>95' --crit 'nodes<1'"
+# The last step: a mixed workload, closed loop as the baseline, then open loop compared with it, drawn as a page.
+step "$ESCLI profile --queries sample_queries/profile.ndjson --duration 5s --concurrency 4 -q --save $out/baseline.json --format json > /dev/null"
+step "$ESCLI profile --queries sample_queries/profile.ndjson --duration 5s --rate 200 --compare $out/baseline.json --report $out/profile-report.html --plot --fail-if 'p99>2s' --format table"
 echo
 echo "demo done: outputs in $out/"
+echo "profile report: $PWD/$out/profile-report.html"
 exit $failed

@@ -39,6 +39,8 @@ from escli.profiler import (
     DEFAULT_PERCENTILES,
     Histogram,
     RequestStats,
+    Timeline,
+    distribution,
     percentile_label,
     split_percentiles,
 )
@@ -187,6 +189,7 @@ class ProfileResult:
     late_sends: int = 0
     max_send_lag_us: int = 0
     interrupted: bool = False
+    timeline: Timeline = field(default_factory=Timeline)  # per second, for the pictures of --report
 
     @property
     def ok(self) -> bool:
@@ -223,9 +226,19 @@ class ProfileResult:
                 "max_send_lag_ms": round(self.max_send_lag_us / 1000, 3) if o.mode == "open" else None,
             },
             "cache": {"hit_ratio": None, "lookups": 0, "note": CACHE_NOTE},
+            # For pictures (--report, --plot): latency percentile distributions and a per-second series.
+            "distribution": {"overall": _points(self.overall.latency),
+                             "queries": {q.id: _points(self.per_query[q.id].latency) for q in self.queries}},
+            "timeline": {"interval_s": 1, "overall": self.timeline.series(),
+                         "queries": {q.id: self.timeline.series(q.id) for q in self.queries}},
             **({"clusters": {n: stats_dict(s, self.seconds, o.percentiles) for n, s in self.per_cluster.items()}}
                if self.per_cluster else {}),
         }
+
+
+def _points(h: Histogram) -> list[list[float]]:
+    """[percentile, latency ms] pairs of the distribution plot."""
+    return [[round(p, 4), round(v / 1000.0, 3)] for p, v in distribution(h)]
 
 
 def histogram_dict(h: Histogram, percentiles: Sequence[float], scale: float = 1000.0) -> dict[str, Any]:
@@ -409,16 +422,22 @@ class Runner:
             return
         if end > self.last_end:
             self.last_end = end
-        stats = [self.result.per_query[item.spec.id]]
-        if member is not None:
-            stats.append(self.result.per_cluster.setdefault(member.name, RequestStats()))
-        for q in stats:
-            if error is not None:
-                q.record_error(error)
-            else:
-                service = int(service_s * 1e6)
-                # Latency counts from the intended send; a send a little early (see EARLY) from its actual send.
-                q.record(int((end - min(intended, sent)) * 1e6), service, took, int((end - sent) * 1e6) - service)
+        q = self.result.per_query[item.spec.id]
+        c = self.result.per_cluster.setdefault(member.name, RequestStats()) if member is not None else None
+        second = int(end - self.measure_from)
+        if error is not None:
+            q.record_error(error)
+            if c is not None:
+                c.record_error(error)
+            self.result.timeline.record(item.spec.id, second, None)
+        else:
+            service = int(service_s * 1e6)
+            # Latency counts from the intended send; a send a little early (see EARLY) from its actual send.
+            latency = int((end - min(intended, sent)) * 1e6)
+            q.record(latency, service, took, int((end - sent) * 1e6) - service)
+            if c is not None:
+                c.record(latency, service, took, int((end - sent) * 1e6) - service)
+            self.result.timeline.record(item.spec.id, second, latency)  # after the clock was read: not timed
         self.on_progress(1)
 
     def _limits(self, t0: float) -> tuple[int | None, float | None]:
