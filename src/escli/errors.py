@@ -46,7 +46,13 @@ class InputError(UsageError):
 
 
 class UnreachableError(EscliError):
+    """No answer: connection refused or reset, TLS failure, or a timeout (`timed_out`)."""
+
     exit_code = ExitCode.UNREACHABLE
+
+    def __init__(self, message: str, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
 
 
 class RefusedError(EscliError):
@@ -54,10 +60,12 @@ class RefusedError(EscliError):
 
     exit_code = ExitCode.REFUSED
 
-    def __init__(self, message: str, status: int | None = None, body: Any = None) -> None:
+    def __init__(self, message: str, status: int | None = None, body: Any = None,
+                 retry_after: str | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.body = body
+        self.retry_after = retry_after  # the Retry-After header of a 429/503, as sent
 
 
 class PartialFailure(EscliError):
@@ -90,7 +98,8 @@ def _es_error_classes() -> tuple[tuple[type[BaseException], ...], tuple[type[Bas
 
 def api_error_summary(exc: BaseException) -> tuple[int | None, str, str]:
     """(status, error type, reason) of an elasticsearch ApiError, read defensively."""
-    status = getattr(getattr(exc, "meta", None), "status", None) or getattr(exc, "status_code", None)
+    status = (getattr(getattr(exc, "meta", None), "status", None) or getattr(exc, "status_code", None)
+              or getattr(exc, "status", None))
     body = getattr(exc, "body", None)
     etype, reason = type(exc).__name__, str(getattr(exc, "message", exc))
     if isinstance(body, dict):
@@ -127,6 +136,8 @@ def translate(exc: BaseException) -> BaseException:
 
 
 def _connection_reason(exc: BaseException) -> str:
+    if isinstance(exc, UnreachableError):
+        return str(exc).removeprefix("cluster unreachable: ")
     msg = str(getattr(exc, "message", "") or exc)
     # elastic_transport wraps the real error; the innermost message is the useful one.
     errors = getattr(exc, "errors", ())

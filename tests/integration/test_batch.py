@@ -286,22 +286,22 @@ def test_quiet_drops_the_summary(cli: Cli, sample_index: str) -> None:
 
 
 def test_the_client_path_gives_the_same_answers(es_url: str, sample_index: str) -> None:
-    """run_batch(fast=False) (used when sniffing) goes through client.perform_request: same lines."""
+    """run_batch(fast=False) (used when sniffing) goes through Es.request, on either transport: same lines."""
     import asyncio
     import io
     from contextlib import aclosing
 
     from escli.core.batch import BatchOptions, BatchStats, run_batch
-    from escli.es.client import open_client
+    from escli.es.connect import open_es
     from escli.es.queries import aread_queries
     from escli.inputs import anumbered_lines
     from escli.settings import Settings
 
     data = PRODUCTS.read_bytes() + (SAMPLES / "refused.ndjson").read_bytes()
 
-    async def run(fast: bool) -> dict[str, dict[str, Any]]:
+    async def run(fast: bool, pooled: bool = True) -> dict[str, dict[str, Any]]:
         lines: list[bytes] = []
-        async with open_client(Settings(urls=(es_url,), max_retries=0), 4) as client:
+        async with open_es(Settings(urls=(es_url,), max_retries=0), pooled=pooled, concurrency=4) as client:
             queries = aread_queries(anumbered_lines(io.BytesIO(data)), "q")
             async with aclosing(run_batch(client, queries, BatchOptions(concurrency=4), BatchStats(),
                                           fast=fast)) as batches:
@@ -309,9 +309,10 @@ def test_the_client_path_gives_the_same_answers(es_url: str, sample_index: str) 
                     lines.extend(batch)
         return by_id(b"".join(lines))
 
-    fast, slow = asyncio.run(run(True)), asyncio.run(run(False))
-    assert fast.keys() == slow.keys() and len(fast) == 65
+    fast, slow, light = asyncio.run(run(True)), asyncio.run(run(False)), asyncio.run(run(False, pooled=False))
+    assert fast.keys() == slow.keys() == light.keys() and len(fast) == 65
     for qid in fast:
+        assert fast[qid]["ok"] == light[qid]["ok"], qid
         assert fast[qid]["ok"] == slow[qid]["ok"], qid
         if fast[qid]["ok"]:
             assert hit_ids(fast[qid]) == hit_ids(slow[qid]), qid

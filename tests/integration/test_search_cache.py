@@ -17,7 +17,7 @@ import pytest
 
 from escli.cache import DEFAULT_TTL, open_cache
 from escli.core.search import search_with_cache
-from escli.es.client import open_client
+from escli.es.connect import open_es
 from escli.settings import resolve
 from tests.conftest import ES_URL, Result
 
@@ -178,16 +178,17 @@ def test_corrupt_database_is_reported_once_and_rebuilt(cli: Cli, sample_index: s
     assert cli("cache", "stats").code == 0
 
 
-def test_search_with_cache_fills_what_the_cli_reads(cli: Cli, sample_index: str,
-                                                    isolated_env: dict[str, str]) -> None:
-    """The contract batch and warm-cache use: the same key, the same entry."""
+@pytest.mark.parametrize("pooled", [False, True], ids=["light", "pooled"])
+def test_search_with_cache_fills_what_the_cli_reads(cli: Cli, sample_index: str, isolated_env: dict[str, str],
+                                                    pooled: bool) -> None:
+    """The contract batch and warm-cache use: the same key, the same entry, on either transport."""
     settings = resolve(env=isolated_env)
     body = {"query": {"multi_match": {"query": "kettle", "fields": ["name^2"]}}, "size": 3}
 
     async def fill() -> tuple[str, str]:
         cache = open_cache(settings)
         try:
-            async with open_client(settings) as client:
+            async with open_es(settings, pooled=pooled) as client:
                 first = await search_with_cache(client, cache, settings.identity, sample_index, body, {}, 120)
                 second = await search_with_cache(client, cache, settings.identity, sample_index, body, {}, 120)
                 refreshed = await search_with_cache(client, cache, settings.identity, sample_index, body, {}, 120,

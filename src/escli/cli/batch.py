@@ -41,7 +41,7 @@ def batch_command(
 
     from escli.core.batch import BatchOptions, BatchStats, run_batch
     from escli.errors import ExitCode, InputError, PartialFailure, UsageError
-    from escli.es.client import open_client
+    from escli.es.connect import open_es
     from escli.es.queries import aread_queries
     from escli.inputs import anumbered_lines, open_input, source_name
     from escli.output.formats import Format
@@ -65,8 +65,8 @@ def batch_command(
     async def main() -> None:
         with open_input(file) as fh:
             queries = aread_queries(anumbered_lines(fh, source), source)
-            # Retries are ours (with backoff and Retry-After), so the transport must not retry at once on its own.
-            async with open_client(settings.with_(max_retries=0), concurrency) as client, \
+            # Retries are ours (with backoff and Retry-After); transports never retry on their own.
+            async with open_es(settings, pooled=True, concurrency=concurrency) as client, \
                     AsyncLineWriter(app.stdout) as writer:
                 with msgs.progress("batch", total=None) as bar:
                     async with aclosing(run_batch(client, queries, opts, stats, on_bad,
@@ -76,7 +76,7 @@ def batch_command(
                             bar.advance(len(lines))
 
     try:
-        run_async(main())
+        run_async(main(), many_requests=True)
     except BrokenPipeError:
         # The reader went away (`| head`): end quietly, no summary. Typer turns a BrokenPipeError into exit 1
         # before the app's handler sees it, so leave with the closed-pipe status ourselves.

@@ -236,7 +236,7 @@ def _run(app: Any, req: ExportRequest, cp: Checkpoint, fmt: Format, out: Path | 
     # keeps walking them and cost ~25% of export's CPU (bench/bench_export.py). Collect far less often.
     gc.set_threshold(50_000, 20, 100)
     try:
-        result = run_async(main())
+        result = run_async(main(), many_requests=True)
     except BaseException as exc:
         target = state["target"]
         keep = cp.path is not None

@@ -40,7 +40,7 @@ def import_command(
         run_import,
     )
     from escli.errors import InputError, PartialFailure, UsageError
-    from escli.es.client import open_client
+    from escli.es.connect import open_es
     from escli.inputs import numbered_lines, open_input, source_name
 
     app = app_context(ctx)
@@ -67,13 +67,14 @@ def import_command(
         with open_input(file) as fh:
             docs = parse_csv(fh, source, id_field) if fmt == "csv" else parse_ndjson(numbered_lines(fh), source,
                                                                                      id_field)
-            async with open_client(settings, concurrency) as client:
+            async with open_es(settings, pooled=True, concurrency=concurrency,
+                               retries=settings.max_retries) as client:
                 await ensure_index(client, index, mapping)
                 with msgs.progress(f"import {index}", total=None) as bar:
                     return await run_import(client, opts, docs, sink, on_bad, bar.advance)
 
     try:
-        result = run_async(main())
+        result = run_async(main(), many_requests=True)
     finally:
         sink.close()
     rate = result.imported / result.seconds if result.seconds else 0.0

@@ -78,10 +78,9 @@ def profile_command(
         run_profile,
         shard_profiles,
         single_query,
-        trace_config,
     )
     from escli.errors import PartialFailure, UsageError
-    from escli.es.client import open_client
+    from escli.es.connect import open_es
     from escli.inputs import numbered_lines, open_input
     from escli.profiler import parse_percentiles
 
@@ -127,7 +126,7 @@ def profile_command(
 
     if shards:
         async def run_shards() -> list[dict[str, Any]]:
-            async with open_client(settings, 1) as client:
+            async with open_es(settings, pooled=False) as client:
                 return await shard_profiles(client, workload)
 
         profiles = run_async(run_shards())
@@ -142,14 +141,14 @@ def profile_command(
         return
 
     async def main() -> Any:
-        async with open_client(settings, width, trace_configs=[trace_config()]) as client:
+        async with open_es(settings, pooled=False) as client:  # the preflight; the load goes on es.wire
             with msgs.progress("profile", total=opts.iterations) as bar:
                 return await run_profile(client, workload, opts, bar.advance)
 
     what = f"{opts.iterations:,} requests" if opts.iterations else f"{seconds:g} s"
     loop = f"open loop at {rate:g}/s" if rate else f"closed loop, concurrency {width}"
     msgs.detail(f"profiling {len(workload)} quer{'y' if len(workload) == 1 else 'ies'}: {what}, {loop}")
-    result = run_async(main())
+    result = run_async(main(), many_requests=True)
     doc = result.as_dict()
     deltas = compare_profiles(doc, baseline) if baseline is not None else None
     if save is not None:

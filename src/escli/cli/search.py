@@ -13,8 +13,6 @@ import typer
 from escli.cli.common import app_context, global_options, run_async
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from escli.cache import Cache
     from escli.cli.common import AppContext
     from escli.core.search import SearchOutcome
@@ -304,7 +302,7 @@ async def _ask_elasticsearch(
     app: "AppContext", settings: "Settings", cache: "Cache", built: "BuiltSearch", ttl: float, force: bool
 ) -> "SearchOutcome":
     from escli.core.search import search_with_cache
-    from escli.es.client import open_client
+    from escli.es.connect import open_es
     from escli.es.retry import with_backoff
 
     msgs = app.messages
@@ -312,54 +310,30 @@ async def _ask_elasticsearch(
     def on_retry(attempt: int, exc: BaseException, delay: float) -> None:
         msgs.detail(f"retry {attempt} of {settings.max_retries} in {delay:.2f}s: {exc}")
 
-    stop_logging = _log_requests(app) if msgs.verbose >= 2 else None
-    # The transport does not retry: with_backoff does, with a pause, and within the --timeout overall.
-    try:
-        async with open_client(settings.with_(max_retries=0)) as client:
-            return await with_backoff(
-                lambda left: search_with_cache(
-                    client,
-                    cache,
-                    settings.identity,
-                    built.index,
-                    built.body,
-                    built.params,
-                    ttl,
-                    force=force,
-                    refresh=True,
-                    defer_store=True,
-                    request_timeout=left,
-                ),
-                retries=settings.max_retries,
-                deadline=settings.timeout,
-                on_retry=on_retry,
-            )
-    finally:
-        if stop_logging is not None:
-            stop_logging()
+    def on_request(method: str, path: str, status: "int | None", seconds: float) -> None:
+        # -vv: one line per request. Paths never carry credentials (settings refuses them in URLs).
+        msgs.detail(f"{method} {path} [status:{status if status is not None else 'N/A'} duration:{seconds:.3f}s]")
 
-
-def _log_requests(app: "AppContext") -> "Callable[[], None]":
-    """-vv: elastic_transport's line per request (`POST http://host:9200/products/_search [status:200 duration:
-    0.004s]`) on stderr. URLs never carry credentials (settings refuses them), and headers are not logged."""
-    import logging
-
-    class Line(logging.Formatter):
-        def format(self, record: logging.LogRecord) -> str:
-            return f"escli: {record.getMessage()}"  # one line: no exc_info traceback (that is --debug's job)
-
-    handler = logging.StreamHandler(app.stderr)
-    handler.setFormatter(Line())
-    logger = logging.getLogger("elastic_transport.transport")
-    logger.addHandler(handler)
-    previous = logger.level
-    logger.setLevel(logging.INFO)
-
-    def stop() -> None:
-        logger.removeHandler(handler)
-        logger.setLevel(previous)
-
-    return stop
+    # One request: the light transport. It does not retry: with_backoff does, with a pause, within --timeout.
+    async with open_es(settings, pooled=False, on_request=on_request if msgs.verbose >= 2 else None) as es:
+        return await with_backoff(
+            lambda left: search_with_cache(
+                es,
+                cache,
+                settings.identity,
+                built.index,
+                built.body,
+                built.params,
+                ttl,
+                force=force,
+                refresh=True,
+                defer_store=True,
+                request_timeout=left,
+            ),
+            retries=settings.max_retries,
+            deadline=settings.timeout,
+            on_retry=on_retry,
+        )
 
 
 def _describe(app: "AppContext", settings: "Settings", built: "BuiltSearch") -> None:

@@ -42,7 +42,7 @@ def warm_cache_command(
     from escli.cache import open_cache
     from escli.core.warm import Problem, WarmLock, WarmOptions, WarmResult, parse_seconds, warm_cache
     from escli.errors import InputError, PartialFailure, UsageError
-    from escli.es.client import open_client
+    from escli.es.connect import open_es
     from escli.es.queries import aread_queries
     from escli.inputs import anumbered_lines, open_input, source_name
 
@@ -89,7 +89,7 @@ def warm_cache_command(
             queries = aread_queries(anumbered_lines(fh, source), source)
             cache = open_cache(settings, warn=msgs.warn)
             try:
-                async with open_client(settings.with_(max_retries=0), concurrency) as client:
+                async with open_es(settings, pooled=True, concurrency=concurrency) as client:
                     with msgs.progress("warm-cache", total=None) as bar:
                         await warm_cache(client, cache, settings.identity, queries, opts, source, on_problem,
                                          bar.advance, result)
@@ -97,7 +97,7 @@ def warm_cache_command(
                 cache.close()
 
     try:
-        run_async(main())
+        run_async(main(), many_requests=True)
     except UsageError:
         raise  # a missing file or bad option: nothing ran, no summary
     except BaseException:

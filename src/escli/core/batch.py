@@ -42,7 +42,7 @@ from escli.es.queries import QuerySpec, search_target
 from escli.profiler import Histogram
 
 if TYPE_CHECKING:
-    from elasticsearch import AsyncElasticsearch
+    from escli.es.api import Es
 
 RETRY_ON_STATUS = frozenset({429, 502, 503, 504})
 JSON_HEADERS = {"accept": "application/json", "content-type": "application/json"}
@@ -234,25 +234,27 @@ class Sender:
     `client.perform_request` path. Either way nothing is retried here.
     """
 
-    def __init__(self, client: AsyncElasticsearch, fast: bool = True) -> None:
+    def __init__(self, es: Es, fast: bool = True) -> None:
         from elastic_transport import HttpHeaders
 
-        self.client = client
-        base = getattr(client, "_headers", None)
-        self.fast = fast and base is not None and hasattr(client.transport, "node_pool")
+        self.es = es
+        pool = getattr(es.transport, "node_pool", None)
+        base = getattr(es.transport, "headers", None)
+        self.fast = fast and pool is not None and base is not None
         self.json_headers = HttpHeaders(base or {})
         self.json_headers.update(JSON_HEADERS)
         self.ndjson_headers = HttpHeaders(base or {})
         self.ndjson_headers.update(NDJSON_HEADERS)
 
     async def post(self, target: str, body: bytes, ndjson: bool = False) -> Reply:
-        """The answer, whatever its status; connection errors and timeouts raise (elastic_transport errors)."""
+        """The answer, whatever its status; connection errors and timeouts raise (elastic_transport errors on
+        the fast path, UnreachableError on the other)."""
         if not self.fast:
-            return await self._post_client(target, body, ndjson)
+            return await self._post_es(target, body, ndjson)
         from elastic_transport import ConnectionError as TransportConnectionError
 
-        pool = self.client.transport.node_pool
-        node: Any = pool.get()  # an async (aiohttp) node; the pool is typed for the sync ones
+        pool: Any = getattr(self.es.transport, "node_pool")  # noqa: B009 - an async (aiohttp) node pool
+        node: Any = pool.get()
         try:
             resp = await node.perform_request("POST", target, body=body,
                                               headers=self.ndjson_headers if ndjson else self.json_headers)
@@ -261,24 +263,23 @@ class Sender:
             raise
         pool.mark_live(node)
         meta = resp.meta
-        try:
-            data: Any = orjson.loads(resp.body)
-        except orjson.JSONDecodeError:
-            data = resp.body.decode("utf-8", "replace").strip()[:500]
-        retry_after = retry_after_seconds(meta.headers.get("retry-after")) if meta.status in RETRY_ON_STATUS \
-            else None
-        return Reply(meta.status, data, meta.duration, retry_after)
+        return _reply(meta.status, resp.body, meta.headers.get("retry-after"), meta.duration)
 
-    async def _post_client(self, target: str, body: bytes, ndjson: bool) -> Reply:
-        from elasticsearch import ApiError
+    async def _post_es(self, target: str, body: bytes, ndjson: bool) -> Reply:
+        started = time.perf_counter()  # target carries its query string already
+        resp = await self.es.request("POST", target, body=body,
+                                     content_type=NDJSON_HEADERS["content-type"] if ndjson else
+                                     JSON_HEADERS["content-type"], ignore=range(400, 600))
+        return _reply(resp.status, resp.body, resp.headers.get("retry-after"), time.perf_counter() - started)
 
-        try:
-            resp = await self.client.perform_request("POST", target, body=body,
-                                                     headers=NDJSON_HEADERS if ndjson else JSON_HEADERS)
-        except ApiError as exc:
-            meta = exc.meta
-            return Reply(meta.status, exc.body, meta.duration, retry_after_seconds(meta.headers.get("retry-after")))
-        return Reply(resp.meta.status, resp.body, resp.meta.duration)
+
+def _reply(status: int, raw: bytes, retry_after: str | None, duration: float) -> Reply:
+    try:
+        data: Any = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        data = raw.decode("utf-8", "replace").strip()[:500]
+    wait = retry_after_seconds(retry_after) if status in RETRY_ON_STATUS else None
+    return Reply(status, data, duration, wait)
 
 
 def reply_error(reply: Reply) -> tuple[str, str]:
@@ -289,7 +290,7 @@ def reply_error(reply: Reply) -> tuple[str, str]:
 
 
 class _Run:
-    def __init__(self, client: AsyncElasticsearch, opts: BatchOptions, stats: BatchStats,
+    def __init__(self, client: Es, opts: BatchOptions, stats: BatchStats,
                  on_bad: Callable[[InputError], None], fast: bool = True) -> None:
         from elastic_transport import ConnectionError as TransportConnectionError
         from elastic_transport import ConnectionTimeout
@@ -298,7 +299,7 @@ class _Run:
         self.opts = opts
         self.stats = stats
         self.on_bad = on_bad
-        self.conn_error: type[Exception] = TransportConnectionError
+        self.conn_error: tuple[type[Exception], ...] = (TransportConnectionError, UnreachableError)
         self.timeout_error: type[Exception] = ConnectionTimeout
         self.window = asyncio.Semaphore(opts.window_size)
         self.work: asyncio.Queue[list[tuple[int, QuerySpec]] | None] = asyncio.Queue(maxsize=opts.concurrency)
@@ -367,7 +368,8 @@ class _Run:
             self.wake.set()
 
     def conn_failure_kind(self, exc: BaseException) -> str:
-        return "timeout" if isinstance(exc, self.timeout_error) else "connection_error"
+        timed_out = isinstance(exc, self.timeout_error) or getattr(exc, "timed_out", False)
+        return "timeout" if timed_out else "connection_error"
 
     # -- requests --
 
@@ -511,12 +513,12 @@ class _Run:
         self.wake.set()
 
 
-async def run_batch(client: AsyncElasticsearch, items: AsyncIterator[QuerySpec | InputError], opts: BatchOptions,
+async def run_batch(client: Es, items: AsyncIterator[QuerySpec | InputError], opts: BatchOptions,
                     stats: BatchStats, on_bad: Callable[[InputError], None] = lambda e: None, *,
                     fast: bool = True) -> AsyncGenerator[list[bytes], None]:
     """Run every query; yields lists of result lines in output order (see the module doc for the flow).
 
-    `fast=False` sends every request through `client.perform_request` (see Sender), e.g. when sniffing."""
+    `fast=False` sends every request through `Es.request` (see Sender), e.g. when sniffing."""
     run = _Run(client, opts, stats, on_bad, fast)
     stats.started = time.monotonic()
     tasks = [asyncio.create_task(run.produce(items))]

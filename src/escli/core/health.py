@@ -15,11 +15,10 @@ from dataclasses import asdict, dataclass, field
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
-from escli.errors import api_error_summary, one_line
+from escli.errors import RefusedError, UnreachableError, api_error_summary, one_line
 
 if TYPE_CHECKING:
-    from elasticsearch import AsyncElasticsearch
-
+    from escli.es.api import Es
     from escli.settings import Settings
 
 
@@ -120,7 +119,7 @@ def node_from_stats(node_id: str, data: dict[str, Any]) -> NodeHealth:
     )
 
 
-async def round_trip(client: AsyncElasticsearch, node_id: str) -> float:
+async def round_trip(client: Es, node_id: str) -> float:
     """Median of a few `GET /_nodes/<id>/_none` (the node info API with no metrics), in ms.
 
     The request goes client -> coordinating node -> that node and back: it works wherever the client can reach
@@ -129,12 +128,12 @@ async def round_trip(client: AsyncElasticsearch, node_id: str) -> float:
     samples = []
     for _ in range(RTT_SAMPLES):
         started = time.perf_counter()
-        await client.perform_request("GET", f"/_nodes/{node_id}/_none", headers={"accept": "application/json"})
+        await client.request("GET", f"/_nodes/{node_id}/_none")
         samples.append((time.perf_counter() - started) * 1000.0)
     return round(statistics.median(samples), 3)
 
 
-async def check(client: AsyncElasticsearch, label: str, url: str, wait_for_status: str | None = None,
+async def check(client: Es, label: str, url: str, wait_for_status: str | None = None,
                 timeout: float = 30.0) -> ClusterHealth:
     """One cluster's health. Never raises for the cluster's sake: errors become an UNKNOWN result."""
     result = ClusterHealth(label=label, url=url, wait_for_status=wait_for_status)
@@ -145,28 +144,27 @@ async def check(client: AsyncElasticsearch, label: str, url: str, wait_for_statu
         raise
     except TimeoutError:
         result.error = f"no answer within {timeout:g}s"
-    except Exception as exc:
-        if type(exc).__name__ == "ConnectionTimeout":  # elastic_transport's, not a ConnectionError subclass
-            result.error = f"cluster unreachable: no answer within {timeout:g}s"
-            result.seconds = round(time.perf_counter() - started, 3)
-            return result
+    except UnreachableError as exc:
+        result.error = f"cluster unreachable: no answer within {timeout:g}s" if exc.timed_out else one_line(exc)
+    except RefusedError as exc:
         status, etype, reason = api_error_summary(exc)
-        result.error = f"{status} {etype}: {reason}" if status is not None else one_line(exc)
+        result.error = f"{status} {etype}: {reason}"
+    except Exception as exc:
+        result.error = one_line(exc)
     result.seconds = round(time.perf_counter() - started, 3)
     if result.error is not None:
         result.status = "unknown"
     return result
 
 
-async def _fill(client: AsyncElasticsearch, r: ClusterHealth, wait_for_status: str | None, timeout: float) -> None:
+async def _fill(client: Es, r: ClusterHealth, wait_for_status: str | None, timeout: float) -> None:
     params: dict[str, Any] = {}
     if wait_for_status:
         params["wait_for_status"] = wait_for_status
         # Leave time within our own deadline for node stats, pending tasks and round trips after the wait.
         params["timeout"] = f"{max(int((timeout - min(2.0, timeout / 4)) * 1000), 100)}ms"
     # A health wait that times out answers 408 with the health body: that is an answer, not an error.
-    health_client = client.options(ignore_status=408, request_timeout=timeout)
-    health = (await health_client.cluster.health(**params)).body
+    health = await client.cluster_health(params, timeout=timeout)
     r.cluster_name = health.get("cluster_name")
     r.status = str(health.get("status", "unknown"))
     r.timed_out = bool(health.get("timed_out", False))
@@ -180,13 +178,13 @@ async def _fill(client: AsyncElasticsearch, r: ClusterHealth, wait_for_status: s
     r.delayed_unassigned_shards = int(health.get("delayed_unassigned_shards", 0))
     r.active_shards_percent = round(float(health.get("active_shards_percent_as_number", 0.0)), 2)
 
-    stats_task = client.nodes.stats(metric="jvm,os,fs,process", filter_path=NODE_STATS_FILTER)
-    tasks_task = client.cluster.pending_tasks()
+    stats_task = client.nodes_stats("jvm,os,fs,process", filter_path=NODE_STATS_FILTER)
+    tasks_task = client.pending_tasks()
     stats, pending = await asyncio.gather(stats_task, tasks_task)
-    tasks = pending.body.get("tasks") or []
+    tasks = pending.get("tasks") or []
     r.pending_tasks = len(tasks)
     r.max_task_wait_ms = max((int(t.get("time_in_queue_millis", 0)) for t in tasks), default=0)
-    nodes = [node_from_stats(nid, data) for nid, data in (stats.body.get("nodes") or {}).items()]
+    nodes = [node_from_stats(nid, data) for nid, data in (stats.get("nodes") or {}).items()]
     rtts = await asyncio.gather(*(round_trip(client, n.id) for n in nodes), return_exceptions=True)
     for n, rtt in zip(nodes, rtts, strict=True):
         n.round_trip_ms = rtt if isinstance(rtt, float) else None
@@ -195,14 +193,14 @@ async def _fill(client: AsyncElasticsearch, r: ClusterHealth, wait_for_status: s
 
 async def check_settings(settings: Settings, label: str, wait_for_status: str | None, timeout: float
                          ) -> ClusterHealth:
-    """A check with its own client: requests time out with the check, and no retry outlives it."""
-    from escli.es.client import open_client
+    """A check with its own light transport: requests time out with the check, and no retry outlives it."""
+    from escli.es.connect import open_es
 
     s = settings.with_(timeout=timeout, max_retries=0)
     url = ",".join(s.urls) if not s.credentials.cloud_id else "cloud"
     try:
-        async with open_client(s, 4) as client:
-            return await check(client, label, url, wait_for_status, timeout)
+        async with open_es(s, pooled=False) as es:
+            return await check(es, label, url, wait_for_status, timeout)
     except Exception as exc:  # making the client failed (bad CA file, ...): still an answer
         return ClusterHealth(label=label, url=url, error=one_line(exc))
 

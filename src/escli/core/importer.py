@@ -22,7 +22,7 @@ import orjson
 from escli.errors import InputError, UsageError
 
 if TYPE_CHECKING:
-    from elasticsearch import AsyncElasticsearch
+    from escli.es.api import Es
 
 RETRYABLE_ITEM_STATUS = {429, 502, 503, 504}
 MAX_CHUNK_BYTES = 8 * 1024 * 1024
@@ -224,7 +224,7 @@ class ErrorSink:
             self.fh.close()
 
 
-async def ensure_index(client: AsyncElasticsearch, index: str, mapping_file: Path | None) -> None:
+async def ensure_index(client: Es, index: str, mapping_file: Path | None) -> None:
     if mapping_file is None:
         return
     try:
@@ -236,11 +236,11 @@ async def ensure_index(client: AsyncElasticsearch, index: str, mapping_file: Pat
     if not isinstance(spec, dict):
         raise UsageError(f"--mapping {mapping_file}: expected a JSON object")
     body = spec if ("mappings" in spec or "settings" in spec) else {"mappings": spec}
-    await client.indices.create(index=index, **body)
+    await client.create_index(index, body)
 
 
 async def run_import(
-    client: AsyncElasticsearch,
+    client: Es,
     opts: ImportOptions,
     docs: Iterator[Doc | InputError],
     errors: ErrorSink,
@@ -280,16 +280,16 @@ async def run_import(
             task.cancel()
         raise
     if opts.refresh and result.imported:
-        await client.indices.refresh(index=opts.index)
+        await client.refresh(opts.index)
     result.seconds = time.monotonic() - started
     return result
 
 
-async def _send_chunk(client: AsyncElasticsearch, opts: ImportOptions, chunk: list[Pending],
+async def _send_chunk(client: Es, opts: ImportOptions, chunk: list[Pending],
                       result: ImportResult, errors: ErrorSink) -> None:
     pending = chunk
     for attempt in range(opts.item_retries + 1):
-        resp = await client.bulk(operations=bulk_body(opts.index, pending), refresh=False)  # type: ignore[arg-type]
+        resp = await client.bulk(bulk_body(opts.index, pending))
         if not resp.get("errors"):
             result.imported += len(pending)
             return

@@ -9,9 +9,11 @@ Two load models:
   request has an intended send time, and latency is counted from it. A request that finds every slot busy waits,
   and its wait is in its latency, as wrk2 and Rally count it. It answers "what do users see at this load".
 
-Per request three times are taken: latency (intended send to parsed response), service time (the request could
-go on the wire, a pooled connection being ours, to the last byte of the body, taken by aiohttp trace hooks where
-the bytes move) and Elasticsearch's `took`. Client overhead is the part of our own call that is not service time.
+Per request three times are taken: latency (intended send to the answer handed back), service time (the request's
+bytes handed to the socket, a keep-alive connection being ours, to the last byte of the answer, both taken inside
+`es.wire`'s protocol where the bytes move) and Elasticsearch's `took`. Client overhead is the part of our own call
+that is not service time. The measured requests go out on `es.wire` connections (an HTTP/1.1 asyncio Protocol):
+aiohttp spent ~300 µs of CPU per request here, CPU taken from the engine being measured on a shared machine.
 Nothing here prints: the command renders what `run_profile` returns.
 """
 
@@ -19,11 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import contextvars
 import itertools
 import random
+import re
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import accumulate
@@ -42,20 +44,17 @@ from escli.profiler import (
 )
 
 if TYPE_CHECKING:
-    import aiohttp
-    from elastic_transport import BaseAsyncNode
-    from elasticsearch import AsyncElasticsearch
+    from escli.es.api import Es
+    from escli.es.transport import Target
 
-HEADERS = {"accept": "application/json", "content-type": "application/json"}
 MODES = ("closed", "open")
 SCHEDULES = ("fixed", "poisson")
 # The event loop's timers wake up to 1 ms late (epoll rounds its timeout up to whole ms): aim that much early so a
 # send is not late by the timer alone; an early send's latency counts from its actual send.
 EARLY = 0.001
 CACHE_NOTE = "profile measures Elasticsearch and bypasses escli's on-disk cache"
-
-# [start, end, headers or None] of the request the current task is sending; the trace hooks write into it.
-_SLOT: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar("escli_profile_slot", default=None)
+# Elasticsearch and OpenSearch put `took` first in a search answer: read it there without parsing the hits.
+_TOOK = re.compile(rb'^\{\s*"took"\s*:\s*(\d+)')
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -166,47 +165,6 @@ class Picker:
         if self.single:
             return self.items[0]
         return self.items[bisect.bisect_right(self.cum, self.rng.random() * self.total)]
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Timing where the bytes move
-
-
-def trace_config() -> aiohttp.TraceConfig:
-    """aiohttp hooks that fill the current task's slot: start when a pooled connection is ours, end at last byte.
-
-    on_request_start fires before the connection pool is asked; when the pool makes us queue, the end of the
-    queueing moves the start, so waiting for a free connection is never counted as service time. The body is
-    read in one go by elastic_transport, and aiohttp fires on_response_chunk_received right after its last byte.
-    """
-    import aiohttp
-
-    perf = time.perf_counter
-
-    async def on_request_start(session: Any, ctx: Any, params: Any) -> None:
-        slot = _SLOT.get()
-        if slot is not None:
-            if slot[0] == 0.0:
-                slot[0] = perf()
-            if slot[2] is not None:  # the preflight learns the headers the client sends
-                slot[2].update(params.headers)
-
-    async def on_queued_end(session: Any, ctx: Any, params: Any) -> None:
-        slot = _SLOT.get()
-        if slot is not None and slot[1] == 0.0:
-            slot[0] = perf()
-
-    async def on_last_byte(session: Any, ctx: Any, params: Any) -> None:
-        slot = _SLOT.get()
-        if slot is not None:
-            slot[1] = perf()
-
-    config = aiohttp.TraceConfig()
-    config.on_request_start.append(on_request_start)
-    config.on_connection_queued_end.append(on_queued_end)
-    config.on_response_chunk_received.append(on_last_byte)
-    config.on_request_exception.append(on_last_byte)
-    return config
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -329,20 +287,38 @@ def http_error_kind(status: int, raw: bytes) -> str:
     return f"{status} {etype}"
 
 
+def took_of(raw: bytes) -> int | None:
+    """Elasticsearch's `took` of a search answer: read at its start, or (elsewhere) from the parsed answer."""
+    m = _TOOK.match(raw)
+    if m is not None:
+        return int(m.group(1))
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    t = body.get("took") if isinstance(body, dict) else None
+    return t if isinstance(t, int) else None
+
+
 class Runner:
     """Sends the workload; `measure_from` splits warm-up from measured requests by their intended send time."""
 
-    def __init__(self, client: AsyncElasticsearch, prepared: Sequence[Prepared], opts: ProfileOptions,
-                 result: ProfileResult, on_progress: Callable[[int], None], cpu_now: Callable[[], float],
-                 headers: Mapping[str, str], timeout: float) -> None:
-        self.client = client
-        import aiohttp
-        from elastic_transport import HttpHeaders
+    def __init__(self, target: Target, prepared: Sequence[Prepared], opts: ProfileOptions, result: ProfileResult,
+                 on_progress: Callable[[int], None], cpu_now: Callable[[], float], timeout: float) -> None:
+        from escli.es.light import head_prefix, request_bytes, ssl_context
+        from escli.es.wire import Pool
 
-        self.pool = client.transport.node_pool
-        self.headers = dict(headers)
-        self.node_headers = HttpHeaders(headers)
-        self.timeout = aiohttp.ClientTimeout(total=timeout)
+        # One pool of keep-alive connections per node, as many as requests may be in flight; each query's whole
+        # request (line, headers, body) is encoded once per node.
+        self.nodes: list[tuple[Pool, dict[int, bytes]]] = []
+        for e in target.endpoints:
+            tls = ssl_context(target) if e.scheme == "https" else None
+            head = head_prefix(target, e)
+            payloads = {id(p): request_bytes(e.prefix.encode(), head, "POST", p.target, p.body, "application/json")
+                        for p in prepared}
+            self.nodes.append((Pool(e.host, e.port, tls, max(1, opts.concurrency)), payloads))
+        self.next_node = 0
+        self.timeout = timeout
         self.opts = opts
         self.result = result
         self.pick = Picker(prepared, opts.seed)
@@ -353,6 +329,10 @@ class Runner:
         self.cpu_start = 0.0
         self.last_end = 0.0
         self.sent = 0
+
+    def close(self) -> None:
+        for pool, _ in self.nodes:
+            pool.close()
 
     def start_measuring(self, at: float) -> None:
         self.measure_from = at
@@ -370,42 +350,37 @@ class Runner:
     async def one(self, item: Prepared, intended: float) -> None:
         """Send one request; record it unless it was meant to be sent before measuring began.
 
-        The request goes straight to a node of the client's pool, on that node's own pooled aiohttp session
-        (where the trace hooks are), with the headers the client itself sent in the preflight. No retries: each
-        failure is counted, none is hidden in a longer latency. No per-request work that a plain HTTP client
-        would not do: the body was encoded once, the response is parsed with orjson as the client would.
+        The request goes to the next node (round robin) on a keep-alive connection of its pool; waiting for a
+        free connection is queueing (in latency, not in service time). No retries: each failure is counted,
+        none is hidden in a longer latency. The answer's body is not parsed unless it is an error or `took` is
+        not where search answers put it.
         """
-        slot: list[Any] = [0.0, 0.0, None]
-        _SLOT.set(slot)
         perf = time.perf_counter
         self.sent += 1
-        node: BaseAsyncNode = self.pool.get()  # type: ignore[assignment]
-        session = getattr(node, "session", None)
+        k = self.next_node
+        self.next_node = (k + 1) % len(self.nodes)
+        pool, payloads = self.nodes[k]
         sent = perf()
         took: int | None = None
         error: str | None = None
+        service_s = 0.0
         try:
-            if session is not None:
-                async with session.post(node.base_url + item.target, data=item.body, headers=self.headers,
-                                        timeout=self.timeout) as resp:
-                    raw = await resp.read()
-                    status = resp.status
-            else:  # a node whose session does not exist yet (or another node class): the node's own path
-                meta, raw = await node.perform_request("POST", item.target, body=item.body,
-                                                       headers=self.node_headers)
-                status = meta.status
-            if status >= 400:
-                error = http_error_kind(status, raw)
+            conn = await pool.acquire()
+            try:
+                answer = await conn.exchange(payloads[id(item)], timeout=self.timeout)
+            except BaseException:
+                pool.release(conn, reusable=False)
+                raise
+            pool.release(conn, reusable=answer.keep_alive)
+            service_s = answer.done_at - answer.sent_at
+            if answer.status >= 400:
+                error = http_error_kind(answer.status, answer.body)
             else:
-                body = orjson.loads(raw)
-                t = body.get("took") if isinstance(body, dict) else None
-                took = t if isinstance(t, int) else None
+                took = took_of(answer.body)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             error = error_kind(exc)
-            if error in ("connection_error", "timeout", "tls_error"):
-                self.pool.mark_dead(node)
         end = perf()
         if intended < self.measure_from:
             return
@@ -415,10 +390,9 @@ class Runner:
         if error is not None:
             q.record_error(error)
         else:
-            service = int((slot[1] - slot[0]) * 1e6) if slot[0] and slot[1] >= slot[0] else None
+            service = int(service_s * 1e6)
             # Latency counts from the intended send; a send a little early (see EARLY) from its actual send.
-            q.record(int((end - min(intended, sent)) * 1e6), service, took,
-                     None if service is None else int((end - sent) * 1e6) - service)
+            q.record(int((end - min(intended, sent)) * 1e6), service, took, int((end - sent) * 1e6) - service)
         self.on_progress(1)
 
     def _limits(self, t0: float) -> tuple[int | None, float | None]:
@@ -499,57 +473,39 @@ class Runner:
                 await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def preflight(client: AsyncElasticsearch, prepared: Sequence[Prepared]) -> dict[str, str]:
-    """One request per query before any load, through the full client.
-
-    A query Elasticsearch refuses stops here, named by its id and line. Returns the headers the client sent
-    (authentication, compatibility mimetypes, client meta), which the measured requests then reuse.
-    """
-    headers: dict[str, str] = {}
+async def preflight(client: Es, prepared: Sequence[Prepared]) -> None:
+    """One request per query before any load: a query the engine refuses stops here, named by its id and line."""
     for item in prepared:
-        slot: list[Any] = [0.0, 0.0, {}]
-        _SLOT.set(slot)
         try:
-            await client.perform_request("POST", item.target, headers=HEADERS, body=item.body)
-        except Exception as exc:
-            from escli.errors import translate
-
-            err = translate(exc)
+            await client.request("POST", item.target, body=item.body)
+        except (RefusedError, UnreachableError) as exc:
             where = f"query {item.spec.id}" + (f" (line {item.spec.line})" if item.spec.line else "")
-            if isinstance(err, RefusedError):
+            if isinstance(exc, RefusedError):
                 status, etype, reason = api_error_summary(exc)
                 raise RefusedError(f"{where}: Elasticsearch refused it ({status} {etype}): {reason}",
-                                   status, err.body) from exc
-            if isinstance(err, UnreachableError):
-                raise err from exc
-            if type(exc).__name__ == "ConnectionTimeout":  # elastic_transport's, not a ConnectionError subclass
+                                   status, exc.body) from exc
+            if exc.timed_out:
                 raise UnreachableError(f"cluster unreachable: no answer to {where} within the request timeout "
-                                       "(--timeout)") from exc
+                                       "(--timeout)", timed_out=True) from exc
             raise
-        finally:
-            _SLOT.set(None)
-        headers = {k: v for k, v in slot[2].items() if k.lower() not in ("host", "content-length")}
-    if not headers:  # no trace hooks installed: the client's own mimetypes still apply
-        headers = dict(HEADERS)
-    return headers
 
 
-async def run_profile(client: AsyncElasticsearch, queries: Sequence[QuerySpec], opts: ProfileOptions,
+async def run_profile(client: Es, queries: Sequence[QuerySpec], opts: ProfileOptions,
                       on_progress: Callable[[int], None] = lambda n: None) -> ProfileResult:
     """Run the workload and return what was measured; requests sent during warm-up are not recorded."""
     import psutil  # type: ignore[import-untyped]
 
     prepared = [prepare(q) for q in queries]
     result = ProfileResult(opts, list(queries), per_query={q.id: RequestStats() for q in queries})
-    headers = await preflight(client, prepared)
+    await preflight(client, prepared)
     proc = psutil.Process()
 
     def cpu_now() -> float:
         t = proc.cpu_times()
         return float(t.user + t.system)
 
-    timeout = float(getattr(client.transport.node_pool.get().config, "request_timeout", None) or 30.0)
-    runner = Runner(client, prepared, opts, result, on_progress, cpu_now, headers, timeout)
+    target: Target = getattr(client.transport, "target")  # noqa: B009 - every transport has one
+    runner = Runner(target, prepared, opts, result, on_progress, cpu_now, target.timeout)
     result.started_at = time.time()
     try:
         if opts.mode == "open":
@@ -563,6 +519,8 @@ async def run_profile(client: AsyncElasticsearch, queries: Sequence[QuerySpec], 
             raise
         task.uncancel()
         result.interrupted = True
+    finally:
+        runner.close()
     if runner.measure_from == float("inf"):  # everything was warm-up
         runner.start_measuring(time.perf_counter())
     result.cpu_seconds = cpu_now() - runner.cpu_start
@@ -581,14 +539,15 @@ async def run_profile(client: AsyncElasticsearch, queries: Sequence[QuerySpec], 
 # The Profile API, one execution per query
 
 
-async def shard_profiles(client: AsyncElasticsearch, queries: Sequence[QuerySpec]) -> list[dict[str, Any]]:
+async def shard_profiles(client: Es, queries: Sequence[QuerySpec]) -> list[dict[str, Any]]:
     """Each query once with `"profile": true`: its took and the per-shard breakdown Elasticsearch returns."""
     out: list[dict[str, Any]] = []
     for q in queries:
         body = {**q.body, "profile": True}
-        resp = await client.perform_request("POST", prepare(QuerySpec(q.id, q.index, body, q.params)).target,
-                                            headers=HEADERS, body=orjson.dumps(body))
-        data = resp.body if isinstance(resp.body, dict) else {}
+        resp = await client.request("POST", prepare(QuerySpec(q.id, q.index, body, q.params)).target,
+                                    body=orjson.dumps(body))
+        data = resp.json()
+        data = data if isinstance(data, dict) else {}
         out.append({"id": q.id, "index": q.index, "took_ms": data.get("took"),
                     "shards": (data.get("profile") or {}).get("shards", [])})
     return out

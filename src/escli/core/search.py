@@ -19,12 +19,13 @@ defer_store=False) -> SearchOutcome`:
 - otherwise the response is stored for `ttl` seconds, tagged with the index (for `escli cache clear --index`).
   With `defer_store=True` nothing is written: call `store(cache, outcome, ttl)` once the result is out, to keep
   the cache write (diskcache's p99 is in ms) off the latency path.
-Errors are the client's (elasticsearch ApiError, elastic_transport ConnectionError): nothing is retried here;
-the client's transport retries, or wrap the call in `escli.es.retry.with_backoff`.
+Errors are escli's (RefusedError, UnreachableError, raised by the transport): nothing is retried here; wrap the
+call in `escli.es.retry.with_backoff`.
 
 `lookup(cache, identity, index, body, params, *, force=False) -> SearchOutcome | None` is the read half, usable
 before any client exists: this module does not import elasticsearch, so a hit costs no client import at all.
-`es_search(client, index, body, params, request_timeout=None)` is the bare request (POST /INDEX/_search).
+`es_search(es, index, body, params, request_timeout=None)` is the bare request (POST /INDEX/_search); it keeps
+the answer's bytes, so caching it costs no second encoding.
 Nothing here prints.
 """
 
@@ -34,16 +35,14 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 import orjson
 
 from escli.cache import Cache, CacheEntry, cache_bypass_reason, cache_key
+from escli.es.queries import param_text
 
 if TYPE_CHECKING:
-    from elasticsearch import AsyncElasticsearch
-
-JSON_HEADERS = {"accept": "application/json", "content-type": "application/json"}
+    from escli.es.api import Es
 
 
 @dataclass(frozen=True)
@@ -130,18 +129,15 @@ def lookup(cache: Cache, identity: str, index: str, body: Mapping[str, Any], par
     return None if entry is None else _from_entry(entry, p.key, index, cache)
 
 
-async def es_search(client: AsyncElasticsearch, index: str, body: Mapping[str, Any], params: Mapping[str, Any],
-                    request_timeout: float | None = None) -> dict[str, Any]:
-    """POST /INDEX/_search with the body and URL parameters as given (any parameter the server knows)."""
-    target = client if request_timeout is None else client.options(request_timeout=request_timeout)
-    resp = await target.perform_request(
-        "POST", f"/{quote(index, safe=',*')}/_search", params=dict(params) or None, headers=JSON_HEADERS,
-        body=dict(body), endpoint_id="search", path_parts={"index": index},
-    )
-    result = resp.body
+async def es_search(es: Es, index: str, body: Mapping[str, Any], params: Mapping[str, Any],
+                    request_timeout: float | None = None) -> tuple[dict[str, Any], bytes]:
+    """POST /INDEX/_search with the body and URL parameters as given: (parsed answer, its bytes)."""
+    resp = await es.search(index, dict(body), {k: param_text(v) for k, v in params.items()} or None,
+                           timeout=request_timeout)
+    result = resp.json()
     if not isinstance(result, dict):
         raise TypeError(f"unexpected search response of type {type(result).__name__}")
-    return result
+    return result, resp.body
 
 
 def store(cache: Cache, outcome: SearchOutcome, ttl: float) -> SearchOutcome:
@@ -154,7 +150,7 @@ def store(cache: Cache, outcome: SearchOutcome, ttl: float) -> SearchOutcome:
     return replace(outcome, status="stored", stored_at=now, expires_at=now + ttl, raw=raw)
 
 
-async def search_with_cache(client: AsyncElasticsearch, cache: Cache, identity: str, index: str,
+async def search_with_cache(client: Es, cache: Cache, identity: str, index: str,
                             body: Mapping[str, Any], params: Mapping[str, Any], ttl: float, *, force: bool = False,
                             refresh: bool = False, defer_store: bool = False,
                             request_timeout: float | None = None) -> SearchOutcome:
@@ -167,12 +163,13 @@ async def search_with_cache(client: AsyncElasticsearch, cache: Cache, identity: 
             if hit is not None:
                 return hit
     started = time.perf_counter()
-    response = await es_search(client, index, body, params, request_timeout)
+    response, raw = await es_search(client, index, body, params, request_timeout)
     latency_ms = (time.perf_counter() - started) * 1000.0
     if not p.enabled:
-        return SearchOutcome(response, False, None, None, status="off", latency_ms=latency_ms, index=index)
+        return SearchOutcome(response, False, None, None, status="off", latency_ms=latency_ms, index=index, raw=raw)
     if not p.usable:
         return SearchOutcome(response, False, p.key, None, status="bypass", bypass_reason=p.bypass_reason,
-                             latency_ms=latency_ms, index=index)
-    outcome = SearchOutcome(response, False, p.key, None, status="miss", latency_ms=latency_ms, index=index)
+                             latency_ms=latency_ms, index=index, raw=raw)
+    outcome = SearchOutcome(response, False, p.key, None, status="miss", latency_ms=latency_ms, index=index,
+                            raw=raw)
     return outcome if defer_store else store(cache, outcome, ttl)

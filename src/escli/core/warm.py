@@ -27,13 +27,12 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from escli.core.batch import RETRY_ON_STATUS, BatchOptions, retry_after_seconds, retry_delay
-from escli.errors import InputError, UnreachableError, UsageError, api_error_summary
+from escli.errors import InputError, RefusedError, UnreachableError, UsageError, api_error_summary
 from escli.es.queries import QuerySpec
 
 if TYPE_CHECKING:
-    from elasticsearch import AsyncElasticsearch
-
     from escli.cache import Cache
+    from escli.es.api import Es
 
 
 @dataclass(frozen=True)
@@ -141,7 +140,7 @@ class WarmLock:
         self.release()
 
 
-async def warm_cache(client: AsyncElasticsearch, cache: Cache, identity: str,
+async def warm_cache(client: Es, cache: Cache, identity: str,
                      items: AsyncIterator[QuerySpec | InputError], opts: WarmOptions, source: str,
                      on_problem: Callable[[Problem | InputError], None] = lambda p: None,
                      on_progress: Callable[[int], None] = lambda n: None,
@@ -149,11 +148,7 @@ async def warm_cache(client: AsyncElasticsearch, cache: Cache, identity: str,
     """Warm every query of `items`; problems (bad lines, failed and skipped queries) go to `on_problem`.
 
     The counts go to `result` (a new one when not given), also when the run ends with an exception."""
-    from elastic_transport import ConnectionError as TransportConnectionError
-    from elasticsearch import ApiError
-
     from escli.core.search import plan, search_with_cache
-    from escli.errors import _connection_reason
 
     result = WarmResult() if result is None else result
     started = time.monotonic()
@@ -178,22 +173,18 @@ async def warm_cache(client: AsyncElasticsearch, cache: Cache, identity: str,
             try:
                 await search_with_cache(client, cache, identity, spec.index, spec.body, params, opts.ttl,
                                         refresh=True)
-            except ApiError as exc:
+            except RefusedError as exc:
                 state["streak"] = 0
-                meta = getattr(exc, "meta", None)
-                status = getattr(meta, "status", None)
-                if status in RETRY_ON_STATUS and attempt < opts.retries:
-                    headers = getattr(meta, "headers", None) or {}
+                if exc.status in RETRY_ON_STATUS and attempt < opts.retries:
                     result.retries += 1
-                    await asyncio.sleep(retry_delay(attempt, retry_after_seconds(headers.get("retry-after")),
-                                                    policy))
+                    await asyncio.sleep(retry_delay(attempt, retry_after_seconds(exc.retry_after), policy))
                     attempt += 1
                     continue
                 status, etype, reason = api_error_summary(exc)
                 result.failed += 1
                 on_problem(Problem(source, spec.line, spec.id, f"{etype} ({status}): {reason}"))
                 return
-            except TransportConnectionError as exc:
+            except UnreachableError as exc:
                 if attempt < opts.retries:
                     result.retries += 1
                     await asyncio.sleep(retry_delay(attempt, None, policy))
@@ -201,7 +192,7 @@ async def warm_cache(client: AsyncElasticsearch, cache: Cache, identity: str,
                     continue
                 result.failed += 1
                 result.connection_failures += 1
-                state["last"] = _connection_reason(exc)
+                state["last"] = str(exc).removeprefix("cluster unreachable: ")
                 state["streak"] += 1
                 if state["streak"] >= policy.unreachable_after and state["fatal"] is None:
                     state["fatal"] = UnreachableError(f"cluster unreachable: {state['streak']} queries in a row "

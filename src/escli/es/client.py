@@ -7,7 +7,7 @@ connection errors, explicit timeouts. The 8.x client is used on purpose: it spea
 from __future__ import annotations
 
 import warnings
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -15,8 +15,6 @@ from escli.errors import translate
 from escli.settings import Settings
 
 if TYPE_CHECKING:
-    import aiohttp
-    from elastic_transport import BaseNode
     from elasticsearch import AsyncElasticsearch
 
 RETRY_ON_STATUS = (429, 502, 503, 504)
@@ -56,51 +54,11 @@ def client_kwargs(settings: Settings, concurrency: int = 1) -> dict[str, Any]:
     return kwargs
 
 
-def traced_node_class(trace_configs: Sequence[aiohttp.TraceConfig]) -> type[BaseNode]:
-    """An aiohttp node whose session carries `trace_configs`: timing where the bytes move (as Rally does).
-
-    elastic_transport builds the node's aiohttp session lazily; this subclass builds the same session with the
-    trace configs added, so hooks such as on_request_start and on_response_chunk_received see every request.
-    """
-    import asyncio
-
-    import aiohttp
-    from elastic_transport import AiohttpHttpNode
-    from elastic_transport._node import _http_aiohttp
-
-    configs = list(trace_configs)
-    cleanup_closed = bool(getattr(_http_aiohttp, "_NEEDS_CLEANUP_CLOSED", False))
-
-    class TracedAiohttpHttpNode(AiohttpHttpNode):
-        def _create_aiohttp_session(self) -> None:
-            if self._loop is None:
-                self._loop = asyncio.get_running_loop()
-            self.session = aiohttp.ClientSession(
-                headers=self.headers,
-                skip_auto_headers=("accept", "accept-encoding", "user-agent"),
-                auto_decompress=True,
-                loop=self._loop,
-                cookie_jar=aiohttp.DummyCookieJar(),
-                connector=aiohttp.TCPConnector(
-                    limit_per_host=self._connections_per_node,
-                    use_dns_cache=True,
-                    enable_cleanup_closed=cleanup_closed,
-                    ssl=self._ssl_context or False,
-                ),
-                trace_configs=configs,
-            )
-
-    return TracedAiohttpHttpNode
-
-
-def make_client(settings: Settings, concurrency: int = 1, *,
-                trace_configs: Sequence[aiohttp.TraceConfig] | None = None) -> AsyncElasticsearch:
-    """The client; `trace_configs` (optional) are installed on every node's aiohttp session."""
+def make_client(settings: Settings, concurrency: int = 1) -> AsyncElasticsearch:
+    """The client."""
     from elasticsearch import AsyncElasticsearch
 
     kwargs = client_kwargs(settings, concurrency)
-    if trace_configs:
-        kwargs["node_class"] = traced_node_class(trace_configs)
     with warnings.catch_warnings():
         # The insecure warning is ours to give (once, on stderr), not urllib3's on every request.
         warnings.simplefilter("ignore")
@@ -108,11 +66,9 @@ def make_client(settings: Settings, concurrency: int = 1, *,
 
 
 @asynccontextmanager
-async def open_client(settings: Settings, concurrency: int = 1, *,
-                      trace_configs: Sequence[aiohttp.TraceConfig] | None = None
-                      ) -> AsyncIterator[AsyncElasticsearch]:
+async def open_client(settings: Settings, concurrency: int = 1) -> AsyncIterator[AsyncElasticsearch]:
     """A client that is always closed, and whose errors leave as escli errors (cause kept)."""
-    client = make_client(settings, concurrency, trace_configs=trace_configs)
+    client = make_client(settings, concurrency)
     try:
         yield client
     except BaseException as exc:

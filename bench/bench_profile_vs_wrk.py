@@ -1,0 +1,151 @@
+"""Does `escli profile` agree with wrk? Same body, same concurrency, closed loop, rounds interleaved.
+
+    .venv/bin/python bench/bench_profile_vs_wrk.py [--seconds 15] [--rounds 3] [--concurrency 4 16]
+
+For each concurrency C, rounds alternate: wrk -t1 -cC (a C load generator, the reference), `escli profile -j C`
+(a fresh process, as a user runs it), and a minimal aiohttp + orjson loop with C workers (the floor of CPU per
+request for Python here). Printed per contender: req/s, p50/p90/p99 (wrk's own latency distribution; escli's
+latency percentiles) and the load generator's own CPU per request (wrk and escli from their rusage, the loop
+from process_time). Figures are medians over rounds, with the min-max spread of req/s. Targets (issue 10):
+escli throughput >= 0.9x wrk's; p50 and p90 within 15% of wrk's. wrk is Debian's package: installed here when
+missing (as root). This is a benchmark, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+BIN = Path(sys.executable).parent
+ESCLI = str(BIN / "escli")
+BODY = {"query": {"multi_match": {"query": "wireless headphones", "fields": ["name^2", "description"]}},
+        "size": 10}
+UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
+
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if os.geteuid() != 0:
+        raise SystemExit("wrk is missing: install the Debian package wrk (apt-get install wrk)")
+    print("installing wrk (Debian package)", file=sys.stderr)
+    lock = ["-o", "DPkg::Lock::Timeout=600"]
+    subprocess.run(["apt-get", *lock, "update", "-qq"], check=False)
+    subprocess.run(["apt-get", *lock, "install", "-y", "-qq", "wrk"], check=True,
+                   env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    return shutil.which("wrk") or "wrk"
+
+
+def child_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def run_wrk(wrk: str, url: str, index: str, conc: int, seconds: float, lua: Path) -> dict[str, float]:
+    cpu0 = child_cpu()
+    out = subprocess.run([wrk, "-t1", f"-c{conc}", f"-d{seconds:g}s", "--latency", "-s", str(lua),
+                          f"{url}/{index}/_search"], capture_output=True, text=True, check=True).stdout
+    cpu = child_cpu() - cpu0
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    if "Non-2xx" in out:
+        raise SystemExit(f"wrk saw errors:\n{out}")
+    pct = {int(p): float(v) * UNITS[u] for p, v, u in re.findall(r"^\s+(\d+)%\s+([\d.]+)(us|ms|s|m)\s*$", out, re.M)}
+    return {"rps": rate, "p50": pct[50], "p90": pct[90], "p99": pct[99], "cpu_us": cpu / total * 1e6}
+
+
+def run_escli(url: str, index: str, conc: int, seconds: float, qfile: Path) -> dict[str, float]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ESCLI_")}
+    env["ESCLI_URL"] = url
+    proc = subprocess.run([ESCLI, "profile", "--queries", str(qfile), "-j", str(conc), "--duration",
+                           f"{seconds:g}s", "--warmup", "1s", "--format", "json"],
+                          capture_output=True, env=env, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"escli profile failed ({proc.returncode}): {proc.stderr.decode()[-1000:]}")
+    doc = orjson.loads(proc.stdout)
+    lat = doc["overall"]["latency_ms"]
+    return {"rps": doc["overall"]["throughput"], "p50": lat["p50"], "p90": lat["p90"], "p99": lat["p99"],
+            "cpu_us": doc["client"]["cpu_us_per_request"]}
+
+
+async def minimal_loop(url: str, index: str, conc: int, seconds: float) -> dict[str, float]:
+    import aiohttp
+
+    body = orjson.dumps(BODY)
+    target = f"{url}/{index}/_search"
+    n = 0
+    stop = time.perf_counter() + seconds
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=conc),
+                                     skip_auto_headers=("Accept-Encoding",)) as session:
+        async def worker() -> None:
+            nonlocal n
+            while time.perf_counter() < stop:
+                async with session.post(target, data=body, headers={"content-type": "application/json"}) as r:
+                    orjson.loads(await r.read())
+                n += 1
+
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(conc)))
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
+    return {"rps": n / wall, "p50": float("nan"), "p90": float("nan"), "p99": float("nan"), "cpu_us": cpu / n * 1e6}
+
+
+def median_row(rows: list[dict[str, float]]) -> dict[str, Any]:
+    out: dict[str, Any] = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
+    out["spread"] = f"{min(r['rps'] for r in rows):,.0f}-{max(r['rps'] for r in rows):,.0f}"
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", default=os.environ.get("ES_URL", "http://127.0.0.1:9200"))
+    parser.add_argument("--index", default="products")
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[4, 16])
+    args = parser.parse_args()
+    wrk = ensure_wrk()
+    with tempfile.TemporaryDirectory(prefix="escli-bench-") as tmp:
+        lua = Path(tmp) / "post.lua"
+        lua.write_text('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                       f"wrk.body = [[{orjson.dumps(BODY).decode()}]]\n")
+        qfile = Path(tmp) / "q.ndjson"
+        qfile.write_bytes(orjson.dumps({"id": "q", "index": args.index, "body": BODY}) + b"\n")
+        print(f"# wrk vs escli profile vs a minimal aiohttp loop: {args.seconds:g} s each, {args.rounds} rounds "
+              f"interleaved, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")
+        for conc in args.concurrency:
+            runs: dict[str, list[dict[str, float]]] = {"wrk": [], "escli profile": [], "aiohttp loop": []}
+            for _ in range(args.rounds):
+                runs["wrk"].append(run_wrk(wrk, args.url, args.index, conc, args.seconds, lua))
+                runs["escli profile"].append(run_escli(args.url, args.index, conc, args.seconds, qfile))
+                runs["aiohttp loop"].append(asyncio.run(minimal_loop(args.url, args.index, conc, args.seconds)))
+            med = {k: median_row(v) for k, v in runs.items()}
+            print(f"\nconcurrency {conc}")
+            print(f"  {'contender':<14} {'req/s':>8} {'(spread)':>15} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} "
+                  f"{'CPU us/req':>10}")
+            for name, m in med.items():
+                print(f"  {name:<14} {m['rps']:>8,.0f} {m['spread']:>15} {m['p50']:>8.2f} {m['p90']:>8.2f} "
+                      f"{m['p99']:>8.2f} {m['cpu_us']:>10.0f}")
+            w, e = med["wrk"], med["escli profile"]
+            print(f"  escli/wrk: throughput {e['rps'] / w['rps']:.2f}x (target >= 0.9x), p50 "
+                  f"{e['p50'] / w['p50'] - 1:+.0%}, p90 {e['p90'] / w['p90'] - 1:+.0%} (target within 15%); "
+                  f"CPU/request escli/loop {e['cpu_us'] / med['aiohttp loop']['cpu_us']:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

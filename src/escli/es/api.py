@@ -1,0 +1,171 @@
+"""Es: the requests escli makes, on either transport, aware of which product answers.
+
+Elasticsearch 8.x and 9.x and OpenSearch 2.x share most of the REST API; where they differ (point in time, the
+product check) the difference lives in a method here, so the commands above never ask which one they talk to.
+The product is learnt from the first answer: Elasticsearch marks every answer with `X-Elastic-Product`; without
+it, `GET /` says `version.distribution: opensearch`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from escli.errors import UnreachableError
+from escli.es.transport import JSON, NDJSON, Response, Transport, index_path
+
+ELASTICSEARCH = "elasticsearch"
+OPENSEARCH = "opensearch"
+
+
+@dataclass(frozen=True)
+class ProductInfo:
+    name: str  # ELASTICSEARCH or OPENSEARCH
+    version: str | None = None
+
+    @property
+    def major(self) -> int | None:
+        head = (self.version or "").split(".", 1)[0]
+        return int(head) if head.isdigit() else None
+
+
+def product_from_root(body: Any) -> ProductInfo:
+    version = body.get("version") if isinstance(body, dict) else None
+    if isinstance(version, dict):
+        number = str(version.get("number")) if version.get("number") else None
+        if version.get("distribution") == OPENSEARCH:
+            return ProductInfo(OPENSEARCH, number)
+        return ProductInfo(ELASTICSEARCH, number)
+    raise UnreachableError("the server at the URL is neither Elasticsearch nor OpenSearch (GET / said no version)")
+
+
+# (method, path, status or None when no answer came, seconds): for -vv request logs.
+RequestLog = Callable[[str, str, "int | None", float], None]
+
+
+class Es:
+    def __init__(self, transport: Transport, product: ProductInfo | None = None,
+                 on_request: RequestLog | None = None) -> None:
+        self.transport = transport
+        self._product = product
+        self.on_request = on_request
+
+    # -- the raw request, and the product it tells us about ---------------------------------------------------
+    async def request(self, method: str, path: str, *, params: Mapping[str, str] | None = None,
+                      body: bytes | None = None, content_type: str = JSON, timeout: float | None = None,
+                      ignore: Collection[int] = ()) -> Response:
+        started = time.perf_counter()
+        try:
+            resp = await self.transport.request(method, path, params=params, body=body,
+                                                content_type=content_type, timeout=timeout, ignore=ignore)
+        except Exception as exc:
+            if self.on_request is not None:
+                self.on_request(method, path, getattr(exc, "status", None), time.perf_counter() - started)
+            raise
+        if self.on_request is not None:
+            self.on_request(method, path, resp.status, time.perf_counter() - started)
+        if self._product is None and resp.headers.get("x-elastic-product") == "Elasticsearch":
+            self._product = ProductInfo(ELASTICSEARCH)
+        return resp
+
+    async def json(self, method: str, path: str, *, params: Mapping[str, str] | None = None, body: Any = None,
+                   timeout: float | None = None, ignore: Collection[int] = ()) -> Any:
+        data = None if body is None else body if isinstance(body, bytes) else orjson.dumps(body)
+        return (await self.request(method, path, params=params, body=data, timeout=timeout, ignore=ignore)).json()
+
+    async def product(self) -> ProductInfo:
+        if self._product is None:
+            resp = await self.request("GET", "/", ignore=(404,))
+            if self._product is None:
+                self._product = product_from_root(resp.json() if resp.status == 200 else None)
+        return self._product
+
+    @property
+    def known_product(self) -> ProductInfo | None:
+        """The product if an answer has already told it (no request)."""
+        return self._product
+
+    # -- search --------------------------------------------------------------------------------------------------
+    async def search(self, index: str | None, body: Mapping[str, Any] | bytes, params: Mapping[str, str] | None = None,
+                     timeout: float | None = None) -> Response:
+        """POST /INDEX/_search (or /_search without an index, as a PIT search must be); raw bytes back."""
+        path = index_path(index, "_search") if index else "/_search"
+        data = body if isinstance(body, bytes) else orjson.dumps(body)
+        return await self.request("POST", path, params=params, body=data, timeout=timeout)
+
+    async def msearch(self, ndjson: bytes, params: Mapping[str, str] | None = None,
+                      timeout: float | None = None) -> Response:
+        return await self.request("POST", "/_msearch", params=params, body=ndjson, content_type=NDJSON,
+                                  timeout=timeout)
+
+    async def count(self, index: str, query: Mapping[str, Any] | None = None) -> int:
+        body = {"query": query} if query else None
+        data = await self.json("POST", index_path(index, "_count"), body=body)
+        return int(data["count"])
+
+    async def mapping(self, index: str) -> dict[str, Any]:
+        data = await self.json("GET", index_path(index, "_mapping"))
+        return data if isinstance(data, dict) else {}
+
+    # -- point in time and scroll --------------------------------------------------------------------------------
+    async def open_pit(self, index: str, keep_alive: str) -> str:
+        product = await self.product()
+        if product.name == OPENSEARCH:
+            data = await self.json("POST", index_path(index, "_search/point_in_time"),
+                                   params={"keep_alive": keep_alive})
+            return str(data["pit_id"])
+        data = await self.json("POST", index_path(index, "_pit"), params={"keep_alive": keep_alive})
+        return str(data["id"])
+
+    async def close_pit(self, pit_id: str, timeout: float | None = None) -> None:
+        """Close one PIT (ours); an already expired one is not an error."""
+        product = await self.product()
+        if product.name == OPENSEARCH:
+            await self.json("DELETE", "/_search/point_in_time", body={"pit_id": [pit_id]}, timeout=timeout,
+                            ignore=(404,))
+        else:
+            await self.json("DELETE", "/_pit", body={"id": pit_id}, timeout=timeout, ignore=(404,))
+
+    async def scroll(self, scroll_id: str, keep_alive: str) -> Response:
+        return await self.request("POST", "/_search/scroll",
+                                  body=orjson.dumps({"scroll": keep_alive, "scroll_id": scroll_id}))
+
+    async def clear_scroll(self, scroll_id: str, timeout: float | None = None) -> None:
+        await self.json("DELETE", "/_search/scroll", body={"scroll_id": [scroll_id]}, timeout=timeout,
+                        ignore=(404,))
+
+    # -- indices and documents -----------------------------------------------------------------------------------
+    async def bulk(self, ndjson: bytes, params: Mapping[str, str] | None = None) -> dict[str, Any]:
+        resp = await self.request("POST", "/_bulk", params=params, body=ndjson, content_type=NDJSON)
+        data = resp.json()
+        return data if isinstance(data, dict) else {}
+
+    async def create_index(self, index: str, body: Mapping[str, Any]) -> None:
+        await self.json("PUT", index_path(index, "").rstrip("/"), body=dict(body))
+
+    async def refresh(self, index: str) -> None:
+        await self.json("POST", index_path(index, "_refresh"))
+
+    # -- cluster -------------------------------------------------------------------------------------------------
+    async def cluster_health(self, params: Mapping[str, str] | None = None, index: str | None = None,
+                             timeout: float | None = None) -> dict[str, Any]:
+        """GET /_cluster/health[/INDEX]; a wait that times out answers 408 with the health body: an answer."""
+        path = "/_cluster/health" + (index_path(index, "").rstrip("/") if index else "")
+        data = await self.json("GET", path, params=params, timeout=timeout, ignore=(408,))
+        return data if isinstance(data, dict) else {}
+
+    async def nodes_stats(self, metric: str, filter_path: str | None = None) -> dict[str, Any]:
+        params = {"filter_path": filter_path} if filter_path else None
+        data = await self.json("GET", f"/_nodes/stats/{metric}", params=params)
+        return data if isinstance(data, dict) else {}
+
+    async def pending_tasks(self) -> dict[str, Any]:
+        data = await self.json("GET", "/_cluster/pending_tasks")
+        return data if isinstance(data, dict) else {}
+
+    async def close(self) -> None:
+        await self.transport.close()

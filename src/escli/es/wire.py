@@ -1,0 +1,262 @@
+"""HTTP/1.1 on an asyncio Protocol: the one small HTTP client escli owns, for the light transport and profile.
+
+Why our own: a one-shot command must not import aiohttp (~0.28 s) or elastic_transport (~0.35 s), and profile's
+load generator must cost the machine it measures as little as possible (aiohttp spends ~300 µs of CPU per
+request here; wrk ~30 µs). A request here is one `transport.write` of bytes built once; the answer is parsed in
+`data_received` (status line, headers, Content-Length or chunked body) and the moment its last byte arrived is
+recorded there, so service time is measured where the bytes move, without hooks.
+
+    conn = await Connection.open(host, port, ssl_context, server_hostname)
+    answer = await conn.exchange(payload)       # Answer(status, headers, body, sent_at, done_at)
+
+A connection carries one request at a time (no pipelining). `Pool` keeps idle keep-alive connections per
+endpoint and bounds how many are open at once; waiting for a free one is queueing, not service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import ssl
+
+_perf = time.perf_counter
+
+
+@dataclass(slots=True)
+class Answer:
+    status: int
+    head: bytes  # the header block, lower-cased, parsed only when asked (`headers`): profile never asks
+    body: bytes
+    sent_at: float  # perf_counter when the request was handed to the socket
+    done_at: float  # perf_counter when the answer's last byte arrived
+    keep_alive: bool
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Names and values lower-cased (escli reads only case-insensitive values: product, retry-after)."""
+        out: dict[str, str] = {}
+        for line in self.head.decode("latin-1").split("\r\n")[1:]:
+            name, _, value = line.partition(":")
+            out[name.strip()] = value.strip()
+        return out
+
+
+def _header(head: bytes, name: bytes) -> bytes | None:
+    """One header's value from a lower-cased header block, without parsing the others."""
+    at = head.find(b"\r\n" + name + b":")
+    if at < 0:
+        return None
+    start = at + len(name) + 3
+    end = head.find(b"\r\n", start)
+    return head[start:end if end >= 0 else len(head)].strip()
+
+
+class Connection(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection; `exchange` sends a whole request and returns the whole answer."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self._waiter: asyncio.Future[Answer] | None = None
+        self._buf = bytearray()
+        self._head: tuple[int, bytes, bool] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._need = -1  # body bytes still expected (Content-Length); -2: chunked; -3: until close
+        self._body_start = 0
+        self._sent_at = 0.0
+        self._head_only = False
+        self.uses = 0  # answers received on this connection (a reused one may have been closed by the server)
+
+    @classmethod
+    async def open(cls, host: str, port: int, ssl_context: ssl.SSLContext | None = None) -> Connection:
+        loop = asyncio.get_running_loop()
+        _, proto = await loop.create_connection(cls, host, port, ssl=ssl_context,
+                                                server_hostname=host if ssl_context is not None else None)
+        return proto
+
+    # -- asyncio.Protocol ----------------------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        w = self._waiter
+        if w is not None and not w.done():
+            if self._need == -3 and self._head is not None and exc is None:
+                self._finish(bytes(self._buf[self._body_start:]), keep=False)
+            else:
+                w.set_exception(exc or ConnectionResetError("connection closed before the answer"))
+
+    def data_received(self, data: bytes) -> None:
+        if self._waiter is None or self._waiter.done():
+            self.closed = True  # bytes nobody asked for: this connection cannot be trusted again
+            if self.transport is not None:
+                self.transport.close()
+            return
+        self._buf += data
+        try:
+            self._advance()
+        except Exception as exc:  # a broken answer
+            self._waiter.set_exception(exc)
+            self.close()
+
+    # -- requests ------------------------------------------------------------------------------------------------
+    async def exchange(self, payload: bytes, *, head_only: bool = False, timeout: float | None = None) -> Answer:
+        """The answer to `payload`; TimeoutError (and the connection closed) after `timeout` seconds."""
+        if self.closed or self.transport is None:
+            raise ConnectionResetError("connection closed")
+        loop = asyncio.get_running_loop()
+        self._waiter = loop.create_future()
+        self._buf.clear()
+        self._head = None
+        self._need = -1
+        self._head_only = head_only
+        # One timer handle instead of asyncio.timeout's task cancellation: it is on every request of profile.
+        self._timer = loop.call_later(timeout, self._time_out) if timeout is not None else None
+        self._sent_at = _perf()
+        self.transport.write(payload)
+        try:
+            return await self._waiter
+        finally:
+            self._waiter = None
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+
+    def _time_out(self) -> None:
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_exception(TimeoutError())
+        self.close()
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+    # -- parsing -------------------------------------------------------------------------------------------------
+    def _advance(self) -> None:
+        buf = self._buf
+        if self._head is None:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                if len(buf) > 65536:
+                    raise ValueError("answer headers larger than 64 KiB")
+                return
+            head = bytes(buf[:end]).lower()
+            first = head[:head.find(b"\r\n")] if b"\r\n" in head else head
+            parts = first.split(None, 2)
+            if len(parts) < 2 or not parts[0].startswith(b"http/"):
+                raise ValueError(f"not an HTTP answer: {first[:60]!r}")
+            status = int(parts[1])
+            keep = parts[0] != b"http/1.0" and _header(head, b"connection") != b"close"
+            if 100 <= status < 200:  # an interim answer (100 Continue): skip it
+                del buf[:end + 4]
+                self._advance()
+                return
+            self._head = (status, head, keep)
+            self._body_start = end + 4
+            length = _header(head, b"content-length")
+            if self._head_only or status in (204, 304):
+                self._need = 0
+            elif b"chunked" in (_header(head, b"transfer-encoding") or b""):
+                self._need = -2
+            elif length is not None:
+                self._need = int(length)
+            else:
+                self._need = -3
+        start, keep = self._body_start, self._head[2]
+        if self._need >= 0:
+            if len(buf) - start >= self._need:
+                self._finish(bytes(buf[start:start + self._need]), keep=keep)
+        elif self._need == -2:
+            body = _dechunk(buf, start)
+            if body is not None:
+                self._finish(body, keep=keep)
+
+    def _finish(self, body: bytes, keep: bool) -> None:
+        assert self._head is not None and self._waiter is not None
+        status, head, _ = self._head
+        if not keep:
+            self.closed = True
+        self.uses += 1
+        self._waiter.set_result(Answer(status, head, body, self._sent_at, _perf(), keep))
+
+
+def _dechunk(buf: bytearray, pos: int) -> bytes | None:
+    """The body of a complete chunked message starting at `pos`, or None while it is incomplete."""
+    out = bytearray()
+    while True:
+        eol = buf.find(b"\r\n", pos)
+        if eol < 0:
+            return None
+        size = int(bytes(buf[pos:eol]).split(b";", 1)[0].strip() or b"0", 16)
+        pos = eol + 2
+        if size == 0:
+            end = buf.find(b"\r\n\r\n", pos - 2)  # trailers (usually none) end with an empty line
+            return bytes(out) if end >= 0 else None
+        if len(buf) < pos + size + 2:
+            return None
+        out += buf[pos:pos + size]
+        pos += size + 2
+
+
+class Pool:
+    """Keep-alive connections to one endpoint: at most `limit` open; `acquire` waits (queues) beyond that."""
+
+    def __init__(self, host: str, port: int, ssl_context: ssl.SSLContext | None, limit: int,
+                 max_idle: int | None = None) -> None:
+        self.host, self.port, self.ssl_context = host, port, ssl_context
+        self.limit = limit
+        self.max_idle = limit if max_idle is None else max_idle
+        self.idle: deque[Connection] = deque()
+        self.open_count = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    async def acquire(self) -> Connection:
+        while True:
+            while self.idle:
+                conn = self.idle.pop()
+                if not conn.closed:
+                    return conn
+                self.open_count -= 1
+            if self.open_count < self.limit:
+                self.open_count += 1
+                try:
+                    return await Connection.open(self.host, self.port, self.ssl_context)
+                except BaseException:
+                    self.open_count -= 1
+                    self._wake()
+                    raise
+            fut = asyncio.get_running_loop().create_future()
+            self._waiters.append(fut)
+            try:
+                await fut
+            finally:
+                if fut in self._waiters:
+                    self._waiters.remove(fut)
+
+    def release(self, conn: Connection, reusable: bool) -> None:
+        if reusable and not conn.closed and len(self.idle) < self.max_idle:
+            self.idle.append(conn)
+        else:
+            conn.close()
+            self.open_count -= 1
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters:
+            fut = self._waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                return
+
+    def close(self) -> None:
+        while self.idle:
+            self.idle.pop().close()
+        self.open_count = 0

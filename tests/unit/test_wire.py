@@ -1,0 +1,130 @@
+"""es.wire's HTTP/1.1 answer parsing, fed the bytes of an answer in arbitrary pieces (a pure parser test).
+
+Behaviour against a real engine is covered by the search, health, security and profile tests, which run on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from escli.es.wire import Answer, Connection
+
+
+class FakeSocket(asyncio.Transport):
+    """Stands in for the socket only: records what was written; the bytes in are fed by the test."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = bytearray()
+        self.closed = False
+
+    def write(self, data: Any) -> None:
+        self.written += data
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def chunked(body: bytes, sizes: list[int]) -> bytes:
+    out, pos = bytearray(), 0
+    for n in sizes:
+        if pos >= len(body):
+            break
+        piece = body[pos:pos + max(1, n)]
+        out += f"{len(piece):x}\r\n".encode() + piece + b"\r\n"
+        pos += len(piece)
+    if pos < len(body):
+        out += f"{len(body) - pos:x}\r\n".encode() + body[pos:] + b"\r\n"
+    return bytes(out + b"0\r\n\r\n")
+
+
+def exchange(raw: bytes, cuts: list[int], head_only: bool = False) -> tuple[Answer, Connection, FakeSocket]:
+    async def run() -> tuple[Answer, Connection, FakeSocket]:
+        conn, sock = Connection(), FakeSocket()
+        conn.connection_made(sock)
+        task = asyncio.ensure_future(conn.exchange(b"GET / HTTP/1.1\r\n\r\n", head_only=head_only))
+        await asyncio.sleep(0)
+        pos = 0
+        for cut in sorted(set(c % (len(raw) + 1) for c in cuts)):
+            conn.data_received(raw[pos:cut])
+            pos = cut
+        if pos < len(raw):
+            conn.data_received(raw[pos:])
+        return await task, conn, sock
+
+    return asyncio.run(run())
+
+
+@settings(max_examples=200, deadline=None)
+@given(body=st.binary(max_size=3000), sizes=st.lists(st.integers(1, 700), max_size=8),
+       cuts=st.lists(st.integers(0, 10_000), max_size=12))
+def test_chunked_answers_in_any_pieces(body: bytes, sizes: list[int], cuts: list[int]) -> None:
+    raw = b"HTTP/1.1 200 OK\r\nX-elastic-product: Elasticsearch\r\nTransfer-Encoding: chunked\r\n\r\n" + \
+        chunked(body, sizes)
+    answer, conn, _ = exchange(raw, cuts)
+    assert answer.status == 200 and answer.body == body and answer.keep_alive and not conn.closed
+    assert answer.headers["x-elastic-product"] == "elasticsearch"
+    assert answer.done_at >= answer.sent_at
+
+
+@settings(max_examples=100, deadline=None)
+@given(body=st.binary(max_size=2000), cuts=st.lists(st.integers(0, 10_000), max_size=12))
+def test_content_length_answers_in_any_pieces(body: bytes, cuts: list[int]) -> None:
+    raw = b"HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncontent-length: " + \
+        str(len(body)).encode() + b"\r\n\r\n" + body
+    answer, _, _ = exchange(raw, cuts)
+    assert answer.status == 404 and answer.body == body
+
+
+def test_connection_close_and_interim_answers() -> None:
+    raw = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}"
+    answer, conn, _ = exchange(raw, [5, 30])
+    assert answer.status == 200 and answer.body == b"{}" and not answer.keep_alive and conn.closed
+
+
+def test_a_head_answer_has_no_body() -> None:
+    answer, conn, _ = exchange(b"HTTP/1.1 200 OK\r\ncontent-length: 120\r\n\r\n", [], head_only=True)
+    assert answer.body == b"" and answer.keep_alive and not conn.closed
+
+
+def test_an_answer_that_is_not_http_fails_the_exchange() -> None:
+    try:
+        exchange(b"SSH-2.0-OpenSSH_9.2\r\n\r\n", [])
+    except ValueError as exc:
+        assert "not an HTTP answer" in str(exc)
+    else:
+        raise AssertionError("expected ValueError")
+
+
+def test_closed_before_the_answer_raises_connection_reset() -> None:
+    async def run() -> None:
+        conn, sock = Connection(), FakeSocket()
+        conn.connection_made(sock)
+        task = asyncio.ensure_future(conn.exchange(b"GET / HTTP/1.1\r\n\r\n"))
+        await asyncio.sleep(0)
+        conn.connection_lost(None)
+        try:
+            await task
+        except ConnectionResetError:
+            return
+        raise AssertionError("expected ConnectionResetError")
+
+    asyncio.run(run())
+
+
+def test_timeout_fails_the_exchange_and_closes() -> None:
+    async def run() -> None:
+        conn, sock = Connection(), FakeSocket()
+        conn.connection_made(sock)
+        try:
+            await conn.exchange(b"GET / HTTP/1.1\r\n\r\n", timeout=0.01)
+        except TimeoutError:
+            assert conn.closed and sock.closed
+            return
+        raise AssertionError("expected TimeoutError")
+
+    asyncio.run(run())
