@@ -7,9 +7,10 @@ ES_URL ?= http://127.0.0.1:9200
 DOCS ?= 20000
 NODES ?= 1
 ENGINE ?= elasticsearch
+REDIS_PORT ?= 6379
 export ES_URL
 
-.PHONY: install es-up es-down sample-data demo test bench lint completions clean
+.PHONY: install es-up es-down redis-up redis-down sample-data demo test bench lint completions clean
 
 install: $(VENV)/.installed
 
@@ -26,6 +27,12 @@ es-up:
 
 es-down:
 	@ALL=1 scripts/es.sh down
+
+redis-up:
+	@REDIS_PORT=$(REDIS_PORT) scripts/redis.sh up
+
+redis-down:
+	@REDIS_PORT=$(REDIS_PORT) scripts/redis.sh down
 
 sample-data: install es-up
 	@DOCS=$(DOCS) scripts/sample_data.sh

@@ -12,6 +12,7 @@ MAIN_PORT=${MAIN_PORT:-9200}
 ES8_PORT=${ES8_PORT:-9250}
 SECURE_PORT=${SECURE_PORT:-9210}
 OPENSEARCH_PORT=${OPENSEARCH_PORT:-9230}
+REDIS_PORT=${REDIS_PORT:-6379}
 ES_PORT=$MAIN_PORT scripts/es.sh up >/dev/null
 ES_VERSION=$ES8_VERSION ES_PORT=$ES8_PORT ES_HEAP=512m scripts/es.sh up >/dev/null
 SECURE=1 TLS=1 ES_PORT=$SECURE_PORT ES_HEAP=512m scripts/es.sh up >/dev/null
@@ -22,6 +23,9 @@ export ESCLI_TEST_SECURE_URL=https://127.0.0.1:$SECURE_PORT
 export ESCLI_TEST_SECURE_DIR=$(ES_PORT=$SECURE_PORT scripts/es.sh rundir)
 export ESCLI_TEST_ES8_VERSION=$ES8_VERSION
 export ESCLI_TEST_OPENSEARCH_URL=http://127.0.0.1:$OPENSEARCH_PORT
+# the shared cache level's tests (tests/integration/test_cache_levels.py)
+REDIS_PORT=$REDIS_PORT scripts/redis.sh up
+export ESCLI_TEST_REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0
 ES_URL=$ESCLI_TEST_URL DOCS=${DOCS:-20000} scripts/sample_data.sh
 set +e
 # Not a time limit on any test: a guard so that a hung run ends with pytest's own report (SIGINT) well inside

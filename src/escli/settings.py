@@ -25,6 +25,10 @@ ENV_PASSWORD = "ESCLI_PASSWORD"
 ENV_CLOUD_ID = "ESCLI_CLOUD_ID"
 ENV_CA_CERTS = "ESCLI_CA_CERTS"
 ENV_CACHE_DIR = "ESCLI_CACHE_DIR"
+# The shared cache level (Redis): its URL, and its password from the environment or a 0600 file, never inline.
+ENV_CACHE_URL = "ESCLI_CACHE_URL"
+ENV_CACHE_PASSWORD = "ESCLI_CACHE_PASSWORD"
+ENV_CACHE_PASSWORD_FILE = "ESCLI_CACHE_PASSWORD_FILE"
 ENV_CONFIG = "ESCLI_CONFIG"
 # A file holding the secret (docker/systemd secrets style); it must be 0600 like the config file's *_file.
 ENV_API_KEY_FILE = "ESCLI_API_KEY_FILE"
@@ -36,6 +40,8 @@ DEFAULT_MAX_RETRIES = 3
 DEFAULT_CONNECTIONS = 16
 DEFAULT_CACHE_TTL = 300.0
 DEFAULT_CACHE_SIZE_LIMIT = 512 * 1024 * 1024
+DEFAULT_CACHE_MEMORY_LIMIT = 64 * 1024 * 1024
+DEFAULT_CACHE_TIMEOUT = 0.2  # the shared level's own short timeout: never more than this lost to it per search
 
 
 def config_path(env: Mapping[str, str] | None = None) -> Path:
@@ -92,6 +98,11 @@ class Settings:
     cache_dir: Path = field(default_factory=default_cache_dir)
     cache_ttl: float = DEFAULT_CACHE_TTL
     cache_size_limit: int = DEFAULT_CACHE_SIZE_LIMIT
+    cache_memory_limit: int = DEFAULT_CACHE_MEMORY_LIMIT
+    cache_url: str | None = None
+    cache_password: str | None = field(default=None, repr=False)
+    cache_timeout: float = DEFAULT_CACHE_TIMEOUT
+    cache_ca_certs: str | None = None
     quiet: bool = False
     verbose: int = 0
     debug: bool = False
@@ -162,6 +173,7 @@ def resolve(
     output: str | None = None,
     no_cache: bool = False,
     cache_dir: Path | None = None,
+    cache_url: str | None = None,
     quiet: bool = False,
     verbose: int = 0,
     debug: bool = False,
@@ -216,13 +228,21 @@ def resolve(
     cache_table = config.get("cache") or {}
     if not isinstance(cache_table, dict):
         raise UsageError(f"{cfg_path}: [cache] must be a table")
-    try:
-        cache_ttl = float(cache_table.get("ttl", DEFAULT_CACHE_TTL))
-        cache_size = int(float(cache_table.get("size_limit_mb", DEFAULT_CACHE_SIZE_LIMIT / 2**20)) * 2**20)
-    except (TypeError, ValueError):
-        raise UsageError(f"{cfg_path}: [cache] ttl and size_limit_mb must be numbers") from None
-    if cache_ttl <= 0 or cache_size <= 0:
-        raise UsageError(f"{cfg_path}: [cache] ttl and size_limit_mb must be positive")
+    def number(key: str, default: float, zero_ok: bool = False) -> float:
+        raw = cache_table.get(key, default)
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            raise UsageError(f"{cfg_path}: [cache] {key} must be a number, not {raw!r}") from None
+        if not (value >= 0 if zero_ok else value > 0) or value == float("inf"):
+            raise UsageError(f"{cfg_path}: [cache] {key} must be positive and finite")
+        return value
+
+    cache_ttl = number("ttl", DEFAULT_CACHE_TTL)
+    cache_size = int(number("size_limit_mb", DEFAULT_CACHE_SIZE_LIMIT / 2**20) * 2**20)
+    memory_size = int(number("memory_mb", DEFAULT_CACHE_MEMORY_LIMIT / 2**20, zero_ok=True) * 2**20)
+    shared_timeout = number("timeout_ms", DEFAULT_CACHE_TIMEOUT * 1000) / 1000
+    shared_url, shared_password = _cache_url(cache_url, env, cache_table, cfg_path)
     return Settings(
         urls=final_urls,
         cluster=name,
@@ -238,10 +258,54 @@ def resolve(
         cache_dir=cache_dir or default_cache_dir(env),
         cache_ttl=cache_ttl,
         cache_size_limit=cache_size,
+        cache_memory_limit=memory_size,
+        cache_url=shared_url,
+        cache_password=shared_password,
+        cache_timeout=shared_timeout,
+        cache_ca_certs=str(cache_table["ca_certs"]) if cache_table.get("ca_certs") else None,
         quiet=quiet,
         verbose=verbose,
         debug=debug,
     )
+
+
+def _cache_url(option: str | None, env: Mapping[str, str], table: Mapping[str, Any],
+               config: Path) -> tuple[str | None, str | None]:
+    """The shared cache level's URL (--cache-url > ESCLI_CACHE_URL > [cache] url) and its password."""
+    if option is not None:
+        url, where = option, "--cache-url"
+    elif env.get(ENV_CACHE_URL):
+        url, where = env[ENV_CACHE_URL], ENV_CACHE_URL
+    elif table.get("url"):
+        url, where = str(table["url"]), f"{config}: [cache] url"
+    else:
+        return None, None
+    url = url.strip()
+    if not url:  # an empty --cache-url "" or ESCLI_CACHE_URL= turns the shared level off
+        return None, None
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError for a bad port)
+    except ValueError as exc:
+        raise UsageError(f"{where} {url}: {exc}") from None
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        raise UsageError(f"{where} {url}: expected redis://HOST:PORT/DB or rediss://HOST:PORT/DB")
+    if parts.password is not None:
+        raise UsageError(f"{where}: put the Redis password in {ENV_CACHE_PASSWORD}, {ENV_CACHE_PASSWORD_FILE} or "
+                         "[cache] password_env / password_file, not in the URL")
+    if "password" in table:
+        raise UsageError(f"{config}: [cache] password must come from password_env or password_file, not inline")
+    password = env.get(ENV_CACHE_PASSWORD) or _env_secret_file(env, ENV_CACHE_PASSWORD_FILE)
+    if password is None and "password_env" in table:
+        name = str(table["password_env"])
+        if name not in env:
+            raise UsageError(f"{config}: [cache] password_env names {name}, which is not set")
+        password = env[name]
+    if password is None and "password_file" in table:
+        password = _read_secret_file(str(table["password_file"]), "password", config)
+    return url, password
 
 
 def _prompt_password(username: str) -> str:

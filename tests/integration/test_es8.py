@@ -56,7 +56,7 @@ def test_search_options_and_cache_on_8x(cli: Cli, es8: httpx.Client, es8_index: 
     assert [h["_id"] for h in got] == [h["_id"] for h in direct["hits"]["hits"]]
     assert doc["_escli"]["cache"] == "miss"
     second = run(cli, *args)
-    assert json.loads(second.out)["_escli"]["cache"] == "hit" and "cache hit" in second.stderr
+    assert json.loads(second.out)["_escli"]["cache"] == "hit-disk" and "cache hit" in second.stderr
 
 
 def test_body_ndjson_and_errors_on_8x(cli: Cli, es8_index: str, tmp_path: Path) -> None:

@@ -121,7 +121,7 @@ def test_output_formats(cli: Cli, sample_index: str) -> None:
     js = cli(*args, "-o", "json")
     assert js.code == 0
     doc = json.loads(js.out)
-    assert len(doc["hits"]["hits"]) == 3 and doc["_escli"]["cache"] in ("miss", "hit")
+    assert len(doc["hits"]["hits"]) == 3 and doc["_escli"]["cache"] in ("miss", "hit-disk")
     nd = cli(*args, "-o", "ndjson")
     assert [json.loads(x)["_id"] for x in nd.out.splitlines()] == [h["_id"] for h in doc["hits"]["hits"]]
     assert "3 of " in nd.stderr  # the summary goes to stderr, data to stdout
@@ -196,7 +196,7 @@ def test_bad_options_exit_2_and_name_the_option(cli: Cli, sample_index: str, arg
 
 def test_global_options_after_the_command(cli: Cli, sample_index: str) -> None:
     r = cli("search", sample_index, "-n", "1", "-o", "json", "--no-cache", "-q")
-    assert r.code == 0 and json.loads(r.out)["_escli"]["cache"] == "off" and r.stderr == ""
+    assert r.code == 0 and json.loads(r.out)["_escli"]["cache"] == "bypass" and r.stderr == ""
 
 
 def test_a_dead_node_among_several_urls_is_skipped(cli: Cli, sample_index: str) -> None:

@@ -47,7 +47,7 @@ def test_miss_then_hit_with_the_same_answer(cli: Cli, sample_index: str) -> None
     assert meta(first)["cache"] == "miss" and "cache hit" not in first.stderr
     second = cli(*args)
     m = meta(second)
-    assert m["cache"] == "hit" and m["expires_in_s"] <= DEFAULT_TTL and m["age_s"] >= 0
+    assert m["cache"] == "hit-disk" and m["expires_in_s"] <= DEFAULT_TTL and m["age_s"] >= 0
     assert "escli: cache hit" in second.stderr
     a, b = json.loads(first.out), json.loads(second.out)
     assert a["hits"] == b["hits"] and a["took"] == b["took"]
@@ -64,7 +64,7 @@ def test_body_key_order_and_whitespace_share_an_entry(cli: Cli, sample_index: st
     b.write_text('{\n  "query" : { "match" : { "name" : { "operator" : "and", "query" : "desk" } } },\n'
                  '  "size" : 2\n}\n')
     assert meta(cli("search", sample_index, "--body", str(a), "-o", "json"))["cache"] == "miss"
-    assert meta(cli("search", sample_index, "--body", str(b), "-o", "json"))["cache"] == "hit"
+    assert meta(cli("search", sample_index, "--body", str(b), "-o", "json"))["cache"] == "hit-disk"
     # a different parameter is a different entry
     assert meta(cli("search", sample_index, "--body", str(b), "--preference", "_local", "-o", "json"))[
         "cache"] == "miss"
@@ -73,7 +73,7 @@ def test_body_key_order_and_whitespace_share_an_entry(cli: Cli, sample_index: st
 def test_entries_expire(cli: Cli, sample_index: str, monkeypatch: pytest.MonkeyPatch) -> None:
     args = ("search", sample_index, "kettle", "-n", "1", "-o", "json", "--cache-ttl", "30")
     assert meta(cli(*args))["cache"] == "miss"
-    assert meta(cli(*args))["cache"] == "hit"
+    assert meta(cli(*args))["cache"] == "hit-disk"
     real = time.time
     monkeypatch.setattr(time, "time", lambda: real() + 31)  # 31 seconds later
     assert meta(cli(*args))["cache"] == "miss"
@@ -85,7 +85,7 @@ def test_bypass_rules_and_forcing(cli: Cli, sample_index: str) -> None:
     assert first["cache"] == "bypass" and "now" in first["bypass_reason"]
     assert meta(cli(*now))["cache"] == "bypass"
     assert meta(cli(*now, "--cache"))["cache"] == "miss"
-    assert meta(cli(*now, "--cache"))["cache"] == "hit"
+    assert meta(cli(*now, "--cache"))["cache"] == "hit-disk"
     per_user = ("search", sample_index, "lamp", "--preference", "session-1234", "-o", "json")
     assert meta(cli(*per_user))["cache"] == "bypass"
     assert meta(cli(*per_user))["cache"] == "bypass"
@@ -93,17 +93,17 @@ def test_bypass_rules_and_forcing(cli: Cli, sample_index: str) -> None:
     assert meta(cli(*routed))["cache"] == "bypass"
     shared = ("search", sample_index, "lamp", "--preference", "_local", "-o", "json")
     assert meta(cli(*shared))["cache"] == "miss"
-    assert meta(cli(*shared))["cache"] == "hit"
+    assert meta(cli(*shared))["cache"] == "hit-disk"
     verbose = cli(*now, "-v")
-    assert "not cached: the query uses `now` date math" in verbose.stderr
+    assert "cache bypass: the query uses `now` date math" in verbose.stderr
 
 
 def test_no_cache_reads_and_writes_nothing(cli: Cli, sample_index: str, isolated_env: dict[str, str]) -> None:
-    assert meta(cli("search", sample_index, "chair", "-o", "json", "--no-cache"))["cache"] == "off"
-    assert meta(cli("--no-cache", "search", sample_index, "chair", "-o", "json"))["cache"] == "off"
+    assert meta(cli("search", sample_index, "chair", "-o", "json", "--no-cache"))["cache"] == "bypass"
+    assert meta(cli("--no-cache", "search", sample_index, "chair", "-o", "json"))["cache"] == "bypass"
     assert not cache_dir(isolated_env).exists()
     assert meta(cli("search", sample_index, "chair", "-o", "json"))["cache"] == "miss"
-    assert meta(cli("search", sample_index, "chair", "-o", "json", "--no-cache"))["cache"] == "off"
+    assert meta(cli("search", sample_index, "chair", "-o", "json", "--no-cache"))["cache"] == "bypass"
 
 
 def test_clear_by_index_and_all(cli: Cli, sample_index: str, es: httpx.Client,
@@ -117,7 +117,7 @@ def test_clear_by_index_and_all(cli: Cli, sample_index: str, es: httpx.Client,
     r = cli("cache", "clear", "--index", sample_index)
     assert r.code == 0 and f"removed 2 cache entries for index {sample_index}" in r.stderr
     assert set(entries(cli)["indices"]) == {other}
-    assert meta(cli("search", other, "lamp", "-o", "json"))["cache"] == "hit"
+    assert meta(cli("search", other, "lamp", "-o", "json"))["cache"] == "hit-disk"
     assert meta(cli("search", sample_index, "lamp", "-o", "json"))["cache"] == "miss"
     r = cli("cache", "clear", "-o", "json")
     assert json.loads(r.out)["removed"] == 2 and entries(cli)["entries"] == 0
@@ -162,7 +162,7 @@ def test_corrupt_entry_is_reported_once_and_rebuilt(cli: Cli, sample_index: str,
     assert r.code == 0 and meta(r)["cache"] == "miss"
     assert r.stderr.count("was corrupt") == 1 and "Traceback" not in r.stderr
     assert json.loads(r.out)["hits"] == good["hits"]
-    assert meta(cli(*args))["cache"] == "hit"
+    assert meta(cli(*args))["cache"] == "hit-disk"
 
 
 def test_corrupt_database_is_reported_once_and_rebuilt(cli: Cli, sample_index: str,
@@ -174,7 +174,7 @@ def test_corrupt_database_is_reported_once_and_rebuilt(cli: Cli, sample_index: s
     r = cli(*args)
     assert r.code == 0 and meta(r)["cache"] == "miss"
     assert r.stderr.count("was corrupt") == 1 and "rebuilt" in r.stderr and "Traceback" not in r.stderr
-    assert meta(cli(*args))["cache"] == "hit"
+    assert meta(cli(*args))["cache"] == "hit-disk"
     assert cli("cache", "stats").code == 0
 
 
@@ -200,16 +200,16 @@ def test_search_with_cache_fills_what_the_cli_reads(cli: Cli, sample_index: str,
         finally:
             cache.close()
 
-    assert asyncio.run(fill()) == ("stored", "hit")
+    assert asyncio.run(fill()) == ("stored", "hit-disk")
     m = meta(cli("search", sample_index, "kettle", "-f", "name^2", "-n", "3", "-o", "json"))
-    assert m["cache"] == "hit" and m["expires_in_s"] <= 120
+    assert m["cache"] == "hit-disk" and m["expires_in_s"] <= 120
 
 
 def test_a_hit_in_a_fresh_process_imports_no_client(escli_proc: Callable[..., Any], sample_index: str) -> None:
     args = ("search", sample_index, "blender", "-n", "2", "-o", "json")
     assert escli_proc(*args).returncode == 0
     second = escli_proc(*args, env={"PYTHONPROFILEIMPORTTIME": "1"})
-    assert second.returncode == 0 and json.loads(second.stdout)["_escli"]["cache"] == "hit"
+    assert second.returncode == 0 and json.loads(second.stdout)["_escli"]["cache"] == "hit-disk"
     imported = {line.split("|")[-1].strip() for line in second.stderr.decode().splitlines()
                 if line.startswith("import time:")}
     assert imported and not {m for m in imported if m.split(".")[0] in ("elasticsearch", "elastic_transport",

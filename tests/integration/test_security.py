@@ -69,7 +69,7 @@ def test_basic_auth(cli: Cli, secure_engine: tuple[httpx.Client, str, Path], sec
     assert basic.code == 0, basic.stderr
     assert len(json.loads(basic.out)["hits"]["hits"]) == 3
     assert json.loads(cli("search", secure_index, "lamp", "-n", "3", "-o", "json", env=env).out)["_escli"][
-        "cache"] == "hit"
+        "cache"] == "hit-disk"
 
 
 def test_api_key_works(cli: Cli, secure_engine: tuple[httpx.Client, str, Path], secure_index: str,

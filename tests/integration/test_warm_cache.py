@@ -83,7 +83,7 @@ def test_twice_second_run_all_fresh_then_search_hits(cli: Cli, warm_file: Path, 
     assert hit.code == 0, hit.stderr
     assert "cache hit" in hit.stderr
     body = json.loads(hit.stdout)
-    assert body["_escli"]["cache"] == "hit"
+    assert body["_escli"]["cache"] == "hit-disk"
     assert len(body["hits"]["hits"]) == 10
 
 
@@ -93,7 +93,7 @@ def test_search_by_body_file_hits_what_warm_cache_stored(cli: Cli, warm_file: Pa
     body.write_bytes(orjson.dumps(WARM[1]["body"]))
     r = cli("-o", "json", "search", "products", "--body", str(body))
     assert r.code == 0, r.stderr
-    assert json.loads(r.stdout)["_escli"]["cache"] == "hit"
+    assert json.loads(r.stdout)["_escli"]["cache"] == "hit-disk"
 
 
 def test_refresh_ahead_reruns_only_entries_expiring_soon(cli: Cli, warm_file: Path, isolated_env: dict[str, str],

@@ -73,7 +73,7 @@ def test_a_cache_hit_needs_no_client_and_no_cluster(env: dict[str, str]) -> None
                                 "-o", "json"], env)
     assert code == 0
     got: dict[str, Any] = json.loads(out)
-    assert got["hits"] == response["hits"] and got["_escli"]["cache"] == "hit"
+    assert got["hits"] == response["hits"] and got["_escli"]["cache"] == "hit-disk"
     assert not modules & {*HEAVY, "pydantic"}, modules & {*HEAVY, "pydantic"}
 
 

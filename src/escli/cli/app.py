@@ -11,6 +11,7 @@ from escli.cli import coercion, commands
 from escli.cli.common import (
     AppContext,
     CacheDirOpt,
+    CacheUrlOpt,
     CaOpt,
     ClusterOpt,
     ConnOpt,
@@ -60,6 +61,7 @@ def root(
     output: OutputOpt = None,
     no_cache: NoCacheOpt = None,
     cache_dir: CacheDirOpt = None,
+    cache_url: CacheUrlOpt = None,
     quiet: QuietOpt = None,
     verbose: VerboseOpt = None,
     debug: DebugOpt = None,

@@ -62,6 +62,13 @@ def batch_command(
         elif stats.bad_lines == MAX_SHOWN_BAD_LINES + 1:
             msgs.error(f"{source}: more bad lines; the summary counts them all")
 
+    memo = None
+    if settings.use_cache:  # the memory cache level only: a query repeated in the file is answered from memory
+        from escli.cache import MemoryCache
+        from escli.core.search import Memo
+
+        memo = Memo(MemoryCache(settings.cache_memory_limit), settings.identity, settings.cache_ttl)
+
     async def main() -> None:
         with open_input(file) as fh:
             queries = aread_queries(anumbered_lines(fh, source), source)
@@ -70,7 +77,7 @@ def batch_command(
                     AsyncLineWriter(app.stdout) as writer:
                 with msgs.progress("batch", total=None) as bar:
                     async with aclosing(run_batch(client, queries, opts, stats, on_bad,
-                                                  fast=not settings.sniff)) as batches:
+                                                  fast=not settings.sniff, memo=memo)) as batches:
                         async for lines in batches:
                             await writer.write_lines(lines)
                             bar.advance(len(lines))
@@ -104,6 +111,8 @@ def summary_text(stats: BatchStats, source: str) -> str:
         parts.append(f"{stats.skipped} skipped")
     text = (f"batch {source}: {stats.queries} queries in {stats.seconds:.2f}s ({stats.rate:,.1f}/s): "
             + ", ".join(parts) + f"; {stats.retries} retries, {stats.requests} requests")
+    if stats.cache_hits:
+        text += f", {stats.cache_hits} from the memory cache"
     lat = stats.latency_us
     if lat.count:
         p50, p90, p99, top = (v / 1000 for v in lat.values_at([50, 90, 99, 100]))

@@ -53,6 +53,10 @@ NoCacheOpt = Annotated[bool | None, typer.Option("--no-cache", help="Bypass the 
 CacheDirOpt = Annotated[Path | None, typer.Option("--cache-dir", metavar="DIR", help="Cache directory [default: "
                                                   "$XDG_CACHE_HOME/escli]", rich_help_panel=PANEL,
                                                   show_default=False)]
+CacheUrlOpt = Annotated[str | None, typer.Option("--cache-url", metavar="URL", help="Shared cache level: "
+                                                 "redis://HOST:PORT/DB or rediss:// (password from the environment "
+                                                 "or config, never the URL) [env: ESCLI_CACHE_URL]",
+                                                 rich_help_panel=PANEL, show_default=False)]
 QuietOpt = Annotated[bool | None, typer.Option("--quiet", "-q", help="Only errors on stderr", rich_help_panel=PANEL,
                                                show_default=False)]
 VerboseOpt = Annotated[int | None, typer.Option("--verbose", "-v", count=True, help="More detail on stderr",
@@ -63,7 +67,7 @@ DebugOpt = Annotated[bool | None, typer.Option("--debug", help="Tracebacks and E
 GLOBAL_PARAMS: dict[str, Any] = {
     "url": UrlOpt, "cluster": ClusterOpt, "ca_certs": CaOpt, "insecure": InsecureOpt, "timeout": TimeoutOpt,
     "max_retries": RetriesOpt, "connections": ConnOpt, "output": OutputOpt, "no_cache": NoCacheOpt,
-    "cache_dir": CacheDirOpt, "quiet": QuietOpt, "verbose": VerboseOpt, "debug": DebugOpt,
+    "cache_dir": CacheDirOpt, "cache_url": CacheUrlOpt, "quiet": QuietOpt, "verbose": VerboseOpt, "debug": DebugOpt,
 }
 
 
@@ -100,7 +104,8 @@ class AppContext:
                 urls=o.get("url") or None, cluster=o.get("cluster"), ca_certs=o.get("ca_certs"),
                 insecure=bool(o.get("insecure")), timeout=o.get("timeout"), max_retries=o.get("max_retries"),
                 connections=o.get("connections"), output=o.get("output"), no_cache=bool(o.get("no_cache")),
-                cache_dir=o.get("cache_dir"), quiet=bool(o.get("quiet")), verbose=int(o.get("verbose") or 0),
+                cache_dir=o.get("cache_dir"), cache_url=o.get("cache_url"), quiet=bool(o.get("quiet")),
+                verbose=int(o.get("verbose") or 0),
                 debug=self.debug, env=self.env,
             )
             if not self._settings.verify_certs:

@@ -1,4 +1,4 @@
-"""`escli search INDEX [TEXT]`: one search, through the on-disk cache, out through the output layer.
+"""`escli search INDEX [TEXT]`: one search, through the cache levels, out through the output layer.
 
 The cache is looked up before any client exists, so a hit never imports elasticsearch; the client is built only
 on a miss, and the cache write happens after the result is written.
@@ -352,15 +352,19 @@ def _describe(app: "AppContext", settings: "Settings", built: "BuiltSearch") -> 
 
 
 def _report_cache(app: "AppContext", outcome: "SearchOutcome") -> None:
+    """One note on stderr naming the cache level that answered (hit-memory, hit-disk, hit-shared), as in
+    `_escli.cache`; a miss or a bypass only with -v."""
     msgs = app.messages
     if outcome.cache_hit:
         meta = outcome.meta()
         msgs.info(
-            f"cache hit: stored {_ago(meta.get('age_s', 0.0))} ago, expires in "
+            f"cache {outcome.status}: stored {_ago(meta.get('age_s', 0.0))} ago, expires in "
             f"{_ago(meta.get('expires_in_s', 0.0))} (--no-cache to ask Elasticsearch)"
         )
     elif outcome.status == "bypass":
-        msgs.detail(f"not cached: {outcome.bypass_reason} (--cache to cache it anyway)")
+        msgs.detail(f"cache bypass: {outcome.bypass_reason} (--cache to cache it anyway)")
+    elif outcome.status == "miss":
+        msgs.detail("cache miss: asked Elasticsearch")
     if outcome.key is not None:
         msgs.detail(f"cache key {outcome.key}")
 

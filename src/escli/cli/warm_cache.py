@@ -87,7 +87,9 @@ def warm_cache_command(
     async def main() -> None:
         with open_input(file) as fh:
             queries = aread_queries(anumbered_lines(fh, source), source)
-            cache = open_cache(settings, warn=msgs.warn)
+            # memory in front of disk (and the shared level, when configured): a query repeated in the file is
+            # found fresh in memory
+            cache = open_cache(settings, warn=msgs.warn, memory=True)
             try:
                 async with open_es(settings, pooled=True, concurrency=concurrency) as client:
                     with msgs.progress("warm-cache", total=None) as bar:

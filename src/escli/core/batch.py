@@ -42,6 +42,7 @@ from escli.es.queries import QuerySpec, search_target
 from escli.profiler import Histogram
 
 if TYPE_CHECKING:
+    from escli.core.search import Memo
     from escli.es.api import Es
 
 RETRY_ON_STATUS = frozenset({429, 502, 503, 504})
@@ -92,6 +93,7 @@ class BatchStats:
     retries: int = 0
     requests: int = 0
     connection_failures: int = 0  # queries that failed because the cluster could not be reached
+    cache_hits: int = 0  # answered from the memory cache level (a query repeated in the file)
     error_types: Counter[str] = field(default_factory=Counter)
     latency_us: Histogram = field(default_factory=Histogram)
     first_bad: InputError | None = None
@@ -110,6 +112,7 @@ class BatchStats:
         return {
             "queries": self.queries, "ok": self.ok, "failed": self.failed, "skipped": self.skipped,
             "bad_lines": self.bad_lines, "retries": self.retries, "requests": self.requests,
+            "cache_hits": self.cache_hits,
             "seconds": round(self.seconds, 3), "queries_per_second": round(self.rate, 1),
             "latency_ms": {k: round(v, 2) for k, v in pct.items()}, "errors": dict(self.error_types.most_common()),
         }
@@ -143,7 +146,7 @@ def msearch_body(specs: list[QuerySpec]) -> bytes:
 
 # --- result lines ------------------------------------------------------------------------------------------------
 
-def success_line(qid: str, response: dict[str, Any], latency_ms: float) -> bytes:
+def success_line(qid: str, response: dict[str, Any], latency_ms: float, cache: str | None = None) -> bytes:
     """`{"id","ok":true,"took_ms","latency_ms","total","hits":[...]}`; aggregations, a timeout or failed shards
     are added when the response has them."""
     hits = response.get("hits") or {}
@@ -154,6 +157,8 @@ def success_line(qid: str, response: dict[str, Any], latency_ms: float) -> bytes
                             "latency_ms": round(latency_ms, 3), "total": total, "hits": hits.get("hits") or []}
     if "aggregations" in response:
         line["aggregations"] = response["aggregations"]
+    if cache is not None:
+        line["cache"] = cache
     if response.get("timed_out"):
         line["timed_out"] = True
     shards = response.get("_shards")
@@ -220,6 +225,7 @@ class Reply:
     body: Any  # the parsed JSON answer, or its text when it is not JSON
     duration: float  # seconds, from the request's first byte out to the answer's last byte in
     retry_after: float | None = None
+    raw: bytes | None = None  # the answer's bytes (the memory cache level keeps them as they came)
 
 
 class Sender:
@@ -279,7 +285,7 @@ def _reply(status: int, raw: bytes, retry_after: str | None, duration: float) ->
     except orjson.JSONDecodeError:
         data = raw.decode("utf-8", "replace").strip()[:500]
     wait = retry_after_seconds(retry_after) if status in RETRY_ON_STATUS else None
-    return Reply(status, data, duration, wait)
+    return Reply(status, data, duration, wait, raw)
 
 
 def reply_error(reply: Reply) -> tuple[str, str]:
@@ -291,11 +297,13 @@ def reply_error(reply: Reply) -> tuple[str, str]:
 
 class _Run:
     def __init__(self, client: Es, opts: BatchOptions, stats: BatchStats,
-                 on_bad: Callable[[InputError], None], fast: bool = True) -> None:
+                 on_bad: Callable[[InputError], None], fast: bool = True, memo: Memo | None = None) -> None:
         from elastic_transport import ConnectionError as TransportConnectionError
         from elastic_transport import ConnectionTimeout
 
         self.sender = Sender(client, fast)
+        self.memo = memo  # the memory cache level: a query that repeats in the file is answered from it
+        self.memo_keys: dict[int, str] = {}  # id(spec) -> cache key, for the queries in flight
         self.opts = opts
         self.stats = stats
         self.on_bad = on_bad
@@ -333,13 +341,16 @@ class _Run:
                     self.ready.append(line)
         self.wake.set()
 
-    def succeeded(self, spec: QuerySpec, response: dict[str, Any], duration: float) -> bytes:
+    def succeeded(self, spec: QuerySpec, response: dict[str, Any], duration: float, raw: bytes | None = None) -> bytes:
+        if self.memo is not None and (key := self.memo_keys.pop(id(spec), None)) is not None:
+            self.memo.put(key, response, spec.index, raw)
         self.stats.ok += 1
         self.stats.queries += 1
         self.stats.latency_us.record(int(duration * 1_000_000))
         return success_line(spec.id, response, duration * 1000)
 
     def failed(self, spec: QuerySpec, etype: str, reason: str, status: int | None) -> bytes:
+        self.memo_keys.pop(id(spec), None)
         self.stats.failed += 1
         self.stats.queries += 1
         self.stats.error_types[etype] += 1
@@ -398,7 +409,7 @@ class _Run:
                 return seq, self.failed(spec, self.conn_failure_kind(exc), _reason(exc), None)
             self.reached()
             if 200 <= reply.status < 300 and isinstance(reply.body, dict):
-                return seq, self.succeeded(spec, reply.body, reply.duration)
+                return seq, self.succeeded(spec, reply.body, reply.duration, reply.raw)
             if reply.status in RETRY_ON_STATUS and self.may_retry(attempt):
                 await self.retry_wait(attempt, reply.retry_after)
                 attempt += 1
@@ -492,9 +503,34 @@ class _Run:
         for _ in range(self.opts.concurrency):
             await self.work.put(None)
 
+    def from_memo(self, jobs: list[tuple[int, QuerySpec]]) -> list[tuple[int, QuerySpec]]:
+        """Answer the jobs the memory level holds; the others are returned (with their keys noted)."""
+        assert self.memo is not None
+        left: list[tuple[int, QuerySpec]] = []
+        hits: list[Outcome] = []
+        for seq, spec in jobs:
+            key = self.memo.key(spec.index, spec.body, spec.params)
+            response = self.memo.get(key) if key is not None else None
+            if response is None:
+                if key is not None:
+                    self.memo_keys[id(spec)] = key
+                left.append((seq, spec))
+                continue
+            self.stats.ok += 1
+            self.stats.queries += 1
+            self.stats.cache_hits += 1
+            hits.append((seq, success_line(spec.id, response, 0.0, "hit-memory")))
+        if hits:
+            self.deliver(hits)
+        return left
+
     async def work_loop(self) -> None:
         try:
             while (jobs := await self.work.get()) is not None:
+                if self.memo is not None and not self.stopping:
+                    jobs = self.from_memo(jobs)
+                    if not jobs:
+                        continue
                 if self.stopping:
                     self.stats.skipped += len(jobs)
                     self.deliver([(seq, None) for seq, _ in jobs])
@@ -515,11 +551,14 @@ class _Run:
 
 async def run_batch(client: Es, items: AsyncIterator[QuerySpec | InputError], opts: BatchOptions,
                     stats: BatchStats, on_bad: Callable[[InputError], None] = lambda e: None, *,
-                    fast: bool = True) -> AsyncGenerator[list[bytes], None]:
+                    fast: bool = True, memo: Memo | None = None) -> AsyncGenerator[list[bytes], None]:
     """Run every query; yields lists of result lines in output order (see the module doc for the flow).
 
+    `memo`: the memory cache level; a query it holds is answered without a request (`"cache":"hit-memory"` in
+    its line), every answer is put there.
+
     `fast=False` sends every request through `Es.request` (see Sender), e.g. when sniffing."""
-    run = _Run(client, opts, stats, on_bad, fast)
+    run = _Run(client, opts, stats, on_bad, fast, memo)
     stats.started = time.monotonic()
     tasks = [asyncio.create_task(run.produce(items))]
     tasks += [asyncio.create_task(run.work_loop()) for _ in range(opts.concurrency)]

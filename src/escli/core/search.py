@@ -1,4 +1,4 @@
-"""Search through the on-disk cache: the one path `escli search`, `batch` and `warm-cache` read and fill it by.
+"""Search through the cache levels: the one path `escli search`, `batch` and `warm-cache` read and fill it by.
 
     from escli.cache import DEFAULT_TTL, open_cache
     from escli.core.search import search_with_cache
@@ -9,7 +9,7 @@
     outcome.cache_hit     # True when it came from the cache (no request was made)
     outcome.key           # the cache key (None when the cache is off)
     outcome.expires_at    # epoch seconds the cached entry expires at (None when nothing is cached)
-    outcome.status        # "hit", "stored", "bypass", "off" or "miss" (see SearchOutcome)
+    outcome.status        # "hit-memory", "hit-disk", "hit-shared", "miss", "stored" or "bypass" (SearchOutcome)
 
 `search_with_cache(client, cache, identity, index, body, params, ttl, *, force=False, refresh=False,
 defer_store=False) -> SearchOutcome`:
@@ -44,13 +44,16 @@ from escli.es.queries import param_text
 if TYPE_CHECKING:
     from escli.es.api import Es
 
+CACHE_OFF = "the cache is off (--no-cache)"
 
 @dataclass(frozen=True)
 class SearchOutcome:
     """One search's result and how the cache took part.
 
-    status: "hit" (served from the cache), "stored" (asked Elasticsearch and cached the answer; with
-    defer_store, "miss" until `store` is called), "bypass" (not cacheable: see bypass_reason), "off" (--no-cache).
+    status: "hit-memory", "hit-disk" or "hit-shared" (served from that cache level), "stored" (asked
+    Elasticsearch and cached the answer; with defer_store, "miss" until `store` is called), "bypass" (not
+    cacheable, or the cache is off: see bypass_reason). `meta()` reports "stored" as "miss": the answer came from
+    Elasticsearch.
     """
 
     response: dict[str, Any]
@@ -67,7 +70,7 @@ class SearchOutcome:
     def meta(self, now: float | None = None) -> dict[str, Any]:
         """The `_escli` block of json output."""
         now = time.time() if now is None else now
-        out: dict[str, Any] = {"cache": self.status}
+        out: dict[str, Any] = {"cache": "miss" if self.status == "stored" else self.status}
         if self.key is not None:
             out["key"] = self.key
         if self.stored_at is not None:
@@ -116,7 +119,7 @@ def _from_entry(entry: CacheEntry, key: str, index: str, cache: Cache) -> Search
         cache.delete(key)
         return None
     return SearchOutcome(response=response, cache_hit=True, key=key, expires_at=entry.expires_at,
-                         stored_at=entry.stored_at, status="hit", index=index, raw=entry.value)
+                         stored_at=entry.stored_at, status=f"hit-{entry.level}", index=index, raw=entry.value)
 
 
 def lookup(cache: Cache, identity: str, index: str, body: Mapping[str, Any], params: Mapping[str, Any], *,
@@ -166,10 +169,43 @@ async def search_with_cache(client: Es, cache: Cache, identity: str, index: str,
     response, raw = await es_search(client, index, body, params, request_timeout)
     latency_ms = (time.perf_counter() - started) * 1000.0
     if not p.enabled:
-        return SearchOutcome(response, False, None, None, status="off", latency_ms=latency_ms, index=index, raw=raw)
+        return SearchOutcome(response, False, None, None, status="bypass", bypass_reason=CACHE_OFF,
+                             latency_ms=latency_ms, index=index, raw=raw)
     if not p.usable:
         return SearchOutcome(response, False, p.key, None, status="bypass", bypass_reason=p.bypass_reason,
                              latency_ms=latency_ms, index=index, raw=raw)
     outcome = SearchOutcome(response, False, p.key, None, status="miss", latency_ms=latency_ms, index=index,
                             raw=raw)
     return outcome if defer_store else store(cache, outcome, ttl)
+
+
+class Memo:
+    """The cache as commands that run many searches use it per query (batch: the memory level).
+
+    `key()` is None when the search must bypass the cache (the same rules as `escli search`); `get()` gives the
+    parsed response of a fresh entry; `put()` stores an answer for `ttl` seconds, from its bytes when the caller
+    still has them (no second encoding)."""
+
+    def __init__(self, cache: Cache, identity: str, ttl: float) -> None:
+        self.cache = cache
+        self.identity = identity
+        self.ttl = ttl
+
+    def key(self, index: str, body: Mapping[str, Any], params: Mapping[str, Any]) -> str | None:
+        if not self.cache.enabled or cache_bypass_reason(body, params) is not None:
+            return None
+        return cache_key(self.identity, index, body, params)
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        entry = self.cache.get(key)
+        if entry is None:
+            return None
+        try:
+            response = orjson.loads(entry.value)
+        except orjson.JSONDecodeError:
+            self.cache.delete(key)
+            return None
+        return response if isinstance(response, dict) else None
+
+    def put(self, key: str, response: dict[str, Any], index: str, raw: bytes | None = None) -> None:
+        self.cache.set(key, raw if raw is not None else orjson.dumps(response), self.ttl, index)

@@ -1,171 +1,29 @@
-"""The on-disk response cache: diskcache (SQLite) holding orjson bytes, never pickle.
-
-    cache = open_cache(settings)                  # a NullCache when settings.use_cache is False
-    key = cache_key(settings.identity, index, body, params)
-    reason = cache_bypass_reason(body, params)    # e.g. `now` date math: do not cache unless forced
-    entry = cache.get(key)                        # CacheEntry(value: bytes, stored_at, expires_at) or None
-    cache.set(key, orjson.dumps(response), ttl=DEFAULT_TTL, index=index)
-    cache.clear(index="products"); cache.stats(); cache.close()
-
-The key is a SHA-256 over the cluster identity and user (`Settings.identity`: never a secret), the index, the body
-in canonical form (keys sorted at every level, no whitespace: key order and formatting do not matter) and the
-request parameters that change the result, written as they appear in the URL (True and "true" are the same).
+"""The disk level: diskcache (SQLite) holding orjson bytes, never pickle.
 
 On disk: `$XDG_CACHE_HOME/escli` (or --cache-dir), directory 0700, every file 0600 (the SQLite database, its
 WAL and shared-memory files, and value files for large responses). Values are stored as bytes, so diskcache never
 pickles them; the Disk subclass below refuses anything else, and never unpickles what it finds. A corrupt entry or
 a corrupt database is reported once (through `warn`) and rebuilt; the cache is never a reason for a command to fail.
-Nothing here imports elasticsearch: a cache hit is served without the client.
+The entry's tag is its index, for `escli cache clear --index`. Nothing here imports elasticsearch, and diskcache
+itself is imported on first use.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import re
 import stat
-import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
-import orjson
+from escli.cache.base import CacheEntry, Warn, _stderr_warning, looks_like_json_object
+from escli.cache.keys import normalise_index
 
-from escli.es.queries import param_text
-
-if TYPE_CHECKING:
-    from escli.settings import Settings
-
-DEFAULT_TTL = 300.0
-KEY_VERSION = 1
 DB_NAME = "cache.db"
 DB_FILES = (DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm", f"{DB_NAME}-journal")
-# Parameters that never change what comes back: the shard request cache is a server-side hint. Leaving it out of
-# the key lets `warm-cache --request-cache` fill entries that a plain `escli search` then hits.
-PARAMS_NOT_IN_KEY = frozenset({"request_cache"})
-# Date-math bounds live under these keys (range queries, date_range aggregations, extended_bounds, decay origins).
-DATE_BOUND_KEYS = frozenset({"gt", "gte", "lt", "lte", "from", "to", "origin", "min", "max"})
-_NOW = re.compile(r"^\s*now(?![A-Za-z0-9_])")
-# In Lucene syntax: `[now-1d TO now]`, `{now TO *}`, `field:>now-1h`, `field:>=now`.
-_NOW_IN_QUERY_STRING = re.compile(r"(?:[\[{]|\bTO\s+|[<>]=?)\s*now(?![A-Za-z0-9_])")
-
-Warn = Callable[[str], None]
-
-
-def _stderr_warning(text: str) -> None:
-    with contextlib.suppress(OSError, ValueError):
-        sys.stderr.write(f"escli: warning: {text}\n")
-
-
-@dataclass(frozen=True)
-class CacheEntry:
-    value: bytes  # orjson JSON bytes of the Elasticsearch response
-    stored_at: float  # epoch seconds
-    expires_at: float  # epoch seconds
-
-    def age(self, now: float | None = None) -> float:
-        return max(0.0, (time.time() if now is None else now) - self.stored_at)
-
-    def ttl_left(self, now: float | None = None) -> float:
-        return max(0.0, self.expires_at - (time.time() if now is None else now))
-
-
-class Cache(Protocol):
-    """What commands use; `DiskCache` and `NullCache` implement it."""
-
-    enabled: bool
-    path: Path | None
-
-    def get(self, key: str) -> CacheEntry | None: ...
-
-    def set(self, key: str, value: bytes, ttl: float, index: str) -> None: ...
-
-    def delete(self, key: str) -> None: ...
-
-    def clear(self, index: str | None = None) -> int: ...
-
-    def stats(self) -> dict[str, Any]: ...
-
-    def close(self) -> None: ...
-
-
-# -- keys and bypass rules -----------------------------------------------------------------------------------------
-
-
-def canonical_json(value: Any) -> bytes:
-    """One byte string per JSON value: keys sorted at every level, no whitespace."""
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
-
-
-def normalise_params(params: Mapping[str, Any]) -> dict[str, str]:
-    return {str(k): param_text(v) for k, v in params.items() if v is not None and k not in PARAMS_NOT_IN_KEY}
-
-
-def normalise_index(index: str) -> str:
-    return ",".join(part.strip() for part in index.split(",") if part.strip())
-
-
-def cache_key(identity: str, index: str, body: Mapping[str, Any], params: Mapping[str, Any]) -> str:
-    """The cache key of one search: hex SHA-256 of identity, index, canonical body and result-changing params."""
-    material = canonical_json({
-        "v": KEY_VERSION,
-        "identity": identity,
-        "index": normalise_index(index),
-        "body": body,
-        "params": normalise_params(params),
-    })
-    return hashlib.sha256(material).hexdigest()
-
-
-def _walk(value: Any, parent_key: str | None = None) -> Iterator[tuple[str | None, Any]]:
-    """Every (key it sits under, scalar) pair of a JSON value."""
-    stack: list[tuple[str | None, Any]] = [(parent_key, value)]
-    while stack:
-        key, item = stack.pop()
-        if isinstance(item, Mapping):
-            stack.extend((str(k), v) for k, v in item.items())
-        elif isinstance(item, (list, tuple)):
-            stack.extend((key, v) for v in item)
-        else:
-            yield key, item
-
-
-def uses_now(body: Mapping[str, Any]) -> bool:
-    """True when the body holds `now` date math (a range bound or a Lucene range in a query string)."""
-    for key, value in _walk(body):
-        if not isinstance(value, str):
-            continue
-        if key in DATE_BOUND_KEYS and _NOW.match(value):
-            return True
-        if key == "query" and "now" in value and _NOW_IN_QUERY_STRING.search(value):
-            return True
-    return False
-
-
-def cache_bypass_reason(body: Mapping[str, Any], params: Mapping[str, Any]) -> str | None:
-    """Why this search should not be cached unless forced, or None when it may be.
-
-    `now` date math gives a different answer from one moment to the next; a custom `preference` (a session or
-    user id) or a `routing` value personalises the request; a point in time expires with its id.
-    """
-    if uses_now(body):
-        return "the query uses `now` date math"
-    preference = params.get("preference")
-    if preference is not None and not str(preference).startswith("_"):
-        return "preference is set per user or session"
-    if params.get("routing") is not None:
-        return "routing is set (a personalised request)"
-    if "pit" in body:
-        return "the search uses a point in time"
-    if params.get("scroll") is not None:
-        return "the search opens a scroll"
-    return None
-
-
-# -- the disk cache ------------------------------------------------------------------------------------------------
 
 
 class CorruptEntry(Exception):
@@ -236,6 +94,7 @@ class DiskCache:
     """The cache in a directory; diskcache is imported and the database opened on first use."""
 
     enabled = True
+    name = "disk"
 
     def __init__(self, path: Path, size_limit: int = 512 * 1024 * 1024, warn: Warn | None = None) -> None:
         self.path: Path | None = path
@@ -345,16 +204,16 @@ class DiskCache:
 
     def get(self, key: str) -> CacheEntry | None:
         def read(dc: Any) -> CacheEntry | None:
-            found = dc.get(key, default=None, expire_time=True)
-            value, expires_at = found
+            value, expires_at, tag = dc.get(key, default=None, expire_time=True, tag=True)
             if value is None:
                 return None
             rows = dc._sql("SELECT store_time FROM Cache WHERE key = ? AND raw = 1", (key,)).fetchall()
             stored_at = float(rows[0][0]) if rows and rows[0][0] is not None else time.time()
-            if not isinstance(value, bytes) or not _looks_like_json_object(value):
+            if not isinstance(value, bytes) or not looks_like_json_object(value):
                 raise CorruptEntry("not a JSON object")
             return CacheEntry(value=value, stored_at=stored_at,
-                              expires_at=float(expires_at) if expires_at is not None else float("inf"))
+                              expires_at=float(expires_at) if expires_at is not None else float("inf"),
+                              index=str(tag or ""), level="disk")
 
         try:
             result: CacheEntry | None = self._run("reading", read, None)
@@ -372,6 +231,21 @@ class DiskCache:
         if type(value) is not bytes:
             raise TypeError("escli caches JSON bytes only")
         self._run("writing", lambda dc: dc.set(key, value, expire=ttl, tag=normalise_index(index)), None)
+
+    def put(self, key: str, entry: CacheEntry) -> None:
+        """Store an entry read from another level as it is: same expiry, same time of storing."""
+        ttl = entry.expires_at - time.time()
+        if ttl <= 0 or type(entry.value) is not bytes:
+            return
+
+        def write(dc: Any) -> None:
+            dc.set(key, entry.value, expire=ttl, tag=normalise_index(entry.index))
+            # diskcache stamps store_time itself; the entry's age is that of the answer, not of this copy (a
+            # fresh write is within a second of it: no second statement then)
+            if abs(time.time() - entry.stored_at) >= 1.0:
+                dc._sql("UPDATE Cache SET store_time = ? WHERE key = ? AND raw = 1", (entry.stored_at, key))
+
+        self._run("writing", write, None)
 
     def delete(self, key: str) -> None:
         def drop(dc: Any) -> None:
@@ -418,43 +292,3 @@ class DiskCache:
 def _rmdir_quietly(path: Path) -> None:
     with contextlib.suppress(OSError):
         path.rmdir()
-
-
-def _looks_like_json_object(value: bytes) -> bool:
-    head = value.lstrip()[:1]
-    tail = value.rstrip()[-1:]
-    return head == b"{" and tail == b"}"
-
-
-class NullCache:
-    """--no-cache: nothing is read or written."""
-
-    enabled = False
-
-    def __init__(self, path: Path | None = None) -> None:
-        self.path = path
-
-    def get(self, key: str) -> CacheEntry | None:
-        return None
-
-    def set(self, key: str, value: bytes, ttl: float, index: str) -> None:
-        return None
-
-    def delete(self, key: str) -> None:
-        return None
-
-    def clear(self, index: str | None = None) -> int:
-        return 0
-
-    def stats(self) -> dict[str, Any]:
-        return {"enabled": False, "path": str(self.path) if self.path else None}
-
-    def close(self) -> None:
-        return None
-
-
-def open_cache(settings: Settings, warn: Warn | None = None) -> Cache:
-    """The cache for these settings: a DiskCache under settings.cache_dir, or a NullCache with --no-cache."""
-    if not settings.use_cache:
-        return NullCache(settings.cache_dir)
-    return DiskCache(settings.cache_dir, settings.cache_size_limit, warn)
