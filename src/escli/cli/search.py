@@ -281,15 +281,19 @@ def run_search(
     app: "AppContext", settings: "Settings", built: "BuiltSearch", *, fmt: Any, force: bool, ttl: float
 ) -> None:
     from escli.cache import open_cache
+    from escli.cache.product import product_identity, remembered_product
     from escli.core.search import lookup, store
 
     msgs = app.messages
     _describe(app, settings, built)
     cache = open_cache(settings, warn=msgs.warn)
     try:
-        outcome = lookup(cache, settings.identity, built.index, built.body, built.params, force=force)
+        # The key includes the product; before any request only the memo can say which (cache/product.py).
+        product = remembered_product(settings) if cache.enabled else None
+        outcome = None if product is None else lookup(cache, product_identity(settings.identity, product),
+                                                      built.index, built.body, built.params, force=force)
         if outcome is None:
-            outcome = run_async(_ask_elasticsearch(app, settings, cache, built, ttl, force))
+            outcome = run_async(_ask_elasticsearch(app, settings, cache, built, ttl, force, product))
         _report_cache(app, outcome)
         write_result(app, fmt, built, outcome)
         if outcome.status == "miss":
@@ -299,9 +303,11 @@ def run_search(
 
 
 async def _ask_elasticsearch(
-    app: "AppContext", settings: "Settings", cache: "Cache", built: "BuiltSearch", ttl: float, force: bool
+    app: "AppContext", settings: "Settings", cache: "Cache", built: "BuiltSearch", ttl: float, force: bool,
+    product: str | None = None,
 ) -> "SearchOutcome":
-    from escli.core.search import search_with_cache
+    from escli.cache.product import product_identity, remember_product
+    from escli.core.search import rekey, search_with_cache
     from escli.es.connect import open_es
     from escli.es.retry import with_backoff
 
@@ -316,11 +322,13 @@ async def _ask_elasticsearch(
 
     # One request: the light transport. It does not retry: with_backoff does, with a pause, within --timeout.
     async with open_es(settings, pooled=False, on_request=on_request if msgs.verbose >= 2 else None) as es:
-        return await with_backoff(
+        es.expect(product)
+        identity = product_identity(settings.identity, product or "unknown")  # re-keyed below once known
+        outcome = await with_backoff(
             lambda left: search_with_cache(
                 es,
                 cache,
-                settings.identity,
+                identity,
                 built.index,
                 built.body,
                 built.params,
@@ -334,6 +342,15 @@ async def _ask_elasticsearch(
             deadline=settings.timeout,
             on_retry=on_retry,
         )
+        if not cache.enabled:
+            return outcome
+        # Known from the answer (Elasticsearch's header, or OpenSearch as remembered); a `GET /` only for the
+        # first search of an identity on OpenSearch, or when the answer contradicts the memo.
+        answered = es.known_product or await es.product()
+        remember_product(settings, answered.name)
+        if answered.name != product:  # first search, or the server changed product: key by what answered
+            outcome = rekey(outcome, product_identity(settings.identity, answered.name), built.body, built.params)
+        return outcome
 
 
 def _describe(app: "AppContext", settings: "Settings", built: "BuiltSearch") -> None:
