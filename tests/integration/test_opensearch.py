@@ -26,7 +26,8 @@ from escli.sample import MAPPING, generate
 from tests.conftest import OPENSEARCH_URL, Result, es_script
 
 Cli = Callable[..., Result]
-pytestmark = pytest.mark.opensearch
+# every command on both transports (light and pooled), as the Elasticsearch tests run
+pytestmark = [pytest.mark.opensearch, pytest.mark.usefixtures("both_transports")]
 N = 600
 EXE = str(Path(sys.executable).parent / "escli")
 
