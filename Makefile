@@ -37,7 +37,7 @@ redis-down:
 sample-data: install es-up
 	@DOCS=$(DOCS) scripts/sample_data.sh
 
-demo: install es-up sample-data
+demo: install es-up sample-data redis-up
 	@scripts/demo.sh
 
 test: install

@@ -21,6 +21,14 @@ step "$ESCLI health --format nagios"
 step "$ESCLI search products 'wireless headphones' -f name^2 -f description --source name,brand,price --size 5 -o table"
 step "$ESCLI search products 'wireless headphones' -f name^2 -f description --source name,brand,price --size 5 -o table"
 step "$ESCLI search products --query-string 'category:laptops AND specs.ram_gb:>=32' --sort price:asc --size 3 --source name,price,specs -o table"
+# Two machines sharing one cache: a search on the first fills the shared Redis level, the second (its own empty
+# disk cache) is answered from it (hit-shared), then from its own disk.
+export ESCLI_CACHE_URL=${ESCLI_CACHE_URL:-redis://127.0.0.1:${REDIS_PORT:-6379}/0}
+rm -rf "$out/machine-a" "$out/machine-b"
+step "$ESCLI cache clear --index products -q; XDG_CACHE_HOME=$out/machine-a $ESCLI search products kettle --size 3 --source name,price -o table"
+step "XDG_CACHE_HOME=$out/machine-b $ESCLI search products kettle --size 3 --source name,price -o table"
+step "XDG_CACHE_HOME=$out/machine-b $ESCLI search products kettle --size 3 --source name,price -o table"
+unset ESCLI_CACHE_URL
 step "$ESCLI batch sample_queries/products.ndjson -j 8 > $out/batch.ndjson && head -c 300 $out/batch.ndjson && echo"
 step "$ESCLI export products --query laptop --format csv --fields id,name,price,specs.ram_gb --out $out/laptops.csv"
 step "head -n 4 $out/laptops.csv"
