@@ -12,6 +12,8 @@ written when a request first learns the product or sees it change. Without a mem
 the first search asks the server (one `GET /` on OpenSearch, nothing extra on Elasticsearch, whose answers say
 `X-Elastic-Product`), stores the answer and the memo. Each later miss checks the memo against the answer and
 rewrites it if the product changed; entries stored under the old product are then simply never hit again.
+With no memo (a fresh machine that shares a Redis level, a removed cache directory), `escli search` looks the
+key up under each product: an entry keyed by a product was stored from that product's answer.
 """
 
 from __future__ import annotations

@@ -281,17 +281,23 @@ def run_search(
     app: "AppContext", settings: "Settings", built: "BuiltSearch", *, fmt: Any, force: bool, ttl: float
 ) -> None:
     from escli.cache import open_cache
-    from escli.cache.product import product_identity, remembered_product
+    from escli.cache.product import PRODUCTS, product_identity, remembered_product
     from escli.core.search import lookup, store
 
     msgs = app.messages
     _describe(app, settings, built)
     cache = open_cache(settings, warn=msgs.warn)
     try:
-        # The key includes the product; before any request only the memo can say which (cache/product.py).
+        # The key includes the product; before any request only the memo can say which (cache/product.py). With
+        # none (a fresh machine sharing a Redis level, a cleared cache directory) an entry keyed by either product
+        # was stored from an answer of that product, so either may serve.
         product = remembered_product(settings) if cache.enabled else None
-        outcome = None if product is None else lookup(cache, product_identity(settings.identity, product),
-                                                      built.index, built.body, built.params, force=force)
+        outcome = None
+        for candidate in (product,) if product else PRODUCTS if cache.enabled else ():
+            outcome = lookup(cache, product_identity(settings.identity, candidate), built.index, built.body,
+                             built.params, force=force)
+            if outcome is not None:
+                break
         if outcome is None:
             outcome = run_async(_ask_elasticsearch(app, settings, cache, built, ttl, force, product))
         _report_cache(app, outcome)
