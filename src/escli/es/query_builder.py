@@ -291,15 +291,9 @@ def build_search(opts: SearchOptions) -> BuiltSearch:
     if opts.explain:
         params["explain"] = True
     stored = _split_names(opts.stored_fields, "--stored-fields")
-    if stored:
-        params["stored_fields"] = ",".join(stored)
-    for name in INT_PARAM_MIN:
-        value = getattr(opts, name)
-        if value is not None:
-            if value < INT_PARAM_MIN[name]:
-                raise UsageError(f"--{name.replace('_', '-')} {value}: must be at least {INT_PARAM_MIN[name]}")
-            params[name] = value
-    notes = _apply_tune(opts.tune, params)
+    notes = tuning_params(params, opts.tune, stored, batched_reduce_size=opts.batched_reduce_size,
+                          pre_filter_shard_size=opts.pre_filter_shard_size,
+                          max_concurrent_shard_requests=opts.max_concurrent_shard_requests)
 
     aggs = [parse_agg(spec) for spec in opts.aggs]
     if aggs:
@@ -325,6 +319,21 @@ def build_search(opts: SearchOptions) -> BuiltSearch:
         columns = [c for c in (_column(f) for f in fields) if c]
     columns += [c for c in (*stored, *highlight) if "*" not in c and not c.startswith("_")]
     return BuiltSearch(opts.index.strip(), body, params, tuple(dict.fromkeys(columns)), notes)
+
+
+def tuning_params(params: dict[str, Any], tune: str | None, stored_fields: Sequence[str] = (),
+                  **execution: int | None) -> tuple[str, ...]:
+    """Add --stored-fields, the execution options (batched_reduce_size=..., None when not given) and then the
+    --tune preset's other values to `params`; returns what the preset did, for -v. Shared by search and profile."""
+    stored = _split_names(stored_fields, "--stored-fields")
+    if stored:
+        params["stored_fields"] = ",".join(stored)
+    for name, value in execution.items():
+        if value is not None:
+            if value < INT_PARAM_MIN[name]:
+                raise UsageError(f"--{name.replace('_', '-')} {value}: must be at least {INT_PARAM_MIN[name]}")
+            params[name] = value
+    return _apply_tune(tune, params)
 
 
 def _split_names(specs: Sequence[str], option: str) -> list[str]:
