@@ -263,6 +263,8 @@ def test_query_file_params_tune_and_validation(cli: Cli, sample_index: str, tmp_
     assert r.code == 0, r.stderr
     out = [json.loads(line) for line in r.out.splitlines()]
     assert [o["ok"] for o in out] == [True, True] and all("_source" not in h for h in out[1]["hits"])
+    grouped = cli("batch", str(f), "--ordered", "--msearch", "2")  # the same answers through _msearch
+    assert [json.loads(line)["hits"] for line in grouped.out.splitlines()] == [o["hits"] for o in out]
     bad = tmp_path / "bad.ndjson"
     bad.write_text(json.dumps({"index": sample_index, "params": {"batched_reduce_size": 1}}) + "\n")
     b = cli("batch", str(bad))
