@@ -233,7 +233,9 @@ def search_command(
         typer.Option(
             "--tune",
             metavar="throughput|latency",
-            help="A preset of the settings below (printed with -v); each option given wins over it",
+            help="A preset: throughput sets --batched-reduce-size, --pre-filter-shard-size and "
+            "--max-concurrent-shard-requests; latency --terminate-after and --timeout (-v prints the values); "
+            "each of those options, given, wins over the preset",
             rich_help_panel=TUNING,
             show_default=False,
         ),
