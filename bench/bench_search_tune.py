@@ -1,6 +1,6 @@
 """What each `--tune` preset changes: `escli profile` at concurrency 8, default vs throughput vs latency.
 
-    .venv/bin/python bench/bench_search_tune.py [--url URL] [--docs 1000000] [--index products-1m]
+    .venv/bin/python bench/bench_search_tune.py [--url URL] [--docs 1000000] [--index products_1m]
                                                 [--requests 4000] [--rounds 3] [--concurrency 8]
 
 Self-contained: loads the deterministic sample data set into its own index (scripts/sample_data.sh with INDEX and
@@ -91,12 +91,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--url", default=os.environ.get("ES_URL", "http://127.0.0.1:9200"))
     ap.add_argument("--docs", type=int, default=int(os.environ.get("TUNE_DOCS", "1000000")))
-    ap.add_argument("--index", default=None, help="default: products-1m (or products-N for other --docs)")
+    ap.add_argument("--index", default=None, help="default: products_1m (or products_N for other --docs)")
     ap.add_argument("--requests", type=int, default=4000)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--concurrency", type=int, default=8)
     args = ap.parse_args()
-    index = args.index or ("products-1m" if args.docs == 1_000_000 else f"products-{args.docs}")
+    index = args.index or ("products_1m" if args.docs == 1_000_000 else f"products_{args.docs}")
     sys.path.insert(0, str(ROOT / "src"))
 
     load(args.url, index, args.docs)
