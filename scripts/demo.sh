@@ -34,6 +34,11 @@ step "$ESCLI export products --query laptop --format csv --fields id,name,price,
 step "head -n 4 $out/laptops.csv"
 step "$ESCLI export products --format ndjson --out $out/products.ndjson.gz"
 step "$ESCLI profile products 'wireless headphones' --iterations 1000 --warmup 20 --concurrency 4 --format table"
+step "$ESCLI health --format nagios --warn 'heap>85' --crit 'disk>95' --crit 'nodes<1'"
+# The last step: a mixed workload, closed loop as the baseline, then open loop compared with it, drawn as a page.
+step "$ESCLI profile --queries sample_queries/profile.ndjson --duration 5s --concurrency 4 -q --save $out/baseline.json --format json > /dev/null"
+step "$ESCLI profile --queries sample_queries/profile.ndjson --duration 5s --rate 200 --compare $out/baseline.json --report $out/profile-report.html --plot --fail-if 'p99>2s' --format table"
 echo
 echo "demo done: outputs in $out/"
+echo "profile report: $PWD/$out/profile-report.html"
 exit $failed

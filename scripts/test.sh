@@ -13,6 +13,7 @@ ES8_PORT=${ES8_PORT:-9250}
 SECURE_PORT=${SECURE_PORT:-9210}
 OPENSEARCH_PORT=${OPENSEARCH_PORT:-9230}
 REDIS_PORT=${REDIS_PORT:-6379}
+scripts/test-deps.sh  # promtool and chromium for the output checks
 ES_PORT=$MAIN_PORT scripts/es.sh up >/dev/null
 ES_VERSION=$ES8_VERSION ES_PORT=$ES8_PORT ES_HEAP=512m scripts/es.sh up >/dev/null
 SECURE=1 TLS=1 ES_PORT=$SECURE_PORT ES_HEAP=512m scripts/es.sh up >/dev/null

@@ -257,3 +257,114 @@ class RequestStats:
         self.errors.update(other.errors)
         self.cache_hits += other.cache_hits
         self.cache_lookups += other.cache_lookups
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Pictures: the percentile distribution and a per-second time series
+
+
+def distribution(h: Histogram, ticks_per_half: int = 5) -> list[tuple[float, int]]:
+    """(percentile, value) pairs for an HdrHistogram-style percentile distribution plot.
+
+    As HdrHistogram's `outputPercentileDistribution`: `ticks_per_half` points each time the distance to 100 %
+    halves (50, 75, 87.5, ... with steps between), up to the last percentile the sample supports, then the max
+    at 100. Plotted against 1/(1-p) on a log axis the tail gets as much room as the median.
+    """
+    if h.count == 0:
+        return []
+    ps: list[float] = [0.0]
+    k = 1
+    while True:
+        p = 100.0 * (1.0 - 0.5 ** (k / ticks_per_half))
+        if min_samples(p) > h.count or p >= 100.0 - 1e-9:
+            break
+        ps.append(p)
+        k += 1
+    # The nines themselves, so a picture's p99 is the table's p99.
+    ps += [n for n in (90.0, 99.0, 99.9, 99.99, 99.999, 99.9999) if min_samples(n) <= h.count]
+    ps = [*sorted(set(ps)), 100.0]
+    return list(zip(ps, h.values_at(ps), strict=True))
+
+
+_COARSE_BITS = 5  # 16 buckets per power of two (about 6 % wide): enough to draw a p99 line per second
+
+
+def coarse_bucket(value: int) -> int:
+    if value < (1 << _COARSE_BITS):
+        return value
+    shift = value.bit_length() - _COARSE_BITS
+    return (shift << _COARSE_BITS) | (value >> shift)
+
+
+def coarse_value(index: int) -> int:
+    """The upper bound of a coarse bucket (a percentile read from it is never an under-statement)."""
+    if index < (1 << _COARSE_BITS):
+        return index
+    shift, mantissa = index >> _COARSE_BITS, index & ((1 << _COARSE_BITS) - 1)
+    return ((mantissa + 1) << shift) - 1
+
+
+class Timeline:
+    """Per second of a run and per key (query id): requests answered, errors, max and a coarse latency histogram.
+
+    Cheap enough to record on every request (two dict updates, no allocation once a second exists) and small
+    whatever the rate (at most ~16 counters per power of two of latency per second), so `--report` can draw
+    latency and throughput over time.
+    """
+
+    __slots__ = ("_data",)
+
+    def __init__(self) -> None:
+        # key -> second -> [ok, errors, max_us, {coarse bucket: count}]
+        self._data: dict[str, dict[int, list[Any]]] = {}
+
+    def record(self, key: str, second: int, latency_us: int | None) -> None:
+        """One answer (`latency_us`) or one error (None) in that second since measuring began."""
+        per = self._data.get(key)
+        if per is None:
+            per = self._data[key] = {}
+        row = per.get(second)
+        if row is None:
+            row = per[second] = [0, 0, 0, {}]
+        if latency_us is None:
+            row[1] += 1
+            return
+        row[0] += 1
+        if latency_us > row[2]:
+            row[2] = latency_us
+        b = coarse_bucket(latency_us)
+        row[3][b] = row[3].get(b, 0) + 1
+
+    def keys(self) -> list[str]:
+        return list(self._data)
+
+    def series(self, key: str | None = None, percentiles: Sequence[float] = (50.0, 99.0)) -> list[dict[str, Any]]:
+        """Rows `{"t", "ok", "errors", "p50", "p99", "max"}` (latency in ms) for one key, or for all merged."""
+        merged: dict[int, list[Any]] = {}
+        sources = [self._data.get(key, {})] if key is not None else list(self._data.values())
+        for per in sources:
+            for sec, (ok, err, mx, counts) in per.items():
+                row = merged.setdefault(sec, [0, 0, 0, {}])
+                row[0] += ok
+                row[1] += err
+                row[2] = max(row[2], mx)
+                for b, n in counts.items():
+                    row[3][b] = row[3].get(b, 0) + n
+        out: list[dict[str, Any]] = []
+        last = max(merged, default=-1)
+        for sec in range(last + 1):  # a second without any answer is a gap the picture must show as 0
+            ok, err, mx, counts = merged.get(sec, (0, 0, 0, {}))
+            row_out: dict[str, Any] = {"t": sec, "ok": ok, "errors": err}
+            if ok:
+                items = sorted(counts.items())
+                for p in percentiles:
+                    rank = rank_for(p, ok)
+                    seen = 0
+                    for b, n in items:
+                        seen += n
+                        if seen >= rank:
+                            row_out[percentile_label(p)] = round(min(coarse_value(b), mx) / 1000.0, 3)
+                            break
+                row_out["max"] = round(mx / 1000.0, 3)
+            out.append(row_out)
+        return out

@@ -20,8 +20,12 @@ pytestmark = pytest.mark.usefixtures("both_transports")
 
 Cli = Callable[..., Result]
 UNREACHABLE = "http://127.0.0.1:9"
-# Nagios plugin guidelines: 'label'=value[UOM];[warn];[crit];[min];[max], separated by spaces
-PERF = re.compile(r"^('([^']|'')+'|[^'= ][^= ]*)=(-?[0-9.]+|U)(s|ms|us|%|B|KB|MB|TB|c)?(;(-?[0-9.]*)){0,4}$")
+# Nagios plugin guidelines: 'label'=value[UOM];[warn];[crit];[min];[max], separated by spaces; warn and crit are
+# ranges ([@]start:end, start omitted when 0, `~` for minus infinity, end omitted for infinity).
+NUM = r"-?[0-9]+(\.[0-9]+)?"
+RANGE = rf"(@?((~|{NUM}):)?({NUM})?)"
+PERF = re.compile(rf"^('([^']|'')+'|[^'= ][^= ]*)=({NUM}|U)(s|ms|us|%|B|KB|MB|TB|c)?"
+                  rf"(;{RANGE}?(;{RANGE}?(;({NUM})?(;({NUM})?)?)?)?)?$")
 NAGIOS = re.compile(r"^ESCLI (OK|WARNING|CRITICAL|UNKNOWN) - ([^|]+) \| (.+)$")
 
 
@@ -125,7 +129,8 @@ def test_bad_options_are_usage_errors(cli: Cli) -> None:
                           (["--timeout", "later"], "--timeout later: expected a duration"),
                           (["--all"], "--all: no [clusters.NAME] tables in")):
         r = cli("health", *args)
-        assert r.code == 2 and message in r.stderr, (args, r.stderr)
+        # health is a Nagios plugin: a bad argument is UNKNOWN (3), not escli's usual 2 (CRITICAL to Nagios)
+        assert r.code == 3 and message in r.stderr, (args, r.stderr)
 
 
 def test_all_checks_every_configured_cluster_and_exits_with_the_worst(cli: Cli, es_url: str,
@@ -159,7 +164,7 @@ def test_all_checks_every_configured_cluster_and_exits_with_the_worst(cli: Cli, 
     assert up == {"main": 1, "gone": 0, "nopass": 0}
 
     r = cli("--url", es_url, "health", "--all")
-    assert r.code == 2 and "--all checks every configured cluster" in r.stderr
+    assert r.code == 3 and "--all checks every configured cluster" in r.stderr
 
 
 @pytest.mark.es8
@@ -225,3 +230,124 @@ def test_refused_credentials_are_unknown(cli: Cli, secure_engine: tuple[httpx.Cl
     assert r.code == 3
     state, text, _ = nagios_parts(r.out.strip())
     assert state == "UNKNOWN" and "401" in text and "not-the-password" not in r.out
+
+
+def perf_item(perf: list[str], label: str) -> list[str]:
+    """The fields of one perfdata item: [value with UOM, warn, crit, min, max]."""
+    item = next(p for p in perf if p.startswith(label + "="))
+    return item.split("=", 1)[1].split(";")
+
+
+def test_thresholds_that_must_trip_and_must_not(cli: Cli, sample_index: str) -> None:
+    r = cli("health", "--format", "nagios", "--warn", "heap>1")
+    state, text, perf = nagios_parts(r.out.strip())
+    assert r.code == 1 and state == "WARNING", r.out + r.stderr
+    assert text.startswith("WARNING: node-0 heap ") and "(heap>1)" in text
+    assert perf_item(perf, "node-0_heap")[1:3] == ["1", ""]
+
+    r = cli("health", "--format", "nagios", "--warn", "heap>99", "--crit", "disk>99.9")
+    state, text, perf = nagios_parts(r.out.strip())
+    assert r.code == 0 and state == "OK" and "heap>" not in text, r.out
+    assert perf_item(perf, "node-0_heap")[1] == "99" and perf_item(perf, "node-0_disk_used")[2] == "99.9"
+
+    # one node: nodes<3 is CRITICAL, and the CRITICAL wins over a WARNING on the same run
+    r = cli("health", "--format", "nagios", "--crit", "nodes<3", "--warn", "rtt_ms>0", "--warn", "unassigned>1000")
+    state, text, perf = nagios_parts(r.out.strip())
+    assert r.code == 2 and state == "CRITICAL", r.out
+    assert text.startswith("CRITICAL: nodes 1 (nodes<3); WARNING: node-0 rtt_ms ") and "unassigned" in text
+    assert perf_item(perf, "nodes")[1:3] == ["", "3:"] and perf_item(perf, "unassigned_shards")[1] == "1000"
+
+    code, doc = health_json(cli, "--crit", "active_shards_percent<=100", "--warn", "load1>=0")
+    assert code == 2 and doc["state"] == "CRITICAL" and doc["status"] in ("green", "yellow")
+    assert {(b["level"], b["metric"]) for b in doc["breaches"]} == {("CRITICAL", "active_shards_percent"),
+                                                                    ("WARNING", "load1")}
+    assert doc["thresholds"] == {"active_shards_percent": {"crit": "@~:100"}, "load1": {"warn": "@0:"}}
+
+    r = cli("health", "--format", "prometheus", "--warn", "heap>1")
+    fams = {f.name: f for f in text_string_to_metric_families(r.out)}
+    assert fams["escli_health_state"].samples[0].value == 1
+    (b,) = fams["escli_health_threshold_breached"].samples
+    assert b.labels == {"cluster": doc["cluster_name"], "metric": "heap", "node": "node-0", "level": "warning"}
+
+
+def test_a_bad_threshold_is_unknown_with_one_line(cli: Cli) -> None:
+    for args, message in ((["--warn", "heapp>85"], "--warn heapp>85: unknown metric 'heapp'"),
+                          (["--crit", "heap=85"], "--crit heap=85: expected METRIC OP NUMBER"),
+                          (["--crit", "heap>85ms"], "--crit heap>85ms: unit 'ms' does not fit heap"),
+                          (["--warn", "q1:heap>85"], "--warn q1:heap>85: --warn takes no SCOPE: prefix")):
+        r = cli("health", *args, "--format", "nagios")
+        assert r.code == 3, (args, r.out, r.stderr)
+        assert message in r.stderr and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+        assert r.out.startswith("ESCLI UNKNOWN - bad argument: ") and r.out.count("\n") == 1
+    r = cli("health", "--no-such-option", "--format", "nagios")
+    assert r.code == 3 and "No such option" in r.stderr and r.out.startswith("ESCLI UNKNOWN - bad argument")
+
+
+def test_index_health(cli: Cli, yellow_index: str, sample_index: str) -> None:
+    code, doc = health_json(cli, "--index", sample_index)
+    assert code == 0 and doc["status"] == "green" and doc["index"] == sample_index and doc["active_shards"] >= 1
+    code, doc = health_json(cli, "--index", yellow_index)
+    assert code == 1 and doc["status"] == "yellow" and doc["unassigned_shards"] == 1
+    # Elasticsearch's colours: a missing name is red (escli does not wait the API's default 30 s for it to
+    # appear), a pattern that matches nothing is green; both say so.
+    started = time.monotonic()
+    r = cli("health", "--index", "escli-no-such-index", "--format", "nagios")
+    state, text, _ = nagios_parts(r.out.strip())
+    assert r.code == 2 and state == "CRITICAL" and "red: no index matches escli-no-such-index" in text
+    assert time.monotonic() - started < 25
+    r = cli("health", "--index", "escli-no-such-index-*", "--format", "nagios")
+    state, text, _ = nagios_parts(r.out.strip())
+    assert r.code == 0 and "green: no index matches escli-no-such-index-*" in text
+
+
+def test_prometheus_file_is_written_whatever_the_status(cli: Cli, tmp_path: Path, yellow_index: str) -> None:
+    import stat
+    import subprocess
+
+    target = tmp_path / "escli_health.prom"
+    for url, want in ((None, 1), (UNREACHABLE, 3)):
+        args = ["--url", url] if url else []
+        r = cli(*args, "health", "--format", "json", "--timeout", "5s", "--prometheus-file", str(target))
+        assert r.code == want, r.stderr
+        assert stat.S_IMODE(target.stat().st_mode) == 0o644
+        text = target.read_text()
+        fams = {f.name: f for f in text_string_to_metric_families(text)}
+        assert fams["escli_cluster_status"].samples[0].value == want
+        check = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+        assert check.returncode == 0, check.stdout + check.stderr
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]  # no temporary file left behind
+    r = cli("health", "--prometheus-file", str(tmp_path / "missing" / "x.prom"))
+    assert r.code == 3 and "directory" in r.stderr
+
+
+def test_prometheus_passes_promtool(cli: Cli, sample_index: str) -> None:
+    import subprocess
+
+    r = cli("health", "--format", "prometheus", "--warn", "heap>1", "--index", sample_index)
+    check = subprocess.run(["promtool", "check", "metrics"], input=r.out, capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    for line in r.out.splitlines():
+        if not line.startswith("#"):
+            value = line.rsplit(" ", 1)[1]
+            assert len(value) < 16, line  # written as measured, not 0.0033610000000000003
+
+
+def test_the_documented_textfile_recipe_publishes_even_when_unreachable(tmp_path: Path,
+                                                                        isolated_env: dict[str, str]) -> None:
+    """docs/commands/health.md's cron line, run as written (only the directory and the cluster list changed)."""
+    import os
+    import subprocess
+    import sys
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "commands" / "health.md").read_text()
+    (line,) = [ln for ln in doc.splitlines() if ln.startswith("* * * * * escli health") and "--prometheus-file" in ln]
+    command = line.removeprefix("* * * * * ").replace("/var/lib/node_exporter/textfile", str(tmp_path))
+    command = command.replace("--all ", "")  # the test's cluster comes from ESCLI_URL, not a config file
+    bin_dir = str(Path(sys.executable).parent)  # where the installed `escli` is
+    env = {**isolated_env, "PATH": bin_dir + os.pathsep + os.environ["PATH"], "ESCLI_URL": UNREACHABLE}
+    r = subprocess.run(["sh", "-c", command], env=env, capture_output=True, text=True)
+    assert r.returncode == 3 and r.stdout == ""
+    prom = tmp_path / "escli_health.prom"
+    fams = {f.name: f for f in text_string_to_metric_families(prom.read_text())}
+    assert fams["escli_cluster_up"].samples[0].value == 0
+    assert oct(prom.stat().st_mode & 0o777) == "0o644"

@@ -26,11 +26,17 @@ def register_all(app: typer.Typer) -> None:
     """Register every command eagerly on `app` (for tools that want the whole tree at once)."""
     for module in COMMAND_MODULES.values():
         importlib.import_module(f"escli.cli.{module}").register(app)
+    from escli.cli.common import use_escli_commands
+
+    use_escli_commands(app)
 
 
 def _sub_app(module: str) -> typer.Typer:
+    from escli.cli.common import use_escli_commands
+
     sub = typer.Typer()
     importlib.import_module(f"escli.cli.{module}").register(sub)
+    use_escli_commands(sub)  # metavars for every option and argument, no Typer type tags in help
     return sub
 
 

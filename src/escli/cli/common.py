@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO, Annotated, Any, TypeVar
 
 import typer
+from typer.core import TyperCommand
 
 from escli.output.console import Messages
 from escli.output.formats import Format, resolve_format
@@ -181,3 +182,87 @@ def register_placeholder(app: typer.Typer, name: str, summary: str, issue: str) 
         help=f"{summary} [not built yet]",
         context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
     )(placeholder)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Help that reads like the rest of the shell: INDEX, TEXT, N, FILE, never Typer 0.29's {index}, <str>, <int range>
+
+
+def default_metavar(param: Any) -> str:
+    """A metavar from the parameter's type when none was given: choices a|b, N, NUMBER, FILE or DIR, TEXT.
+
+    Reads the type description Typer keeps on each parameter (`type_descriptor`, what its own `<int range>`
+    tags are made from); anything unexpected falls back to the parameter's name in capitals (arguments) or TEXT.
+    """
+    fallback = str(param.name).upper() if param.param_type_name == "argument" else "TEXT"
+    desc = getattr(param, "type_descriptor", None)
+    if desc is None:
+        return fallback
+    if getattr(desc, "is_choice", False):
+        return "|".join(str(c) for c in getattr(desc, "choices", None) or ()) or fallback
+    if getattr(desc, "is_path", False):
+        return "DIR" if str(getattr(desc, "path_type", "")) == "directory" else "FILE"
+    annotation = getattr(desc, "annotation", None)
+    element = getattr(annotation, "__args__", None)
+    if getattr(desc, "is_list", False) and element:
+        annotation = element[0]
+    if annotation is int:
+        return "N"
+    if annotation is float:
+        return "NUMBER"
+    return fallback
+
+
+class EscliCommand(TyperCommand):
+    """Every escli command: each argument and option shows a metavar, and nothing shows Typer's type tags.
+
+    Options without `metavar=` get one from their type (`default_metavar`); arguments are listed as `INDEX` in
+    the usage line (`[TEXT]` when optional) and in the Arguments section, without `{...}` or `<str>`.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for p in self.params:
+            flag = getattr(p, "is_flag", False) or getattr(p, "count", False)
+            if p.metavar is None and not flag:
+                p.metavar = default_metavar(p)
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for p in self.get_params(ctx):
+            if p.param_type_name != "argument":
+                pieces.extend(p.get_usage_pieces(ctx))
+                continue
+            name = str(p.metavar or str(p.name).upper())
+            name = name if p.required else f"[{name}]"
+            pieces.append(name + ("..." if p.nargs != 1 else ""))
+        return pieces
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        args, opts = [], []
+        for p in self.get_params(ctx):
+            rec = p.get_help_record(ctx)
+            if rec is None:
+                continue
+            if p.param_type_name == "argument":
+                tag = getattr(p, "display_type_rich", lambda _: None)(ctx)  # the `<str>` Typer appends
+                name = rec[0].removesuffix(f" {tag}") if tag else rec[0]
+                args.append((name, rec[1]))
+            elif p.param_type_name == "option":
+                opts.append(rec)
+        if args:
+            with formatter.section("Arguments"):
+                formatter.write_dl(args)
+        if opts:
+            with formatter.section("Options"):
+                formatter.write_dl(opts)
+
+
+def use_escli_commands(app: typer.Typer) -> None:
+    """Make EscliCommand the class of every command registered on `app` (and its groups) without its own."""
+    for info in app.registered_commands:
+        if info.cls is None or info.cls is TyperCommand:  # app.command() fills in TyperCommand itself
+            info.cls = EscliCommand
+    for group in app.registered_groups:
+        if group.typer_instance is not None:
+            use_escli_commands(group.typer_instance)

@@ -94,15 +94,16 @@ def export_command(
     query: Annotated[str | None, typer.Option("--query", help="Lucene query string (query_string syntax), e.g. "
                                               "'category:laptops AND price:>100'", show_default=False)] = None,
     body: Annotated[str | None, typer.Option("--body", help="Search body FILE (or -): query, _source, sort, "
-                                             "runtime_mappings", show_default=False)] = None,
+                                             "runtime_mappings", show_default=False, metavar="FILE|-")] = None,
     format: Annotated[str | None, typer.Option("--format", "-F", help="ndjson|csv|json [default: from --out's "
-                                               "suffix, else ndjson]", show_default=False)] = None,
+                                               "suffix, else ndjson]", show_default=False, metavar="FORMAT")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Write to FILE (temporary name, renamed on success; "
                                              ".gz compresses) instead of stdout", show_default=False)] = None,
     fields: Annotated[str | None, typer.Option("--fields", help="Only these fields, comma-separated (dots for "
-                                               "nested: a,b.c); also the CSV columns", show_default=False)] = None,
+                                               "nested: a,b.c); also the CSV columns", show_default=False,
+                                               metavar="FIELDS")] = None,
     slices: Annotated[str, typer.Option("--slices", help="Parallel slices: N, or auto (one per shard, at most "
-                                        "8)")] = "auto",
+                                        "8)", metavar="N|auto")] = "auto",
     page_size: Annotated[int, typer.Option("--page-size", min=1, max=10000, help="Documents per request")] = 1000,
     max_docs: Annotated[int | None, typer.Option("--max-docs", min=0, help="Stop after exactly N documents",
                                                  show_default=False)] = None,
@@ -110,9 +111,9 @@ def export_command(
                                                     "(needs --out)", show_default=False)] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the export recorded in --checkpoint")] = False,
     keep_alive: Annotated[str, typer.Option("--keep-alive", help="How long the point in time lives between "
-                                            "requests")] = "5m",
+                                            "requests", metavar="DURATION")] = "5m",
     method: Annotated[str, typer.Option("--method", help="auto|pit|scroll (scroll only where PIT is "
-                                        "unavailable)")] = "auto",
+                                        "unavailable)", metavar="METHOD")] = "auto",
     source_only: Annotated[bool, typer.Option("--source-only", help="Write bare _source documents (no _index/_id; "
                                               "no _id column in CSV)")] = False,
     excel_safe: Annotated[bool, typer.Option("--excel-safe", help="CSV: prefix text cells starting with = + - @ "

@@ -1,24 +1,47 @@
 """`escli health`: cluster health for people (table) and monitoring (json, nagios, prometheus).
 
 Exit codes follow Nagios, whatever the format: 0 OK (green), 1 WARNING (yellow), 2 CRITICAL (red),
-3 UNKNOWN (unreachable or refused within the timeout); with --all, the worst of them.
+3 UNKNOWN (unreachable or refused within the timeout); with --all, the worst of them; with --warn/--crit, the
+worst of the colour and the thresholds. A bad argument is UNKNOWN too (the plugin guidelines' rule, so a typo in
+a monitoring configuration is not paged as CRITICAL); see docs/ARCHITECTURE.md.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
 
 import typer
 
-from escli.cli.common import app_context, global_options, run_async
+from escli.cli.common import EscliCommand, app_context, global_options, run_async
 from escli.output.formats import report_format
 
 FORMATS = ("table", "json", "nagios", "prometheus")
+BAD_ARGUMENT = 3  # Nagios UNKNOWN
+
+
+class HealthCommand(EscliCommand):
+    """health's options parsed as a Nagios plugin's: an unknown or malformed option is UNKNOWN (3), not 2."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        try:
+            return list(super().parse_args(ctx, args))
+        except typer.TyperException as exc:
+            _bad_argument(app_context(ctx), exc.format_message(), "nagios" in args)
+
+
+def _bad_argument(app: Any, message: str, nagios: bool) -> NoReturn:
+    app.messages.error(message)
+    if nagios:  # Nagios reads the plugin's stdout: say it there too
+        app.stdout.write(f"ESCLI UNKNOWN - bad argument: {message}\n".encode())
+        app.stdout.flush()
+    raise SystemExit(BAD_ARGUMENT)
 
 
 def register(app: typer.Typer) -> None:
-    app.command("health", help="Cluster health for people and monitoring: table, json, nagios or prometheus; "
-                               "Nagios exit codes.")(health_command)
+    app.command("health", cls=HealthCommand,
+                help="Cluster health for people and monitoring: table, json, nagios or prometheus; thresholds; "
+                     "Nagios exit codes.")(health_command)
 
 
 @global_options
@@ -35,14 +58,42 @@ def health_command(
         help="Give up after this long (10s, 1m): the answer is then UNKNOWN [default: 30s]")] = None,
     all_clusters: Annotated[bool, typer.Option(
         "--all", help="Check every cluster of the config file at once; the exit code is the worst")] = False,
+    warn: Annotated[list[str] | None, typer.Option(
+        "--warn", "-w", metavar="EXPR", show_default=False,
+        help="WARNING when EXPR holds, e.g. heap>85, disk>90, nodes<3 (repeatable; node metrics on every node)")
+    ] = None,
+    crit: Annotated[list[str] | None, typer.Option(
+        "--crit", "-C", metavar="EXPR", show_default=False,
+        help="CRITICAL when EXPR holds (repeatable); metrics: heap disk cpu load1 rtt_ms unassigned "
+             "pending_tasks active_shards_percent nodes data_nodes relocating initializing")] = None,
+    index: Annotated[str | None, typer.Option(
+        "--index", "-i", metavar="INDEX", show_default=False,
+        help="The health of this index or pattern (logs-*) instead of the whole cluster")] = None,
+    prometheus_file: Annotated[Path | None, typer.Option(
+        "--prometheus-file", metavar="FILE", show_default=False,
+        help="Also write the Prometheus text to FILE (atomic rename, 0644), whatever the status")] = None,
 ) -> None:
-    from escli.core.health import State, check_many, worst
+    from escli.errors import UsageError
+
+    app = app_context(ctx)
+    try:
+        fmt = report_format(format, app.options.get("output"), app.stdout_is_tty, FORMATS, "health")
+        _run(app, fmt, wait_for_status, timeout, all_clusters, warn or [], crit or [], index, prometheus_file)
+    except UsageError as exc:
+        # Nagios plugin guidelines: invalid arguments are UNKNOWN (3), not CRITICAL (2, escli's usual usage
+        # code), so a typo in a check definition is not paged as an outage.
+        from escli.errors import one_line
+
+        _bad_argument(app, one_line(exc), format is not None and format.lower() == "nagios")
+
+
+def _run(app: Any, fmt: str, wait_for_status: str | None, timeout: str | None, all_clusters: bool,
+         warn: list[str], crit: list[str], index: str | None, prometheus_file: Path | None) -> None:
+    from escli.core.health import State, apply_thresholds, check_many, parse_thresholds, worst
     from escli.core.profile import parse_duration
     from escli.errors import UsageError
     from escli.output.health_view import render_nagios, render_prometheus, render_table
 
-    app = app_context(ctx)
-    fmt = report_format(format, app.options.get("output"), app.stdout_is_tty, FORMATS, "health")
     if wait_for_status is not None and wait_for_status.lower() not in ("green", "yellow"):
         raise UsageError(f"--wait-for-status {wait_for_status}: choose green or yellow")
     wait = wait_for_status.lower() if wait_for_status else None
@@ -51,10 +102,21 @@ def health_command(
     else:
         global_timeout = app.options.get("timeout")
         seconds = float(global_timeout) if global_timeout else 30.0
+    thresholds = parse_thresholds(warn, crit)
+    if index is not None and not index.strip():
+        raise UsageError("--index: give an index name or pattern")
+    if prometheus_file is not None and not prometheus_file.parent.is_dir():
+        raise UsageError(f"--prometheus-file {prometheus_file}: directory {prometheus_file.parent} does not exist")
 
     targets = _targets(app, all_clusters)
-    checks = run_async(check_many(targets, wait, seconds))
+    checks = run_async(check_many(targets, wait, seconds, index))
+    apply_thresholds(checks, thresholds)
     docs = [c.as_dict() for c in checks]
+    if prometheus_file is not None:
+        from escli.output.prometheus import write_textfile
+
+        # Written before anything else can fail, and whatever the status: the metrics matter most when red.
+        write_textfile(prometheus_file, render_prometheus(docs))
     code = worst([c.state for c in checks])
     if fmt == "json":
         import orjson

@@ -18,11 +18,13 @@ def register(app: typer.Typer) -> None:
 def import_command(
     ctx: typer.Context,
     index: Annotated[str, typer.Argument(help="Target index")],
-    file: Annotated[str, typer.Argument(help="NDJSON or CSV file (.gz read transparently), or - for stdin")],
+    file: Annotated[str, typer.Argument(help="NDJSON or CSV file (.gz read transparently), or - for stdin",
+                                        metavar="FILE|-")],
     format: Annotated[str | None, typer.Option("--format", help="ndjson|csv [default: by file suffix, else ndjson]",
-                                               show_default=False)] = None,
-    id_field: Annotated[str | None, typer.Option("--id-field", help="Field (dotted path) to use as _id")] = None,
-    mapping: Annotated[Path | None, typer.Option("--mapping", help="JSON mapping (or {settings, mappings}) to "
+                                               show_default=False, metavar="FORMAT")] = None,
+    id_field: Annotated[str | None, typer.Option("--id-field", help="Field (dotted path) to use as _id",
+                                                 metavar="FIELD")] = None,
+    mapping: Annotated[Path | None, typer.Option("--mapping", help="JSON mapping (or settings and mappings) to "
                                                  "create the index with")] = None,
     chunk_size: Annotated[int, typer.Option("--chunk-size", min=1, help="Documents per bulk request")] = 1000,
     concurrency: Annotated[int, typer.Option("--concurrency", "-j", min=1, help="Bulk requests in flight")] = 4,

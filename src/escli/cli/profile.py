@@ -64,8 +64,28 @@ def profile_command(
         "--shards", help="Run each query once with the Profile API and show the per-shard breakdown as a tree "
                          "(no load)")] = False,
     prometheus_file: Annotated[Path | None, typer.Option(
-        "--prometheus-file", metavar="FILE", help="Also write node_exporter textfile format here",
+        "--prometheus-file", metavar="FILE", help="Also write node_exporter textfile format here (0644)",
         show_default=False)] = None,
+    fail_if: Annotated[list[str] | None, typer.Option(
+        "--fail-if", metavar="EXPR", show_default=False,
+        help="Exit 1 when EXPR holds: p99>200ms, errors>0.1%, throughput<500, ID:p99>50ms (repeatable)")] = None,
+    report: Annotated[Path | None, typer.Option(
+        "--report", metavar="FILE", show_default=False,
+        help="Write a self-contained HTML report: table, percentile distribution, latency and throughput over "
+             "time (with --compare: both runs)")] = None,
+    plot: Annotated[bool, typer.Option(
+        "--plot", help="Draw a compact latency percentile chart on the terminal (stderr when stdout is JSON)")
+    ] = False,
+    tune: Annotated[str | None, typer.Option("--tune", metavar="throughput|latency", show_default=False,
+                                             help="A search preset (as escli search --tune), for every query")] = None,
+    stored_fields: Annotated[list[str] | None, typer.Option(
+        "--stored-fields", metavar="FIELDS", show_default=False, help="Stored fields instead of _source")] = None,
+    batched_reduce_size: Annotated[int | None, typer.Option(
+        "--batched-reduce-size", min=2, metavar="N", show_default=False, help="As escli search")] = None,
+    pre_filter_shard_size: Annotated[int | None, typer.Option(
+        "--pre-filter-shard-size", min=1, metavar="N", show_default=False, help="As escli search")] = None,
+    max_concurrent_shard_requests: Annotated[int | None, typer.Option(
+        "--max-concurrent-shard-requests", min=1, metavar="N", show_default=False, help="As escli search")] = None,
 ) -> None:
     from escli.core.profile import (
         SCHEDULES,
@@ -106,7 +126,7 @@ def profile_command(
     seconds = parse_duration(duration, "--duration") if duration is not None else None
     warm = Warmup.parse(warmup)
     baseline = load_baseline(str(compare)) if compare is not None else None
-    for opt, path in (("--save", save), ("--prometheus-file", prometheus_file)):
+    for opt, path in (("--save", save), ("--prometheus-file", prometheus_file), ("--report", report)):
         if path is not None and not path.parent.is_dir():
             raise UsageError(f"{opt} {path}: directory {path.parent} does not exist")
 
@@ -116,6 +136,22 @@ def profile_command(
     else:
         assert index is not None
         workload = [single_query(index, text, field or [], size)]
+    # Search tuning (--tune and its options) under each query's own params: a query file's value wins.
+    from dataclasses import replace
+
+    from escli.es.query_builder import tuning_params
+
+    tuned: dict[str, Any] = {}
+    for note in tuning_params(tuned, tune, stored_fields or (), batched_reduce_size=batched_reduce_size,
+                              pre_filter_shard_size=pre_filter_shard_size,
+                              max_concurrent_shard_requests=max_concurrent_shard_requests):
+        msgs.detail(note)
+    workload = [replace(q, params={**tuned, **q.params}) for q in workload] if tuned else workload
+    from escli.core.gates import evaluate_gates, gate_percentiles, parse_gates
+
+    gates = parse_gates(fail_if or [], {q.id for q in workload})
+    # A gate on p97 needs p97 measured and shown: the gated percentiles join the table's.
+    pcts = tuple(sorted(set(pcts) | set(gate_percentiles(gates))))
 
     # Never a retry (--max-retries does not apply): it would hide an error inside a longer latency; profile
     # counts each failure by type instead.
@@ -150,6 +186,8 @@ def profile_command(
     msgs.detail(f"profiling {len(workload)} quer{'y' if len(workload) == 1 else 'ies'}: {what}, {loop}")
     result = run_async(main(), many_requests=True)
     doc = result.as_dict()
+    if gates:
+        doc["gates"] = evaluate_gates(doc, gates)
     deltas = compare_profiles(doc, baseline) if baseline is not None else None
     if save is not None:
         import orjson
@@ -157,8 +195,14 @@ def profile_command(
         _write_private(save, orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE))
     if prometheus_file is not None:
         from escli.output.profile_view import prometheus_text
+        from escli.output.prometheus import write_textfile
 
-        _write_textfile(prometheus_file, prometheus_text(doc).encode("utf-8"))
+        write_textfile(prometheus_file, prometheus_text(doc))
+    if report is not None:
+        from escli.output.report_html import render_report
+
+        _write_private(report, render_report(doc, baseline, deltas).encode("utf-8"))
+        msgs.info(f"report: {report}")
     if fmt == "json":
         import orjson
 
@@ -168,9 +212,25 @@ def profile_command(
         from escli.output.profile_view import render_profile
 
         app.stdout.write(render_profile(doc, deltas).encode("utf-8"))
+    if plot:
+        from escli.output.plot import percentile_plot
+
+        chart = percentile_plot(doc, baseline)
+        if fmt == "json":  # stdout is for the JSON document
+            app.stderr.write(chart)
+        else:
+            app.stdout.write(chart.encode("utf-8"))
     app.stdout.flush()
     if result.interrupted:
         raise KeyboardInterrupt
+    failed = [g for g in doc.get("gates") or [] if not g["passed"]]
+    if failed:
+        from escli.output.profile_view import breach_line
+
+        for g in failed:  # one line per breach, even with -q: it is why the exit code is 1
+            app.stderr.write(f"escli: fail-if: {breach_line(g)}\n")
+        if result.ok:
+            raise SystemExit(1)
     if not result.ok:
         errs = ", ".join(f"{k} ({v})" for k, v in sorted(result.overall.errors.items()))
         raise PartialFailure(f"{sum(result.overall.errors.values())} of {result.overall.requests} requests "
@@ -190,17 +250,3 @@ def _write_private(path: Path, data: bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-
-
-def _write_textfile(path: Path, data: bytes) -> None:
-    """node_exporter reads the file whole: write a temporary file and rename it (atomic).
-
-    A new file is 0600 like every result escli writes; when the file already exists its mode is kept, so
-    `install -m 0644 /dev/null FILE` once lets a node_exporter running as another user read it.
-    """
-    import os
-    import stat
-
-    mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o600
-    _write_private(path, data)
-    os.chmod(path, mode)

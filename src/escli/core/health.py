@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
+from escli.core.thresholds import Metric, Rule, parse_rule
 from escli.errors import RefusedError, UnreachableError, api_error_summary, one_line
 
 if TYPE_CHECKING:
@@ -61,6 +62,7 @@ class ClusterHealth:
     cluster_name: str | None = None
     timed_out: bool = False
     wait_for_status: str | None = None
+    index: str | None = None  # --index: the health of these indices (nodes are still the cluster's)
     number_of_nodes: int = 0
     number_of_data_nodes: int = 0
     active_primary_shards: int = 0
@@ -75,17 +77,38 @@ class ClusterHealth:
     nodes: list[NodeHealth] = field(default_factory=list)
     error: str | None = None
     seconds: float = 0.0
+    breaches: list[Breach] = field(default_factory=list)
+    thresholds: dict[str, dict[str, str]] = field(default_factory=dict)  # metric -> {"warn"|"crit": Nagios range}
 
     @property
-    def state(self) -> State:
+    def index_missing(self) -> bool:
+        """`--index` matched nothing (an existing index has at least one shard in some state).
+
+        Elasticsearch's colour is kept: red for a missing name (after its timeout, which escli sets to 0), green
+        for a pattern that matches nothing.
+        """
+        return self.index is not None and self.error is None and not (
+            self.active_shards or self.unassigned_shards or self.initializing_shards or self.relocating_shards)
+
+    @property
+    def colour_state(self) -> State:
         if self.error is not None:
             return State.UNKNOWN
         return STATUS_STATE.get(self.status, State.UNKNOWN)
+
+    @property
+    def state(self) -> State:
+        """The worst of the cluster colour and the thresholds; UNKNOWN when there was no answer."""
+        colour = self.colour_state
+        if colour is State.UNKNOWN:
+            return colour
+        return max([colour, *(State[b.level] for b in self.breaches)])
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["state"] = self.state.name
         d["code"] = int(self.state)
+        d["index_missing"] = self.index_missing
         return d
 
 
@@ -134,9 +157,9 @@ async def round_trip(client: Es, node_id: str) -> float:
 
 
 async def check(client: Es, label: str, url: str, wait_for_status: str | None = None,
-                timeout: float = 30.0) -> ClusterHealth:
+                timeout: float = 30.0, index: str | None = None) -> ClusterHealth:
     """One cluster's health. Never raises for the cluster's sake: errors become an UNKNOWN result."""
-    result = ClusterHealth(label=label, url=url, wait_for_status=wait_for_status)
+    result = ClusterHealth(label=label, url=url, wait_for_status=wait_for_status, index=index)
     started = time.perf_counter()
     try:
         await asyncio.wait_for(_fill(client, result, wait_for_status, timeout), timeout=timeout)
@@ -163,8 +186,10 @@ async def _fill(client: Es, r: ClusterHealth, wait_for_status: str | None, timeo
         params["wait_for_status"] = wait_for_status
         # Leave time within our own deadline for node stats, pending tasks and round trips after the wait.
         params["timeout"] = f"{max(int((timeout - min(2.0, timeout / 4)) * 1000), 100)}ms"
+    elif r.index:
+        params["timeout"] = "0s"  # an index that does not exist would otherwise be waited for (30 s)
     # A health wait that times out answers 408 with the health body: that is an answer, not an error.
-    health = await client.cluster_health(params, timeout=timeout)
+    health = await client.cluster_health(params, index=r.index, timeout=timeout)
     r.cluster_name = health.get("cluster_name")
     r.status = str(health.get("status", "unknown"))
     r.timed_out = bool(health.get("timed_out", False))
@@ -191,8 +216,8 @@ async def _fill(client: Es, r: ClusterHealth, wait_for_status: str | None, timeo
     r.nodes = sorted(nodes, key=lambda n: n.name)
 
 
-async def check_settings(settings: Settings, label: str, wait_for_status: str | None, timeout: float
-                         ) -> ClusterHealth:
+async def check_settings(settings: Settings, label: str, wait_for_status: str | None, timeout: float,
+                         index: str | None = None) -> ClusterHealth:
     """A check with its own light transport: requests time out with the check, and no retry outlives it."""
     from escli.es.connect import open_es
 
@@ -200,18 +225,100 @@ async def check_settings(settings: Settings, label: str, wait_for_status: str | 
     url = ",".join(s.urls) if not s.credentials.cloud_id else "cloud"
     try:
         async with open_es(s, pooled=False) as es:
-            return await check(es, label, url, wait_for_status, timeout)
+            return await check(es, label, url, wait_for_status, timeout, index)
     except Exception as exc:  # making the client failed (bad CA file, ...): still an answer
         return ClusterHealth(label=label, url=url, error=one_line(exc))
 
 
 async def check_many(targets: list[tuple[str, Settings | Exception]], wait_for_status: str | None,
-                     timeout: float) -> list[ClusterHealth]:
+                     timeout: float, index: str | None = None) -> list[ClusterHealth]:
     """Every target at once; a target whose settings could not be resolved is UNKNOWN with the reason."""
 
     async def one(label: str, s: Settings | Exception) -> ClusterHealth:
         if isinstance(s, Exception):
             return ClusterHealth(label=label, url="", error=one_line(s))
-        return await check_settings(s, label, wait_for_status, timeout)
+        return await check_settings(s, label, wait_for_status, timeout, index)
 
     return list(await asyncio.gather(*(one(label, s) for label, s in targets)))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Thresholds (--warn / --crit): pure functions over a finished check
+
+
+_PCT = Metric("%")
+_COUNT = Metric("")
+HEALTH_METRICS: dict[str, Metric] = {
+    "heap": _PCT, "disk": _PCT, "cpu": _PCT, "load1": _COUNT,
+    "rtt_ms": Metric("ms", {"": (1.0, ""), "ms": (1.0, ""), "s": (1000.0, "")}),
+    "unassigned": _COUNT, "pending_tasks": _COUNT, "active_shards_percent": _PCT, "nodes": _COUNT,
+    "data_nodes": _COUNT, "relocating": _COUNT, "initializing": _COUNT,
+}
+# Metric -> field of NodeHealth (checked on every node) or of ClusterHealth.
+NODE_FIELDS = {"heap": "heap_used_percent", "disk": "disk_used_percent", "cpu": "cpu_percent", "load1": "load_1m",
+               "rtt_ms": "round_trip_ms"}
+CLUSTER_FIELDS = {"unassigned": "unassigned_shards", "pending_tasks": "pending_tasks",
+                  "active_shards_percent": "active_shards_percent", "nodes": "number_of_nodes",
+                  "data_nodes": "number_of_data_nodes", "relocating": "relocating_shards",
+                  "initializing": "initializing_shards"}
+
+
+@dataclass(frozen=True)
+class Breach:
+    """A threshold a check crossed: on which node (None for the cluster), the value seen and the rule."""
+
+    level: str  # WARNING | CRITICAL
+    rule: str
+    metric: str
+    node: str | None
+    value: float
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    warn: tuple[Rule, ...] = ()
+    crit: tuple[Rule, ...] = ()
+
+    def ranges(self) -> dict[str, dict[str, str]]:
+        """Per metric, the first --warn and --crit rule as Nagios ranges (perfdata carries one of each)."""
+        out: dict[str, dict[str, str]] = {}
+        for level, rules in (("warn", self.warn), ("crit", self.crit)):
+            for r in rules:
+                out.setdefault(r.metric, {}).setdefault(level, r.nagios_range())
+        return out
+
+
+def parse_thresholds(warn: list[str], crit: list[str]) -> Thresholds:
+    """--warn/--crit expressions; a bad one is a UsageError naming the option and the expression."""
+    return Thresholds(tuple(parse_rule(t, "--warn", HEALTH_METRICS) for t in warn),
+                      tuple(parse_rule(t, "--crit", HEALTH_METRICS) for t in crit))
+
+
+def evaluate(r: ClusterHealth, th: Thresholds) -> list[Breach]:
+    """Every rule against the check (node metrics on every node); a CRITICAL breach hides the same metric's
+    WARNING on the same node, so the status line names each problem once, at its worst."""
+    if r.error is not None:
+        return []
+    out: list[Breach] = []
+    seen: set[tuple[str, str | None]] = set()
+    for level, rules in (("CRITICAL", th.crit), ("WARNING", th.warn)):
+        for rule in rules:
+            for node, value in _values(r, rule.metric):
+                if value is not None and rule.breached(value) and (rule.metric, node) not in seen:
+                    seen.add((rule.metric, node))
+                    out.append(Breach(level, rule.text, rule.metric, node, value))
+    return out
+
+
+def _values(r: ClusterHealth, metric: str) -> list[tuple[str | None, float | None]]:
+    if metric in NODE_FIELDS:
+        return [(n.name, getattr(n, NODE_FIELDS[metric])) for n in r.nodes]
+    return [(None, float(getattr(r, CLUSTER_FIELDS[metric])))]
+
+
+def apply_thresholds(checks: list[ClusterHealth], th: Thresholds) -> None:
+    """Record breaches and the ranges for perfdata on each check (its `state` then includes them)."""
+    ranges = th.ranges()
+    for c in checks:
+        c.breaches = evaluate(c, th)
+        c.thresholds = ranges

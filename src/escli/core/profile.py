@@ -39,6 +39,8 @@ from escli.profiler import (
     DEFAULT_PERCENTILES,
     Histogram,
     RequestStats,
+    Timeline,
+    distribution,
     percentile_label,
     split_percentiles,
 )
@@ -185,6 +187,7 @@ class ProfileResult:
     late_sends: int = 0
     max_send_lag_us: int = 0
     interrupted: bool = False
+    timeline: Timeline = field(default_factory=Timeline)  # per second, for the pictures of --report
 
     @property
     def ok(self) -> bool:
@@ -221,7 +224,17 @@ class ProfileResult:
                 "max_send_lag_ms": round(self.max_send_lag_us / 1000, 3) if o.mode == "open" else None,
             },
             "cache": {"hit_ratio": None, "lookups": 0, "note": CACHE_NOTE},
+            # For pictures (--report, --plot): latency percentile distributions and a per-second series.
+            "distribution": {"overall": _points(self.overall.latency),
+                             "queries": {q.id: _points(self.per_query[q.id].latency) for q in self.queries}},
+            "timeline": {"interval_s": 1, "overall": self.timeline.series(),
+                         "queries": {q.id: self.timeline.series(q.id) for q in self.queries}},
         }
+
+
+def _points(h: Histogram) -> list[list[float]]:
+    """[percentile, latency ms] pairs of the distribution plot."""
+    return [[round(p, 4), round(v / 1000.0, 3)] for p, v in distribution(h)]
 
 
 def histogram_dict(h: Histogram, percentiles: Sequence[float], scale: float = 1000.0) -> dict[str, Any]:
@@ -387,12 +400,16 @@ class Runner:
         if end > self.last_end:
             self.last_end = end
         q = self.result.per_query[item.spec.id]
+        second = int(end - self.measure_from)
         if error is not None:
             q.record_error(error)
+            self.result.timeline.record(item.spec.id, second, None)
         else:
             service = int(service_s * 1e6)
             # Latency counts from the intended send; a send a little early (see EARLY) from its actual send.
-            q.record(int((end - min(intended, sent)) * 1e6), service, took, int((end - sent) * 1e6) - service)
+            latency = int((end - min(intended, sent)) * 1e6)
+            q.record(latency, service, took, int((end - sent) * 1e6) - service)
+            self.result.timeline.record(item.spec.id, second, latency)  # after the clock was read: not timed
         self.on_progress(1)
 
     def _limits(self, t0: float) -> tuple[int | None, float | None]:

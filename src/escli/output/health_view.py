@@ -12,7 +12,10 @@ import shutil
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from escli.output.prometheus import labels, number
+
 STATES = ("OK", "WARNING", "CRITICAL", "UNKNOWN")
+STATUS_CODE = {"green": 0, "yellow": 1, "red": 2}
 STATUS_COLOUR = {"green": "green", "yellow": "yellow", "red": "red", "unknown": "magenta"}
 
 
@@ -29,20 +32,49 @@ def cluster_label(c: Mapping[str, Any]) -> str:
     return str(c.get("label") or c.get("cluster_name") or c.get("url") or "cluster")
 
 
+UNITS = {"heap": "%", "disk": "%", "cpu": "%", "active_shards_percent": "%", "rtt_ms": " ms"}
+
+
+def _breach(b: Mapping[str, Any]) -> str:
+    """`node-0 heap 45% (heap>1)`: where, what was seen, and the rule it broke."""
+    v = b["value"]
+    shown = f"{v:g}" if isinstance(v, float) else str(v)
+    where = f"{b['node']} " if b.get("node") else ""
+    return f"{where}{b['metric']} {shown}{UNITS.get(b['metric'], '')} ({b['rule']})"
+
+
+def breaches_text(c: Mapping[str, Any]) -> str:
+    """`CRITICAL: nodes 1 (nodes<3); WARNING: node-0 heap 45% (heap>1)`, or "" when no threshold broke."""
+    parts = []
+    for level in ("CRITICAL", "WARNING"):
+        items = [_breach(b) for b in c.get("breaches") or [] if b["level"] == level]
+        if items:
+            parts.append(f"{level}: {', '.join(items)}")
+    return "; ".join(parts)
+
+
 def _summary(c: Mapping[str, Any]) -> str:
-    """The one-line description of a check, shared by the table title and the Nagios line."""
+    """The one-line description of a check, shared by the table title and the Nagios line.
+
+    What broke comes first (Nagios shows the start of the line in narrow views): thresholds, then the cluster.
+    """
     if c.get("error"):
         return f"{cluster_label(c)}: no health answer: {c['error']}"
     n = c["number_of_nodes"]
-    text = (f"{c['cluster_name']} {c['status']}: {n} node{'s' if n != 1 else ''}, "
-            f"{c['active_shards_percent']:g}% shards active ({c['unassigned_shards']} unassigned, "
-            f"{c['relocating_shards']} relocating, {c['initializing_shards']} initializing), "
-            f"{c['pending_tasks']} pending task{'s' if c['pending_tasks'] != 1 else ''}")
+    what = f"{c['cluster_name']}" + (f" index {c['index']}" if c.get("index") else "")
+    if c.get("index_missing"):
+        text = f"{what} {c['status']}: no index matches {c['index']}"
+    else:
+        text = (f"{what} {c['status']}: {n} node{'s' if n != 1 else ''}, "
+                f"{c['active_shards_percent']:g}% shards active ({c['unassigned_shards']} unassigned, "
+                f"{c['relocating_shards']} relocating, {c['initializing_shards']} initializing), "
+                f"{c['pending_tasks']} pending task{'s' if c['pending_tasks'] != 1 else ''}")
     if c.get("label") and c["label"] != c.get("cluster_name"):
         text = f"{c['label']} ({text})"
     if c.get("timed_out") and c.get("wait_for_status"):
         text += f"; timed out waiting for {c['wait_for_status']}"
-    return text
+    broke = breaches_text(c)
+    return f"{broke}; {text}" if broke else text
 
 
 def render_table(checks: Sequence[Mapping[str, Any]]) -> str:
@@ -96,34 +128,42 @@ def _perf_label(text: str) -> str:
 
 
 def _perf(label: str, value: Any, uom: str = "", warn: str = "", crit: str = "", lo: str = "", hi: str = "") -> str:
-    v = "U" if value is None else (f"{value:g}" if isinstance(value, float) else str(value))
+    # An unknown value is `U` without its unit of measure, as the guidelines write it.
+    v = "U" if value is None else number(value)
     text = f"{_perf_label(label)}={v}{uom if value is not None else ''};{warn};{crit};{lo};{hi}"
     return text.rstrip(";")
 
 
 def _perfdata(c: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """status first, then cluster figures, then per node; a metric with --warn/--crit carries them as ranges."""
     p = prefix
     out = [_perf(f"{p}status", int(c["code"]), "", "1", "2", "0", "3")]
     if c.get("error"):
         return out
+    th: Mapping[str, Mapping[str, str]] = c.get("thresholds") or {}
+
+    def perf(label: str, metric: str | None, value: Any, uom: str = "", hi: str = "") -> str:
+        t = th.get(metric or "") or {}
+        return _perf(label, value, uom, t.get("warn", ""), t.get("crit", ""), "0", hi)
+
     out += [
-        _perf(f"{p}nodes", c["number_of_nodes"], "", lo="0"),
-        _perf(f"{p}data_nodes", c["number_of_data_nodes"], "", lo="0"),
-        _perf(f"{p}active_shards_percent", float(c["active_shards_percent"]), "%", lo="0", hi="100"),
-        _perf(f"{p}active_shards", c["active_shards"], "", lo="0"),
-        _perf(f"{p}unassigned_shards", c["unassigned_shards"], "", lo="0"),
-        _perf(f"{p}relocating_shards", c["relocating_shards"], "", lo="0"),
-        _perf(f"{p}initializing_shards", c["initializing_shards"], "", lo="0"),
-        _perf(f"{p}pending_tasks", c["pending_tasks"], "", lo="0"),
+        perf(f"{p}nodes", "nodes", c["number_of_nodes"]),
+        perf(f"{p}data_nodes", "data_nodes", c["number_of_data_nodes"]),
+        perf(f"{p}active_shards_percent", "active_shards_percent", float(c["active_shards_percent"]), "%", "100"),
+        perf(f"{p}active_shards", None, c["active_shards"]),
+        perf(f"{p}unassigned_shards", "unassigned", c["unassigned_shards"]),
+        perf(f"{p}relocating_shards", "relocating", c["relocating_shards"]),
+        perf(f"{p}initializing_shards", "initializing", c["initializing_shards"]),
+        perf(f"{p}pending_tasks", "pending_tasks", c["pending_tasks"]),
     ]
     for n in c["nodes"]:
         name = n["name"]
         out += [
-            _perf(f"{p}{name}_heap", n["heap_used_percent"], "%", lo="0", hi="100"),
-            _perf(f"{p}{name}_cpu", n["cpu_percent"], "%", lo="0", hi="100"),
-            _perf(f"{p}{name}_load1", n["load_1m"], "", lo="0"),
-            _perf(f"{p}{name}_disk_used", n["disk_used_percent"], "%", lo="0", hi="100"),
-            _perf(f"{p}{name}_rtt", n["round_trip_ms"], "ms", lo="0"),
+            perf(f"{p}{name}_heap", "heap", n["heap_used_percent"], "%", "100"),
+            perf(f"{p}{name}_cpu", "cpu", n["cpu_percent"], "%", "100"),
+            perf(f"{p}{name}_load1", "load1", n["load_1m"]),
+            perf(f"{p}{name}_disk_used", "disk", n["disk_used_percent"], "%", "100"),
+            perf(f"{p}{name}_rtt", "rtt_ms", n["round_trip_ms"], "ms"),
         ]
     return out
 
@@ -151,16 +191,8 @@ def _oneline(text: str) -> str:
 # Prometheus
 
 
-def _esc(v: Any) -> str:
-    return str(v).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
 def _labels(**kv: Any) -> str:
-    return "{" + ",".join(f'{k}="{_esc(v)}"' for k, v in kv.items()) + "}"
-
-
-def _val(v: float | int) -> str:
-    return str(v) if isinstance(v, int) else repr(round(float(v), 9))
+    return labels(kv)
 
 
 def render_prometheus(checks: Sequence[Mapping[str, Any]]) -> str:
@@ -174,6 +206,8 @@ def render_prometheus(checks: Sequence[Mapping[str, Any]]) -> str:
 
     up = fam("escli_cluster_up", "1 when the cluster answered the health check, 0 otherwise.")
     status = fam("escli_cluster_status", "Cluster status: 0 green, 1 yellow, 2 red, 3 unknown (Nagios codes).")
+    state = fam("escli_health_state", "Worst of the cluster status and the --warn/--crit thresholds (Nagios code).")
+    breached = fam("escli_health_threshold_breached", "1 for each --warn/--crit threshold crossed, by metric and node.")
     nodes = fam("escli_cluster_nodes", "Nodes in the cluster.")
     data_nodes = fam("escli_cluster_data_nodes", "Data nodes in the cluster.")
     shards = fam("escli_cluster_shards", "Shards by state.")
@@ -189,19 +223,25 @@ def render_prometheus(checks: Sequence[Mapping[str, Any]]) -> str:
 
     for c in checks:
         cl = cluster_label(c)
-        lab = _labels(cluster=cl)
+        base = {"cluster": cl, **({"index": c["index"]} if c.get("index") else {})}
+        lab = labels(base)
         up.append(f"escli_cluster_up{lab} {0 if c.get('error') else 1}")
-        status.append(f"escli_cluster_status{lab} {int(c['code'])}")
-        took.append(f"escli_health_check_seconds{lab} {_val(float(c['seconds']))}")
+        status.append(f"escli_cluster_status{lab} {3 if c.get('error') else STATUS_CODE.get(c['status'], 3)}")
+        state.append(f"escli_health_state{lab} {int(c['code'])}")
+        for b in c.get("breaches") or []:
+            extra = {"node": b["node"]} if b.get("node") else {}
+            breached.append(f"escli_health_threshold_breached"
+                            f"{_labels(cluster=cl, metric=b['metric'], **extra, level=b['level'].lower())} 1")
+        took.append(f"escli_health_check_seconds{lab} {number(float(c['seconds']))}")
         if c.get("error"):
             continue
         nodes.append(f"escli_cluster_nodes{lab} {c['number_of_nodes']}")
         data_nodes.append(f"escli_cluster_data_nodes{lab} {c['number_of_data_nodes']}")
-        for state in ("active", "unassigned", "relocating", "initializing"):
-            shards.append(f"escli_cluster_shards{_labels(cluster=cl, state=state)} {c[f'{state}_shards']}")
-        active_ratio.append(f"escli_cluster_shards_active_ratio{lab} {_val(c['active_shards_percent'] / 100.0)}")
+        for kind in ("active", "unassigned", "relocating", "initializing"):
+            shards.append(f"escli_cluster_shards{_labels(**base, state=kind)} {c[f'{kind}_shards']}")
+        active_ratio.append(f"escli_cluster_shards_active_ratio{lab} {number(c['active_shards_percent'] / 100.0)}")
         pending.append(f"escli_cluster_pending_tasks{lab} {c['pending_tasks']}")
-        task_wait.append(f"escli_cluster_pending_task_max_wait_seconds{lab} {_val(c['max_task_wait_ms'] / 1000.0)}")
+        task_wait.append(f"escli_cluster_pending_task_max_wait_seconds{lab} {number(c['max_task_wait_ms'] / 1000.0)}")
         for n in c["nodes"]:
             nl = _labels(cluster=cl, node=n["name"])
             for samples, name, value, scale in (
@@ -212,7 +252,7 @@ def render_prometheus(checks: Sequence[Mapping[str, Any]]) -> str:
                 (rtt, "escli_node_round_trip_seconds", n["round_trip_ms"], 1000.0),
             ):
                 if value is not None:
-                    samples.append(f"{name}{nl} {_val(value / scale)}")
+                    samples.append(f"{name}{nl} {number(value / scale)}")
     out: list[str] = []
     for name, help_text, samples in families:
         if not samples:

@@ -12,6 +12,9 @@ import shutil
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from escli.output.prometheus import labels as _labels
+from escli.output.prometheus import number as _num
+
 ALL = "(all)"
 TIMES = (("latency_ms", "latency"), ("service_time_ms", "service"), ("took_ms", "took"),
          ("overhead_ms", "overhead"))
@@ -69,15 +72,20 @@ def render_profile(doc: Mapping[str, Any], deltas: Mapping[str, Any] | None = No
         return (deltas.get("queries") or {}).get(name) or {}
 
     console.print(_title(doc))
+    failed = failed_cells(doc)
+
+    def mark(name: str, column: str, text: str) -> str:
+        return f"[bold red]{text} ✗[/]" if (name, column) in failed else text
+
     counts = Table()
     for col in ("query", "requests", "ok", "errors", "error types", "throughput/s"):
         counts.add_column(col, justify="left" if col in ("query", "error types") else "right")
     for name, s in rows:
         errs = s.get("errors") or {}
         d = d_for(name)
-        counts.add_row(name, f"{s['requests']:,}", f"{s['ok']:,}", f"{sum(errs.values()):,}",
+        counts.add_row(name, f"{s['requests']:,}", f"{s['ok']:,}", mark(name, "errors", f"{sum(errs.values()):,}"),
                        ", ".join(f"{k}: {v}" for k, v in errs.items()) or "-",
-                       f"{s['throughput']:,.1f}" + _fmt_delta(d.get("throughput")))
+                       mark(name, "throughput", f"{s['throughput']:,.1f}" + _fmt_delta(d.get("throughput"))))
     console.print(counts)
 
     times = Table(caption="ms; latency from the intended send, service time to the last byte, took by "
@@ -95,8 +103,11 @@ def render_profile(doc: Mapping[str, Any], deltas: Mapping[str, Any] | None = No
                 continue
             fd = d.get(key) or {}
             cells = [_fmt_ms(fig.get(lbl)) + _fmt_delta(fd.get(lbl)) if lbl in fig else "n/a" for lbl in labels]
-            times.add_row(name if key == "latency_ms" else "", title, *cells,
-                          _fmt_ms(fig.get("mean")) + _fmt_delta(fd.get("mean")))
+            mean = _fmt_ms(fig.get("mean")) + _fmt_delta(fd.get("mean"))
+            if key == "latency_ms":  # the gates read latency
+                cells = [mark(name, lbl, c) for lbl, c in zip(labels, cells, strict=True)]
+                mean = mark(name, "mean", mean)
+            times.add_row(name if key == "latency_ms" else "", title, *cells, mean)
             for lbl in fig.get("not_shown") or {}:
                 hidden.setdefault(lbl, {}).setdefault(name, int(fig.get("count") or 0))
         if name != rows[-1][0]:
@@ -133,7 +144,43 @@ def render_profile(doc: Mapping[str, Any], deltas: Mapping[str, Any] | None = No
         notes.append(f"(±%) change against the baseline of {deltas.get('baseline_started_at')}")
     for n in notes:
         console.print(n)
+    gates = doc.get("gates") or []
+    if gates:
+        from rich.markup import escape
+
+        t = Table(title="--fail-if", title_justify="left")
+        for col in ("gate", "result"):
+            t.add_column(col)
+        for g in gates:
+            t.add_row(escape(g["expr"]), "[green]pass[/]" if g["passed"] else f"[bold red]FAIL ✗[/] "
+                      f"{escape(breach_line(g).split(': ', 1)[1])}")
+        console.print(t)
     return buf.getvalue()
+
+
+def breach_line(g: Mapping[str, Any]) -> str:
+    """`p99>200ms: p99 of (all) is 250.3 ms` for one failed gate."""
+    where = g["query"] or "(all)"
+    v = g["observed"]
+    if v is None:
+        seen = "not measured"
+    elif g["unit"] == "rate":
+        seen = f"{v * 100:.3g}%"
+    elif g["unit"] == "ms":
+        seen = f"{v:,.3f} ms"
+    else:
+        seen = f"{v:,.6g}{g['unit']}"
+    text = f"{g['expr']}: {g['metric']} of {where} is {seen}"
+    return text + (f" ({g['note']})" if g.get("note") else "")
+
+
+def failed_cells(doc: Mapping[str, Any]) -> set[tuple[str, str]]:
+    """(row, column) of each figure a failed --fail-if gate read: a percentile label, mean, errors, throughput."""
+    out: set[tuple[str, str]] = set()
+    for g in doc.get("gates") or []:
+        if not g["passed"]:
+            out.add((g["query"] or ALL, g["metric"]))
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -208,14 +255,6 @@ def render_shards(profiles: Sequence[Mapping[str, Any]]) -> str:
 # node_exporter textfile
 
 
-def _label(value: Any) -> str:
-    return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _num(v: float) -> str:
-    return repr(float(v)) if not float(v).is_integer() else str(int(v)) if abs(v) < 1e15 else repr(float(v))
-
-
 def prometheus_text(doc: Mapping[str, Any], labels: Mapping[str, str] | None = None) -> str:
     """The node_exporter textfile collector format: summaries in seconds per query id (and `_all`), plus counts."""
     base = dict(labels or {})
@@ -223,10 +262,7 @@ def prometheus_text(doc: Mapping[str, Any], labels: Mapping[str, str] | None = N
     out: list[str] = []
 
     def lbl(extra: Mapping[str, str]) -> str:
-        items = {**base, **extra}
-        if not items:
-            return ""
-        return "{" + ",".join(f'{k}="{_label(v)}"' for k, v in items.items()) + "}"
+        return _labels({**base, **extra})
 
     for key, name, help_text in (
         ("latency_ms", "escli_profile_latency_seconds", "Latency from the intended send time to the parsed response"),
@@ -240,7 +276,7 @@ def prometheus_text(doc: Mapping[str, Any], labels: Mapping[str, str] | None = N
                 if lblname in ("count", "mean", "not_shown", "min"):
                     continue
                 quantile = 1.0 if lblname == "max" else float(lblname[1:]) / 100.0
-                out.append(f"{name}{lbl({'query': q, 'quantile': repr(quantile)})} {_num(value / 1000.0)}")
+                out.append(f"{name}{lbl({'query': q, 'quantile': repr(round(quantile, 9))})} {_num(value / 1000.0)}")
             count = int(fig.get("count") or 0)
             mean = fig.get("mean")
             out.append(f"{name}_sum{lbl({'query': q})} {_num((mean or 0.0) * count / 1000.0)}")
