@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +28,7 @@ from escli.es.transport import error_summary, refused
 
 if TYPE_CHECKING:
     from escli.es.routing import Member, RoutedTransport
+    from escli.es.transport import Response
 
 CLUSTER_FIELD = "_cluster"
 DEFAULT_SIZE = 10
@@ -156,8 +157,10 @@ def _total(resp: Mapping[str, Any]) -> int | None:
 
 
 async def fan_out_search(routed: RoutedTransport, path: str, body: Mapping[str, Any],
-                         params: Mapping[str, str] | None = None, timeout: float | None = None) -> FanOutResult:
-    """Send the search to every healthy member concurrently (every member when none is healthy) and merge."""
+                         params: Mapping[str, str] | None = None, timeout: float | None = None,
+                         on_answer: Callable[[Response], None] | None = None) -> FanOutResult:
+    """Send the search to every healthy member concurrently (every member when none is healthy) and merge.
+    `on_answer` sees each cluster's answer (Es.learn: the product it tells)."""
     members = routed.router.healthy() or list(routed.members)
     skipped = [m for m in routed.members if m not in members]
     payload = orjson.dumps(member_body(body))
@@ -167,6 +170,8 @@ async def fan_out_search(routed: RoutedTransport, path: str, body: Mapping[str, 
             resp = await routed.request_on(m, "POST", path, params=params, body=payload, timeout=timeout)
         except UnreachableError as exc:
             return m, exc
+        if on_answer is not None:
+            on_answer(resp)
         if resp.status >= 400:
             return m, refused(resp.status, resp.body, resp.headers)
         data = resp.json()

@@ -4,7 +4,8 @@
     from escli.core.search import search_with_cache
 
     cache = open_cache(settings)
-    outcome = await search_with_cache(client, cache, settings.identity, "products", body, params, DEFAULT_TTL)
+    identity = await cache_identity(client, settings)   # cluster, user and product (cache/product.py)
+    outcome = await search_with_cache(client, cache, identity, "products", body, params, DEFAULT_TTL)
     outcome.response      # the Elasticsearch response, a dict
     outcome.cache_hit     # True when it came from the cache (no request was made)
     outcome.key           # the cache key (None when the cache is off)
@@ -43,6 +44,7 @@ from escli.es.queries import param_text
 
 if TYPE_CHECKING:
     from escli.es.api import Es
+    from escli.settings import Settings
 
 CACHE_OFF = "the cache is off (--no-cache)"
 
@@ -161,7 +163,8 @@ async def routed_search(es: Es, index: str, body: Mapping[str, Any], params: Map
         from escli.core.fanout import fan_out_search
         from escli.es.transport import index_path
 
-        fan = await fan_out_search(routed, index_path(index, "_search"), body, text_params, request_timeout)
+        fan = await fan_out_search(routed, index_path(index, "_search"), body, text_params, request_timeout,
+                                   on_answer=es.learn)
         raw = orjson.dumps(fan.response)
         return fan.response, raw, {"strategy": FAN_OUT, "clusters": fan.clusters, "failed": fan.failed}
     resp = await es.search(index, dict(body), text_params, timeout=request_timeout)
@@ -170,6 +173,23 @@ async def routed_search(es: Es, index: str, body: Mapping[str, Any], params: Map
         raise TypeError(f"unexpected search response of type {type(result).__name__}")
     who = resp.headers.get(CLUSTER_HEADER)
     return result, resp.body, ({"cluster": who, "strategy": routed.strategy} if routed is not None and who else {})
+
+
+async def cache_identity(es: Es, settings: Settings) -> str:
+    """The identity to key entries by when filling the cache for many searches (warm-cache): the product is
+    asked once (free on Elasticsearch once an answer came, else `GET /`) and remembered for later lookups."""
+    from escli.cache.product import product_identity, remember_product
+
+    product = (await es.product()).name
+    remember_product(settings, product)
+    return product_identity(settings.identity, product)
+
+
+def rekey(outcome: SearchOutcome, identity: str, body: Mapping[str, Any], params: Mapping[str, Any]) -> SearchOutcome:
+    """A deferred outcome keyed under another identity (the product learnt from the answer: cache/product.py)."""
+    if outcome.key is None or outcome.status != "miss":
+        return outcome
+    return replace(outcome, key=cache_key(identity, outcome.index, body, params))
 
 
 def store(cache: Cache, outcome: SearchOutcome, ttl: float) -> SearchOutcome:
