@@ -368,7 +368,10 @@ class _Run:
         self.opts = opts
         self.stats = stats
         self.on_bad = on_bad
-        self.conn_error: tuple[type[Exception], ...] = (TransportConnectionError, UnreachableError)
+        # ConnectionTimeout is not a ConnectionError in elastic_transport: a timed-out request is retried and, in
+        # the end, counted as a timeout like a refused connection is counted as one.
+        self.conn_error: tuple[type[Exception], ...] = (TransportConnectionError, ConnectionTimeout,
+                                                         UnreachableError)
         self.timeout_error: type[Exception] = ConnectionTimeout
         self.window = asyncio.Semaphore(opts.window_size)
         self.work: asyncio.Queue[list[tuple[int, QuerySpec]] | None] = asyncio.Queue(maxsize=opts.concurrency)
