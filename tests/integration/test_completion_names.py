@@ -68,6 +68,11 @@ def test_field_names_sortable_first_for_sort_filter_range(isolated_env: dict[str
     assert tab(isolated_env, f"escli export {sample_index} --fields name,specs.ra")[0] == ["name,specs.ram_gb"]
     assert tab(isolated_env, f"escli search {sample_index} --source name,-descr")[0] == ["name,-description"]
     assert tab(isolated_env, f"escli import {sample_index} x.ndjson --id-field i")[0] == ["id"]
+    assert tab(isolated_env, f"escli search {sample_index} --agg c=te")[0] == ["terms:"]  # bash: after its `=`
+    assert tab(isolated_env, f"escli search {sample_index} --agg c=terms:categ")[0] == ["category"]  # after `:`
+    assert tab(isolated_env, f"escli search {sample_index} --highlight descr")[0] == ["description"]
+    assert tab(isolated_env, "escli search x --tune ")[0] == ["throughput", "latency"]
+    assert tab(isolated_env, "escli search x --strategy f")[0] == ["failover", "fan-out"]
     zsh, _ = tab(isolated_env, f"escli search {sample_index} --filter cat", shell="zsh")
     assert zsh == ["category:keyword"]
     fish, _ = tab(isolated_env, f"escli search {sample_index} --filter cat", shell="fish")

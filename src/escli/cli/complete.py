@@ -5,9 +5,9 @@ line up to the cursor); `run()` sends such a call here before anything else. Com
 completions come from the click tree as usual; what knows the cluster is chosen here by parameter, so every
 command gets it without an edit of its own:
 - every INDEX argument or option: index, alias and data stream names;
-- options that take fields (`--field`, `--fields`, `--source`, `--sort`, `--filter`, `--range`, `--id-field`):
-  dotted names from the mapping of the INDEX given on the line, keyword/numeric/date ones first for
-  `--sort`, `--filter` and `--range`;
+- options that take fields (`--field`, `--fields`, `--source`, `--sort`, `--filter`, `--range`, `--id-field`,
+  `--highlight`, `--stored-fields`, the FIELD of `--agg NAME=TYPE:FIELD`): dotted names from the mapping of the
+  INDEX given on the line, keyword/numeric/date ones first for `--sort`, `--filter`, `--range` and `--agg`;
 - `--cluster`: cluster and group names from the config file; options with a fixed set of values: those values.
 Names come from `core.names.NameCache` (on disk per cluster identity, asked again after a minute, at most ~300 ms
 of network). A completion never prompts (no password prompt: settings resolve without one) and never writes an
@@ -37,6 +37,7 @@ STRATEGIES = ("failover", "round-robin", "weighted", "fan-out")
 CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("*", "output"): ("table", "json", "ndjson", "csv"),
     ("*", "strategy"): STRATEGIES,
+    ("*", "tune"): ("throughput", "latency"),
     ("export", "format"): ("ndjson", "csv", "json"),
     ("export", "method"): ("auto", "pit", "scroll"),
     ("export", "slices"): ("auto",),
@@ -51,7 +52,8 @@ CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
 FIELD_PARAMS: dict[str, tuple[bool, bool, bool]] = {
     "field": (False, False, False), "fields": (False, True, False), "source": (False, True, True),
     "sort": (True, True, False), "filter_": (True, False, False), "range_": (True, False, False),
-    "id_field": (False, False, False),
+    "id_field": (False, False, False), "highlight": (False, False, False), "stored_fields": (False, True, False),
+    "agg": (True, False, False),
 }
 
 
@@ -120,8 +122,11 @@ def complete_param(ctx: Context, param: Parameter, incomplete: str, env: dict[st
         settings = _settings(ctx, env)
         if settings is None:
             return []
-        return [(v, "") for v in _with_list_prefix(incomplete, _run(_names(settings).indices(_opener(settings))),
-                                                    hidden=True)]
+        names = _names(settings)
+        found = names.fresh_indices()
+        if found is None:
+            found = _run(names.indices(_opener(settings)))
+        return [(v, "") for v in _with_list_prefix(incomplete, found, hidden=True)]
     if name in FIELD_PARAMS and command in ("search", "export", "import", "profile"):
         return complete_fields(ctx, name, incomplete, env)
     return None
@@ -133,7 +138,10 @@ def complete_fields(ctx: Context, name: str, incomplete: str, env: dict[str, str
     settings = _settings(ctx, env)
     if not index or settings is None:
         return []
-    fields = _run(_names(settings).fields(_opener(settings), str(index)))
+    names = _names(settings)
+    fields = names.fresh_fields(str(index))
+    if fields is None:
+        fields = _run(names.fields(_opener(settings), str(index)))
     if sortable_first:
         fields = sorted(fields, key=lambda f: (f[1] not in _sortable(), f[0]))
     kinds = dict(fields)
@@ -143,6 +151,16 @@ def complete_fields(ctx: Context, name: str, incomplete: str, env: dict[str, str
         prefix += ","
     if excludes and word[:1] in ("-", "!"):
         prefix, word = prefix + word[0], word[1:]
+    if name == "agg":  # NAME=TYPE:FIELD[:ARG]: the type after `=`, then the field after `TYPE:`
+        label, eq, rest = word.partition("=")
+        if not eq:
+            return []
+        kind, colon, word = rest.partition(":")
+        if not colon:
+            from escli.es.query_builder import AGG_TYPES
+
+            return [(f"{label}={t}:", "") for t in AGG_TYPES if t.startswith(kind)]
+        prefix = f"{label}={kind}:"
     if name == "sort" and ":" in word:  # FIELD:asc|desc
         field, _, order = word.partition(":")
         return [(f"{prefix}{field}:{o}", "") for o in ("asc", "desc") if field in kinds and o.startswith(order)]
@@ -212,9 +230,12 @@ def _names(settings: Settings) -> NameCache:
 
 
 def _opener(settings: Settings) -> Callable[[], Any]:
-    from escli.es.connect import open_es
+    def opener() -> Any:
+        from escli.es.connect import open_es
 
-    return lambda: open_es(settings, pooled=False)
+        return open_es(settings, pooled=False)
+
+    return opener
 
 
 def _run(coro: Any) -> Any:

@@ -13,8 +13,7 @@ raises for the cluster's sake: completion never shows an error in the shell.
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
+import binascii
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -34,6 +33,17 @@ SORTABLE_TYPES = frozenset({"keyword", "constant_keyword", "wildcard", "long", "
                             "float", "half_float", "scaled_float", "unsigned_long", "date", "date_nanos", "boolean",
                             "ip", "version"})
 OpenEs = Callable[[], AbstractAsyncContextManager["Es"]]
+
+
+def file_stem(identity: str) -> str:
+    """A file name for a cluster identity (never a secret): its hex spelling, hashed only when too long (hashlib
+    loads OpenSSL, ~9 ms of a Tab's start-up)."""
+    stem = binascii.hexlify(identity.encode()).decode()
+    if len(stem) <= 200:
+        return stem
+    import hashlib
+
+    return hashlib.sha256(identity.encode()).hexdigest()
 
 
 def walk_mapping(properties: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, str]]:
@@ -87,7 +97,7 @@ async def fetch_fields(es: Es, index: str) -> list[tuple[str, str]]:
 class NameCache:
     def __init__(self, cache_dir: Path, identity: str, *, fresh_s: float = FRESH_S, budget_s: float = BUDGET_S
                  ) -> None:
-        self.path = cache_dir / "names" / f"{hashlib.sha256(identity.encode()).hexdigest()[:32]}.json"
+        self.path = cache_dir / "names" / f"{file_stem(identity)}.json"
         self.fresh_s = fresh_s
         self.budget_s = budget_s
 
@@ -109,6 +119,13 @@ class NameCache:
         except OSError:
             pass  # a read-only cache dir: completion still answers, it just asks again next time
 
+    def fresh(self, slot: str) -> Any:
+        """The slot's value while it is fresh, else None: a hit costs no event loop and no client import."""
+        entry = self._load().get(slot)
+        if isinstance(entry, dict) and time.time() - float(entry.get("at", 0)) < self.fresh_s:
+            return entry.get("value")
+        return None
+
     async def _get(self, slot: str, open_es: OpenEs, ask: Callable[[Es], Awaitable[Any]]) -> Any:
         data = self._load()
         entry = data.get(slot)
@@ -120,6 +137,8 @@ class NameCache:
             async with open_es() as es:
                 return await ask(es)
 
+        import asyncio
+
         try:
             value = await asyncio.wait_for(fetch(), self.budget_s)
         except Exception:  # unreachable, refused, too slow: the names we had, or none
@@ -129,12 +148,28 @@ class NameCache:
         self._save(data)
         return value
 
+    @staticmethod
+    def slot_of_fields(index: str) -> str:
+        return f"fields:{index}"
+
     async def indices(self, open_es: OpenEs) -> list[str]:
         value = await self._get("indices", open_es, fetch_indices)
         return [str(v) for v in value] if isinstance(value, list) else []
 
     async def fields(self, open_es: OpenEs, index: str) -> list[tuple[str, str]]:
-        value = await self._get(f"fields:{index}", open_es, lambda es: fetch_fields(es, index))
-        if not isinstance(value, list):
-            return []
-        return [(str(v[0]), str(v[1])) for v in value if isinstance(v, (list, tuple)) and len(v) == 2]
+        value = await self._get(self.slot_of_fields(index), open_es, lambda es: fetch_fields(es, index))
+        return as_fields(value)
+
+    def fresh_indices(self) -> list[str] | None:
+        value = self.fresh("indices")
+        return [str(v) for v in value] if isinstance(value, list) else None
+
+    def fresh_fields(self, index: str) -> list[tuple[str, str]] | None:
+        value = self.fresh(self.slot_of_fields(index))
+        return as_fields(value) if isinstance(value, list) else None
+
+
+def as_fields(value: Any) -> list[tuple[str, str]]:
+    if not isinstance(value, list):
+        return []
+    return [(str(v[0]), str(v[1])) for v in value if isinstance(v, (list, tuple)) and len(v) == 2]
