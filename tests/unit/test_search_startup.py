@@ -51,11 +51,17 @@ def test_help_imports_neither_the_client_nor_pydantic(env: dict[str, str]) -> No
 
 
 def test_completion_imports_no_client(env: dict[str, str]) -> None:
-    for words, cword, expect in (("escli se", "1", "search"), ("escli search --fi", "2", "--field")):
-        comp = {**env, "_ESCLI_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": cword}
+    for line, expect in (("escli se", "search"), ("escli search --fi", "--field"), ("escli -o cs", "csv")):
+        comp = {**env, "_ESCLI_COMPLETE": "bash", "_ESCLI_COMPLETE_LINE": line}
         code, out, modules = probe([], comp)
         assert code == 0 and expect in out.split(), out
         assert not modules & set(HEAVY)
+    # index names asked on the network (here: nobody listens) go through the light transport
+    comp = {**env, "_ESCLI_COMPLETE": "bash", "_ESCLI_COMPLETE_LINE": "escli search pro",
+            "ESCLI_URL": "http://127.0.0.1:1"}
+    code, out, modules = probe([], comp)
+    assert code == 0 and out == ""
+    assert not modules & set(HEAVY)
 
 
 def test_a_cache_hit_needs_no_client_and_no_cluster(env: dict[str, str]) -> None:

@@ -100,10 +100,12 @@ def run(argv: list[str] | None = None, app_ctx: AppContext | None = None) -> int
     """Run the CLI; returns (and, from the console script, exits with) the exit code."""
     from escli.errors import ExitCode, exit_code_for, one_line
 
-    if argv is None and os.environ.get("_ESCLI_COMPLETE"):  # a Tab in the shell (cli/complete.py)
+    if os.environ.get("_ESCLI_COMPLETE"):  # a Tab in the shell (cli/complete.py)
         from escli.cli.complete import respond
 
-        sys.exit(respond())
+        if argv is None:
+            sys.exit(respond())
+        return respond()
     ctx_obj = app_ctx or AppContext()
     _route_warnings(ctx_obj)
     args = sys.argv[1:] if argv is None else argv
