@@ -24,3 +24,11 @@ def test_bash_completion_lists_commands_without_importing_the_client() -> None:
     assert out.returncode == 0
     assert out.stdout.split() == ["export"]
     assert out.stderr == ""
+
+
+def test_show_completion_prints_a_shipped_script() -> None:
+    exe = str(Path(sys.executable).parent / "escli")
+    out = subprocess.run([exe, "--show-completion"], capture_output=True, text=True, check=False,
+                         env={**os.environ, "SHELL": "/bin/bash"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout in {(ROOT / "completions" / name).read_text() for name in FILES.values()}
