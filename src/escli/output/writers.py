@@ -104,6 +104,19 @@ class CsvWriter:
         self.out.flush()
 
 
+def csv_rows(rows: Iterable[Mapping[str, Any]], columns: Sequence[str], excel_safe: bool = False) -> bytes:
+    """Rows as CSV bytes (no header): one export page, encoded wherever it is encoded (a worker process)."""
+    buf = io.BytesIO()
+    CsvWriter(buf, columns, excel_safe, header=False).write_many(rows)
+    return buf.getvalue()
+
+
+def csv_header(columns: Sequence[str]) -> bytes:
+    buf = io.BytesIO()
+    CsvWriter(buf, columns)
+    return buf.getvalue()
+
+
 def _cells_into(doc: Mapping[str, Any], prefix: str, cells: list[str], slots: Mapping[str, int],
                 excel_safe: bool) -> None:
     """`row_cells(flatten(doc), ...)` in one pass, for the keys the document has; the common JSON types inline."""
