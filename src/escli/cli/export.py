@@ -324,6 +324,7 @@ def _run(app: Any, req: ExportRequest, cp: Checkpoint, fmt: Format, out: Path | 
     rate = result.written / result.seconds if result.seconds else 0.0
     where = f" to {out}" if out else f" to {out_dir}/" if out_dir else ""
     extra = f"; point in time reopened {result.pit_reopened}x" if result.pit_reopened else ""
+    extra += f", {result.reread} unit(s) read again" if result.reread else ""
     msgs.info(f"exported {result.written} documents from {req.index}{where} in {result.seconds:.2f}s "
               f"({rate:,.0f} docs/s, {result.slices} slice{'s' if result.slices != 1 else ''}, "
               f"{result.method}{extra})")

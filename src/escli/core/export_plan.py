@@ -19,7 +19,9 @@ from typing import Any
 
 from escli.errors import UsageError
 
-CHUNK = 50_000  # sequence numbers per unit: the most one reader reads twice after a lost PIT
+CHUNK = 50_000  # at most this many sequence numbers per unit: the most one reader reads twice after a lost PIT
+MIN_CHUNK = 1_000
+UNITS = 64  # aim: enough units for any --slices (up to 64 readers), few enough that none is tiny
 PARTITION = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 
 
@@ -48,14 +50,21 @@ def parse_partition(text: str | None) -> tuple[int, int] | None:
     return int(m.group(1)), int(m.group(2))
 
 
+def grid(max_seq_nos: Sequence[int]) -> int:
+    """The chunk size: a function of the index alone, so separate --partition processes cut it alike."""
+    total = sum(max(0, top + 1) for top in max_seq_nos)
+    return max(MIN_CHUNK, min(CHUNK, -(-total // UNITS)))
+
+
 def plan_units(max_seq_nos: Sequence[int], partition: tuple[int, int] | None = None,
-               chunk: int = CHUNK) -> list[Unit]:
+               chunk: int | None = None) -> list[Unit]:
     """Every (shard, _seq_no chunk) of the index, or partition K of N of them.
 
     The grid is fixed (chunk j of shard s is [j*chunk, (j+1)*chunk)) and a chunk belongs to partition
     (s + j) % N, so processes started apart agree on the split; a shard's last chunk ends after its max_seq_no
     at planning time (documents indexed later are not part of the export, as they are not in its first PIT).
     """
+    chunk = chunk or grid(max_seq_nos)
     units: list[Unit] = []
     for shard, top in enumerate(max_seq_nos):
         for j in range(max(0, top) // chunk + 1):
