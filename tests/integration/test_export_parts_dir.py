@@ -8,6 +8,7 @@ import hashlib
 import io
 import signal
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -147,7 +148,7 @@ def test_pit_lost_mid_run_still_gives_the_exact_set(isolated_env: dict[str, str]
     out = tmp_path / "dump.ndjson"
     args = ["-v", "export", sample_index, "--slices", "3", "--page-size", "25"]
     if target == "file":
-        args += ["--out", str(out)]
+        args += ["--out", str(out), "--checkpoint", str(tmp_path / "cp.json")]
     proc = spawn(isolated_env, *args)
     assert proc.stdout is not None and proc.stderr is not None
     chunks: list[bytes] = []
@@ -156,8 +157,10 @@ def test_pit_lost_mid_run_still_gives_the_exact_set(isolated_env: dict[str, str]
     first = proc.stderr.readline().decode()
     pit = PIT_OPENED.search(first)
     assert pit, first
-    while not list(tmp_path.glob(".*")) and target == "file":
-        pass  # its parts exist
+    if target == "file":
+        wait_for_progress(tmp_path / "cp.json", proc, at_least=300)
+    while target == "stdout" and sum(map(len, chunks)) < 150_000 and proc.poll() is None:
+        time.sleep(0.005)  # some documents written before the PIT goes
     es.request("DELETE", "/_pit", json={"id": pit.group(1)})
     rest = proc.stderr.read()
     proc.wait(timeout=120)
