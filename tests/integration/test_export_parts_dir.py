@@ -18,8 +18,8 @@ import orjson
 import pytest
 
 from tests.integration.test_export import (
-    N,
     PIT_OPENED,
+    N,
     assert_released,
     ids_of,
     ndjson_rows,

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import gzip
+import hashlib
 import io
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -18,10 +19,9 @@ from hypothesis import strategies as st
 from escli.core.export import Checkpoint, ExportRequest, ReaderState, check_body, stable_after
 from escli.core.export_plan import Unit, choose_readers, parse_partition, plan_units, unit_body
 from escli.errors import UsageError
-from escli.output.flatten import flatten, row_cells
-from escli.output.formats import Format
 from escli.output.export_pages import PageSpec, encode_page
 from escli.output.export_parts import MANIFEST, ExportOutput, FilePart, StdoutPart
+from escli.output.flatten import flatten, row_cells
 from escli.output.writers import CsvWriter, csv_header
 
 
@@ -144,7 +144,7 @@ def test_csv_parts_join_under_one_header_and_dir_parts_each_have_one(tmp_path: P
 
 def test_page_encoding_skips_ids_and_reports_partial_pages() -> None:
     enc = encode_page(page(4), PageSpec("ndjson", source_only=True), skip={"1", "2"}, want_ids=True)
-    assert enc.count == 4 and enc.rows == 2 and enc.ids == ["0", "3"] and enc.last_sort == [3]
+    assert enc.hits == 4 and enc.rows == 2 and enc.ids == ["0", "3"] and enc.last_sort == [3]
     assert [orjson.loads(x) for x in enc.data.splitlines()] == [hits(4)[0]["_source"], hits(4)[3]["_source"]]
     assert enc.context_id == "p" and enc.problem is None
     bad = orjson.dumps({"timed_out": True, "hits": {"hits": []}})
@@ -162,8 +162,8 @@ def test_partitions_cover_every_unit_exactly_once(seq_nos: list[int], n: int) ->
     assert sorted((u.shard, u.lo) for s in shares for u in s) == sorted((u.shard, u.lo) for u in whole)
     for shard, top in enumerate(seq_nos):  # the units of a shard tile [0, max_seq_no] without gaps
         mine = sorted((u.lo or 0, u.hi or 0) for u in whole if u.shard == shard)
-        assert mine[0][0] == 0 and mine[-1][1] == max(0, top) + 1 or top < 0
-        assert all(a[1] == b[0] for a, b in zip(mine, mine[1:], strict=False))
+        assert (mine[0][0] == 0 and mine[-1][1] == max(0, top) + 1) or top < 0
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(mine))
 
 
 def test_partition_and_unit_bodies() -> None:

@@ -210,7 +210,7 @@ class EncodedPage(Protocol):
     def data(self) -> bytes: ...  # the rows, encoded for the output
 
     @property
-    def count(self) -> int: ...  # hits in the answer
+    def hits(self) -> int: ...  # hits in the answer
 
     @property
     def rows(self) -> int: ...  # rows in `data` (hits minus skipped ones)
@@ -489,8 +489,8 @@ class Exporter:
                 self._check_shard(unit, after)
             if seen is not None and enc.ids:
                 seen.update(enc.ids)
-            emitted = emitted or enc.count > 0
-            done = enc.count < size
+            emitted = emitted or enc.hits > 0
+            done = enc.hits < size
             await queue.put(Page(r, u, enc, done, gen))
             if done:
                 return True
@@ -541,7 +541,7 @@ class Exporter:
                 if enc.rows > self.budget:  # scroll pages have a fixed size: cut the last one by rows
                     enc = await self.encoder.encode(resp.body, None, False, limit=self.budget)
                 self.budget -= enc.rows
-            done = enc.count == 0 or self.stop.is_set() or self.budget == 0
+            done = enc.hits == 0 or self.stop.is_set() or self.budget == 0
             await queue.put(Page(r, r, enc, done))
             if done or not scroll_id:
                 return

@@ -19,7 +19,7 @@ NL = orjson.OPT_APPEND_NEWLINE
 
 class Encoded(NamedTuple):
     data: bytes
-    count: int  # hits in the answer
+    hits: int  # hits in the answer
     rows: int  # rows in data
     last_sort: list[Any] | None
     ids: list[str] | None

@@ -6,7 +6,6 @@ measure its columns (it is meant for terminals and small result sets).
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 from collections.abc import Iterable, Mapping, Sequence
