@@ -128,3 +128,27 @@ def test_timeout_fails_the_exchange_and_closes() -> None:
         raise AssertionError("expected TimeoutError")
 
     asyncio.run(run())
+
+
+def test_an_answer_for_a_request_cancelled_mid_callback_is_dropped_quietly() -> None:
+    """Ctrl-C's handler can cancel the awaiting task inside data_received (between two bytecodes)."""
+
+    class CancelledMidway(Connection):
+        def _advance(self) -> None:
+            assert self._waiter is not None
+            self._waiter.cancel()  # what cancelling the task does to the future it awaits
+            super()._advance()
+
+    async def run() -> None:
+        conn, sock = CancelledMidway(), FakeSocket()
+        conn.connection_made(sock)
+        task = asyncio.ensure_future(conn.exchange(b"GET / HTTP/1.1\r\n\r\n"))
+        await asyncio.sleep(0)
+        conn.data_received(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")  # must not raise
+        try:
+            await task
+        except asyncio.CancelledError:
+            return
+        raise AssertionError("expected the exchange to be cancelled")
+
+    asyncio.run(run())

@@ -54,7 +54,9 @@ MSEARCH_HEADER_PARAMS = frozenset({"preference", "routing", "request_cache", "se
                                    "expand_wildcards"})
 # ... and these in its body, where the search API accepts them too.
 MSEARCH_BODY_PARAMS = frozenset({"timeout", "terminate_after", "track_total_hits", "explain", "version",
-                                 "seq_no_primary_term"})
+                                 "seq_no_primary_term", "stored_fields"})
+# The execution settings (es/queries.EXECUTION_PARAMS) have no per-search place in an _msearch: they are dropped
+# there, which changes nothing but how the searches run.
 _LINE = orjson.OPT_APPEND_NEWLINE
 
 
@@ -120,7 +122,9 @@ class BatchStats:
 
 # --- building requests -------------------------------------------------------------------------------------------
 
-def _body_value(value: Any) -> Any:
+def _body_value(value: Any, name: str = "") -> Any:
+    if name == "stored_fields" and isinstance(value, str):  # the URL's a,b is a list in a body
+        return value.split(",")
     if isinstance(value, str) and value.lower() in ("true", "false"):
         return value.lower() == "true"
     return value
@@ -136,7 +140,7 @@ def msearch_lines(spec: QuerySpec) -> bytes:
         elif name in MSEARCH_BODY_PARAMS and name not in body:
             if body is spec.body:
                 body = dict(body)
-            body[name] = _body_value(value)
+            body[name] = _body_value(value, name)
     return orjson.dumps(header) + b"\n" + orjson.dumps(body) + b"\n"
 
 

@@ -4,7 +4,8 @@
     from escli.core.search import search_with_cache
 
     cache = open_cache(settings)
-    outcome = await search_with_cache(client, cache, settings.identity, "products", body, params, DEFAULT_TTL)
+    identity = await cache_identity(client, settings)   # cluster, user and product (cache/product.py)
+    outcome = await search_with_cache(client, cache, identity, "products", body, params, DEFAULT_TTL)
     outcome.response      # the Elasticsearch response, a dict
     outcome.cache_hit     # True when it came from the cache (no request was made)
     outcome.key           # the cache key (None when the cache is off)
@@ -43,6 +44,7 @@ from escli.es.queries import param_text
 
 if TYPE_CHECKING:
     from escli.es.api import Es
+    from escli.settings import Settings
 
 CACHE_OFF = "the cache is off (--no-cache)"
 
@@ -141,6 +143,23 @@ async def es_search(es: Es, index: str, body: Mapping[str, Any], params: Mapping
     if not isinstance(result, dict):
         raise TypeError(f"unexpected search response of type {type(result).__name__}")
     return result, resp.body
+
+
+async def cache_identity(es: Es, settings: Settings) -> str:
+    """The identity to key entries by when filling the cache for many searches (warm-cache): the product is
+    asked once (free on Elasticsearch once an answer came, else `GET /`) and remembered for later lookups."""
+    from escli.cache.product import product_identity, remember_product
+
+    product = (await es.product()).name
+    remember_product(settings, product)
+    return product_identity(settings.identity, product)
+
+
+def rekey(outcome: SearchOutcome, identity: str, body: Mapping[str, Any], params: Mapping[str, Any]) -> SearchOutcome:
+    """A deferred outcome keyed under another identity (the product learnt from the answer: cache/product.py)."""
+    if outcome.key is None or outcome.status != "miss":
+        return outcome
+    return replace(outcome, key=cache_key(identity, outcome.index, body, params))
 
 
 def store(cache: Cache, outcome: SearchOutcome, ttl: float) -> SearchOutcome:

@@ -102,7 +102,10 @@ class Connection(asyncio.Protocol):
         try:
             self._advance()
         except Exception as exc:  # a broken answer
-            self._waiter.set_exception(exc)
+            # The waiter can be done by now: Ctrl-C's handler runs between any two bytecodes, and cancelling the
+            # task cancels the future it awaits, synchronously, in the middle of this callback.
+            if self._waiter is not None and not self._waiter.done():
+                self._waiter.set_exception(exc)
             self.close()
 
     # -- requests ------------------------------------------------------------------------------------------------
@@ -185,7 +188,8 @@ class Connection(asyncio.Protocol):
         if not keep:
             self.closed = True
         self.uses += 1
-        self._waiter.set_result(Answer(status, head, body, self._sent_at, _perf(), keep))
+        if not self._waiter.done():  # cancelled meanwhile (see data_received): the answer is dropped
+            self._waiter.set_result(Answer(status, head, body, self._sent_at, _perf(), keep))
 
 
 def _dechunk(buf: bytearray, pos: int) -> bytes | None:
