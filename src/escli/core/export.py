@@ -32,13 +32,12 @@ import orjson
 
 from escli.core.export_plan import Unit, choose_readers, plan_units, sorted_units, unit_body
 from escli.errors import EscliError, ExitCode, RefusedError, UnreachableError, UsageError
+from escli.es.paging import ELASTICSEARCH_ORDER, PageOrder, page_order, shard_doc_stable_after
 
 if TYPE_CHECKING:
     from escli.es.api import Es
 
 CHECKPOINT_VERSION = 2
-DOC_BITS = 0x7FFFFFFF  # the largest Lucene doc id: "after every document of this shard with this seq_no"
-SHARD_MASK = ~0xFFFFFFFF
 CONTROLLED_KEYS = ("pit", "search_after", "slice", "from", "size", "scroll", "track_total_hits")
 TIEBREAK: dict[str, str] = {"_shard_doc": "asc"}
 # No filter_path on searches: with one, Elasticsearch re-parses every _source through the filter instead of
@@ -109,16 +108,7 @@ def check_body(body: Any, source: str) -> dict[str, Any]:
     return body
 
 
-def stable_after(after: Sequence[Any]) -> list[Any]:
-    """A sorted stream's position from one PIT turned into the same position in any other PIT of the same data.
-
-    The last value is `_shard_doc` = (shard index << 32) | Lucene doc id; doc ids change between PITs (merges),
-    shard indexes do not. `_seq_no` before it is unique within a shard, so "this seq_no, this shard, any doc id"
-    is exactly the one document already read.
-    """
-    values = list(after)
-    values[-1] = (int(values[-1]) & SHARD_MASK) | DOC_BITS
-    return values
+stable_after = shard_doc_stable_after  # a sorted stream's position made valid in another PIT (es/paging.py)
 
 
 # --- checkpoint -----------------------------------------------------------------------------------------------
@@ -403,8 +393,9 @@ class Exporter:
         self.result = ExportResult(req.index)
         self.body = req.search_body()
         self.query = self.body.pop("query", None)
+        self.order: PageOrder = ELASTICSEARCH_ORDER
         self.sorted = bool(req.user_sort())
-        self.sort = [*req.user_sort(), {"_seq_no": "asc"}, TIEBREAK] if self.sorted else [TIEBREAK]
+        self.sort = [*req.user_sort(), *self.order.sort] if self.sorted else [TIEBREAK]
         self.pit: Pit | None = None
         self.scroll_ids: set[str] = set()
         self.stop = asyncio.Event()
@@ -455,7 +446,7 @@ class Exporter:
                 seen_gen = pit.generation
                 if gen != seen_gen and emitted:
                     if self.sorted:
-                        after = stable_after(after) if after is not None else None
+                        after = self.order.stable_after(after) if after is not None else None
                     else:  # a new PIT numbers documents differently: read the unit again from its start
                         after = None
                         self.result.reread += 1
@@ -591,10 +582,10 @@ class Exporter:
             return
         if self.sorted:
             n = req.slices or 1  # a sorted export stays in order only when one reader produces it
-            if n > 1:
+            if n > 1 and req.user_sort():
                 self.on_warning(f"--slices {n} with a sort: documents are in order within each slice only")
             if req.partition:
-                raise UsageError("--partition with a sort in --body: a sorted export is one stream; drop the sort")
+                raise UsageError("--partition: needs units in _shard_doc order (Elasticsearch, no sort in --body)")
             self.cp.units = sorted_units(n)
             self.cp.readers = [ReaderState() for _ in range(n)]
             return
@@ -607,6 +598,12 @@ class Exporter:
     async def run(self) -> ExportResult:
         started = time.monotonic()
         resuming = self.cp.started
+        self.order = page_order(await self.es.product())
+        if self.order is not ELASTICSEARCH_ORDER:
+            # no `_shard_doc` here (OpenSearch): one stream per slice in the product's own stable order
+            self.sorted = True
+        if self.sorted:
+            self.sort = [*self.req.user_sort(), *self.order.sort]
         scroll = await self._start()
         if resuming and scroll:
             raise UsageError(f"--checkpoint {self.cp.path}: a scroll export cannot be resumed; start it again")
