@@ -248,7 +248,7 @@ def _run(app: Any, req: ExportRequest, cp: Checkpoint, fmt: Format, out: Path | 
     from escli.output.writers import csv_header
 
     msgs = app.messages
-    settings = app.settings
+    settings = app.one_cluster("export")
     state: dict[str, Any] = {"output": None, "signal": None, "encoder": None}
     show_progress = msgs.err_is_tty and not msgs.quiet
     resume = cp.started

@@ -390,6 +390,11 @@ def run_search(
             store(cache, outcome, ttl)
     finally:
         cache.close()
+    if outcome.failed_clusters:  # fan-out: the others' hits are out; say which cluster is missing, exit 1
+        from escli.core.fanout import fan_out_warning
+        from escli.errors import PartialFailure
+
+        raise PartialFailure(fan_out_warning(outcome.meta()))
 
 
 async def _ask_elasticsearch(
@@ -489,6 +494,8 @@ def _ago(seconds: float) -> str:
 def hit_row(hit: dict[str, Any]) -> dict[str, Any]:
     src = hit.get("_source")
     row: dict[str, Any] = {"_id": hit.get("_id"), "_score": hit.get("_score")}
+    if "_cluster" in hit:  # several clusters (fan-out): which one the hit came from
+        row["_cluster"] = hit["_cluster"]
     if isinstance(src, dict):
         row.update({k: v for k, v in src.items() if k not in row})
     fields = hit.get("fields")
@@ -498,19 +505,20 @@ def hit_row(hit: dict[str, Any]) -> dict[str, Any]:
 
 
 def result_columns(built: "BuiltSearch", hits: list[dict[str, Any]], limit: int | None) -> list[str]:
+    lead = ["_id", "_score", "_cluster"] if any("_cluster" in h for h in hits) else ["_id", "_score"]
     # Highlighted fields always get a column (a wildcard --highlight names them only in the hits).
     highlighted = dict.fromkeys(k for h in hits if isinstance(h.get("highlight"), dict) for k in h["highlight"])
     if built.columns:
-        return ["_id", "_score", *built.columns, *(k for k in highlighted if k not in built.columns)]
+        return [*lead, *built.columns, *(k for k in highlighted if k not in built.columns)]
     from escli.output.flatten import flatten
 
     seen: dict[str, None] = dict(highlighted)
     for hit in hits:
         for name in flatten(hit_row(hit)):
-            if name not in ("_id", "_score"):
+            if name not in lead:
                 seen.setdefault(name, None)
     names = list(seen)
-    return ["_id", "_score", *(names[:limit] if limit is not None else names)]
+    return [*lead, *(names[:limit] if limit is not None else names)]
 
 
 def _color(app: "AppContext") -> bool:

@@ -69,6 +69,11 @@ class Es:
             raise
         if self.on_request is not None:
             self.on_request(method, path, resp.status, time.perf_counter() - started)
+        self.learn(resp)
+        return resp
+
+    def learn(self, resp: Response) -> None:
+        """What an answer says about the product (also for answers that came another way: a fan-out's)."""
         if self._product is None:
             if resp.headers.get("x-elastic-product", "").lower() == "elasticsearch":
                 self._product = ProductInfo(ELASTICSEARCH)
@@ -76,7 +81,6 @@ class Es:
                 # OpenSearch never sends the header: a success without it confirms what the caller remembered
                 # (an Elasticsearch 8+ marks every success), so no `GET /` is needed to know the product.
                 self._product = ProductInfo(OPENSEARCH)
-        return resp
 
     def expect(self, product: str | None) -> None:
         """The product the caller remembers for this server (cache/product.py); answers confirm or correct it."""
