@@ -186,7 +186,8 @@ def _run(app: Any, req: ExportRequest, cp: Checkpoint, fmt: Format, out: Path | 
          excel_safe: bool, resume: bool) -> None:
     import asyncio
 
-    from escli.core.export import ExportResult, count_matching, index_mappings, run_export
+    from escli.core.columns import csv_header
+    from escli.core.export import ExportResult, count_matching, run_export
     from escli.es.client import open_client
     from escli.output.flatten import mapping_columns
     from escli.output.formats import Format
@@ -205,10 +206,9 @@ def _run(app: Any, req: ExportRequest, cp: Checkpoint, fmt: Format, out: Path | 
                 if "columns" in cp.request:
                     columns = list(cp.request["columns"])
                 else:
-                    seen: dict[str, None] = {}
-                    for props in await index_mappings(client, req.index):
-                        seen.update(dict.fromkeys(mapping_columns(props)))
-                    columns = expand_fields(req.fields, list(seen)) if req.fields else list(seen)
+                    # an imported CSV file's column order (the mapping's _meta), then mapping-only fields
+                    seen = csv_header((await client.indices.get_mapping(index=req.index)).body, mapping_columns)
+                    columns = expand_fields(req.fields, seen) if req.fields else seen
                 cp.request["columns"] = columns
             resume_bytes = cp.sink.get("bytes") if resume and cp.sink.get("bytes") else None
             target = OutputTarget(out, app.stdout, resume_bytes=resume_bytes)
