@@ -46,6 +46,7 @@ def import_command(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the index body (mapping) the import would "
                                           "create and exit, without contacting the cluster")] = False,
 ) -> None:
+    from escli.core.csv_import import open_csv
     from escli.core.importer import (
         CsvSetup,
         Doc,
@@ -59,7 +60,6 @@ def import_command(
         read_mapping_file,
         run_import,
     )
-    from escli.core.csv_import import open_csv
     from escli.errors import InputError, PartialFailure, UsageError
     from escli.es.connect import open_es
     from escli.inputs import numbered_lines, open_input, source_name

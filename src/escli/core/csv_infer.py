@@ -56,6 +56,7 @@ DATE_FORMS: tuple[tuple[str, str], ...] = (
     (r"[0-9]{4}/[01][0-9]/[0-3][0-9]", "yyyy/MM/dd"),
     (r"[0-9]{4}/[01][0-9]/[0-3][0-9] [0-2][0-9]:[0-5][0-9]:[0-6][0-9]", "yyyy/MM/dd HH:mm:ss"),
 )
+ISO_FORMAT = DATE_FORMS[0][1]
 _DATE_RES = tuple((re.compile(rx), fmt) for rx, fmt in DATE_FORMS)
 
 
@@ -73,11 +74,14 @@ class ColumnType:
         if self.kind == TEXT:
             return {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": KEYWORD_MAX_CHARS}}}
         if self.kind == DATE:
-            return {"type": "date", "format": "||".join(self.formats)} if self.formats else {"type": "date"}
+            # ISO always among the formats: the field's format also parses the dates written in searches
+            formats = dict.fromkeys((*self.formats, ISO_FORMAT))
+            return {"type": "date", "format": "||".join(formats)}
+        # ISO as a second format, so that searches can say `when=gte:2013-01-01` (the values stay numbers)
         if self.kind == DATE_EPOCH:
-            return {"type": "date", "format": "epoch_second"}
+            return {"type": "date", "format": "epoch_second||strict_date_optional_time"}
         if self.kind == DATE_EPOCH_MS:
-            return {"type": "date", "format": "epoch_millis"}
+            return {"type": "date", "format": "epoch_millis||strict_date_optional_time"}
         return None
 
 
