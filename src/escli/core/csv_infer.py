@@ -123,7 +123,9 @@ def infer(values: Sequence[str]) -> ColumnType:
     """The type of one column from its sampled non-null values (in file order)."""
     if not values:
         return ColumnType(STRING)
-    if all(_INT.fullmatch(v) for v in values):
+    sampled = len(values)
+    values = list(dict.fromkeys(values))  # each distinct value checked once: most columns repeat a lot
+    if all(v.isdigit() or _INT.fullmatch(v) for v in values):
         # Codes with leading zeros (ZIP codes, 007) and numbers too big for a long are identifiers, not numbers:
         # a long would drop the zeros and a double the last digits.
         if any(_has_leading_zero(v) for v in values) or not all(_is_long(v) for v in values):
@@ -140,7 +142,7 @@ def infer(values: Sequence[str]) -> ColumnType:
         return ColumnType(JSON)
     if all(len(v) <= KEYWORD_MAX_CHARS for v in values):
         short = all(v.count(" ") <= KEYWORD_MAX_SPACES for v in values)
-        repeated = len(set(values)) * 2 <= len(values)
+        repeated = len(values) * 2 <= sampled
         if short or repeated:
             return ColumnType(KEYWORD)
     return ColumnType(TEXT)
