@@ -189,6 +189,8 @@ def test_bad_options_exit_2(cli: Callable[..., Any], index_name: Callable[[str],
     src.write_text("a\n1\n")
     r = cli("import", index_name("bt"), str(src), "--types", "a=lng")
     assert r.code == 2 and "--types: unknown type 'lng'" in r.stderr
+    r = cli("import", index_name("bc"), str(src), "--types", "b=long", "--dry-run")
+    assert r.code == 2 and f"--types: no column 'b' in {src} (columns: a)" in r.stderr
     nd = tmp_path / "a.ndjson"
     nd.write_text('{"a": 1}\n')
     r = cli("import", index_name("nd"), str(nd), "--null", "NA")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
@@ -12,7 +12,9 @@ import typer
 from escli.cli.common import app_context, global_options, run_async
 
 if TYPE_CHECKING:
+    from escli.core.csv_import import CsvTable
     from escli.core.csv_infer import ColumnType
+    from escli.es.api import Es
 
 
 def register(app: typer.Typer) -> None:
@@ -93,7 +95,7 @@ def import_command(
         app.stdout.write(orjson.dumps(body, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE))
         return
 
-    async def prepare_csv(client: Any, table: Any) -> CsvSetup:
+    async def prepare_csv(client: Es | None, table: CsvTable) -> CsvSetup:
         setup = await plan_csv(client, index, table, nulls, overrides, mapping)
         if setup.existing and overrides:
             msgs.warn(f"index {index} exists: its mapping converts the values, --types is not used")
@@ -111,7 +113,7 @@ def import_command(
                                retries=settings.max_retries) as client:
                 if table is not None:
                     setup = await prepare_csv(client, table)
-                    if setup.create is not None:
+                    if setup.create is not None and table.header:  # an empty file creates nothing
                         await client.create_index(index, setup.create)
                         typed = ", ".join(f"{c}={t.kind}" for c, t in setup.plan.types.items()
                                           if c in setup.plan.inferred)

@@ -240,6 +240,9 @@ async def plan_csv(client: Es | None, index: str, table: CsvTable, nulls: frozen
     """Types for a CSV import. --mapping FILE decides (and gets the column order in `_meta`); else an existing
     index's mapping converts the values (no guessing); else --types and the guess from the sample make the
     mapping. Without a client (--dry-run) the index is not looked up."""
+    unknown = [c for c in overrides if c not in table.header]
+    if unknown:
+        raise UsageError(f"--types: no column {unknown[0]!r} in {table.source} (columns: {', '.join(table.header)})")
     if mapping_file is not None:
         body = read_mapping_file(mapping_file)
         mappings = body.setdefault("mappings", {})
