@@ -6,6 +6,7 @@ BIN := $(VENV)/bin
 ES_URL ?= http://127.0.0.1:9200
 DOCS ?= 20000
 NODES ?= 1
+ENGINE ?= elasticsearch
 REDIS_PORT ?= 6379
 export ES_URL
 
@@ -22,7 +23,7 @@ $(VENV)/.installed: pyproject.toml
 
 es-up:
 	@scripts/bootstrap.sh
-	@NODES=$(NODES) scripts/es.sh up
+	@ENGINE=$(ENGINE) NODES=$(NODES) scripts/es.sh up
 
 es-down:
 	@ALL=1 scripts/es.sh down

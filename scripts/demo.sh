@@ -33,6 +33,18 @@ step "$ESCLI batch sample_queries/products.ndjson -j 8 > $out/batch.ndjson && he
 step "$ESCLI export products --query laptop --format csv --fields id,name,price,specs.ram_gb --out $out/laptops.csv"
 step "head -n 4 $out/laptops.csv"
 step "$ESCLI export products --format ndjson --out $out/products.ndjson.gz"
+# Two clusters: a second local engine (ES2_PORT, 9201) with its own sample products (another seed), and one
+# search fanned out to both; each hit names the cluster it came from, _escli.clusters each one's took and total.
+ES2_PORT=${ES2_PORT:-9201}
+ES_PORT=$ES2_PORT ES_HEAP=${ES2_HEAP:-512m} scripts/es.sh up >/dev/null 2>&1 \
+  && ES_URL=http://127.0.0.1:$ES2_PORT DOCS=5000 SEED=7 scripts/sample_data.sh 2>/dev/null \
+  || { echo "demo: the second engine on $ES2_PORT did not start"; failed=1; }
+printf '[clusters.a]\nurls = ["%s"]\n[clusters.b]\nurls = ["http://127.0.0.1:%s"]\n' "$ESCLI_URL" "$ES2_PORT" \
+  > "$out/clusters.toml"
+export ESCLI_CONFIG=$PWD/$out/clusters.toml
+step "$ESCLI -c a -c b --strategy fan-out search products 'wireless headphones' --size 6 --source name,price -o table"
+step "$ESCLI -c a -c b --strategy fan-out --no-cache search products 'wireless headphones' --size 2 -o json | .venv/bin/python -c 'import json, sys; print(json.load(sys.stdin)[\"_escli\"][\"clusters\"])'"
+unset ESCLI_CONFIG
 step "$ESCLI profile products 'wireless headphones' --iterations 1000 --warmup 20 --concurrency 4 --format table"
 step "$ESCLI health --format nagios --warn 'heap>85' --crit 'disk>95' --crit 'nodes<1'"
 # The last step: a mixed workload, closed loop as the baseline, then open loop compared with it, drawn as a page.

@@ -6,6 +6,7 @@
 #   scripts/es.sh status  prints the URL and pids of the cluster on ES_PORT
 #   scripts/es.sh fetch   downloads and unpacks the distribution only
 #   scripts/es.sh rundir  prints where the cluster on ES_PORT keeps its config, data, logs and password
+#   ENGINE=opensearch scripts/es.sh up|down|...   the same for OpenSearch 2.19 (scripts/opensearch.sh)
 #
 # The distribution is Elasticsearch's integ-test-zip from Maven Central (a real server, no bundled JDK),
 # fetched with Maven so the normal repository settings apply, and kept under .cache/ (git-ignored).
@@ -22,6 +23,8 @@ ES_HEAP=${ES_HEAP:-1g}
 ES_USER=${ES_USER:-escli-es}
 ES_WAIT_SECONDS=${ES_WAIT_SECONDS:-180}
 ES_MAJOR=${ES_VERSION%%.*}
+ENGINE=${ENGINE:-elasticsearch}
+ENGINE_LABEL="Elasticsearch $ES_VERSION"
 [ "$TLS" = 1 ] && SECURE=1
 
 log() { printf 'es.sh: %s\n' "$*" >&2; }
@@ -293,7 +296,7 @@ up() {
     down_port
     exit 1
   fi
-  log "Elasticsearch $ES_VERSION up: $NODES node(s), logs in $RUN_DIR/node-*/logs"
+  log "$ENGINE_LABEL up: $NODES node(s), logs in $RUN_DIR/node-*/logs"
   echo "$(scheme)://127.0.0.1:$ES_PORT"
 }
 
@@ -355,6 +358,12 @@ status() {
   echo "not running on port $ES_PORT"
   return 1
 }
+
+case "$ENGINE" in
+  elasticsearch) ;;
+  opensearch) . "$REPO_ROOT/scripts/opensearch.sh" ;;  # replaces fetch, node config and start
+  *) die "ENGINE must be elasticsearch or opensearch, not $ENGINE" ;;
+esac
 
 case "${1:-}" in
   up) up ;;

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Everything the tests need, then the whole suite against real Elasticsearch:
 #   9.x single node on 9200 (main engine, sample data), 8.x on 9250 (compatibility smoke set),
-#   9.x secured with TLS on 9210 (credentials). The three-node and engine-script tests start their own.
+#   9.x secured with TLS on 9210 (credentials), OpenSearch 2.19 on 9230 (OpenSearch smoke set), a second 9.x on
+#   9260 (another cluster, for several-cluster tests).
+#   The three-node and engine-script tests start their own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
@@ -10,16 +12,22 @@ ES8_VERSION=${ES8_VERSION:-8.19.21}
 MAIN_PORT=${MAIN_PORT:-9200}
 ES8_PORT=${ES8_PORT:-9250}
 SECURE_PORT=${SECURE_PORT:-9210}
+OPENSEARCH_PORT=${OPENSEARCH_PORT:-9230}
+OTHER_PORT=${OTHER_PORT:-9260}
 REDIS_PORT=${REDIS_PORT:-6379}
 scripts/test-deps.sh  # promtool and chromium for the output checks
 ES_PORT=$MAIN_PORT scripts/es.sh up >/dev/null
 ES_VERSION=$ES8_VERSION ES_PORT=$ES8_PORT ES_HEAP=512m scripts/es.sh up >/dev/null
 SECURE=1 TLS=1 ES_PORT=$SECURE_PORT ES_HEAP=512m scripts/es.sh up >/dev/null
+ENGINE=opensearch ES_PORT=$OPENSEARCH_PORT ES_HEAP=512m scripts/es.sh up >/dev/null
+ES_PORT=$OTHER_PORT ES_HEAP=512m scripts/es.sh up >/dev/null
 export ESCLI_TEST_URL=http://127.0.0.1:$MAIN_PORT
 export ESCLI_TEST_ES8_URL=http://127.0.0.1:$ES8_PORT
 export ESCLI_TEST_SECURE_URL=https://127.0.0.1:$SECURE_PORT
 export ESCLI_TEST_SECURE_DIR=$(ES_PORT=$SECURE_PORT scripts/es.sh rundir)
 export ESCLI_TEST_ES8_VERSION=$ES8_VERSION
+export ESCLI_TEST_OPENSEARCH_URL=http://127.0.0.1:$OPENSEARCH_PORT
+export ESCLI_TEST_OTHER_URL=http://127.0.0.1:$OTHER_PORT
 # the shared cache level's tests (tests/integration/test_cache_levels.py)
 REDIS_PORT=$REDIS_PORT scripts/redis.sh up
 export ESCLI_TEST_REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0

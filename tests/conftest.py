@@ -24,16 +24,19 @@ ROOT = Path(__file__).resolve().parents[1]
 ES_URL = os.environ.get("ESCLI_TEST_URL", "http://127.0.0.1:9200")
 ES8_URL = os.environ.get("ESCLI_TEST_ES8_URL", "http://127.0.0.1:9250")
 SECURE_URL = os.environ.get("ESCLI_TEST_SECURE_URL", "https://127.0.0.1:9210")
+# A second cluster, for several-cluster tests (scripts/test.sh starts it on OTHER_PORT, 9260 by default).
+OTHER_URL = os.environ.get("ESCLI_TEST_OTHER_URL", "http://127.0.0.1:9260")
 SECURE_DIR = Path(os.environ.get("ESCLI_TEST_SECURE_DIR", str(ROOT / ".cache/es/run/9210")))
+OPENSEARCH_URL = os.environ.get("ESCLI_TEST_OPENSEARCH_URL", "http://127.0.0.1:9230")
 SAMPLE_INDEX = "products"
 
 
-def _reachable(url: str, **kwargs: object) -> httpx.Client:
+def _reachable(url: str, *, start: str = "make es-up", **kwargs: object) -> httpx.Client:
     client = httpx.Client(base_url=url, timeout=30, **kwargs)  # type: ignore[arg-type]
     try:
         client.get("/_cluster/health").raise_for_status()
     except httpx.HTTPError as exc:
-        pytest.fail(f"Elasticsearch at {url} is not reachable ({exc}); start it with `make es-up` "
+        pytest.fail(f"the engine at {url} is not reachable ({exc}); start it with `{start}` "
                     "(make test does this itself)", pytrace=False)
     return client
 
@@ -54,6 +57,24 @@ def es(es_url: str) -> Iterator[httpx.Client]:
 @pytest.fixture(scope="session")
 def es8() -> Iterator[httpx.Client]:
     client = _reachable(ES8_URL)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def opensearch() -> Iterator[httpx.Client]:
+    """The OpenSearch 2.x node (`ENGINE=opensearch scripts/es.sh up`; make test starts it)."""
+    port = OPENSEARCH_URL.rsplit(":", 1)[-1]
+    client = _reachable(OPENSEARCH_URL, start=f"make es-up ENGINE=opensearch ES_PORT={port}")
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def other_es() -> Iterator[httpx.Client]:
+    """A plain HTTP client for the second engine (another cluster); make test starts it on OTHER_PORT."""
+    port = OTHER_URL.rsplit(":", 1)[-1]
+    client = _reachable(OTHER_URL, start=f"make es-up ES_PORT={port}")
     yield client
     client.close()
 

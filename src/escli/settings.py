@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import stat
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from escli.errors import UsageError
 ENV_URL = "ESCLI_URL"
 ENV_URL_FALLBACK = "ELASTICSEARCH_URL"
 ENV_CLUSTER = "ESCLI_CLUSTER"
+ENV_STRATEGY = "ESCLI_STRATEGY"
 ENV_API_KEY = "ESCLI_API_KEY"
 ENV_USERNAME = "ESCLI_USERNAME"
 ENV_PASSWORD = "ESCLI_PASSWORD"
@@ -42,6 +43,9 @@ DEFAULT_CACHE_TTL = 300.0
 DEFAULT_CACHE_SIZE_LIMIT = 512 * 1024 * 1024
 DEFAULT_CACHE_MEMORY_LIMIT = 64 * 1024 * 1024
 DEFAULT_CACHE_TIMEOUT = 0.2  # the shared level's own short timeout: never more than this lost to it per search
+# How a request is spread over several clusters (es/routing.py); with several and none named: failover.
+STRATEGIES = ("failover", "round-robin", "weighted", "fan-out")
+FAN_OUT = "fan-out"
 
 
 def config_path(env: Mapping[str, str] | None = None) -> Path:
@@ -106,13 +110,28 @@ class Settings:
     quiet: bool = False
     verbose: int = 0
     debug: bool = False
+    weight: float = 1.0  # this cluster's share under --strategy weighted
+    # Several clusters (-c a -c b, or a group): each member is a whole single-cluster Settings (its own URLs,
+    # credentials, TLS, weight, name); empty for one cluster, so every single-cluster path is unchanged. With
+    # members, the fields above are the first member's, so anything that is not routing-aware talks to it.
+    members: tuple[Settings, ...] = ()
+    strategy: str | None = None  # one of STRATEGIES when there are members
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
 
     @property
     def identity(self) -> str:
-        """The cluster as the cache sees it: its name or sorted URLs, and who asks."""
+        """The cluster as the cache sees it: its name or sorted URLs, and who asks. For several clusters, a
+        digest of the set of the members' identities (any of them may answer a routed search), plus the strategy
+        for a fan-out (its merged answer is not any one cluster's)."""
+        if self.members:
+            import hashlib
+
+            parts = sorted(m.identity for m in self.members)
+            if self.strategy == FAN_OUT:
+                parts.append(FAN_OUT)
+            return "set:" + hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
         where = self.cluster or ",".join(sorted(u.rstrip("/") for u in self.urls))
         return f"{where}|{self.credentials.principal}"
 
@@ -164,7 +183,8 @@ def _secret(table: Mapping[str, Any], key: str, env: Mapping[str, str], config: 
 def resolve(
     *,
     urls: list[str] | None = None,
-    cluster: str | None = None,
+    cluster: str | Sequence[str] | None = None,
+    strategy: str | None = None,
     ca_certs: str | None = None,
     insecure: bool = False,
     timeout: float | None = None,
@@ -180,12 +200,30 @@ def resolve(
     env: Mapping[str, str] | None = None,
     prompt_password: bool = True,
 ) -> Settings:
-    """Merge options > environment > config file > defaults into one Settings."""
+    """Merge options > environment > config file > defaults into one Settings.
+
+    `cluster`: one name or several, each a [clusters.NAME] or a [groups.NAME]; several clusters give a Settings
+    with `members` (one resolved Settings each) and a `strategy`."""
     env = os.environ if env is None else env
     cfg_path = config_path(env)
     config = load_config(cfg_path)
     clusters: dict[str, Any] = config.get("clusters", {}) or {}
-    name = cluster or env.get(ENV_CLUSTER)
+    given = ([cluster] if isinstance(cluster, str) else list(cluster or ())) or \
+        [n.strip() for n in env.get(ENV_CLUSTER, "").split(",") if n.strip()]
+    names, label, group_strategy = _expand_clusters(given, config, cfg_path)
+    if len(names) > 1:
+        if urls:
+            raise UsageError(f"--url and several clusters ({', '.join(names)}): give one or the other")
+        kwargs = dict(ca_certs=ca_certs, insecure=insecure, timeout=timeout, max_retries=max_retries,
+                      connections=connections, output=output, no_cache=no_cache, cache_dir=cache_dir,
+                      cache_url=cache_url, quiet=quiet, verbose=verbose, debug=debug, env=env,
+                      prompt_password=prompt_password)
+        members = tuple(resolve(cluster=n, **kwargs) for n in names)  # type: ignore[arg-type]
+        chosen = _strategy(strategy, env, group_strategy, cfg_path)
+        return replace(members[0], cluster=label, members=members, strategy=chosen)
+    if strategy is not None or env.get(ENV_STRATEGY):
+        _strategy(strategy, env, None, cfg_path)  # a bad value is an error even with one cluster
+    name = names[0] if names else None
     if name is None and not urls and not env.get(ENV_URL) and not env.get(ENV_URL_FALLBACK):
         defaults = [n for n, t in clusters.items() if isinstance(t, dict) and t.get("default")]
         name = defaults[0] if defaults else None
@@ -225,6 +263,7 @@ def resolve(
         creds = replace(creds, password=_prompt_password(creds.username))
 
     verify = not insecure and bool(table.get("verify", True))
+    weight = _weight(table.get("weight", 1), cfg_path, name or "")
     cache_table = config.get("cache") or {}
     if not isinstance(cache_table, dict):
         raise UsageError(f"{cfg_path}: [cache] must be a table")
@@ -266,7 +305,69 @@ def resolve(
         quiet=quiet,
         verbose=verbose,
         debug=debug,
+        weight=weight,
     )
+
+
+def _expand_clusters(given: Sequence[str], config: Mapping[str, Any],
+                     cfg_path: Path) -> tuple[list[str], str | None, str | None]:
+    """(cluster names, in order, without repeats; a label for the set; the strategy its group names).
+
+    A name is a [clusters.NAME] or a [groups.NAME] (whose `clusters` list is expanded in place)."""
+    clusters: Mapping[str, Any] = config.get("clusters", {}) or {}
+    groups = config.get("groups", {}) or {}
+    if not isinstance(groups, dict):
+        raise UsageError(f"{cfg_path}: [groups] must hold tables like [groups.NAME]")
+    names: list[str] = []
+    strategies: set[str] = set()
+    for name in given:
+        if name in groups and name not in clusters:
+            table = groups[name]
+            members = table.get("clusters") if isinstance(table, dict) else None
+            if not isinstance(members, list) or not members or not all(isinstance(m, str) for m in members):
+                raise UsageError(f'{cfg_path}: [groups.{name}] needs clusters = ["a", "b"] (names of '
+                                 "[clusters.NAME] tables)")
+            for m in members:
+                if m not in clusters:
+                    known = ", ".join(sorted(clusters)) or "none"
+                    raise UsageError(f"{cfg_path}: [groups.{name}] clusters names {m}, which has no "
+                                     f"[clusters.{m}] (known: {known})")
+            if table.get("strategy") is not None:
+                strategies.add(_check_strategy(str(table["strategy"]), f"{cfg_path}: [groups.{name}] strategy"))
+            names.extend(members)
+        else:
+            names.append(name)  # an unknown name is reported where it is resolved, as for one cluster
+    unique = list(dict.fromkeys(names))
+    label = given[0] if len(given) == 1 else "+".join(given) if given else None
+    if len(strategies) > 1:
+        raise UsageError(f"--cluster {', '.join(given)}: the groups name different strategies "
+                         f"({', '.join(sorted(strategies))}); choose one with --strategy")
+    return unique, label, (strategies.pop() if strategies else None)
+
+
+def _check_strategy(value: str, where: str) -> str:
+    if value not in STRATEGIES:
+        raise UsageError(f"{where} {value}: choose {', '.join(STRATEGIES[:-1])} or {STRATEGIES[-1]}")
+    return value
+
+
+def _strategy(option: str | None, env: Mapping[str, str], group: str | None, cfg_path: Path) -> str:
+    """--strategy > ESCLI_STRATEGY > the group's strategy > failover (in the order given)."""
+    if option is not None:
+        return _check_strategy(option, "--strategy")
+    if env.get(ENV_STRATEGY):
+        return _check_strategy(env[ENV_STRATEGY], ENV_STRATEGY)
+    return group or "failover"
+
+
+def _weight(raw: Any, cfg_path: Path, cluster: str) -> float:
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if isinstance(raw, bool) or not 0 < value < float("inf"):
+        raise UsageError(f"{cfg_path}: [clusters.{cluster}] weight must be a positive number, not {raw!r}")
+    return value
 
 
 def _cache_url(option: str | None, env: Mapping[str, str], table: Mapping[str, Any],

@@ -10,6 +10,10 @@ import pytest
 
 from tests.conftest import THREE_NODE_PORT, es_script
 
+# Ports of the engines these tests start and stop themselves (9230 is the OpenSearch smoke engine's).
+_BASE = int(os.environ.get("ESCLI_TEST_SCRIPT_PORT", "9240"))
+UP_PORT, OTHER_PORT, TAKEN_PORT = str(_BASE), str(_BASE + 1), str(_BASE + 2)
+
 pytestmark = pytest.mark.slow
 
 
@@ -19,27 +23,27 @@ def _pids(port: str) -> list[int]:
 
 
 def test_up_twice_is_harmless_and_down_leaves_nothing() -> None:
-    env = {"ES_PORT": "9230", "ES_HEAP": "512m"}
+    env = {"ES_PORT": UP_PORT, "ES_HEAP": "512m"}
     first = es_script("up", **env)
     assert first.returncode == 0, first.stderr[-2000:]
-    assert first.stdout.strip() == "http://127.0.0.1:9230"
-    pids = _pids("9230")
+    assert first.stdout.strip() == f"http://127.0.0.1:{UP_PORT}"
+    pids = _pids(UP_PORT)
     assert pids
     second = es_script("up", **env)
     assert second.returncode == 0 and "already running" in second.stderr
-    assert _pids("9230") == pids  # no second engine
-    health = httpx.get("http://127.0.0.1:9230/_cluster/health").json()
+    assert _pids(UP_PORT) == pids  # no second engine
+    health = httpx.get(f"http://127.0.0.1:{UP_PORT}/_cluster/health").json()
     assert health["number_of_nodes"] == 1
     down = es_script("down", **env)
     assert down.returncode == 0
-    assert _pids("9230") == []
+    assert _pids(UP_PORT) == []
     with pytest.raises(httpx.ConnectError):
-        httpx.get("http://127.0.0.1:9230/")
+        httpx.get(f"http://127.0.0.1:{UP_PORT}/")
 
 
 def test_down_stops_only_its_own_cluster(es: httpx.Client) -> None:
     # Stopping a cluster on another port must leave the main engine alone.
-    assert es_script("down", ES_PORT="9231").returncode == 0
+    assert es_script("down", ES_PORT=OTHER_PORT).returncode == 0
     assert es.get("/_cluster/health").status_code == 200
 
 
@@ -58,20 +62,20 @@ def test_three_nodes_report_three_and_go_green(three_nodes: str) -> None:
 
 
 def test_port_taken_by_someone_else_is_refused() -> None:
-    server = subprocess.Popen(["python3", "-m", "http.server", "9232", "--bind", "127.0.0.1"],
+    server = subprocess.Popen(["python3", "-m", "http.server", TAKEN_PORT, "--bind", "127.0.0.1"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         for _ in range(50):
             try:
-                httpx.get("http://127.0.0.1:9232/")
+                httpx.get(f"http://127.0.0.1:{TAKEN_PORT}/")
                 break
             except httpx.ConnectError:
                 import time
 
                 time.sleep(0.1)
-        out = es_script("up", ES_PORT="9232", ES_HEAP="512m")
+        out = es_script("up", ES_PORT=TAKEN_PORT, ES_HEAP="512m")
         assert out.returncode != 0
-        assert "port 9232 is taken by something this script did not start" in out.stderr
+        assert f"port {TAKEN_PORT} is taken by something this script did not start" in out.stderr
         assert server.poll() is None  # left alone
     finally:
         server.terminate()

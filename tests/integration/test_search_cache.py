@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from escli.cache import DEFAULT_TTL, open_cache
-from escli.core.search import search_with_cache
+from escli.core.search import cache_identity, search_with_cache
 from escli.es.connect import open_es
 from escli.settings import resolve
 from tests.conftest import ES_URL, Result
@@ -189,9 +189,10 @@ def test_search_with_cache_fills_what_the_cli_reads(cli: Cli, sample_index: str,
         cache = open_cache(settings)
         try:
             async with open_es(settings, pooled=pooled) as client:
-                first = await search_with_cache(client, cache, settings.identity, sample_index, body, {}, 120)
-                second = await search_with_cache(client, cache, settings.identity, sample_index, body, {}, 120)
-                refreshed = await search_with_cache(client, cache, settings.identity, sample_index, body, {}, 120,
+                identity = await cache_identity(client, settings)  # keyed by the product, as search looks up
+                first = await search_with_cache(client, cache, identity, sample_index, body, {}, 120)
+                second = await search_with_cache(client, cache, identity, sample_index, body, {}, 120)
+                refreshed = await search_with_cache(client, cache, identity, sample_index, body, {}, 120,
                                                     refresh=True)
                 assert refreshed.status == "stored" and refreshed.expires_at is not None
                 assert second.cache_hit and second.key == first.key

@@ -14,6 +14,7 @@ import orjson
 import pytest
 
 from escli.cache import cache_key, open_cache
+from escli.cache.product import product_identity
 from escli.core.warm import WarmLock
 from escli.settings import Settings
 from tests.support.fault_proxy import FaultProxy
@@ -58,7 +59,8 @@ def cache_entries(isolated_env: dict[str, str], es_url: str) -> dict[str, float]
         for i, q in enumerate(WARM):
             spec = parse_query_line(orjson.dumps(q), i + 1, "w")
             assert spec is not None and not isinstance(spec, Exception)
-            entry = cache.get(cache_key(settings.identity, spec.index, spec.body, spec.params))
+            entry = cache.get(cache_key(product_identity(settings.identity, "elasticsearch"), spec.index, spec.body,
+                                        spec.params))
             if entry is not None:
                 out[spec.id] = entry.expires_at
         return out
@@ -216,19 +218,21 @@ def proxy(es_url: str, sample_index: str) -> Iterator[FaultProxy]:
 
 
 def test_429_and_drops_are_retried(cli: Cli, warm_file: Path, proxy: FaultProxy) -> None:
-    proxy.fail(429, times=2, retry_after="1")
-    proxy.drop(times=1)
+    # faults on the searches only: the one `GET /` that learns the product (for the cache key) goes through
+    proxy.fail(429, times=2, retry_after="1", match=b"_search")
+    proxy.drop(times=1, match=b"_search")
     r = cli("--url", proxy.url, "warm-cache", str(warm_file), "-j", "1")
     assert r.code == 0, r.stderr
     s = summary(r.stdout)
     assert (s["refreshed"], s["failed"], s["retries"]) == (4, 0, 3)
-    assert proxy.injected == 3 and proxy.forwarded == 4
+    assert proxy.injected == 3 and proxy.forwarded == 4 + 1
 
 
 def test_request_cache_parameter_is_sent(cli: Cli, warm_file: Path, proxy: FaultProxy) -> None:
     assert cli("--url", proxy.url, "warm-cache", str(warm_file), "--request-cache").code == 0
-    assert len(proxy.requests) == 4
-    assert all("request_cache=true" in q.target for q in proxy.requests)
+    searches = [q for q in proxy.requests if "_search" in q.target]  # and one `GET /` for the product
+    assert len(searches) == 4 and len(proxy.requests) == 5
+    assert all("request_cache=true" in q.target for q in searches)
 
 
 def test_quiet_cron_run_prints_only_the_summary(escli_proc: Callable[..., Any], warm_file: Path) -> None:

@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from escli.cache import DiskCache, cache_key
+from escli.cache.product import product_identity, remember_product
 from escli.es.query_builder import SearchOptions, build_search
 from escli.settings import resolve
 
@@ -66,8 +67,10 @@ def test_a_cache_hit_needs_no_client_and_no_cluster(env: dict[str, str]) -> None
                                                         "hits": [{"_id": "p1", "_score": 1.0,
                                                                   "_source": {"name": "laptop"}}]}}
     cache = DiskCache(settings.cache_dir)
-    cache.set(cache_key(settings.identity, built.index, built.body, built.params), orjson.dumps(response), 60,
-              built.index)
+    # keyed by the product, which a hit learns from the memo a previous search left (cache/product.py)
+    remember_product(settings, "elasticsearch")
+    cache.set(cache_key(product_identity(settings.identity, "elasticsearch"), built.index, built.body, built.params),
+              orjson.dumps(response), 60, built.index)
     cache.close()
     code, out, modules = probe(["--url", url, "search", "products", "laptop", "-f", "name^2", "-n", "2",
                                 "-o", "json"], env)

@@ -14,13 +14,14 @@ from typing import Any
 
 import orjson
 
-from escli.es.queries import param_text
+from escli.es.queries import EXECUTION_PARAMS, param_text
 
 DEFAULT_TTL = 300.0
 KEY_VERSION = 1
 # Parameters that never change what comes back: the shard request cache is a server-side hint. Leaving it out of
-# the key lets `warm-cache --request-cache` fill entries that a plain `escli search` then hits.
-PARAMS_NOT_IN_KEY = frozenset({"request_cache"})
+# the key lets `warm-cache --request-cache` fill entries that a plain `escli search` then hits. The same holds for
+# the execution parameters of `--tune throughput` (es/queries.EXECUTION_PARAMS): a tuned and a plain search share.
+PARAMS_NOT_IN_KEY = frozenset({"request_cache"}) | EXECUTION_PARAMS
 # Date-math bounds live under these keys (range queries, date_range aggregations, extended_bounds, decay origins).
 DATE_BOUND_KEYS = frozenset({"gt", "gte", "lt", "lte", "from", "to", "origin", "min", "max"})
 _NOW = re.compile(r"^\s*now(?![A-Za-z0-9_])")

@@ -100,6 +100,9 @@ def batch_command(
     if stats.failed:
         raise PartialFailure(f"{stats.failed} of {stats.queries} queries failed"
                              + (" (--fail-fast stopped the run)" if fail_fast else ""))
+    if stats.partial:
+        raise PartialFailure(f"fan-out: {stats.partial} of {stats.queries} queries miss some cluster's hits "
+                             "(see `clusters` in their lines)")
 
 
 def summary_text(stats: BatchStats, source: str) -> str:
@@ -113,6 +116,8 @@ def summary_text(stats: BatchStats, source: str) -> str:
             + ", ".join(parts) + f"; {stats.retries} retries, {stats.requests} requests")
     if stats.cache_hits:
         text += f", {stats.cache_hits} from the memory cache"
+    if stats.partial:
+        text += f", {stats.partial} partial (a fan-out cluster failed)"
     lat = stats.latency_us
     if lat.count:
         p50, p90, p99, top = (v / 1000 for v in lat.values_at([50, 90, 99, 100]))

@@ -32,9 +32,13 @@ UrlOpt = Annotated[
     typer.Option("--url", "-u", help="Elasticsearch URL (repeatable) [env: ESCLI_URL, ELASTICSEARCH_URL]",
                  rich_help_panel=PANEL, show_default=False, metavar="URL"),
 ]
-ClusterOpt = Annotated[str | None, typer.Option("--cluster", "-c", help="Named cluster from the config file "
-                                                "[env: ESCLI_CLUSTER]", rich_help_panel=PANEL, show_default=False,
-                                                metavar="NAME")]
+ClusterOpt = Annotated[list[str] | None, typer.Option("--cluster", "-c", help="Named cluster or group from the "
+                                                      "config file (repeatable) [env: ESCLI_CLUSTER]",
+                                                      rich_help_panel=PANEL, show_default=False, metavar="NAME")]
+StrategyOpt = Annotated[str | None, typer.Option("--strategy", metavar="STRATEGY", help="Several clusters: "
+                                                 "failover|round-robin|weighted|fan-out [default: failover] "
+                                                 "[env: ESCLI_STRATEGY]", rich_help_panel=PANEL,
+                                                 show_default=False)]
 CaOpt = Annotated[str | None, typer.Option("--ca-certs", metavar="FILE", help="CA bundle for TLS verification",
                                            rich_help_panel=PANEL, show_default=False)]
 InsecureOpt = Annotated[bool | None, typer.Option("--insecure", help="Skip TLS verification (warns)",
@@ -66,7 +70,8 @@ DebugOpt = Annotated[bool | None, typer.Option("--debug", help="Tracebacks and E
                                                rich_help_panel=PANEL, show_default=False)]
 
 GLOBAL_PARAMS: dict[str, Any] = {
-    "url": UrlOpt, "cluster": ClusterOpt, "ca_certs": CaOpt, "insecure": InsecureOpt, "timeout": TimeoutOpt,
+    "url": UrlOpt, "cluster": ClusterOpt, "strategy": StrategyOpt, "ca_certs": CaOpt, "insecure": InsecureOpt,
+    "timeout": TimeoutOpt,
     "max_retries": RetriesOpt, "connections": ConnOpt, "output": OutputOpt, "no_cache": NoCacheOpt,
     "cache_dir": CacheDirOpt, "cache_url": CacheUrlOpt, "quiet": QuietOpt, "verbose": VerboseOpt, "debug": DebugOpt,
 }
@@ -102,7 +107,8 @@ class AppContext:
 
             o = self.options
             self._settings = resolve(
-                urls=o.get("url") or None, cluster=o.get("cluster"), ca_certs=o.get("ca_certs"),
+                urls=o.get("url") or None, cluster=o.get("cluster") or None, strategy=o.get("strategy"),
+                ca_certs=o.get("ca_certs"),
                 insecure=bool(o.get("insecure")), timeout=o.get("timeout"), max_retries=o.get("max_retries"),
                 connections=o.get("connections"), output=o.get("output"), no_cache=bool(o.get("no_cache")),
                 cache_dir=o.get("cache_dir"), cache_url=o.get("cache_url"), quiet=bool(o.get("quiet")),
@@ -112,6 +118,16 @@ class AppContext:
             if not self._settings.verify_certs:
                 self.messages.warn("TLS certificate verification is off (--insecure)")
         return self._settings
+
+    def one_cluster(self, command: str) -> Settings:
+        """The settings of a command that works on one cluster only (import, export): several are refused."""
+        settings = self.settings
+        if settings.members:
+            from escli.errors import UsageError
+
+            raise UsageError(f"--cluster: {command} works on one cluster, not {len(settings.members)} (several "
+                             "clusters are for search, batch, warm-cache and profile)")
+        return settings
 
     def output_format(self, allowed: tuple[Format, ...] = tuple(Format)) -> Format:
         return resolve_format(self.options.get("output"), self.stdout_is_tty, allowed)

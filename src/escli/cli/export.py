@@ -194,7 +194,7 @@ def _run(app: Any, req: ExportRequest, cp: Checkpoint, fmt: Format, out: Path | 
     from escli.output.writers import HitSink, OutputTarget
 
     msgs = app.messages
-    settings = app.settings
+    settings = app.one_cluster("export")
     total_slices = req.slices or 8
     state: dict[str, Any] = {"target": None}
     show_progress = msgs.err_is_tty and not msgs.quiet

@@ -121,7 +121,8 @@ def _run(app: Any, fmt: str, wait_for_status: str | None, timeout: str | None, a
     if fmt == "json":
         import orjson
 
-        out: Any = docs[0] if not all_clusters else {"state": code.name, "code": int(code), "clusters": docs}
+        several = all_clusters or len(targets) > 1  # --all, or -c a -c b: the same shape
+        out: Any = {"state": code.name, "code": int(code), "clusters": docs} if several else docs[0]
         app.stdout.write(orjson.dumps(out, option=orjson.OPT_APPEND_NEWLINE))
     elif fmt == "nagios":
         app.stdout.write(render_nagios(docs, int(code)).encode("utf-8"))
@@ -146,6 +147,8 @@ def _targets(app: Any, all_clusters: bool) -> list[tuple[str, Any]]:
 
     if not all_clusters:
         s = app.settings
+        if s.members:  # -c a -c b (or a group): each cluster of the set
+            return [(m.cluster or ",".join(m.urls), m) for m in s.members]
         return [(s.cluster or "", s)]
     o = app.options
     if o.get("url") or o.get("cluster"):

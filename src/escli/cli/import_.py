@@ -74,7 +74,7 @@ def import_command(
     source = source_name(file)
     opts = ImportOptions(index=index, source=source, format=fmt, id_field=id_field, chunk_size=chunk_size,
                          concurrency=concurrency, refresh=refresh)
-    settings = app.settings
+    settings = app.one_cluster("import")
     sink = ErrorSink(errors)
     shown_bad = 0
 

@@ -76,6 +76,16 @@ def profile_command(
     plot: Annotated[bool, typer.Option(
         "--plot", help="Draw a compact latency percentile chart on the terminal (stderr when stdout is JSON)")
     ] = False,
+    tune: Annotated[str | None, typer.Option("--tune", metavar="throughput|latency", show_default=False,
+                                             help="A search preset (as escli search --tune), for every query")] = None,
+    stored_fields: Annotated[list[str] | None, typer.Option(
+        "--stored-fields", metavar="FIELDS", show_default=False, help="Stored fields instead of _source")] = None,
+    batched_reduce_size: Annotated[int | None, typer.Option(
+        "--batched-reduce-size", min=2, metavar="N", show_default=False, help="As escli search")] = None,
+    pre_filter_shard_size: Annotated[int | None, typer.Option(
+        "--pre-filter-shard-size", min=1, metavar="N", show_default=False, help="As escli search")] = None,
+    max_concurrent_shard_requests: Annotated[int | None, typer.Option(
+        "--max-concurrent-shard-requests", min=1, metavar="N", show_default=False, help="As escli search")] = None,
 ) -> None:
     from escli.core.profile import (
         SCHEDULES,
@@ -126,6 +136,17 @@ def profile_command(
     else:
         assert index is not None
         workload = [single_query(index, text, field or [], size)]
+    # Search tuning (--tune and its options) under each query's own params: a query file's value wins.
+    from dataclasses import replace
+
+    from escli.es.query_builder import tuning_params
+
+    tuned: dict[str, Any] = {}
+    for note in tuning_params(tuned, tune, stored_fields or (), batched_reduce_size=batched_reduce_size,
+                              pre_filter_shard_size=pre_filter_shard_size,
+                              max_concurrent_shard_requests=max_concurrent_shard_requests):
+        msgs.detail(note)
+    workload = [replace(q, params={**tuned, **q.params}) for q in workload] if tuned else workload
     from escli.core.gates import evaluate_gates, gate_percentiles, parse_gates
 
     gates = parse_gates(fail_if or [], {q.id for q in workload})

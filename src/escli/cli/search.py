@@ -23,6 +23,7 @@ QUERY = "Query"
 RESULT = "Result"
 REQUEST = "Request"
 CACHE = "Cache"
+TUNING = "Tuning"
 TABLE_DEFAULT_COLUMNS = 6
 
 
@@ -196,6 +197,82 @@ def search_command(
     explain: Annotated[
         bool, typer.Option("--explain", help="Explain each hit's score", rich_help_panel=REQUEST)
     ] = False,
+    agg: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--agg",
+            metavar="NAME=TYPE:FIELD[:ARG]",
+            help="An aggregation: NAME=terms:FIELD[:SIZE], NAME=histogram:FIELD:INTERVAL, "
+            "NAME=date_histogram:FIELD:INTERVAL, NAME=stats:FIELD, NAME=percentiles:FIELD (repeatable)",
+            rich_help_panel=RESULT,
+            show_default=False,
+        ),
+    ] = None,
+    highlight: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--highlight",
+            metavar="FIELD",
+            help="Show where the words matched in FIELD (repeatable)",
+            rich_help_panel=RESULT,
+            show_default=False,
+        ),
+    ] = None,
+    stored_fields: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--stored-fields",
+            metavar="FIELDS",
+            help="Read these stored fields instead of _source (a,b; _none_ for ids only)",
+            rich_help_panel=RESULT,
+            show_default=False,
+        ),
+    ] = None,
+    tune: Annotated[
+        str | None,
+        typer.Option(
+            "--tune",
+            metavar="throughput|latency",
+            help="A preset: throughput sets --batched-reduce-size, --pre-filter-shard-size and "
+            "--max-concurrent-shard-requests; latency --terminate-after and --timeout (-v prints the values); "
+            "each of those options, given, wins over the preset",
+            rich_help_panel=TUNING,
+            show_default=False,
+        ),
+    ] = None,
+    batched_reduce_size: Annotated[
+        int | None,
+        typer.Option(
+            "--batched-reduce-size",
+            metavar="N",
+            min=2,
+            help="Reduce shard results on the coordinating node every N shards",
+            rich_help_panel=TUNING,
+            show_default=False,
+        ),
+    ] = None,
+    pre_filter_shard_size: Annotated[
+        int | None,
+        typer.Option(
+            "--pre-filter-shard-size",
+            metavar="N",
+            min=1,
+            help="Run the can_match pre-filter round when the search spans more than N shards",
+            rich_help_panel=TUNING,
+            show_default=False,
+        ),
+    ] = None,
+    max_concurrent_shard_requests: Annotated[
+        int | None,
+        typer.Option(
+            "--max-concurrent-shard-requests",
+            metavar="N",
+            min=1,
+            help="Shard requests this search runs at once per node",
+            rich_help_panel=TUNING,
+            show_default=False,
+        ),
+    ] = None,
     # Named no_cache so the global --no-cache is not added twice; True means --cache, False --no-cache.
     no_cache: Annotated[
         bool | None,
@@ -241,6 +318,13 @@ def search_command(
         request_cache=request_cache,
         track_total_hits=track_total_hits,
         explain=explain,
+        stored_fields=stored_fields or (),
+        tune=tune,
+        batched_reduce_size=batched_reduce_size,
+        pre_filter_shard_size=pre_filter_shard_size,
+        max_concurrent_shard_requests=max_concurrent_shard_requests,
+        aggs=agg or (),
+        highlight=highlight or (),
     )
     ttl = parse_ttl(cache_ttl) if cache_ttl is not None else None
     if body is not None:
@@ -281,27 +365,44 @@ def run_search(
     app: "AppContext", settings: "Settings", built: "BuiltSearch", *, fmt: Any, force: bool, ttl: float
 ) -> None:
     from escli.cache import open_cache
+    from escli.cache.product import PRODUCTS, product_identity, remembered_product
     from escli.core.search import lookup, store
 
     msgs = app.messages
     _describe(app, settings, built)
     cache = open_cache(settings, warn=msgs.warn)
     try:
-        outcome = lookup(cache, settings.identity, built.index, built.body, built.params, force=force)
+        # The key includes the product; before any request only the memo can say which (cache/product.py). With
+        # none (a fresh machine sharing a Redis level, a cleared cache directory) an entry keyed by either product
+        # was stored from an answer of that product, so either may serve.
+        product = remembered_product(settings) if cache.enabled else None
+        outcome = None
+        for candidate in (product,) if product else PRODUCTS if cache.enabled else ():
+            outcome = lookup(cache, product_identity(settings.identity, candidate), built.index, built.body,
+                             built.params, force=force)
+            if outcome is not None:
+                break
         if outcome is None:
-            outcome = run_async(_ask_elasticsearch(app, settings, cache, built, ttl, force))
+            outcome = run_async(_ask_elasticsearch(app, settings, cache, built, ttl, force, product))
         _report_cache(app, outcome)
         write_result(app, fmt, built, outcome)
         if outcome.status == "miss":
             store(cache, outcome, ttl)
     finally:
         cache.close()
+    if outcome.failed_clusters:  # fan-out: the others' hits are out; say which cluster is missing, exit 1
+        from escli.core.fanout import fan_out_warning
+        from escli.errors import PartialFailure
+
+        raise PartialFailure(fan_out_warning(outcome.meta()))
 
 
 async def _ask_elasticsearch(
-    app: "AppContext", settings: "Settings", cache: "Cache", built: "BuiltSearch", ttl: float, force: bool
+    app: "AppContext", settings: "Settings", cache: "Cache", built: "BuiltSearch", ttl: float, force: bool,
+    product: str | None = None,
 ) -> "SearchOutcome":
-    from escli.core.search import search_with_cache
+    from escli.cache.product import product_identity, remember_product
+    from escli.core.search import rekey, search_with_cache
     from escli.es.connect import open_es
     from escli.es.retry import with_backoff
 
@@ -316,11 +417,13 @@ async def _ask_elasticsearch(
 
     # One request: the light transport. It does not retry: with_backoff does, with a pause, within --timeout.
     async with open_es(settings, pooled=False, on_request=on_request if msgs.verbose >= 2 else None) as es:
-        return await with_backoff(
+        es.expect(product)
+        identity = product_identity(settings.identity, product or "unknown")  # re-keyed below once known
+        outcome = await with_backoff(
             lambda left: search_with_cache(
                 es,
                 cache,
-                settings.identity,
+                identity,
                 built.index,
                 built.body,
                 built.params,
@@ -334,6 +437,15 @@ async def _ask_elasticsearch(
             deadline=settings.timeout,
             on_retry=on_retry,
         )
+        if not cache.enabled:
+            return outcome
+        # Known from the answer (Elasticsearch's header, or OpenSearch as remembered); a `GET /` only for the
+        # first search of an identity on OpenSearch, or when the answer contradicts the memo.
+        answered = es.known_product or await es.product()
+        remember_product(settings, answered.name)
+        if answered.name != product:  # first search, or the server changed product: key by what answered
+            outcome = rekey(outcome, product_identity(settings.identity, answered.name), built.body, built.params)
+        return outcome
 
 
 def _describe(app: "AppContext", settings: "Settings", built: "BuiltSearch") -> None:
@@ -347,6 +459,8 @@ def _describe(app: "AppContext", settings: "Settings", built: "BuiltSearch") -> 
     who = "API key" if creds.api_key else f"basic auth as {creds.username}" if creds.username else "no credentials"
     tls = "" if settings.verify_certs else ", TLS verification off"
     msgs.detail(f"cluster {settings.cluster or ', '.join(settings.urls)} ({who}{tls})")
+    for note in built.notes:
+        msgs.detail(note)
     query = "&".join(f"{k}={v}" for k, v in built.params.items())
     msgs.detail(f"POST /{built.index}/_search{'?' + query if query else ''} {orjson.dumps(built.body).decode()}")
 
@@ -380,6 +494,8 @@ def _ago(seconds: float) -> str:
 def hit_row(hit: dict[str, Any]) -> dict[str, Any]:
     src = hit.get("_source")
     row: dict[str, Any] = {"_id": hit.get("_id"), "_score": hit.get("_score")}
+    if "_cluster" in hit:  # several clusters (fan-out): which one the hit came from
+        row["_cluster"] = hit["_cluster"]
     if isinstance(src, dict):
         row.update({k: v for k, v in src.items() if k not in row})
     fields = hit.get("fields")
@@ -389,27 +505,41 @@ def hit_row(hit: dict[str, Any]) -> dict[str, Any]:
 
 
 def result_columns(built: "BuiltSearch", hits: list[dict[str, Any]], limit: int | None) -> list[str]:
+    lead = ["_id", "_score", "_cluster"] if any("_cluster" in h for h in hits) else ["_id", "_score"]
+    # Highlighted fields always get a column (a wildcard --highlight names them only in the hits).
+    highlighted = dict.fromkeys(k for h in hits if isinstance(h.get("highlight"), dict) for k in h["highlight"])
     if built.columns:
-        return ["_id", "_score", *built.columns]
+        return [*lead, *built.columns, *(k for k in highlighted if k not in built.columns)]
     from escli.output.flatten import flatten
 
-    seen: dict[str, None] = {}
+    seen: dict[str, None] = dict(highlighted)
     for hit in hits:
         for name in flatten(hit_row(hit)):
-            if name not in ("_id", "_score"):
+            if name not in lead:
                 seen.setdefault(name, None)
     names = list(seen)
-    return ["_id", "_score", *(names[:limit] if limit is not None else names)]
+    return [*lead, *(names[:limit] if limit is not None else names)]
+
+
+def _color(app: "AppContext") -> bool:
+    """Styles (the emphasised match, bars in colour) only on a terminal, and never with NO_COLOR set."""
+    return app.stdout_is_tty and not app.env.get("NO_COLOR")
 
 
 def write_result(app: "AppContext", fmt: Any, built: "BuiltSearch", outcome: "SearchOutcome") -> None:
+    """Hits, then aggregations: raw in json; NDJSON lines (hits, then aggregation rows); a CSV of the hits, or of
+    the aggregation rows when there are aggregations; tables on a terminal. Highlights are emphasised in the
+    table and plain text everywhere else but json."""
     import orjson
 
     from escli.output.formats import Format
+    from escli.output.highlight import highlight_tags
 
     response = outcome.response
     hits_obj = response.get("hits") if isinstance(response.get("hits"), dict) else {}
     hits: list[dict[str, Any]] = [h for h in (hits_obj or {}).get("hits", []) if isinstance(h, dict)]
+    aggregations = _request_order(response.get("aggregations"), built.body)
+    tags = highlight_tags(built.body)
     _warn_partial(app, response)
     out = app.stdout
     if fmt is Format.JSON:
@@ -419,24 +549,100 @@ def write_result(app: "AppContext", fmt: Any, built: "BuiltSearch", outcome: "Se
         return
     summary = _summary(response, hits, outcome)
     if fmt is Format.NDJSON:
+        from escli.output.aggs_view import agg_rows
         from escli.output.writers import NdjsonWriter
 
         writer = NdjsonWriter(out)
         for hit in hits:
-            writer.write(hit)
+            writer.write(_plain_hit(hit, tags))
+        for row in agg_rows(aggregations or {}):
+            writer.write(row)
         writer.close()
         app.messages.info(summary)
         return
     from escli.output.writers import make_writer
 
+    if fmt is Format.CSV and aggregations:
+        from escli.output.aggs_view import agg_rows, row_columns
+
+        rows = list(agg_rows(aggregations))
+        csv_writer = make_writer(fmt, out, row_columns(rows))
+        for row in rows:
+            csv_writer.write(row)
+        csv_writer.close()
+        if hits:
+            app.messages.warn(f"{len(hits)} hits not written: with aggregations -o csv writes their rows "
+                              "(--size 0 to skip the hits, -o ndjson for both)")
+        app.messages.info(summary)
+        return
     limit = TABLE_DEFAULT_COLUMNS if fmt is Format.TABLE else None
     columns = result_columns(built, hits, limit)
-    table_writer = make_writer(fmt, out, columns, title=summary if fmt is Format.TABLE else None)
+    if fmt is Format.TABLE:
+        _write_tables(app, columns, hits, aggregations, tags, summary)
+        return
+    table_writer = make_writer(fmt, out, columns)
     for hit in hits:
-        table_writer.write(hit_row(hit))
+        row = hit_row(hit)
+        for name, fragments in (hit.get("highlight") or {}).items():
+            row[name] = _plain_fragments(fragments, tags)
+        table_writer.write(row)
     table_writer.close()
-    if fmt is not Format.TABLE:
-        app.messages.info(summary)
+    app.messages.info(summary)
+
+
+def _request_order(aggregations: Any, body: dict[str, Any]) -> "dict[str, Any] | None":
+    """The response's aggregations in the order the body asked for them (Elasticsearch answers in its own)."""
+    if not isinstance(aggregations, dict) or not aggregations:
+        return None
+    asked = body.get("aggs") or body.get("aggregations") or {}
+    order = [name for name in asked if name in aggregations] if isinstance(asked, dict) else []
+    return {**{name: aggregations[name] for name in order}, **aggregations}
+
+
+def _plain_fragments(fragments: Any, tags: tuple[str, str]) -> str:
+    from escli.output.highlight import plain
+
+    return plain(fragments if isinstance(fragments, (list, str)) else str(fragments), tags)
+
+
+def _plain_hit(hit: dict[str, Any], tags: tuple[str, str]) -> dict[str, Any]:
+    """A hit for a pipe: its highlight fragments as plain text (the tags are markup for a person)."""
+    highlight = hit.get("highlight")
+    if not isinstance(highlight, dict):
+        return hit
+    from escli.output.highlight import plain_highlight
+
+    return {**hit, "highlight": plain_highlight(highlight, tags)}
+
+
+def _write_tables(app: "AppContext", columns: list[str], hits: list[dict[str, Any]],
+                  aggregations: "dict[str, Any] | None", tags: tuple[str, str], summary: str) -> None:
+    from escli.output.flatten import flatten, row_cells
+    from escli.output.highlight import segments
+    from escli.output.tables import Cell, render_table
+
+    color = _color(app)
+    out = app.stdout
+    if hits or not aggregations:
+        rows: list[list[Cell]] = []
+        for hit in hits:
+            row = hit_row(hit)
+            cells: list[Cell] = list(row_cells(flatten(row), columns, original=row))
+            highlight = hit.get("highlight")
+            if isinstance(highlight, dict):
+                for i, name in enumerate(columns):
+                    fragments = highlight.get(name)
+                    if isinstance(fragments, (list, str)):
+                        cells[i] = segments(fragments, tags)
+            rows.append(cells)
+        out.write(render_table(columns, rows, summary, color=color).encode("utf-8"))
+    else:  # --size 0 with aggregations: no empty hits table, the summary heads the aggregations
+        out.write(f"{summary}\n".encode())
+    if aggregations:
+        from escli.output.aggs_view import render_aggs
+
+        out.write(render_aggs(aggregations, color=color).encode("utf-8"))
+    out.flush()
 
 
 def _warn_partial(app: "AppContext", response: dict[str, Any]) -> None:

@@ -40,6 +40,7 @@ def warm_cache_command(
     import orjson
 
     from escli.cache import open_cache
+    from escli.core.search import cache_identity
     from escli.core.warm import Problem, WarmLock, WarmOptions, WarmResult, parse_seconds, warm_cache
     from escli.errors import InputError, PartialFailure, UsageError
     from escli.es.connect import open_es
@@ -92,8 +93,10 @@ def warm_cache_command(
             cache = open_cache(settings, warn=msgs.warn, memory=True)
             try:
                 async with open_es(settings, pooled=True, concurrency=concurrency) as client:
+                    # entries are keyed by the product too, as `escli search` looks them up (cache/product.py)
+                    identity = await cache_identity(client, settings)
                     with msgs.progress("warm-cache", total=None) as bar:
-                        await warm_cache(client, cache, settings.identity, queries, opts, source, on_problem,
+                        await warm_cache(client, cache, identity, queries, opts, source, on_problem,
                                          bar.advance, result)
             finally:
                 cache.close()

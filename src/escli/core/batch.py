@@ -44,6 +44,7 @@ from escli.profiler import Histogram
 if TYPE_CHECKING:
     from escli.core.search import Memo
     from escli.es.api import Es
+    from escli.es.routing import RoutedTransport
 
 RETRY_ON_STATUS = frozenset({429, 502, 503, 504})
 JSON_HEADERS = {"accept": "application/json", "content-type": "application/json"}
@@ -54,7 +55,9 @@ MSEARCH_HEADER_PARAMS = frozenset({"preference", "routing", "request_cache", "se
                                    "expand_wildcards"})
 # ... and these in its body, where the search API accepts them too.
 MSEARCH_BODY_PARAMS = frozenset({"timeout", "terminate_after", "track_total_hits", "explain", "version",
-                                 "seq_no_primary_term"})
+                                 "seq_no_primary_term", "stored_fields"})
+# The execution settings (es/queries.EXECUTION_PARAMS) have no per-search place in an _msearch: they are dropped
+# there, which changes nothing but how the searches run.
 _LINE = orjson.OPT_APPEND_NEWLINE
 
 
@@ -93,6 +96,7 @@ class BatchStats:
     retries: int = 0
     requests: int = 0
     connection_failures: int = 0  # queries that failed because the cluster could not be reached
+    partial: int = 0  # fan-out: queries answered without some cluster's hits
     cache_hits: int = 0  # answered from the memory cache level (a query repeated in the file)
     error_types: Counter[str] = field(default_factory=Counter)
     latency_us: Histogram = field(default_factory=Histogram)
@@ -112,7 +116,7 @@ class BatchStats:
         return {
             "queries": self.queries, "ok": self.ok, "failed": self.failed, "skipped": self.skipped,
             "bad_lines": self.bad_lines, "retries": self.retries, "requests": self.requests,
-            "cache_hits": self.cache_hits,
+            "cache_hits": self.cache_hits, **({"partial": self.partial} if self.partial else {}),
             "seconds": round(self.seconds, 3), "queries_per_second": round(self.rate, 1),
             "latency_ms": {k: round(v, 2) for k, v in pct.items()}, "errors": dict(self.error_types.most_common()),
         }
@@ -120,7 +124,9 @@ class BatchStats:
 
 # --- building requests -------------------------------------------------------------------------------------------
 
-def _body_value(value: Any) -> Any:
+def _body_value(value: Any, name: str = "") -> Any:
+    if name == "stored_fields" and isinstance(value, str):  # the URL's a,b is a list in a body
+        return value.split(",")
     if isinstance(value, str) and value.lower() in ("true", "false"):
         return value.lower() == "true"
     return value
@@ -136,7 +142,7 @@ def msearch_lines(spec: QuerySpec) -> bytes:
         elif name in MSEARCH_BODY_PARAMS and name not in body:
             if body is spec.body:
                 body = dict(body)
-            body[name] = _body_value(value)
+            body[name] = _body_value(value, name)
     return orjson.dumps(header) + b"\n" + orjson.dumps(body) + b"\n"
 
 
@@ -146,9 +152,11 @@ def msearch_body(specs: list[QuerySpec]) -> bytes:
 
 # --- result lines ------------------------------------------------------------------------------------------------
 
-def success_line(qid: str, response: dict[str, Any], latency_ms: float, cache: str | None = None) -> bytes:
+def success_line(qid: str, response: dict[str, Any], latency_ms: float, cache: str | None = None,
+                 cluster: str | None = None, extra: dict[str, Any] | None = None) -> bytes:
     """`{"id","ok":true,"took_ms","latency_ms","total","hits":[...]}`; aggregations, a timeout or failed shards
-    are added when the response has them."""
+    are added when the response has them; with several clusters, `cluster` (who answered) or a fan-out's
+    `clusters` (per cluster took, total, error) and `partial`."""
     hits = response.get("hits") or {}
     total = hits.get("total")
     if isinstance(total, dict):
@@ -159,6 +167,10 @@ def success_line(qid: str, response: dict[str, Any], latency_ms: float, cache: s
         line["aggregations"] = response["aggregations"]
     if cache is not None:
         line["cache"] = cache
+    if cluster is not None:
+        line["cluster"] = cluster
+    if extra:
+        line.update(extra)
     if response.get("timed_out"):
         line["timed_out"] = True
     shards = response.get("_shards")
@@ -226,6 +238,8 @@ class Reply:
     duration: float  # seconds, from the request's first byte out to the answer's last byte in
     retry_after: float | None = None
     raw: bytes | None = None  # the answer's bytes (the memory cache level keeps them as they came)
+    cluster: str | None = None  # several clusters: the one that answered
+    extra: dict[str, Any] | None = None  # fan-out: per-cluster took/total/error for the result line
 
 
 class Sender:
@@ -238,38 +252,80 @@ class Sender:
     the transport does) and sends the client's own headers (authentication) built once. It gives up the product
     check and transport-level sniffing: with `fast=False` (sniffing configured) every request takes the normal
     `client.perform_request` path. Either way nothing is retried here.
+
+    Several clusters (es.routing.RoutedTransport): each request asks the router for a member and goes on that
+    member's fast path (or its transport), and the router's `route` does the failover and the health
+    bookkeeping, so that policy stays in one place.
     """
 
     def __init__(self, es: Es, fast: bool = True) -> None:
         from elastic_transport import HttpHeaders
 
+        from escli.es.routing import RoutedTransport
+
         self.es = es
-        pool = getattr(es.transport, "node_pool", None)
-        base = getattr(es.transport, "headers", None)
-        self.fast = fast and pool is not None and base is not None
-        self.json_headers = HttpHeaders(base or {})
-        self.json_headers.update(JSON_HEADERS)
-        self.ndjson_headers = HttpHeaders(base or {})
-        self.ndjson_headers.update(NDJSON_HEADERS)
+        self.routed = es.transport if isinstance(es.transport, RoutedTransport) else None
+        transports = [m.transport for m in self.routed.members] if self.routed is not None else [es.transport]
+        self.fast = fast and all(getattr(t, "node_pool", None) is not None and getattr(t, "headers", None)
+                                 is not None for t in transports)
+        self.heads: dict[int, tuple[Any, Any]] = {}
+        for t in transports:
+            base = getattr(t, "headers", None) or {}
+            json_headers, ndjson_headers = HttpHeaders(base), HttpHeaders(base)
+            json_headers.update(JSON_HEADERS)
+            ndjson_headers.update(NDJSON_HEADERS)
+            self.heads[id(t)] = (json_headers, ndjson_headers)
 
     async def post(self, target: str, body: bytes, ndjson: bool = False) -> Reply:
         """The answer, whatever its status; connection errors and timeouts raise (elastic_transport errors on
-        the fast path, UnreachableError on the other)."""
+        the fast path, UnreachableError on the other and with several clusters)."""
+        if self.routed is not None:
+            return await self._post_routed(self.routed, target, body, ndjson)
         if not self.fast:
             return await self._post_es(target, body, ndjson)
+        return await self._post_node(self.es.transport, target, body, ndjson)
+
+    async def _post_node(self, transport: Any, target: str, body: bytes, ndjson: bool) -> Reply:
         from elastic_transport import ConnectionError as TransportConnectionError
 
-        pool: Any = getattr(self.es.transport, "node_pool")  # noqa: B009 - an async (aiohttp) node pool
+        pool: Any = transport.node_pool  # an async (aiohttp) node pool
         node: Any = pool.get()
+        json_headers, ndjson_headers = self.heads[id(transport)]
         try:
             resp = await node.perform_request("POST", target, body=body,
-                                              headers=self.ndjson_headers if ndjson else self.json_headers)
+                                              headers=ndjson_headers if ndjson else json_headers)
         except TransportConnectionError:
             pool.mark_dead(node)
             raise
         pool.mark_live(node)
         meta = resp.meta
         return _reply(meta.status, resp.body, meta.headers.get("retry-after"), meta.duration)
+
+    async def _post_routed(self, routed: RoutedTransport, target: str, body: bytes, ndjson: bool) -> Reply:
+        from elastic_transport import ConnectionError as TransportConnectionError
+        from elastic_transport import ConnectionTimeout
+
+        from escli.es.routing import ANY_STATUS, Member
+        from escli.es.transport import unreachable
+
+        async def send(m: Member) -> Reply:
+            if not self.fast:
+                started = time.perf_counter()
+                resp = await m.transport.request("POST", target, body=body, ignore=ANY_STATUS,
+                                                 content_type=NDJSON_HEADERS["content-type"] if ndjson else
+                                                 JSON_HEADERS["content-type"])
+                return _reply(resp.status, resp.body, resp.headers.get("retry-after"),
+                              time.perf_counter() - started)
+            try:
+                return await self._post_node(m.transport, target, body, ndjson)
+            except ConnectionTimeout as exc:  # the router takes escli's errors: a timeout marks the member down
+                raise unreachable(m.name, _reason(exc), timed_out=True) from exc
+            except TransportConnectionError as exc:
+                raise unreachable(m.name, _reason(exc)) from exc
+
+        member, reply = await routed.router.route(send, lambda r: r.status)
+        reply.cluster = member.name
+        return reply
 
     async def _post_es(self, target: str, body: bytes, ndjson: bool) -> Reply:
         started = time.perf_counter()  # target carries its query string already
@@ -301,13 +357,21 @@ class _Run:
         from elastic_transport import ConnectionError as TransportConnectionError
         from elastic_transport import ConnectionTimeout
 
+        from escli.es.routing import RoutedTransport
+        from escli.settings import FAN_OUT
+
         self.sender = Sender(client, fast)
+        t = client.transport
+        self.fanout = t if isinstance(t, RoutedTransport) and t.strategy == FAN_OUT else None
         self.memo = memo  # the memory cache level: a query that repeats in the file is answered from it
         self.memo_keys: dict[int, str] = {}  # id(spec) -> cache key, for the queries in flight
         self.opts = opts
         self.stats = stats
         self.on_bad = on_bad
-        self.conn_error: tuple[type[Exception], ...] = (TransportConnectionError, UnreachableError)
+        # ConnectionTimeout is not a ConnectionError in elastic_transport: a timed-out request is retried and, in
+        # the end, counted as a timeout like a refused connection is counted as one.
+        self.conn_error: tuple[type[Exception], ...] = (TransportConnectionError, ConnectionTimeout,
+                                                         UnreachableError)
         self.timeout_error: type[Exception] = ConnectionTimeout
         self.window = asyncio.Semaphore(opts.window_size)
         self.work: asyncio.Queue[list[tuple[int, QuerySpec]] | None] = asyncio.Queue(maxsize=opts.concurrency)
@@ -341,13 +405,14 @@ class _Run:
                     self.ready.append(line)
         self.wake.set()
 
-    def succeeded(self, spec: QuerySpec, response: dict[str, Any], duration: float, raw: bytes | None = None) -> bytes:
+    def succeeded(self, spec: QuerySpec, response: dict[str, Any], duration: float, raw: bytes | None = None,
+                  cluster: str | None = None, extra: dict[str, Any] | None = None) -> bytes:
         if self.memo is not None and (key := self.memo_keys.pop(id(spec), None)) is not None:
             self.memo.put(key, response, spec.index, raw)
         self.stats.ok += 1
         self.stats.queries += 1
         self.stats.latency_us.record(int(duration * 1_000_000))
-        return success_line(spec.id, response, duration * 1000)
+        return success_line(spec.id, response, duration * 1000, cluster=cluster, extra=extra)
 
     def failed(self, spec: QuerySpec, etype: str, reason: str, status: int | None) -> bytes:
         self.memo_keys.pop(id(spec), None)
@@ -398,7 +463,8 @@ class _Run:
         while True:
             self.stats.requests += 1
             try:
-                reply = await self.sender.post(target, body)
+                reply = await (self.fan_post(target, spec) if self.fanout is not None else
+                               self.sender.post(target, body))
             except self.conn_error as exc:
                 if self.may_retry(attempt):
                     await self.retry_wait(attempt, None)
@@ -409,13 +475,32 @@ class _Run:
                 return seq, self.failed(spec, self.conn_failure_kind(exc), _reason(exc), None)
             self.reached()
             if 200 <= reply.status < 300 and isinstance(reply.body, dict):
-                return seq, self.succeeded(spec, reply.body, reply.duration, reply.raw)
+                return seq, self.succeeded(spec, reply.body, reply.duration, reply.raw, reply.cluster, reply.extra)
             if reply.status in RETRY_ON_STATUS and self.may_retry(attempt):
                 await self.retry_wait(attempt, reply.retry_after)
                 attempt += 1
                 continue
             etype, reason = reply_error(reply)
             return seq, self.failed(spec, etype, reason, reply.status)
+
+    async def fan_post(self, target: str, spec: QuerySpec) -> Reply:
+        """Fan-out: the query to every healthy cluster, hits merged (core/fanout.py), as one Reply; a cluster that
+        failed is named in the line's `clusters` and the line says `"partial": true`. Retried as any request."""
+        from escli.core.fanout import fan_out_search
+        from escli.errors import RefusedError
+
+        assert self.fanout is not None
+        started = time.perf_counter()
+        try:
+            fan = await fan_out_search(self.fanout, target, spec.body)
+        except RefusedError as exc:  # every cluster refused it: an error answer like any other
+            return Reply(exc.status or 500, exc.body, time.perf_counter() - started,
+                         retry_after_seconds(exc.retry_after) if exc.status in RETRY_ON_STATUS else None)
+        extra: dict[str, Any] = {"clusters": fan.clusters}
+        if fan.partial:
+            self.stats.partial += 1
+            extra["partial"] = True
+        return Reply(200, fan.response, time.perf_counter() - started, extra=extra)
 
     async def group(self, jobs: list[tuple[int, QuerySpec]]) -> list[Outcome]:
         """One _msearch for the group; failed items with a retryable status are sent again (only those)."""
@@ -458,7 +543,7 @@ class _Run:
             for (seq, spec), item in zip(pending, responses, strict=False):
                 item_status = int(item.get("status", 200))
                 if "error" not in item:
-                    results[seq] = self.succeeded(spec, item, reply.duration)
+                    results[seq] = self.succeeded(spec, item, reply.duration, cluster=reply.cluster)
                 elif item_status in RETRY_ON_STATUS and self.may_retry(attempt):
                     again.append((seq, spec))
                 else:
@@ -536,6 +621,8 @@ class _Run:
                     self.deliver([(seq, None) for seq, _ in jobs])
                 elif len(jobs) == 1 and self.opts.group_size == 1:
                     self.deliver([await self.one(*jobs[0])])
+                elif self.fanout is not None:  # fan-out merges per query: an _msearch group goes one by one
+                    self.deliver([await self.one(seq, spec) for seq, spec in jobs])
                 else:
                     self.deliver(await self.group(jobs))
         finally:

@@ -47,6 +47,7 @@ from escli.profiler import (
 
 if TYPE_CHECKING:
     from escli.es.api import Es
+    from escli.es.routing import Router
     from escli.es.transport import Target
 
 MODES = ("closed", "open")
@@ -179,6 +180,7 @@ class ProfileResult:
     queries: list[QuerySpec]
     overall: RequestStats = field(default_factory=RequestStats)
     per_query: dict[str, RequestStats] = field(default_factory=dict)
+    per_cluster: dict[str, RequestStats] = field(default_factory=dict)  # several clusters: who got what
     started_at: float = 0.0
     seconds: float = 0.0
     warmup_sent: int = 0
@@ -229,6 +231,8 @@ class ProfileResult:
                              "queries": {q.id: _points(self.per_query[q.id].latency) for q in self.queries}},
             "timeline": {"interval_s": 1, "overall": self.timeline.series(),
                          "queries": {q.id: self.timeline.series(q.id) for q in self.queries}},
+            **({"clusters": {n: stats_dict(s, self.seconds, o.percentiles) for n, s in self.per_cluster.items()}}
+               if self.per_cluster else {}),
         }
 
 
@@ -317,19 +321,27 @@ class Runner:
     """Sends the workload; `measure_from` splits warm-up from measured requests by their intended send time."""
 
     def __init__(self, target: Target, prepared: Sequence[Prepared], opts: ProfileOptions, result: ProfileResult,
-                 on_progress: Callable[[int], None], cpu_now: Callable[[], float], timeout: float) -> None:
+                 on_progress: Callable[[int], None], cpu_now: Callable[[], float], timeout: float,
+                 router: Router | None = None) -> None:
         from escli.es.light import head_prefix, request_bytes, ssl_context
         from escli.es.wire import Pool
 
         # One pool of keep-alive connections per node, as many as requests may be in flight; each query's whole
-        # request (line, headers, body) is encoded once per node.
+        # request (line, headers, body) is encoded once per node. Several clusters: the nodes of every member,
+        # and the router (es/routing.py) picks the member of each request and hears how it went.
         self.nodes: list[tuple[Pool, dict[int, bytes]]] = []
-        for e in target.endpoints:
-            tls = ssl_context(target) if e.scheme == "https" else None
-            head = head_prefix(target, e)
-            payloads = {id(p): request_bytes(e.prefix.encode(), head, "POST", p.target, p.body, "application/json")
-                        for p in prepared}
-            self.nodes.append((Pool(e.host, e.port, tls, max(1, opts.concurrency)), payloads))
+        self.router = router
+        self.member_nodes: dict[str, list[int]] = {}
+        targets = [(m.name, getattr(m.transport, "target")) for m in router.members] if router \
+            else [("", target)]  # noqa: B009 - every member transport has a target
+        for name, t in targets:
+            for e in t.endpoints:
+                tls = ssl_context(t) if e.scheme == "https" else None
+                head = head_prefix(t, e)
+                payloads = {id(p): request_bytes(e.prefix.encode(), head, "POST", p.target, p.body,
+                                                 "application/json") for p in prepared}
+                self.member_nodes.setdefault(name, []).append(len(self.nodes))
+                self.nodes.append((Pool(e.host, e.port, tls, max(1, opts.concurrency)), payloads))
         self.next_node = 0
         self.timeout = timeout
         self.opts = opts
@@ -370,8 +382,14 @@ class Runner:
         """
         perf = time.perf_counter
         self.sent += 1
+        member = self.router.order()[0] if self.router is not None else None
         k = self.next_node
-        self.next_node = (k + 1) % len(self.nodes)
+        self.next_node = k + 1
+        if member is not None:
+            ks = self.member_nodes[member.name]
+            k = ks[k % len(ks)]
+        else:
+            k %= len(self.nodes)
         pool, payloads = self.nodes[k]
         sent = perf()
         took: int | None = None
@@ -395,20 +413,30 @@ class Runner:
         except Exception as exc:
             error = error_kind(exc)
         end = perf()
+        if member is not None and self.router is not None:  # no failover here: the failure is counted
+            if error is not None and (error in ("connection_error", "timeout", "tls_error") or error[:1] == "5"):
+                self.router.failed(member, error)
+            else:
+                self.router.succeeded(member)
         if intended < self.measure_from:
             return
         if end > self.last_end:
             self.last_end = end
         q = self.result.per_query[item.spec.id]
+        c = self.result.per_cluster.setdefault(member.name, RequestStats()) if member is not None else None
         second = int(end - self.measure_from)
         if error is not None:
             q.record_error(error)
+            if c is not None:
+                c.record_error(error)
             self.result.timeline.record(item.spec.id, second, None)
         else:
             service = int(service_s * 1e6)
             # Latency counts from the intended send; a send a little early (see EARLY) from its actual send.
             latency = int((end - min(intended, sent)) * 1e6)
             q.record(latency, service, took, int((end - sent) * 1e6) - service)
+            if c is not None:
+                c.record(latency, service, took, int((end - sent) * 1e6) - service)
             self.result.timeline.record(item.spec.id, second, latency)  # after the clock was read: not timed
         self.on_progress(1)
 
@@ -521,8 +549,14 @@ async def run_profile(client: Es, queries: Sequence[QuerySpec], opts: ProfileOpt
         t = proc.cpu_times()
         return float(t.user + t.system)
 
-    target: Target = getattr(client.transport, "target")  # noqa: B009 - every transport has one
-    runner = Runner(target, prepared, opts, result, on_progress, cpu_now, target.timeout)
+    from escli.es.routing import RoutedTransport
+
+    routed = client.transport if isinstance(client.transport, RoutedTransport) else None
+    target: Target = getattr((routed.members[0] if routed else client).transport, "target")  # noqa: B009
+    runner = Runner(target, prepared, opts, result, on_progress, cpu_now, target.timeout,
+                    routed.router if routed else None)
+    if routed is not None:
+        result.per_cluster = {m.name: RequestStats() for m in routed.members}  # reported in the order given
     result.started_at = time.time()
     try:
         if opts.mode == "open":

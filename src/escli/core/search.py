@@ -4,7 +4,8 @@
     from escli.core.search import search_with_cache
 
     cache = open_cache(settings)
-    outcome = await search_with_cache(client, cache, settings.identity, "products", body, params, DEFAULT_TTL)
+    identity = await cache_identity(client, settings)   # cluster, user and product (cache/product.py)
+    outcome = await search_with_cache(client, cache, identity, "products", body, params, DEFAULT_TTL)
     outcome.response      # the Elasticsearch response, a dict
     outcome.cache_hit     # True when it came from the cache (no request was made)
     outcome.key           # the cache key (None when the cache is off)
@@ -43,6 +44,7 @@ from escli.es.queries import param_text
 
 if TYPE_CHECKING:
     from escli.es.api import Es
+    from escli.settings import Settings
 
 CACHE_OFF = "the cache is off (--no-cache)"
 
@@ -66,6 +68,12 @@ class SearchOutcome:
     latency_ms: float | None = None  # round trip to Elasticsearch; None on a hit
     index: str = ""
     raw: bytes | None = None  # the response as JSON bytes, as the cache holds it
+    # Several clusters: who answered ({"cluster": "a"}), or a fan-out's {"strategy", "clusters", "failed"}
+    routing: dict[str, Any] | None = None
+
+    @property
+    def failed_clusters(self) -> list[str]:
+        return list((self.routing or {}).get("failed") or [])
 
     def meta(self, now: float | None = None) -> dict[str, Any]:
         """The `_escli` block of json output."""
@@ -83,6 +91,8 @@ class SearchOutcome:
             out["bypass_reason"] = self.bypass_reason
         if self.latency_ms is not None:
             out["latency_ms"] = round(self.latency_ms, 3)
+        if self.routing:
+            out.update(self.routing)
         return out
 
 
@@ -135,12 +145,51 @@ def lookup(cache: Cache, identity: str, index: str, body: Mapping[str, Any], par
 async def es_search(es: Es, index: str, body: Mapping[str, Any], params: Mapping[str, Any],
                     request_timeout: float | None = None) -> tuple[dict[str, Any], bytes]:
     """POST /INDEX/_search with the body and URL parameters as given: (parsed answer, its bytes)."""
-    resp = await es.search(index, dict(body), {k: param_text(v) for k, v in params.items()} or None,
-                           timeout=request_timeout)
+    result, raw, _ = await routed_search(es, index, body, params, request_timeout)
+    return result, raw
+
+
+async def routed_search(es: Es, index: str, body: Mapping[str, Any], params: Mapping[str, Any],
+                        request_timeout: float | None = None) -> tuple[dict[str, Any], bytes, dict[str, Any]]:
+    """es_search plus what the `_escli` block says about several clusters: who answered, or (fan-out) each
+    cluster's took, total and error. One cluster: an empty dict."""
+    from escli.settings import FAN_OUT
+
+    text_params = {k: param_text(v) for k, v in params.items()} or None
+    from escli.es.routing import CLUSTER_HEADER, RoutedTransport
+
+    routed = es.transport if isinstance(es.transport, RoutedTransport) else None
+    if routed is not None and routed.strategy == FAN_OUT:
+        from escli.core.fanout import fan_out_search
+        from escli.es.transport import index_path
+
+        fan = await fan_out_search(routed, index_path(index, "_search"), body, text_params, request_timeout,
+                                   on_answer=es.learn)
+        raw = orjson.dumps(fan.response)
+        return fan.response, raw, {"strategy": FAN_OUT, "clusters": fan.clusters, "failed": fan.failed}
+    resp = await es.search(index, dict(body), text_params, timeout=request_timeout)
     result = resp.json()
     if not isinstance(result, dict):
         raise TypeError(f"unexpected search response of type {type(result).__name__}")
-    return result, resp.body
+    who = resp.headers.get(CLUSTER_HEADER)
+    return result, resp.body, ({"cluster": who, "strategy": routed.strategy} if routed is not None and who else {})
+
+
+async def cache_identity(es: Es, settings: Settings) -> str:
+    """The identity to key entries by when filling the cache for many searches (warm-cache): the product is
+    asked once (free on Elasticsearch once an answer came, else `GET /`) and remembered for later lookups."""
+    from escli.cache.product import product_identity, remember_product
+
+    product = (await es.product()).name
+    remember_product(settings, product)
+    return product_identity(settings.identity, product)
+
+
+def rekey(outcome: SearchOutcome, identity: str, body: Mapping[str, Any], params: Mapping[str, Any]) -> SearchOutcome:
+    """A deferred outcome keyed under another identity (the product learnt from the answer: cache/product.py)."""
+    if outcome.key is None or outcome.status != "miss":
+        return outcome
+    return replace(outcome, key=cache_key(identity, outcome.index, body, params))
 
 
 def store(cache: Cache, outcome: SearchOutcome, ttl: float) -> SearchOutcome:
@@ -166,16 +215,19 @@ async def search_with_cache(client: Es, cache: Cache, identity: str, index: str,
             if hit is not None:
                 return hit
     started = time.perf_counter()
-    response, raw = await es_search(client, index, body, params, request_timeout)
+    response, raw, routing = await routed_search(client, index, body, params, request_timeout)
     latency_ms = (time.perf_counter() - started) * 1000.0
     if not p.enabled:
         return SearchOutcome(response, False, None, None, status="bypass", bypass_reason=CACHE_OFF,
-                             latency_ms=latency_ms, index=index, raw=raw)
+                             latency_ms=latency_ms, index=index, raw=raw, routing=routing or None)
+    if routing.get("failed"):  # a fan-out missing a cluster's hits is not the answer to keep
+        return SearchOutcome(response, False, p.key, None, status="bypass", latency_ms=latency_ms, index=index,
+                             bypass_reason="a cluster of the fan-out failed", raw=raw, routing=routing)
     if not p.usable:
         return SearchOutcome(response, False, p.key, None, status="bypass", bypass_reason=p.bypass_reason,
-                             latency_ms=latency_ms, index=index, raw=raw)
+                             latency_ms=latency_ms, index=index, raw=raw, routing=routing or None)
     outcome = SearchOutcome(response, False, p.key, None, status="miss", latency_ms=latency_ms, index=index,
-                            raw=raw)
+                            raw=raw, routing=routing or None)
     return outcome if defer_store else store(cache, outcome, ttl)
 
 

@@ -171,8 +171,8 @@ async def warm_cache(client: Es, cache: Cache, identity: str,
         attempt = 0
         while True:
             try:
-                await search_with_cache(client, cache, identity, spec.index, spec.body, params, opts.ttl,
-                                        refresh=True)
+                outcome = await search_with_cache(client, cache, identity, spec.index, spec.body, params,
+                                                  opts.ttl, refresh=True)
             except RefusedError as exc:
                 state["streak"] = 0
                 if exc.status in RETRY_ON_STATUS and attempt < opts.retries:
@@ -200,6 +200,11 @@ async def warm_cache(client: Es, cache: Cache, identity: str,
                 on_problem(Problem(source, spec.line, spec.id, f"connection error: {state['last']}"))
                 return
             state["streak"] = 0
+            if outcome.failed_clusters:  # fan-out without some cluster's hits: not stored, not warm
+                result.failed += 1
+                on_problem(Problem(source, spec.line, spec.id, "not stored: fan-out cluster(s) failed: "
+                                   + ", ".join(outcome.failed_clusters)))
+                return
             result.refreshed += 1
             return
 

@@ -52,6 +52,7 @@ class Es:
                  on_request: RequestLog | None = None) -> None:
         self.transport = transport
         self._product = product
+        self._expected: str | None = None
         self.on_request = on_request
 
     # -- the raw request, and the product it tells us about ---------------------------------------------------
@@ -68,9 +69,22 @@ class Es:
             raise
         if self.on_request is not None:
             self.on_request(method, path, resp.status, time.perf_counter() - started)
-        if self._product is None and resp.headers.get("x-elastic-product", "").lower() == "elasticsearch":
-            self._product = ProductInfo(ELASTICSEARCH)
+        self.learn(resp)
         return resp
+
+    def learn(self, resp: Response) -> None:
+        """What an answer says about the product (also for answers that came another way: a fan-out's)."""
+        if self._product is None:
+            if resp.headers.get("x-elastic-product", "").lower() == "elasticsearch":
+                self._product = ProductInfo(ELASTICSEARCH)
+            elif self._expected == OPENSEARCH and 200 <= resp.status < 300:
+                # OpenSearch never sends the header: a success without it confirms what the caller remembered
+                # (an Elasticsearch 8+ marks every success), so no `GET /` is needed to know the product.
+                self._product = ProductInfo(OPENSEARCH)
+
+    def expect(self, product: str | None) -> None:
+        """The product the caller remembers for this server (cache/product.py); answers confirm or correct it."""
+        self._expected = product
 
     async def json(self, method: str, path: str, *, params: Mapping[str, str] | None = None, body: Any = None,
                    timeout: float | None = None, ignore: Collection[int] = ()) -> Any:

@@ -26,6 +26,15 @@ ENV_TRANSPORT = "ESCLI_TRANSPORT"
 
 
 def make_transport(settings: Settings, *, pooled: bool, concurrency: int = 1, retries: int = 0) -> Transport:
+    if settings.members:
+        # Several clusters: one transport each (light or pooled as asked), a RoutedTransport over them. Each
+        # member gets the whole concurrency: after a failover one of them carries every request.
+        from escli.es.routing import Member, RoutedTransport
+
+        members = [Member(m.cluster or ",".join(m.urls),
+                          make_transport(m, pooled=pooled, concurrency=concurrency, retries=retries), m.weight)
+                   for m in settings.members]
+        return RoutedTransport(members, settings.strategy or "failover")
     target = target_for(settings)
     forced = os.environ.get(ENV_TRANSPORT, "")
     if forced in ("light", "pooled"):

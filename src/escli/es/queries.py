@@ -19,10 +19,30 @@ from escli.errors import InputError
 SHORT_KEYS = {"id", "index", "q", "fields", "filter", "size", "from", "sort", "weight", "params", "range",
               "query_string", "source"}
 FULL_KEYS = {"id", "index", "body", "params", "weight"}
-# Search parameters a query line may set; each one changes the result, so the cache key covers them all.
+# Parameters that change how a search runs but never which hits, aggregations or highlights come back: the
+# cache key leaves them out (cache/keys.PARAMS_NOT_IN_KEY), so a tuned search and a plain one share an entry.
+EXECUTION_PARAMS = frozenset({"batched_reduce_size", "pre_filter_shard_size", "max_concurrent_shard_requests"})
+# Integer search parameters and the least value Elasticsearch accepts for each.
+INT_PARAM_MIN = {"batched_reduce_size": 2, "pre_filter_shard_size": 1, "max_concurrent_shard_requests": 1}
+# Search parameters a query line may set. Every one outside EXECUTION_PARAMS (and request_cache) changes the
+# result, so the cache key covers it.
 ALLOWED_PARAMS = {"preference", "routing", "request_cache", "timeout", "terminate_after", "track_total_hits",
                   "search_type", "allow_partial_search_results", "explain", "version", "seq_no_primary_term",
-                  "ignore_unavailable", "allow_no_indices", "expand_wildcards"}
+                  "ignore_unavailable", "allow_no_indices", "expand_wildcards", "stored_fields", *EXECUTION_PARAMS}
+# `--tune NAME` (and `"params": {"tune": NAME}` in a query file): search parameters set together for a purpose.
+# Each value is only a default: the parameter's own option (or key in the same params) wins.
+#   throughput: many searches at once. pre_filter_shard_size=1 always runs the cheap can_match round, so shards
+#     that cannot match (by their min/max values) are skipped before the query phase; max_concurrent_shard_requests
+#     =2 keeps one search from fanning out to every search thread of a node while others wait (the default is 5 per
+#     node); batched_reduce_size=64 reduces shard results on the coordinating node every 64 shards (default 512),
+#     which bounds the memory each of many concurrent searches holds there. None of them changes the result.
+#   latency: an answer soon, possibly partial. terminate_after=10000 stops each shard after 10,000 collected
+#     documents and timeout=100ms returns what the shards have by then; both can change hits, totals and
+#     aggregations (flagged on stderr when they do), so both are part of the cache key.
+TUNE_PRESETS: dict[str, dict[str, Any]] = {
+    "throughput": {"pre_filter_shard_size": 1, "max_concurrent_shard_requests": 2, "batched_reduce_size": 64},
+    "latency": {"terminate_after": 10000, "timeout": "100ms"},
+}
 # Full-form keys people put in a short-form line by mistake, and what to write instead.
 _HINTS = {"query": 'a full search body goes under "body"', "aggs": 'a full search body goes under "body"',
           "aggregations": 'a full search body goes under "body"', "text": 'the search text goes in "q"',
@@ -86,10 +106,29 @@ def _check_types(obj: Mapping[str, Any]) -> str | None:
         return '"weight" must be a positive number'
     if "q" in obj and not isinstance(obj["q"], str):
         return '"q" must be a string'
-    for name, value in (obj.get("params") or {}).items():
-        if not isinstance(value, (str, int, float, bool)):
+    return _check_params(obj.get("params") or {})
+
+
+def _check_params(params: Mapping[str, Any]) -> str | None:
+    for name, value in params.items():
+        if name == "stored_fields" and isinstance(value, list):
+            if not value or not all(isinstance(v, str) and v for v in value):
+                return 'params "stored_fields" must be a comma-separated string or a list of field names'
+        elif not isinstance(value, (str, int, float, bool)):
             return f'params "{name}" must be a string, number or boolean'
+        elif name in INT_PARAM_MIN and (isinstance(value, bool) or not isinstance(value, int)
+                                        or value < INT_PARAM_MIN[name]):
+            return f'params "{name}" must be an integer of at least {INT_PARAM_MIN[name]}'
+    tune = params.get("tune")
+    if tune is not None and tune not in TUNE_PRESETS:
+        return f'params "tune" must be one of {", ".join(TUNE_PRESETS)}, not {tune!r}'
     return None
+
+
+def tuned_params(tune: str | None, params: Mapping[str, Any]) -> dict[str, Any]:
+    """`params` with the preset's values filled in where `params` does not set them (`tune` itself removed)."""
+    preset = TUNE_PRESETS[tune] if tune is not None else {}
+    return {**preset, **{k: v for k, v in params.items() if k != "tune"}}
 
 
 def _unknown(keys: set[str], what: str) -> str:
@@ -126,9 +165,10 @@ def parse_query_line(raw: bytes, line: int, source: str) -> QuerySpec | InputErr
             return InputError(source, line, _unknown(unknown, ""))
         body = build_short_body(obj)
     params = dict(obj.get("params") or {})
-    bad = set(params) - ALLOWED_PARAMS
+    bad = set(params) - ALLOWED_PARAMS - {"tune"}
     if bad:
         return InputError(source, line, f"unknown search parameter(s): {', '.join(sorted(bad))}")
+    params = tuned_params(params.get("tune"), params)
     return QuerySpec(
         id=str(obj.get("id", f"line-{line}")),
         index=obj["index"],

@@ -9,7 +9,10 @@ builds (tests/unit/test_search_builder.py checks that against `elasticsearch.dsl
 here: it pulls in the whole client (~0.4 s), and a cache hit must not pay for it.
 
 Search-changing settings that Elasticsearch also takes in the URL (preference, routing, timeout,
-terminate_after, request_cache, track_total_hits, explain) go to `params`, as in the query files' full form.
+terminate_after, request_cache, track_total_hits, explain, stored_fields) and the execution settings
+(batched_reduce_size, pre_filter_shard_size, max_concurrent_shard_requests) go to `params`, as in the query files'
+full form; `--tune NAME` fills in the preset's values (es/queries.TUNE_PRESETS) that no option of its own sets.
+`--agg` and `--highlight` add to the body (`aggs`, `highlight`), also on top of a `--body`.
 """
 
 from __future__ import annotations
@@ -22,12 +25,21 @@ from typing import IO, Any
 import orjson
 
 from escli.errors import InputError, UsageError
-from escli.es.queries import build_short_body
+from escli.es.queries import INT_PARAM_MIN, TUNE_PRESETS, build_short_body
 
 RANGE_OPS = ("gt", "gte", "lt", "lte")
 RANGE_TEXT_OPS = ("format", "time_zone")
 _FIELD = re.compile(r"^[^\s^=]+(\^(\d+(\.\d*)?|\.\d+))?$")
 _TIME = re.compile(r"^\d+(nanos|micros|ms|s|m|h|d)$")
+# Aggregation names may not hold [ ] or > (Elasticsearch uses them in buckets paths).
+_AGG_NAME = re.compile(r"^[^\[\]>\s=]+$")
+AGG_TYPES = ("terms", "histogram", "date_histogram", "stats", "percentiles")
+AGG_SYNTAX = ("NAME=terms:FIELD[:SIZE], NAME=histogram:FIELD:INTERVAL, NAME=date_histogram:FIELD:INTERVAL, "
+              "NAME=stats:FIELD or NAME=percentiles:FIELD[:P,P..]")
+# date_histogram: these are calendar intervals (a month is not 30 days); any other NUMBER+UNIT is a fixed one.
+CALENDAR_INTERVALS = frozenset({"minute", "1m", "hour", "1h", "day", "1d", "week", "1w", "month", "1M",
+                                "quarter", "1q", "year", "1y"})
+_FIXED_INTERVAL = re.compile(r"^\d+(ms|s|m|h|d)$")
 
 
 @dataclass
@@ -53,6 +65,13 @@ class SearchOptions:
     request_cache: bool | None = None
     track_total_hits: str | None = None
     explain: bool = False
+    stored_fields: Sequence[str] = ()
+    tune: str | None = None
+    batched_reduce_size: int | None = None
+    pre_filter_shard_size: int | None = None
+    max_concurrent_shard_requests: int | None = None
+    aggs: Sequence[str] = ()
+    highlight: Sequence[str] = ()
 
 
 @dataclass(frozen=True)
@@ -61,6 +80,7 @@ class BuiltSearch:
     body: dict[str, Any]
     params: dict[str, Any] = field(default_factory=dict)
     columns: tuple[str, ...] = ()  # the fields the user chose (for table and csv output), boosts removed
+    notes: tuple[str, ...] = ()  # what a --tune preset set (and which options overrode it), for -v
 
 
 def scalar(text: str) -> Any:
@@ -270,6 +290,26 @@ def build_search(opts: SearchOptions) -> BuiltSearch:
         params["track_total_hits"] = parse_track_total_hits(opts.track_total_hits)
     if opts.explain:
         params["explain"] = True
+    stored = _split_names(opts.stored_fields, "--stored-fields")
+    notes = tuning_params(params, opts.tune, stored, batched_reduce_size=opts.batched_reduce_size,
+                          pre_filter_shard_size=opts.pre_filter_shard_size,
+                          max_concurrent_shard_requests=opts.max_concurrent_shard_requests)
+
+    aggs = [parse_agg(spec) for spec in opts.aggs]
+    if aggs:
+        key = "aggregations" if "aggregations" in body else "aggs"
+        merged: dict[str, Any] = dict(body.get(key) or {})
+        for name, agg in aggs:
+            if name in merged:
+                raise UsageError(f"--agg {name}=...: the name {name!r} is used twice (by another --agg or the body)")
+            merged[name] = agg
+        body[key] = merged
+    highlight = _split_names(opts.highlight, "--highlight")
+    if highlight:
+        hl = dict(body.get("highlight") or {})
+        hl["fields"] = {**dict(hl.get("fields") or {}), **{name: {} for name in highlight if name not in
+                                                              (hl.get("fields") or {})}}
+        body["highlight"] = hl
 
     if isinstance(source, list):
         columns = [c for c in source if "*" not in c]
@@ -277,7 +317,97 @@ def build_search(opts: SearchOptions) -> BuiltSearch:
         columns = [c for c in source["includes"] if "*" not in c]
     else:
         columns = [c for c in (_column(f) for f in fields) if c]
-    return BuiltSearch(opts.index.strip(), body, params, tuple(dict.fromkeys(columns)))
+    columns += [c for c in (*stored, *highlight) if "*" not in c and not c.startswith("_")]
+    return BuiltSearch(opts.index.strip(), body, params, tuple(dict.fromkeys(columns)), notes)
+
+
+def tuning_params(params: dict[str, Any], tune: str | None, stored_fields: Sequence[str] = (),
+                  **execution: int | None) -> tuple[str, ...]:
+    """Add --stored-fields, the execution options (batched_reduce_size=..., None when not given) and then the
+    --tune preset's other values to `params`; returns what the preset did, for -v. Shared by search and profile."""
+    stored = _split_names(stored_fields, "--stored-fields")
+    if stored:
+        params["stored_fields"] = ",".join(stored)
+    for name, value in execution.items():
+        if value is not None:
+            if value < INT_PARAM_MIN[name]:
+                raise UsageError(f"--{name.replace('_', '-')} {value}: must be at least {INT_PARAM_MIN[name]}")
+            params[name] = value
+    return _apply_tune(tune, params)
+
+
+def _split_names(specs: Sequence[str], option: str) -> list[str]:
+    """Field names from a repeatable, comma-separated option (--stored-fields a,b --stored-fields c)."""
+    names: list[str] = []
+    for spec in specs:
+        parts = [p.strip() for p in spec.split(",")]
+        if not any(parts) or any(not p or " " in p for p in parts):
+            raise UsageError(f"{option} {spec}: expected FIELD[,FIELD...]")
+        names.extend(parts)
+    return list(dict.fromkeys(names))
+
+
+def _apply_tune(tune: str | None, params: dict[str, Any]) -> tuple[str, ...]:
+    """Fill in a preset's values that no option set; describe what it set and what was overridden (for -v)."""
+    if tune is None:
+        return ()
+    name = tune.strip().lower()
+    if name not in TUNE_PRESETS:
+        raise UsageError(f"--tune {tune}: choose {' or '.join(TUNE_PRESETS)}")
+    preset = TUNE_PRESETS[name]
+    kept = {k: v for k, v in preset.items() if k in params}
+    params.update({k: v for k, v in preset.items() if k not in params})
+    text = ", ".join(f"{k}={v}" for k, v in preset.items())
+    over = "".join(f"; --{k.replace('_', '-')} {params[k]} overrides {v}" for k, v in kept.items())
+    return (f"--tune {name}: {text}{over}",)
+
+
+def parse_agg(spec: str) -> tuple[str, dict[str, Any]]:
+    """`NAME=TYPE:FIELD[:ARG]` -> (NAME, the aggregation's body)."""
+    name, sep, rest = spec.partition("=")
+    name = name.strip()
+    if not sep or not name or not rest.strip():
+        raise UsageError(f"--agg {spec}: expected {AGG_SYNTAX}")
+    if not _AGG_NAME.match(name):
+        raise UsageError(f"--agg {spec}: the name {name!r} may not hold spaces, [, ] or >")
+    kind, _, tail = rest.strip().partition(":")
+    field_name, _, arg = tail.partition(":")
+    field_name, arg = field_name.strip(), arg.strip()
+    if kind not in AGG_TYPES:
+        raise UsageError(f"--agg {spec}: unknown type {kind!r} (use {', '.join(AGG_TYPES)})")
+    if not field_name:
+        raise UsageError(f"--agg {spec}: {kind} needs a FIELD, e.g. {name}={kind}:price")
+    agg: dict[str, Any] = {"field": field_name}
+    if kind == "terms":
+        if arg:
+            if not arg.isdigit() or int(arg) < 1:
+                raise UsageError(f"--agg {spec}: SIZE must be a whole number of at least 1, not {arg!r}")
+            agg["size"] = int(arg)
+    elif kind == "histogram":
+        interval = scalar(arg) if arg else None
+        if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not interval > 0:
+            raise UsageError(f"--agg {spec}: histogram needs a positive INTERVAL, e.g. {name}=histogram:"
+                             f"{field_name}:50")
+        agg["interval"] = interval
+    elif kind == "date_histogram":
+        if arg in CALENDAR_INTERVALS:
+            agg["calendar_interval"] = arg
+        elif _FIXED_INTERVAL.match(arg):
+            agg["fixed_interval"] = arg
+        else:
+            raise UsageError(f"--agg {spec}: date_histogram needs an INTERVAL: a calendar one (1d, 1w, 1M, 1q, 1y, "
+                             "day, month...) or a fixed one (30m, 12h, 7d)")
+    elif kind == "percentiles" and arg:
+        try:
+            pcts = [float(p) for p in arg.split(",")]
+        except ValueError:
+            raise UsageError(f"--agg {spec}: percentiles are numbers between 0 and 100, e.g. 50,95,99") from None
+        if not all(0 <= p <= 100 for p in pcts):
+            raise UsageError(f"--agg {spec}: percentiles are numbers between 0 and 100, e.g. 50,95,99")
+        agg["percents"] = pcts
+    elif arg:
+        raise UsageError(f"--agg {spec}: {kind} takes only a FIELD ({kind}:{field_name})")
+    return name, {kind: agg}
 
 
 def load_body(fh: IO[bytes], source: str) -> dict[str, Any]:

@@ -107,8 +107,9 @@ def _escape(text: str) -> str:
 
 
 def _roles(roles: Sequence[str]) -> str:
-    """The short role letters of _cat/nodes (d data, m master, i ingest, ...)."""
-    letters = {"data": "d", "master": "m", "ingest": "i", "ml": "l", "remote_cluster_client": "r",
+    """The short role letters of _cat/nodes (d data, m master, i ingest, ...); OpenSearch says cluster_manager."""
+    letters = {"data": "d", "master": "m", "cluster_manager": "m", "search": "s", "ingest": "i", "ml": "l",
+               "remote_cluster_client": "r",
                "transform": "t", "data_content": "s", "data_hot": "h", "data_warm": "w", "data_cold": "c",
                "data_frozen": "f", "voting_only": "v"}
     return "".join(sorted(letters.get(r, "?") for r in roles)) or "-"

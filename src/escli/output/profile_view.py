@@ -52,6 +52,7 @@ def _rows(doc: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
     rows: list[tuple[str, Mapping[str, Any]]] = [(ALL, doc["overall"])]
     if len(doc.get("queries", {})) > 1:
         rows += list(doc["queries"].items())
+    rows += [(f"cluster {n}", s) for n, s in (doc.get("clusters") or {}).items()]  # several clusters
     return rows
 
 
