@@ -87,14 +87,14 @@ def _read_body(body: str) -> dict[str, Any]:
     return check_body(data, source_name(body))
 
 
-def choose_columns(mapped: list[list[str]], fields: list[str] | None) -> list[str]:
-    """The CSV header: the mapped leaves of every index named (in order), narrowed by --fields.
+def choose_columns(mapping_response: dict[str, Any], fields: list[str] | None) -> list[str]:
+    """The CSV header, chosen in this one place: an imported CSV file's columns first, in the file's order (the
+    mapping's `_meta`), then the leaves only the mapping knows, of every index named; narrowed by --fields."""
+    from escli.core.columns import csv_header as column_order
+    from escli.output.flatten import mapping_columns
 
-    The one place the header is chosen (a column order stored in the mapping's `_meta` would go here)."""
-    seen: dict[str, None] = {}
-    for cols in mapped:
-        seen.update(dict.fromkeys(cols))
-    return expand_fields(fields, list(seen)) if fields else list(seen)
+    seen = column_order(mapping_response, mapping_columns)
+    return expand_fields(fields, seen) if fields else seen
 
 
 @global_options
@@ -239,11 +239,10 @@ def _run(app: Any, req: ExportRequest, cp: Checkpoint, fmt: Format, out: Path | 
     import signal
 
     from escli import __version__
-    from escli.core.export import ExportResult, count_matching, index_mappings, run_export
+    from escli.core.export import ExportResult, count_matching, run_export
     from escli.es.connect import open_es
     from escli.output.export_pages import PageSpec, make_encoder
     from escli.output.export_parts import ExportOutput
-    from escli.output.flatten import mapping_columns
     from escli.output.formats import Format
     from escli.output.writers import csv_header
 
@@ -271,8 +270,7 @@ def _run(app: Any, req: ExportRequest, cp: Checkpoint, fmt: Format, out: Path | 
                 if "columns" in cp.request:
                     columns = list(cp.request["columns"])
                 else:
-                    columns = choose_columns([mapping_columns(p) for p in await index_mappings(es, req.index)],
-                                             req.fields)
+                    columns = choose_columns(await es.mapping(req.index), req.fields)
                 cp.request["columns"] = columns
                 columns = columns if source_only else ["_id", *[c for c in columns if c != "_id"]]
             header = csv_header(columns) if fmt is Format.CSV else b""

@@ -718,17 +718,6 @@ async def count_matching(es: Es, req: ExportRequest) -> int | None:
     return min(n, req.max_docs) if req.max_docs is not None else n
 
 
-async def index_mappings(es: Es, index: str) -> list[dict[str, Any]]:
-    """The `properties` of every index the target names (an alias or pattern can name several), in order."""
-    resp = await es.mapping(index)
-    out: list[dict[str, Any]] = []
-    for name in sorted(resp):
-        props = (resp[name].get("mappings") or {}).get("properties")
-        if isinstance(props, dict):
-            out.append(props)
-    return out
-
-
 async def run_export(es: Es, req: ExportRequest, checkpoint: Checkpoint, encoder: PageEncoder,
                      open_parts: Callable[[int, list[int] | None], Sequence[Part]],
                      on_progress: Callable[[int], None] = lambda n: None,
