@@ -90,7 +90,7 @@ def test_csv_with_quoting_nested_and_arrays(cli: Callable[..., object], es: http
     r = cli("import", index, str(src))
     assert r.code == 0, r.stderr
     got = ids_and_sources(es, index)
-    assert got["x1"] == {"name": 'He said "hi", twice\nand left', "specs": {"ram_gb": "16"}, "tags": ["a,b", "c"]}
+    assert got["x1"] == {"name": 'He said "hi", twice\nand left', "specs": {"ram_gb": 16}, "tags": ["a,b", "c"]}
     assert got["x2"] == {"name": "=SUM(A1)", "tags": []}
 
 

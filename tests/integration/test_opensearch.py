@@ -185,11 +185,7 @@ def test_cache_stats_and_clear(run: Cli, os_index: str) -> None:
 
 
 # --- export ----------------------------------------------------------------------------------------------------
-# `escli export` still reads through elasticsearch-py (es/client.py), whose compatibility mimetype OpenSearch answers
-# with 406; it moves onto the Es seam in issue 9's rewrite of core/export.py, and then takes its order from
-# es/paging.page_order. Strict: these fail loudly (XPASS) the day export works on OpenSearch, so the mark goes then.
-EXPORT_PENDING = pytest.mark.xfail(strict=True, reason="export is not on the Es seam yet (issue 9); "
-                                   "es/paging.py holds the OpenSearch order")
+# export reads through the Es seam and takes its order from es/paging.page_order (issue 9).
 
 
 def _ids(path: Path) -> list[str]:
@@ -201,7 +197,6 @@ def _open_pits(opensearch: httpx.Client) -> int:
     return len(pits)
 
 
-@EXPORT_PENDING
 @pytest.mark.parametrize("slices", ["1", "3"])
 def test_export_exactly_once(run: Cli, opensearch: httpx.Client, os_index: str,
                              os_docs: dict[str, dict[str, Any]], tmp_path: Path, slices: str) -> None:
@@ -215,7 +210,6 @@ def test_export_exactly_once(run: Cli, opensearch: httpx.Client, os_index: str,
     assert _open_pits(opensearch) == 0  # ours closed
 
 
-@EXPORT_PENDING
 def test_export_killed_then_resumed_after_the_pit_is_gone(isolated_env: dict[str, str], run: Cli,
                                                            opensearch: httpx.Client, os_index: str,
                                                            os_docs: dict[str, dict[str, Any]],
@@ -254,7 +248,6 @@ def test_export_killed_then_resumed_after_the_pit_is_gone(isolated_env: dict[str
     assert _open_pits(opensearch) == 0
 
 
-@EXPORT_PENDING
 def test_export_scroll_method(run: Cli, os_index: str, os_docs: dict[str, dict[str, Any]], tmp_path: Path) -> None:
     out = tmp_path / "dump.ndjson"
     r = run("export", os_index, "--out", str(out), "--method", "scroll", "--slices", "2", "--page-size", "100")

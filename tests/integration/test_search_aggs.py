@@ -237,7 +237,9 @@ def test_tune_presets_verbose_and_overrides(cli: Cli, sample_index: str) -> None
                   "-o", "json")
     assert latency.code == 0, latency.stderr
     resp = json.loads(latency.out)
-    assert resp["terminated_early"] is True  # (the total may still be exact: the engine counts match_all cheaply)
+    # The preset cut the work short: by terminate_after, or (on a loaded machine) by its 100 ms timeout first.
+    # (The total may still be exact: the engine counts match_all cheaply.)
+    assert resp.get("terminated_early") is True or resp.get("timed_out") is True, resp
     assert "terminate_after=100&timeout=100ms" in latency.stderr
     bad = cli("search", sample_index, "--tune", "fast")
     assert bad.code == 2 and "--tune fast" in bad.stderr

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import gzip
+import hashlib
 import io
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -14,11 +16,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from escli.core.export import Checkpoint, ExportRequest, SliceState, check_body, stable_after
+from escli.core.export import Checkpoint, ExportRequest, ReaderState, check_body, stable_after
+from escli.core.export_plan import Unit, choose_readers, parse_partition, plan_units, unit_body
 from escli.errors import UsageError
+from escli.output.export_pages import PageSpec, encode_page
+from escli.output.export_parts import MANIFEST, ExportOutput, FilePart, StdoutPart
 from escli.output.flatten import flatten, row_cells
-from escli.output.formats import Format
-from escli.output.writers import CsvWriter, HitSink, OutputTarget, partial_path
+from escli.output.writers import CsvWriter, csv_header
 
 
 def test_stable_after_keeps_the_shard_and_skips_every_doc_of_it() -> None:
@@ -47,85 +51,133 @@ def test_search_body_combines_queries_and_fields() -> None:
 
 def test_checkpoint_round_trip_is_private(tmp_path: Path) -> None:
     path = tmp_path / "cp.json"
-    cp = Checkpoint(path=path, request={"index": "i"}, pit_id="abc", written=5,
-                    slices=[SliceState(after=[1, 2], written=5), SliceState(done=True)])
+    cp = Checkpoint(path=path, request={"index": "i"}, pit_id="abc", written=5, shards=2,
+                    units=[Unit(0, 0, 10), Unit(1, 0, 10)], done={1},
+                    readers=[ReaderState(unit=0, after=[1], bytes=30, rows=5), ReaderState()])
     cp.generation = 2
-    cp.slices[0].gen = 1  # its position came from an older PIT than the one named
+    cp.readers[0].gen = 1  # its position came from an older PIT than the one named
     cp.save()
     assert path.stat().st_mode & 0o777 == 0o600
     back = Checkpoint.load(path)
-    assert back.pit_id == "abc" and back.written == 5 and back.request == {"index": "i"}
-    assert back.slices[0].after == [1, 2] and back.slices[0].gen == 0  # not exact: made stable before use
-    assert back.slices[1].done
+    assert back.pit_id == "abc" and back.written == 5 and back.request == {"index": "i"} and back.shards == 2
+    assert back.units == cp.units and back.done == {1}
+    assert back.readers[0].after == [1] and back.readers[0].gen == 0  # not exact: its unit is read again
+    assert back.readers[0].bytes == 30 and back.readers[1].unit is None
     path.write_text("{}")
     with pytest.raises(UsageError, match="not an escli export checkpoint"):
         Checkpoint.load(path)
 
 
-def test_gzip_target_cuts_back_to_a_mark_and_continues(tmp_path: Path) -> None:
-    path = tmp_path / "out.ndjson.gz"
-    t = OutputTarget(path)
-    t.write(b"a\n")
-    t.write(b"b\n")
-    mark = t.mark()
-    t.write(b"lost\n" * 1000)
-    t.mark()
-    t.abort(keep=True)  # as if interrupted after the second page was written but before it was recorded
-    assert not path.exists() and partial_path(path).exists()
-    assert partial_path(path).stat().st_mode & 0o777 == 0o600
-    t2 = OutputTarget(path, resume_bytes=mark)
-    t2.write(b"c\n")
-    t2.commit()
-    assert gzip.decompress(path.read_bytes()) == b"a\nb\nc\n"
-    assert not partial_path(path).exists() and path.stat().st_mode & 0o777 == 0o600
+def test_gzip_part_cuts_back_to_a_mark_and_continues(tmp_path: Path) -> None:
+    tmp = tmp_path / ".out.ndjson.gz.escli-partial"
+    p = FilePart(tmp, gz=True)
+    p.write(b"a\n")
+    p.write(b"b\n")
+    mark = p.mark()
+    p.write(b"lost\n" * 1000)
+    p.rewind(mark)  # a unit read again
+    p.write(b"c\n")
+    mark2 = p.mark()
+    p.write(b"lost again\n")
+    p.close()  # as if interrupted after a page was written but before it was recorded
+    assert tmp.stat().st_mode & 0o777 == 0o600
+    p2 = FilePart(tmp, gz=True, resume=mark2)
+    p2.write(b"d\n")
+    p2.close()
+    assert gzip.decompress(tmp.read_bytes()) == b"a\nb\nc\nd\n"
 
 
 def test_resume_without_the_partial_file_says_so(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match=r"partial output .* is gone"):
-        OutputTarget(tmp_path / "x.ndjson", resume_bytes=10)
+        FilePart(tmp_path / "x.ndjson", gz=False, resume=10)
 
 
 def hits(n: int, start: int = 0) -> list[dict[str, Any]]:
-    return [{"_index": "i", "_id": str(k), "_source": {"n": k, "o": {"s": f"v,{k}\n"}}, "sort": [k, k]}
+    return [{"_index": "i", "_id": str(k), "_source": {"n": k, "o": {"s": f"v,{k}\n"}}, "sort": [k]}
             for k in range(start, start + n)]
 
 
-def test_json_sink_resumes_into_one_valid_array(tmp_path: Path) -> None:
-    path = tmp_path / "a.json"
-    sink = HitSink(Format.JSON, OutputTarget(path))
-    sink.write_hits(hits(3))
-    state = sink.mark()
-    sink.write_hits(hits(2, 3))  # never recorded
-    sink.target.abort(keep=True)
-    sink2 = HitSink(Format.JSON, OutputTarget(path, resume_bytes=state["bytes"]), rows_before=state["rows"],
-                    resumed=True)
-    sink2.write_hits(hits(4, 3))
-    sink2.finish()
-    rows = json.loads(path.read_bytes())
-    assert [r["_id"] for r in rows] == [str(k) for k in range(7)]
+def page(n: int, start: int = 0) -> bytes:
+    return orjson.dumps({"pit_id": "p", "_shards": {"failed": 0}, "hits": {"hits": hits(n, start)}})
+
+
+@pytest.mark.parametrize("name", ["a.json", "a.json.gz"])
+def test_parts_join_into_one_valid_json_array(tmp_path: Path, name: str) -> None:
+    out = ExportOutput("json", out=tmp_path / name, gz=name.endswith(".gz"))
+    spec = PageSpec("json")
+    parts = out.open_parts(3, None)
+    parts[0].write(encode_page(page(3), spec).data)
+    parts[2].write(encode_page(page(2, 3), spec).data)  # part 1 stays empty
+    parts[0].write(encode_page(page(1, 5), spec).data)
+    out.commit([4, 0, 2])
+    raw = (tmp_path / name).read_bytes()
+    rows = json.loads(gzip.decompress(raw) if name.endswith(".gz") else raw)
+    assert sorted(int(r["_id"]) for r in rows) == list(range(6))
     assert rows[0] == {"_index": "i", "_id": "0", "_source": {"n": 0, "o": {"s": "v,0\n"}}}
+    assert not list(tmp_path.glob(".*"))  # no hidden part left
 
 
-def test_csv_sink_writes_the_header_once_across_a_resume(tmp_path: Path) -> None:
-    path = tmp_path / "a.csv"
-    sink = HitSink(Format.CSV, OutputTarget(path), ["n", "o.s"])
-    sink.write_hits(hits(2))
-    state = sink.mark()
-    sink.target.abort(keep=True)
-    sink2 = HitSink(Format.CSV, OutputTarget(path, resume_bytes=state["bytes"]), ["n", "o.s"],
-                    rows_before=state["rows"], resumed=True)
-    sink2.write_hits(hits(1, 2))
-    sink2.finish()
-    rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8"), newline="")))
-    assert rows == [["_id", "n", "o.s"], ["0", "0", "v,0\n"], ["1", "1", "v,1\n"], ["2", "2", "v,2\n"]]
+def test_csv_parts_join_under_one_header_and_dir_parts_each_have_one(tmp_path: Path) -> None:
+    cols = ["_id", "n", "o.s"]
+    spec = PageSpec("csv", tuple(cols))
+    out = ExportOutput("csv", out=tmp_path / "a.csv", header=csv_header(cols))
+    parts = out.open_parts(2, None)
+    parts[0].write(encode_page(page(2), spec).data)
+    parts[1].write(encode_page(page(1, 2), spec).data)
+    out.commit([2, 1])
+    rows = list(csv.reader(io.StringIO((tmp_path / "a.csv").read_text(encoding="utf-8"), newline="")))
+    assert rows == [cols, ["0", "0", "v,0\n"], ["1", "1", "v,1\n"], ["2", "2", "v,2\n"]]
+    d = tmp_path / "d"
+    d.mkdir()
+    out = ExportOutput("csv", out_dir=d, header=csv_header(cols))
+    parts = out.open_parts(2, None)
+    parts[1].write(encode_page(page(1), spec).data)
+    out.commit([0, 1], {"index": "i"})
+    manifest = json.loads((d / MANIFEST).read_bytes())
+    assert [p["file"] for p in manifest["parts"]] == ["part-00000.csv", "part-00001.csv"]
+    assert manifest["documents"] == 1 and manifest["index"] == "i"
+    for p in manifest["parts"]:
+        data = (d / p["file"]).read_bytes()
+        assert data.startswith(b"_id,n,o.s\r\n") and len(data) == p["bytes"]
+        assert hashlib.sha256(data).hexdigest() == p["sha256"]
 
 
-def test_ndjson_sink_source_only() -> None:
+def test_page_encoding_skips_ids_and_reports_partial_pages() -> None:
+    enc = encode_page(page(4), PageSpec("ndjson", source_only=True), skip={"1", "2"}, want_ids=True)
+    assert enc.hits == 4 and enc.rows == 2 and enc.ids == ["0", "3"] and enc.last_sort == [3]
+    assert [orjson.loads(x) for x in enc.data.splitlines()] == [hits(4)[0]["_source"], hits(4)[3]["_source"]]
+    assert enc.context_id == "p" and enc.problem is None
+    bad = orjson.dumps({"timed_out": True, "hits": {"hits": []}})
+    assert encode_page(bad, PageSpec("ndjson")).problem == "timed out"
     buf = io.BytesIO()
-    sink = HitSink(Format.NDJSON, OutputTarget(None, buf), source_only=True)
-    sink.write_hits(hits(2))
-    sink.finish()
-    assert [orjson.loads(x) for x in buf.getvalue().splitlines()] == [h["_source"] for h in hits(2)]
+    StdoutPart(buf, json=True).write(encode_page(page(2), PageSpec("json")).data)
+    assert buf.getvalue().startswith(b"[\n{") and b"},\n{" in buf.getvalue()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(-1, 300_000), min_size=1, max_size=6), st.integers(1, 7))
+def test_partitions_cover_every_unit_exactly_once(seq_nos: list[int], n: int) -> None:
+    whole = plan_units(seq_nos)
+    shares = [plan_units(seq_nos, (k, n)) for k in range(1, n + 1)]
+    assert sorted((u.shard, u.lo) for s in shares for u in s) == sorted((u.shard, u.lo) for u in whole)
+    for shard, top in enumerate(seq_nos):  # the units of a shard tile [0, max_seq_no] without gaps
+        mine = sorted((u.lo or 0, u.hi or 0) for u in whole if u.shard == shard)
+        assert (mine[0][0] == 0 and mine[-1][1] == max(0, top) + 1) or top < 0
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(mine))
+
+
+def test_partition_and_unit_bodies() -> None:
+    assert parse_partition("2/3") == (2, 3) and parse_partition(None) is None
+    for bad in ("0/3", "4/3", "a/b", "3"):
+        with pytest.raises(UsageError, match="--partition"):
+            parse_partition(bad)
+    q = {"match": {"x": 1}}
+    assert unit_body(Unit(1, 0, 10), 2, q) == {"slice": {"id": 1, "max": 2}, "query": {"bool": {
+        "filter": [{"range": {"_seq_no": {"gte": 0, "lt": 10}}}], "must": [q]}}}
+    assert unit_body(Unit(0, 0, 10), 1, None) == {"query": {"bool": {"filter": [
+        {"range": {"_seq_no": {"gte": 0, "lt": 10}}}]}}}
+    assert unit_body(Unit(0, slice=(1, 3)), 2, None) == {"slice": {"field": "_seq_no", "id": 1, "max": 3}}
+    assert choose_readers(None, 2, 40) == 2 and choose_readers(None, 1, 40) == 2 and choose_readers(5, 2, 3) == 3
 
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**12, 10**12),

@@ -89,6 +89,16 @@ def _read_body(body: str) -> dict[str, Any]:
     return check_body(data, source_name(body))
 
 
+def choose_columns(mapping_response: dict[str, Any], fields: list[str] | None) -> list[str]:
+    """The CSV header, chosen in this one place: an imported CSV file's columns first, in the file's order (the
+    mapping's `_meta`), then the leaves only the mapping knows, of every index named; narrowed by --fields."""
+    from escli.core.columns import csv_header as column_order
+    from escli.output.flatten import mapping_columns
+
+    seen = column_order(mapping_response, mapping_columns)
+    return expand_fields(fields, seen) if fields else seen
+
+
 @global_options
 def export_command(
     ctx: typer.Context,
@@ -101,16 +111,24 @@ def export_command(
                                                "suffix, else ndjson]", show_default=False, metavar="FORMAT")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Write to FILE (temporary name, renamed on success; "
                                              ".gz compresses) instead of stdout", show_default=False)] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out-dir", help="Write one part file per slice into DIR, then "
+                                                 "DIR/_manifest.json (documents, bytes, sha256 per part)",
+                                                 show_default=False, metavar="DIR")] = None,
+    gzip: Annotated[bool, typer.Option("--gzip", help="--out-dir: compress the parts (.gz)")] = False,
+    force: Annotated[bool, typer.Option("--force", help="--out-dir: replace a finished export in DIR")] = False,
+    partition: Annotated[str | None, typer.Option("--partition", help="Export partition K of N only (N machines "
+                                                  "or jobs share one export; each resumable)", show_default=False,
+                                                  metavar="K/N")] = None,
     fields: Annotated[str | None, typer.Option("--fields", help="Only these fields, comma-separated (dots for "
                                                "nested: a,b.c); also the CSV columns", show_default=False,
                                                metavar="FIELDS")] = None,
-    slices: Annotated[str, typer.Option("--slices", help="Parallel slices: N, or auto (one per shard, at most "
-                                        "8)", metavar="N|auto")] = "auto",
+    slices: Annotated[str, typer.Option("--slices", help="Parallel readers: N, or auto (one per shard, at least "
+                                        "2, at most 8)", metavar="N|auto")] = "auto",
     page_size: Annotated[int, typer.Option("--page-size", min=1, max=10000, help="Documents per request")] = 1000,
     max_docs: Annotated[int | None, typer.Option("--max-docs", min=0, help="Stop after exactly N documents",
                                                  show_default=False)] = None,
     checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help="Record progress in FILE after every page "
-                                                    "(needs --out)", show_default=False)] = None,
+                                                    "(needs --out or --out-dir)", show_default=False)] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the export recorded in --checkpoint")] = False,
     keep_alive: Annotated[str, typer.Option("--keep-alive", help="How long the point in time lives between "
                                             "requests", metavar="DURATION")] = "5m",
@@ -121,6 +139,7 @@ def export_command(
     excel_safe: Annotated[bool, typer.Option("--excel-safe", help="CSV: prefix text cells starting with = + - @ "
                                              "with ' so spreadsheets do not run them")] = False,
 ) -> None:
+    from escli.core.export_plan import parse_partition
     from escli.errors import UsageError
 
     app = app_context(ctx)
@@ -130,13 +149,21 @@ def export_command(
         raise UsageError(f"--keep-alive {keep_alive}: a duration such as 30s, 5m or 1h")
     if resume and checkpoint is None:
         raise UsageError("--resume needs --checkpoint FILE")
-    if checkpoint is not None and out is None:
-        raise UsageError("--checkpoint needs --out FILE (stdout cannot be rewound to the checkpoint)")
+    if out is not None and out_dir is not None:
+        raise UsageError("--out and --out-dir: choose one")
+    if checkpoint is not None and out is None and out_dir is None:
+        raise UsageError("--checkpoint needs --out FILE or --out-dir DIR (stdout cannot be rewound to the "
+                         "checkpoint)")
     if out is not None and out.is_dir():
         raise UsageError(f"--out {out}: is a directory")
     if out is not None and not out.parent.exists():
         raise UsageError(f"--out {out}: directory {out.parent} does not exist")
+    if gzip and out_dir is None:
+        raise UsageError("--gzip is for --out-dir; with --out, name the file .gz")
+    parts = parse_partition(partition)
     fmt = _format_for(format, app.options.get("output"), out)
+    if out_dir is not None:
+        _check_out_dir(out_dir, fmt.value, force, resume)
     field_list = [f.strip() for f in fields.split(",") if f.strip()] if fields else None
     if fields is not None and not field_list:
         raise UsageError("--fields: give at least one field name")
@@ -146,33 +173,56 @@ def export_command(
     if resume:
         assert checkpoint is not None
         cp = Checkpoint.load(checkpoint)
-        req, fmt = _resumed_request(cp, index, out, fmt, format, page_size, checkpoint)
+        req, fmt = _resumed_request(cp, index, out, out_dir, fmt, format, page_size, checkpoint)
         source_only = bool(cp.request.get("source_only"))
         excel_safe = bool(cp.request.get("excel_safe"))
+        gzip = bool(cp.output.get("gzip"))
     else:
         query_clause = {"query_string": {"query": query}} if query else None
         req = ExportRequest(index=index, query=query_clause, body=_read_body(body) if body else {},
                             fields=field_list, page_size=page_size, slices=_slices(slices), max_docs=max_docs,
-                            keep_alive=keep_alive, method=method)
+                            keep_alive=keep_alive, method=method, partition=parts)
         cp = Checkpoint(path=checkpoint)
         cp.request = {"index": index, "query": query_clause, "body": req.body, "fields": field_list,
                       "max_docs": max_docs, "keep_alive": keep_alive, "source_only": source_only,
-                      "excel_safe": excel_safe, "format": fmt.value, "slices": req.slices}
-        cp.output = {"path": str(out) if out else None}
-    _run(app, req, cp, fmt, out, source_only, excel_safe, resume)
+                      "excel_safe": excel_safe, "format": fmt.value, "slices": req.slices, "partition": partition}
+        cp.output = {"path": str(out) if out else None, "dir": str(out_dir) if out_dir else None, "gzip": gzip}
+    _run(app, req, cp, fmt, out, out_dir, gzip, source_only, excel_safe)
 
 
-def _resumed_request(cp: Checkpoint, index: str, out: Path | None, fmt: Format, explicit_format: str | None,
-                     page_size: int, path: Path) -> tuple[ExportRequest, Format]:
+def _check_out_dir(out_dir: Path, fmt: str, force: bool, resume: bool) -> None:
+    from escli.errors import UsageError
+    from escli.output.export_parts import MANIFEST
+
+    if fmt == "json":
+        raise UsageError("--out-dir with --format json: a JSON array does not split into parts; use ndjson")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"--out-dir {out_dir}: not a directory")
+    if not out_dir.parent.exists():
+        raise UsageError(f"--out-dir {out_dir}: directory {out_dir.parent} does not exist")
+    if (out_dir / MANIFEST).exists() and not resume:
+        if not force:
+            raise UsageError(f"--out-dir {out_dir}: holds a finished export ({MANIFEST}); --force replaces it")
+        (out_dir / MANIFEST).unlink()  # first, so an interrupted replacement never looks finished
+        for old in out_dir.glob("part-*"):
+            old.unlink()
+    out_dir.mkdir(mode=0o700, exist_ok=True)
+
+
+def _resumed_request(cp: Checkpoint, index: str, out: Path | None, out_dir: Path | None, fmt: Format,
+                     explicit_format: str | None, page_size: int, path: Path) -> tuple[ExportRequest, Format]:
     from escli.core.export import ExportRequest
+    from escli.core.export_plan import parse_partition
     from escli.errors import UsageError
     from escli.output.formats import Format
 
     r = cp.request
     if r.get("index") != index:
         raise UsageError(f"--checkpoint {path}: it records an export of {r.get('index')}, not {index}")
-    if cp.output.get("path") != str(out):
+    if cp.output.get("path") != (str(out) if out else None):
         raise UsageError(f"--out {out}: the checkpoint {path} writes {cp.output.get('path')}")
+    if cp.output.get("dir") != (str(out_dir) if out_dir else None):
+        raise UsageError(f"--out-dir {out_dir}: the checkpoint {path} writes {cp.output.get('dir')}")
     recorded = Format(r.get("format", "ndjson"))
     if explicit_format and recorded is not fmt:
         raise UsageError(f"--format {explicit_format}: the checkpoint {path} writes {recorded.value}")
@@ -180,57 +230,67 @@ def _resumed_request(cp: Checkpoint, index: str, out: Path | None, fmt: Format, 
         raise UsageError(f"--checkpoint {path}: that export already finished")
     req = ExportRequest(index=index, query=r.get("query"), body=r.get("body") or {}, fields=r.get("fields"),
                         page_size=page_size, slices=r.get("slices"), max_docs=r.get("max_docs"),
-                        keep_alive=str(r.get("keep_alive", "5m")), method=cp.method)
+                        keep_alive=str(r.get("keep_alive", "5m")), method=cp.method,
+                        partition=parse_partition(r.get("partition")))
     return req, recorded
 
 
-def _run(app: Any, req: ExportRequest, cp: Checkpoint, fmt: Format, out: Path | None, source_only: bool,
-         excel_safe: bool, resume: bool) -> None:
+def _run(app: Any, req: ExportRequest, cp: Checkpoint, fmt: Format, out: Path | None, out_dir: Path | None,
+         gzip: bool, source_only: bool, excel_safe: bool) -> None:
     import asyncio
+    import signal
 
-    from escli.core.export import ExportResult, count_matching, index_mappings, run_export
-    from escli.es.client import open_client
-    from escli.output.flatten import mapping_columns
+    from escli import __version__
+    from escli.core.export import ExportResult, count_matching, run_export
+    from escli.es.connect import open_es
+    from escli.output.export_pages import PageSpec, make_encoder
+    from escli.output.export_parts import ExportOutput
     from escli.output.formats import Format
-    from escli.output.writers import HitSink, OutputTarget
+    from escli.output.writers import csv_header
 
     msgs = app.messages
     settings = app.one_cluster("export")
-    total_slices = req.slices or 8
-    state: dict[str, Any] = {"target": None}
+    state: dict[str, Any] = {"output": None, "signal": None, "encoder": None}
     show_progress = msgs.err_is_tty and not msgs.quiet
+    resume = cp.started
 
     async def main() -> ExportResult:
-        async with open_client(settings, concurrency=total_slices + 2) as client:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+
+        def stop(signum: int) -> None:  # SIGTERM (cron, systemd, Kubernetes) and SIGHUP end the run like Ctrl-C
+            state["signal"] = signum
+            task.cancel()
+
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            loop.add_signal_handler(sig, stop, sig)
+        readers = req.slices or 8
+        async with open_es(settings, pooled=True, concurrency=readers + 2) as es:
             columns: list[str] = []
             if fmt is Format.CSV:
                 if "columns" in cp.request:
                     columns = list(cp.request["columns"])
                 else:
-                    seen: dict[str, None] = {}
-                    for props in await index_mappings(client, req.index):
-                        seen.update(dict.fromkeys(mapping_columns(props)))
-                    columns = expand_fields(req.fields, list(seen)) if req.fields else list(seen)
+                    columns = choose_columns(await es.mapping(req.index), req.fields)
                 cp.request["columns"] = columns
-            resume_bytes = cp.sink.get("bytes") if resume and cp.sink.get("bytes") else None
-            target = OutputTarget(out, app.stdout, resume_bytes=resume_bytes)
-            state["target"] = target
-            sink = HitSink(fmt, target, columns, source_only=source_only, excel_safe=excel_safe,
-                           rows_before=int(cp.sink.get("rows", 0)) if resume_bytes else 0,
-                           resumed=resume_bytes is not None)
-            if resume_bytes is None:
-                cp.written = 0
-                for s in cp.slices:
-                    s.after, s.done, s.written = None, False, 0
-                if resume:
-                    cp.slices = []
-            total = await count_matching(client, req) if show_progress else None
+                columns = columns if source_only else ["_id", *[c for c in columns if c != "_id"]]
+            header = csv_header(columns) if fmt is Format.CSV else b""
+            gz = gzip or (out is not None and out.suffix == ".gz")
+            output = ExportOutput(fmt.value, out=out, out_dir=out_dir, stdout=None if (out or out_dir) else
+                                  app.stdout, header=header, gz=gz)
+            state["output"] = output
+            encoder = make_encoder(PageSpec(fmt.value, tuple(columns), source_only, excel_safe), readers)
+            state["encoder"] = encoder
+            total = await count_matching(es, req) if show_progress else None
             with msgs.progress(f"export {req.index}", total=total) as bar:
                 if resume and cp.written:
                     bar.advance(cp.written)
-                result = await run_export(client, req, cp, sink, bar.advance, msgs.detail)
-            sink.finish()
-            state["target"] = None
+                result = await run_export(es, req, cp, encoder, output.open_parts, bar.advance, msgs.detail)
+            output.commit(result.part_rows, {"escli_version": __version__, "index": req.index,
+                                             "query": req.search_body(), "format": fmt.value,
+                                             "partition": cp.request.get("partition")})
+            state["output"] = None
             return result
 
     import gc
@@ -241,20 +301,30 @@ def _run(app: Any, req: ExportRequest, cp: Checkpoint, fmt: Format, out: Path | 
     try:
         result = run_async(main(), many_requests=True)
     except BaseException as exc:
-        target = state["target"]
+        output = state["output"]
         keep = cp.path is not None
-        if target is not None:
-            target.abort(keep=keep)
-        if isinstance(exc, KeyboardInterrupt | asyncio.CancelledError) and keep:
-            msgs.error(f"interrupted after {cp.written} documents; checkpoint saved to {cp.path}: run the same "
-                       "command with --resume to continue")
+        if output is not None:
+            output.abort(keep=keep)
+        signum = state["signal"]
+        if isinstance(exc, KeyboardInterrupt | asyncio.CancelledError):
+            if keep:
+                msgs.error(f"interrupted after {cp.written} documents; checkpoint saved to {cp.path}: run the same "
+                           "command with --resume to continue")
+            if signum is not None:
+                if not keep:
+                    msgs.error(f"stopped by {signal.Signals(signum).name} after {cp.written} documents")
+                raise SystemExit(128 + signum) from None
             raise KeyboardInterrupt from None
         raise
+    finally:
+        if state["encoder"] is not None:
+            state["encoder"].close()
     if cp.path is not None:
         cp.path.unlink(missing_ok=True)
     rate = result.written / result.seconds if result.seconds else 0.0
-    where = f" to {out}" if out else ""
+    where = f" to {out}" if out else f" to {out_dir}/" if out_dir else ""
     extra = f"; point in time reopened {result.pit_reopened}x" if result.pit_reopened else ""
+    extra += f", {result.reread} unit(s) read again" if result.reread else ""
     msgs.info(f"exported {result.written} documents from {req.index}{where} in {result.seconds:.2f}s "
               f"({rate:,.0f} docs/s, {result.slices} slice{'s' if result.slices != 1 else ''}, "
               f"{result.method}{extra})")

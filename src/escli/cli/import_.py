@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
+import orjson
 import typer
 
 from escli.cli.common import app_context, global_options, run_async
+
+if TYPE_CHECKING:
+    from escli.core.csv_import import CsvTable
+    from escli.core.csv_infer import ColumnType
+    from escli.es.api import Es
 
 
 def register(app: typer.Typer) -> None:
@@ -31,14 +38,28 @@ def import_command(
     errors: Annotated[Path | None, typer.Option("--errors", help="Write rejected documents and bad lines here "
                                                 "(NDJSON)")] = None,
     refresh: Annotated[bool, typer.Option("--refresh/--no-refresh", help="Refresh the index at the end")] = True,
+    null: Annotated[list[str] | None, typer.Option("--null", metavar="VALUE", show_default=False,
+                                                   help="CSV: a cell meaning no value (repeatable; default: the "
+                                                   "empty cell); null cells are left out of the document")] = None,
+    types: Annotated[list[str] | None, typer.Option("--types", metavar="COL=TYPE,...", show_default=False,
+                                                    help="CSV: column types instead of the guess: long, double, "
+                                                    "boolean, date, date_epoch, date_epoch_ms, keyword, text, json, "
+                                                    "string (repeatable)")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the index body (mapping) the import would "
+                                          "create and exit, without contacting the cluster")] = False,
 ) -> None:
+    from escli.core.csv_import import open_csv
     from escli.core.importer import (
+        CsvSetup,
+        Doc,
         ErrorSink,
         ImportOptions,
         ImportResult,
+        csv_docs,
         ensure_index,
-        parse_csv,
         parse_ndjson,
+        plan_csv,
+        read_mapping_file,
         run_import,
     )
     from escli.errors import InputError, PartialFailure, UsageError
@@ -65,29 +86,71 @@ def import_command(
         elif shown_bad == 21:
             msgs.warn("more bad lines; see --errors FILE for all of them")
 
-    async def main() -> ImportResult:
+    if fmt == "ndjson" and (null or types):
+        raise UsageError(f"{'--null' if null else '--types'} applies to CSV input (NDJSON keeps JSON's own types)")
+    nulls, overrides = _csv_options(null, types)
+    if dry_run and fmt == "ndjson":
+        body = read_mapping_file(mapping) if mapping else {}
+        msgs.info("NDJSON: values keep their JSON types; fields without a --mapping are mapped by the engine")
+        app.stdout.write(orjson.dumps(body, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE))
+        return
+
+    async def prepare_csv(client: Es | None, table: CsvTable) -> CsvSetup:
+        setup = await plan_csv(client, index, table, nulls, overrides, mapping)
+        if setup.existing and overrides:
+            msgs.warn(f"index {index} exists: its mapping converts the values, --types is not used")
+        return setup
+
+    async def main() -> ImportResult | None:
         with open_input(file) as fh:
-            docs = parse_csv(fh, source, id_field) if fmt == "csv" else parse_ndjson(numbered_lines(fh), source,
-                                                                                     id_field)
+            docs: Iterator[Doc | InputError]
+            table = open_csv(fh, source) if fmt == "csv" else None
+            if dry_run and table is not None:
+                setup = await prepare_csv(None, table)
+                app.stdout.write(orjson.dumps(setup.create, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE))
+                return None
             async with open_es(settings, pooled=True, concurrency=concurrency,
                                retries=settings.max_retries) as client:
-                await ensure_index(client, index, mapping)
+                if table is not None:
+                    setup = await prepare_csv(client, table)
+                    if setup.create is not None and table.header:  # an empty file creates nothing
+                        await client.create_index(index, setup.create)
+                        typed = ", ".join(f"{c}={t.kind}" for c, t in setup.plan.types.items()
+                                          if c in setup.plan.inferred)
+                        msgs.detail(f"created {index} with guessed types: {typed}")
+                    docs = csv_docs(table, setup.plan, id_field)
+                else:
+                    await ensure_index(client, index, mapping)
+                    docs = parse_ndjson(numbered_lines(fh), source, id_field)
                 with msgs.progress(f"import {index}", total=None) as bar:
                     return await run_import(client, opts, docs, sink, on_bad, bar.advance)
 
     try:
-        result = run_async(main(), many_requests=True)
+        outcome = run_async(main(), many_requests=True)
     finally:
         sink.close()
+    if outcome is None:
+        return
+    result = outcome
     rate = result.imported / result.seconds if result.seconds else 0.0
     msgs.info(f"imported {result.imported} of {result.read} documents into {index} in {result.seconds:.2f}s "
               f"({rate:,.0f} docs/s); {result.failed} rejected, {result.bad_lines} bad lines")
     if app.options.get("output") == "json":
-        import orjson
-
         app.stdout.write(orjson.dumps(result.as_dict(), option=orjson.OPT_APPEND_NEWLINE))
     if not result.ok:
         for line in result.errors_sample:
             msgs.warn(line)
         hint = f" (details in {errors})" if errors else " (use --errors FILE to keep them)"
         raise PartialFailure(f"{result.failed} documents rejected, {result.bad_lines} bad input lines{hint}")
+
+
+def _csv_options(null: list[str] | None, types: list[str] | None) -> tuple[frozenset[str], dict[str, ColumnType]]:
+    """--null values (the empty cell when none is given) and --types overrides, or a usage error naming the option."""
+    from escli.core.csv_infer import parse_types
+    from escli.errors import UsageError
+
+    try:
+        overrides = parse_types(types or [])
+    except ValueError as exc:
+        raise UsageError(f"--types: {exc}") from None
+    return frozenset(null if null else [""]), overrides

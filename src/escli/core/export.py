@@ -1,15 +1,18 @@
-"""`escli export`: every matching document exactly once, in flat memory, resumable.
+"""`escli export`: every matching document exactly once, in flat memory, resumable, light on the cluster.
 
-Reading: a point in time (PIT) and search_after, one reader task per slice. The sort is the user's sort (if any),
-then `_seq_no`, then `_shard_doc`. `_shard_doc` makes the order total inside one PIT; `_seq_no` (unique per shard
-for live documents) makes a position meaningful in *another* PIT too: when the PIT expired, was closed by Ctrl-C
-or lost a node, a new one is opened and each slice continues after `[..., seq_no, (shard << 32) | 0x7FFFFFFF]`,
-which skips exactly the documents already read (see `stable_after`). Slices are split on `_seq_no` for the same
-reason: the slice a document falls in does not depend on the PIT. Scroll is the fallback where PIT is missing.
+Reading: one point in time (PIT), cut into units (core/export_plan.py): a shard's documents with `_seq_no` in
+[lo, hi), the shard picked by a slice without a field (whole shards, no doc-values pass), the range a query
+filter. Inside a unit, pages follow `_shard_doc` alone, the PIT paging fast path. Readers take units one after
+another. When the PIT is gone (expired, closed by Ctrl-C, lost with a node), a new one is opened and each reader
+reads its unit in progress again from the start: its part file is cut back to where the unit began, or, on
+stdout (which cannot be cut back), the documents it already wrote (at most one unit's ids) are left out.
+Sorted exports keep one stream per slice ordered by [sort, _seq_no, _shard_doc]; their position survives a new
+PIT by itself (`stable_after`). Scroll is the fallback where PIT is missing.
 
-Writing: readers put pages on a bounded queue; one writer hands each page to the sink, then records where every
-slice stands (and the sink's own resume state, e.g. bytes written) in the checkpoint. Cancellation can only land
-between pages (the write is synchronous), so the checkpoint always describes exactly what the output holds.
+Writing: readers hand raw pages to an encoder (inline for NDJSON, a process pool for CSV), then put the encoded
+bytes on a bounded queue; one writer appends them to the reader's own part and records where every reader stands
+in the checkpoint. Cancellation can only land between pages (the write is synchronous), so the checkpoint always
+describes exactly what the parts hold.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import contextlib
 import os
 import random
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,18 +30,19 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
-from escli.errors import EscliError, ExitCode, RefusedError, UsageError, api_error_summary
+from escli.core.export_plan import Unit, choose_readers, plan_units, sorted_units, unit_body
+from escli.errors import EscliError, ExitCode, RefusedError, UnreachableError, UsageError
+from escli.es.paging import ELASTICSEARCH_ORDER, PageOrder, page_order, shard_doc_stable_after
 
 if TYPE_CHECKING:
-    from elasticsearch import AsyncElasticsearch
+    from escli.es.api import Es
 
-CHECKPOINT_VERSION = 1
-DOC_BITS = 0x7FFFFFFF  # the largest Lucene doc id: "after every document of this shard with this seq_no"
-SHARD_MASK = ~0xFFFFFFFF
+CHECKPOINT_VERSION = 2
 CONTROLLED_KEYS = ("pit", "search_after", "slice", "from", "size", "scroll", "track_total_hits")
-MAX_AUTO_SLICES = 8
+TIEBREAK: dict[str, str] = {"_shard_doc": "asc"}
 # No filter_path on searches: with one, Elasticsearch re-parses every _source through the filter instead of
 # copying its bytes, which cost ~20% of the export's throughput in bench/bench_export.py.
+SEARCH_PARAMS = {"allow_partial_search_results": "false"}
 
 
 class ExportStalled(EscliError):
@@ -57,11 +62,12 @@ class ExportRequest:
     body: dict[str, Any] = field(default_factory=dict)
     fields: list[str] | None = None
     page_size: int = 1000
-    slices: int | None = None  # None: one per shard (at most MAX_AUTO_SLICES)
+    slices: int | None = None  # None: auto (core/export_plan.choose_readers)
     max_docs: int | None = None
     keep_alive: str = "5m"
     method: str = "auto"  # auto | pit | scroll
-    attempts: int = 6  # per page, for failures the client's own retries did not absorb
+    attempts: int = 6  # per page, for failures the transport's own retries did not absorb
+    partition: tuple[int, int] | None = None
 
     def search_body(self) -> dict[str, Any]:
         """The parts of the search body that say what to export (not where we stand)."""
@@ -102,35 +108,32 @@ def check_body(body: Any, source: str) -> dict[str, Any]:
     return body
 
 
-def stable_after(after: Sequence[Any]) -> list[Any]:
-    """A position from one PIT turned into the same position in any other PIT of the same data.
-
-    The last value is `_shard_doc` = (shard index << 32) | Lucene doc id; doc ids change between PITs (merges),
-    shard indexes do not. `_seq_no` before it is unique within a shard, so "this seq_no, this shard, any doc id"
-    is exactly the one document already read.
-    """
-    values = list(after)
-    values[-1] = (int(values[-1]) & SHARD_MASK) | DOC_BITS
-    return values
+stable_after = shard_doc_stable_after  # a sorted stream's position made valid in another PIT (es/paging.py)
 
 
 # --- checkpoint -----------------------------------------------------------------------------------------------
 
 @dataclass
-class SliceState:
+class ReaderState:
+    """One reader and its part: the unit in progress, where it began in the part, and the last position."""
+
+    unit: int | None = None
     after: list[Any] | None = None
-    done: bool = False
-    written: int = 0
-    gen: int = 1  # the PIT generation `after` came from; another generation needs stable_after()
+    gen: int = 1  # the PIT generation `after` came from
+    bytes: int = 0  # the part's size at the last mark (what a resume cuts it back to)
+    rows: int = 0
+    unit_bytes: int = 0
+    unit_rows: int = 0
 
     def as_dict(self, generation: int) -> dict[str, Any]:
-        return {"after": self.after, "done": self.done, "written": self.written,
-                "exact": self.after is None or self.gen == generation}
+        return {"unit": self.unit, "after": self.after, "exact": self.after is None or self.gen == generation,
+                "bytes": self.bytes, "rows": self.rows, "unit_bytes": self.unit_bytes, "unit_rows": self.unit_rows}
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> SliceState:
-        return cls(after=d.get("after"), done=bool(d.get("done")), written=int(d.get("written", 0)),
-                   gen=1 if d.get("exact", True) else 0)
+    def from_dict(cls, d: Mapping[str, Any]) -> ReaderState:
+        return cls(unit=d.get("unit"), after=d.get("after"), gen=1 if d.get("exact", True) else 0,
+                   bytes=int(d.get("bytes", 0)), rows=int(d.get("rows", 0)), unit_bytes=int(d.get("unit_bytes", 0)),
+                   unit_rows=int(d.get("unit_rows", 0)))
 
 
 @dataclass
@@ -141,18 +144,25 @@ class Checkpoint:
     request: dict[str, Any] = field(default_factory=dict)
     method: str = "pit"
     pit_id: str | None = None
-    slices: list[SliceState] = field(default_factory=list)
+    shards: int = 0
+    units: list[Unit] = field(default_factory=list)
+    done: set[int] = field(default_factory=set)
+    readers: list[ReaderState] = field(default_factory=list)
     written: int = 0
-    sink: dict[str, Any] = field(default_factory=dict)
     output: dict[str, Any] = field(default_factory=dict)
     status: str = "running"
     generation: int = 1  # of the PIT named by pit_id (runtime only)
 
+    @property
+    def started(self) -> bool:
+        return bool(self.readers)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "version": CHECKPOINT_VERSION, "status": self.status, "method": self.method, "request": self.request,
-            "output": self.output, "pit_id": self.pit_id, "written": self.written, "sink": self.sink,
-            "slices": [s.as_dict(self.generation) for s in self.slices],
+            "output": self.output, "pit_id": self.pit_id, "written": self.written, "shards": self.shards,
+            "units": [u.as_list() for u in self.units], "done": sorted(self.done),
+            "readers": [r.as_dict(self.generation) for r in self.readers],
         }
 
     def save(self) -> None:
@@ -173,21 +183,58 @@ class Checkpoint:
         except orjson.JSONDecodeError as exc:
             raise UsageError(f"--checkpoint {path}: not a checkpoint ({exc})") from exc
         if not isinstance(data, dict) or data.get("version") != CHECKPOINT_VERSION:
-            raise UsageError(f"--checkpoint {path}: not an escli export checkpoint (version {CHECKPOINT_VERSION})")
+            raise UsageError(f"--checkpoint {path}: not an escli export checkpoint (version {CHECKPOINT_VERSION}); "
+                             "start the export again without --resume")
         return cls(path=path, request=data.get("request", {}), method=data.get("method", "pit"),
-                   pit_id=data.get("pit_id"), slices=[SliceState.from_dict(s) for s in data.get("slices", [])],
-                   written=int(data.get("written", 0)), sink=data.get("sink", {}), output=data.get("output", {}),
+                   pit_id=data.get("pit_id"), shards=int(data.get("shards", 0)),
+                   units=[Unit.from_list(u) for u in data.get("units", [])], done=set(data.get("done", [])),
+                   readers=[ReaderState.from_dict(r) for r in data.get("readers", [])],
+                   written=int(data.get("written", 0)), output=data.get("output", {}),
                    status=str(data.get("status", "running")))
 
 
-# --- the sink the writer hands pages to -------------------------------------------------------------------------
+# --- what the cli hands in: how pages are encoded and where the bytes go ------------------------------------------
 
-class PageSink(Protocol):
-    def write_hits(self, hits: Sequence[Mapping[str, Any]]) -> None: ...
+class EncodedPage(Protocol):
+    @property
+    def data(self) -> bytes: ...  # the rows, encoded for the output
 
-    def mark(self) -> dict[str, Any]:
-        """Make what was written durable enough to resume from, and say how to get back to this point."""
+    @property
+    def hits(self) -> int: ...  # hits in the answer
+
+    @property
+    def rows(self) -> int: ...  # rows in `data` (hits minus skipped ones)
+
+    @property
+    def last_sort(self) -> list[Any] | None: ...
+
+    @property
+    def ids(self) -> list[str] | None: ...  # the written rows' ids, when asked for
+
+    @property
+    def context_id(self) -> str | None: ...  # pit_id or _scroll_id of the answer
+
+    @property
+    def problem(self) -> str | None: ...  # a timed-out or partial answer
+
+
+class PageEncoder(Protocol):
+    async def encode(self, raw: bytes, skip: set[str] | None, want_ids: bool,
+                     limit: int | None = None) -> EncodedPage: ...
+
+
+class Part(Protocol):
+    """One reader's output: appended to by the writer, cut back to a mark when a unit is read again."""
+
+    rewindable: bool
+
+    def write(self, data: bytes) -> None: ...
+
+    def mark(self) -> int:
+        """Make what was written durable enough to resume from; returns the size to come back to."""
         ...
+
+    def rewind(self, to: int) -> None: ...
 
 
 @dataclass
@@ -199,43 +246,56 @@ class ExportResult:
     seconds: float = 0.0
     pit_reopened: int = 0
     retries: int = 0
+    reread: int = 0  # units read again after the PIT was lost
+    part_rows: list[int] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {"index": self.index, "written": self.written, "slices": self.slices, "method": self.method,
-                "seconds": round(self.seconds, 3), "pit_reopened": self.pit_reopened, "retries": self.retries}
+                "seconds": round(self.seconds, 3), "pit_reopened": self.pit_reopened, "retries": self.retries,
+                "units_reread": self.reread}
 
 
 @dataclass
 class Page:
-    slice: int
-    hits: list[dict[str, Any]]
+    reader: int
+    unit: int
+    enc: EncodedPage
     done: bool
     generation: int = 0
+
+
+@dataclass
+class Rewind:
+    reader: int
+
+
+@dataclass
+class Finished:
+    reader: int
+
+
+Item = Page | Rewind | Finished | BaseException
 
 
 # --- reading ------------------------------------------------------------------------------------------------------
 
 def _is_context_missing(exc: BaseException) -> bool:
-    _status, etype, reason = api_error_summary(exc)
     body = getattr(exc, "body", None)
-    text = f"{etype} {reason} {orjson.dumps(body).decode() if isinstance(body, dict | list) else ''}"
+    text = f"{exc} {orjson.dumps(body).decode() if isinstance(body, dict | list) else ''}"
     return "search_context_missing" in text or "No search context found" in text
-
-
-def _retryable(exc: BaseException) -> bool:
-    import elastic_transport
-    from elasticsearch import ApiError
-
-    if isinstance(exc, elastic_transport.TransportError):  # connection errors, timeouts, TLS
-        return True
-    if isinstance(exc, ApiError):
-        status = exc.meta.status if exc.meta is not None else 0
-        return status in (408, 429) or status >= 500 or _is_context_missing(exc)
-    return isinstance(exc, _PartialResults)
 
 
 class _PartialResults(Exception):
     pass
+
+
+def _retryable(exc: BaseException) -> bool:
+    if isinstance(exc, UnreachableError | _PartialResults):
+        return True
+    if isinstance(exc, RefusedError):
+        status = exc.status or 0
+        return status in (408, 429) or status >= 500 or _is_context_missing(exc)
+    return False
 
 
 class _RetriesExhausted(Exception):
@@ -244,60 +304,45 @@ class _RetriesExhausted(Exception):
         self.cause = cause
 
 
-def _check_complete(resp: Any) -> None:
-    """A page with shard failures or a timeout is not a page: retrying beats silently losing documents."""
-    shards = resp.get("_shards") or {}
-    if resp.get("timed_out") or shards.get("failed"):
-        failures = shards.get("failures") or []
-        reason = failures[0].get("reason", {}).get("type", "shard failure") if failures else "timed out"
-        raise _PartialResults(f"incomplete page ({reason})")
-
-
 class Pit:
     """Our point in time: opened once, reopened (by one task) when it is gone, always closed by us."""
 
-    def __init__(self, client: AsyncElasticsearch, index: str, keep_alive: str, pit_id: str | None = None,
-                 log: Callable[[str], None] = lambda s: None) -> None:
+    def __init__(self, es: Es, index: str, keep_alive: str, log: Callable[[str], None] = lambda s: None) -> None:
+        self.es = es
         self.log = log
-        self.client = client
         self.index = index
         self.keep_alive = keep_alive
-        self.id = pit_id
+        self.id: str | None = None
         self.generation = 0
-        self.shards = 0
         self.reopened = 0
         self.lock = asyncio.Lock()
         self.opened_ids: list[str] = []
 
     async def open(self) -> None:
-        from elasticsearch import ApiError
-
         try:
-            resp = await self.client.open_point_in_time(index=self.index, keep_alive=self.keep_alive,
-                                                        allow_partial_search_results=False)
-        except ApiError as exc:
-            status, etype, _ = api_error_summary(exc)
-            if status in (400, 404, 405, 501) and etype != "index_not_found_exception":
-                raise PitUnavailable(f"{status} {etype}") from exc
+            pit_id = await self.es.open_pit(self.index, self.keep_alive)
+        except RefusedError as exc:
+            text = str(exc)
+            if exc.status in (400, 404, 405, 501) and "index_not_found" not in text:
+                raise PitUnavailable(text) from exc
             raise
-        self.id = str(resp["id"])
+        self.id = pit_id
         self.log(f"opened point in time {self.id}")
         self.opened_ids.append(self.id)
         self.generation += 1
-        self.shards = int((resp.get("_shards") or {}).get("total") or 0)
 
     async def reopen(self, seen_generation: int) -> None:
         async with self.lock:
             if self.generation != seen_generation:
-                return  # another slice already did it
+                return  # another reader already did it
             old = self.id
             await self.open()
             self.reopened += 1
             if old is not None:
                 await self._close_id(old)
 
-    def update(self, new_id: Any, generation: int) -> None:
-        if isinstance(new_id, str) and generation == self.generation and new_id != self.id:
+    def update(self, new_id: str | None, generation: int) -> None:
+        if new_id and generation == self.generation and new_id != self.id:
             if self.id in self.opened_ids:
                 self.opened_ids.remove(self.id)
             self.id = new_id
@@ -305,7 +350,7 @@ class Pit:
 
     async def _close_id(self, pit_id: str) -> None:
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.client.close_point_in_time(id=pit_id), timeout=10)
+            await asyncio.wait_for(self.es.close_pit(pit_id, timeout=10), timeout=10)
             self.log(f"closed point in time {pit_id}")
 
     async def close(self) -> None:
@@ -315,27 +360,59 @@ class Pit:
             await self._close_id(pit_id)
 
 
+async def shard_seq_nos(es: Es, index: str) -> list[int]:
+    """max_seq_no of every primary shard the target names, in the order a PIT numbers them (index, shard)."""
+    from escli.es.transport import index_path
+
+    data = await es.json("GET", index_path(index, "_stats/docs"),
+                         params={"level": "shards", "filter_path": "indices.*.shards.*.routing.primary,"
+                                 "indices.*.shards.*.seq_no.max_seq_no"})
+    out: list[int] = []
+    for name in sorted((data or {}).get("indices") or {}):
+        shards = data["indices"][name].get("shards") or {}
+        for num in sorted(shards, key=int):
+            primaries = [c for c in shards[num] if (c.get("routing") or {}).get("primary")]
+            copy = (primaries or shards[num] or [{}])[0]
+            out.append(int((copy.get("seq_no") or {}).get("max_seq_no", -1)))
+    return out
+
+
 class Exporter:
-    def __init__(self, client: AsyncElasticsearch, req: ExportRequest, checkpoint: Checkpoint, sink: PageSink,
+    def __init__(self, es: Es, req: ExportRequest, checkpoint: Checkpoint, encoder: PageEncoder,
+                 open_parts: Callable[[int, list[int] | None], Sequence[Part]],
                  on_progress: Callable[[int], None] = lambda n: None,
                  on_warning: Callable[[str], None] = lambda s: None) -> None:
-        self.client = client
+        self.es = es
         self.req = req
         self.cp = checkpoint
-        self.sink = sink
+        self.encoder = encoder
+        self.open_parts = open_parts
+        self.parts: Sequence[Part] = ()
         self.on_progress = on_progress
         self.on_warning = on_warning
         self.result = ExportResult(req.index)
         self.body = req.search_body()
-        self.sort = [*req.user_sort(), {"_seq_no": "asc"}, {"_shard_doc": "asc"}]
+        self.query = self.body.pop("query", None)
+        self.order: PageOrder = ELASTICSEARCH_ORDER
+        self.sorted = bool(req.user_sort())
+        self.sort = [*req.user_sort(), *self.order.sort] if self.sorted else [TIEBREAK]
         self.pit: Pit | None = None
         self.scroll_ids: set[str] = set()
         self.stop = asyncio.Event()
+        self.pending: deque[int] = deque()
+        self.budget: int | None = None
 
-    def _page_size(self) -> int:
-        if self.req.max_docs is not None:
-            return max(1, min(self.req.page_size, self.req.max_docs - self.cp.written))
-        return self.req.page_size
+    # -- budget (--max-docs): each request reserves its size, so pages never overshoot ----------------------------
+    def _reserve(self) -> int:
+        if self.budget is None:
+            return self.req.page_size
+        size = min(self.req.page_size, self.budget)
+        self.budget -= size
+        return size
+
+    def _give_back(self, n: int) -> None:
+        if self.budget is not None:
+            self.budget += n
 
     async def _backoff(self, attempt: int, exc: BaseException) -> None:
         self.result.retries += 1
@@ -343,75 +420,131 @@ class Exporter:
         self.on_warning(f"retrying after {_describe(exc)} (attempt {attempt + 1} of {self.req.attempts - 1})")
         await asyncio.sleep(delay)
 
-    async def _read_pit_slice(self, n: int, total: int, queue: asyncio.Queue[Page | BaseException]) -> None:
+    async def _search_page(self, body: dict[str, Any], skip: set[str] | None, want_ids: bool) -> EncodedPage:
+        resp = await self.es.search(None, body, params=SEARCH_PARAMS)
+        enc = await self.encoder.encode(resp.body, skip, want_ids)
+        if enc.problem:
+            raise _PartialResults(f"incomplete page ({enc.problem})")
+        return enc
+
+    async def _read_unit(self, r: int, u: int, after: list[Any] | None, gen: int, queue: asyncio.Queue[Item]) -> bool:
+        """Read unit u to its end (True) or until the budget runs out (False)."""
         assert self.pit is not None
-        pit = self.pit
-        state = self.cp.slices[n]
-        after = state.after
-        generation = state.gen
+        pit, unit = self.pit, self.cp.units[u]
+        base = {**self.body, **unit_body(unit, self.cp.shards, self.query), "sort": self.sort,
+                "track_total_hits": False}
+        rewindable = self.parts[r].rewindable
+        # stdout cannot be cut back: remember what this unit wrote, to leave it out if the unit is read again
+        seen: set[str] | None = None if (rewindable or self.sorted) else set()
+        skip: set[str] | None = None
+        emitted = after is not None
         while not self.stop.is_set():
+            size = self._reserve()
+            if size <= 0:
+                return False
             for attempt in range(self.req.attempts):
-                seen = pit.generation
-                if after is not None and generation != pit.generation:
-                    after = stable_after(after)
-                    generation = pit.generation
-                body: dict[str, Any] = {**self.body, "size": self._page_size(), "sort": self.sort,
-                                        "track_total_hits": False, "pit": {"id": pit.id, "keep_alive": pit.keep_alive}}
-                if total > 1:
-                    body["slice"] = {"field": "_seq_no", "id": n, "max": total}
+                seen_gen = pit.generation
+                if gen != seen_gen and emitted:
+                    if self.sorted:
+                        after = self.order.stable_after(after) if after is not None else None
+                    else:  # a new PIT numbers documents differently: read the unit again from its start
+                        after = None
+                        self.result.reread += 1
+                        if rewindable:
+                            await queue.put(Rewind(r))
+                        else:
+                            skip = set(seen or ())
+                gen = seen_gen
+                body = {**base, "size": size, "pit": {"id": pit.id, "keep_alive": pit.keep_alive}}
                 if after is not None:
                     body["search_after"] = after
                 try:
-                    resp = await self.client.search(body=body, allow_partial_search_results=False)
-                    _check_complete(resp)
+                    enc = await self._search_page(body, skip, seen is not None)
                     break
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
                     if not _retryable(exc):
+                        self._give_back(size)
                         raise
                     if attempt == self.req.attempts - 1:
                         raise _RetriesExhausted(exc) from exc
                     await self._backoff(attempt, exc)
                     if _is_context_missing(exc) or isinstance(exc, _PartialResults) or attempt >= 1:
                         with contextlib.suppress(Exception):
-                            await pit.reopen(seen)
-            pit.update(resp.get("pit_id"), seen)
-            hits: list[dict[str, Any]] = (resp.get("hits") or {}).get("hits") or []
-            if hits:
-                after, generation = hits[-1]["sort"], seen
-            done = len(hits) < body["size"]
-            await queue.put(Page(n, hits, done, seen))
+                            await pit.reopen(seen_gen)
+            pit.update(enc.context_id, gen)
+            self._give_back(size - enc.rows)
+            if enc.last_sort is not None:
+                after = enc.last_sort
+                self._check_shard(unit, after)
+            if seen is not None and enc.ids:
+                seen.update(enc.ids)
+            emitted = emitted or enc.hits > 0
+            done = enc.hits < size
+            await queue.put(Page(r, u, enc, done, gen))
             if done:
-                return
+                return True
+        return False
 
-    async def _read_scroll_slice(self, n: int, total: int, queue: asyncio.Queue[Page | BaseException]) -> None:
-        body: dict[str, Any] = {**self.body, "size": self._page_size(), "sort": self.req.user_sort() or ["_doc"]}
+    def _check_shard(self, unit: Unit, after: list[Any]) -> None:
+        if self.sorted or self.cp.shards <= 1:
+            return
+        shard = int(after[-1]) >> 32
+        if shard != unit.shard:
+            raise RefusedError(f"{self.req.index}: the point in time numbers shards differently than planned "
+                               f"(shard {shard}, expected {unit.shard}); did the indices behind it change?")
+
+    async def _read_pit(self, r: int, queue: asyncio.Queue[Item]) -> None:
+        state = self.cp.readers[r]
+        u, after, gen = state.unit, state.after, state.gen
+        while not self.stop.is_set():
+            if u is None or u in self.cp.done:
+                if not self.pending:
+                    return
+                u, after, gen = self.pending.popleft(), None, self.pit.generation if self.pit else 1
+            if not await self._read_unit(r, u, after, gen, queue):
+                return
+            u = None
+
+    async def _read_scroll(self, r: int, queue: asyncio.Queue[Item]) -> None:
+        """Scroll (no PIT on this cluster): one stream per reader, not resumable."""
+        total = len(self.cp.readers)
+        body: dict[str, Any] = {**self.body, "size": self.req.page_size, "sort": self.req.user_sort() or ["_doc"]}
+        if self.query:
+            body["query"] = self.query
         if total > 1:
-            body["slice"] = {"id": n, "max": total}
-        resp = await self.client.search(index=self.req.index, body=body, scroll=self.req.keep_alive)
-        while True:
-            _check_complete(resp)
-            scroll_id = resp.get("_scroll_id")
-            if scroll_id and scroll_id not in self.scroll_ids:
-                self.on_warning(f"scroll {scroll_id}")
-                self.scroll_ids.add(scroll_id)
-            hits: list[dict[str, Any]] = (resp.get("hits") or {}).get("hits") or []
-            done = not hits or self.stop.is_set()
-            await queue.put(Page(n, hits, done))
-            if done:
-                return
-            resp = await self.client.scroll(scroll_id=scroll_id, scroll=self.req.keep_alive)
-            new_id = resp.get("_scroll_id")
-            if new_id and new_id != scroll_id:
-                self.scroll_ids.discard(scroll_id)
+            body["slice"] = {"id": r, "max": total}
+        from escli.es.transport import index_path
 
-    async def _reader(self, n: int, total: int, queue: asyncio.Queue[Page | BaseException], scroll: bool) -> None:
+        resp = await self.es.request("POST", index_path(self.req.index, "_search"),
+                                     params={"scroll": self.req.keep_alive}, body=orjson.dumps(body))
+        while True:
+            enc = await self.encoder.encode(resp.body, None, False)
+            if enc.problem:
+                raise _PartialResults(f"incomplete page ({enc.problem})")
+            scroll_id = enc.context_id
+            if scroll_id:
+                if scroll_id not in self.scroll_ids:
+                    self.on_warning(f"scroll {scroll_id}")
+                self.scroll_ids.add(scroll_id)
+            if self.budget is not None:
+                if enc.rows > self.budget:  # scroll pages have a fixed size: cut the last one by rows
+                    enc = await self.encoder.encode(resp.body, None, False, limit=self.budget)
+                self.budget -= enc.rows
+            done = enc.hits == 0 or self.stop.is_set() or self.budget == 0
+            await queue.put(Page(r, r, enc, done))
+            if done or not scroll_id:
+                return
+            resp = await self.es.scroll(scroll_id, self.req.keep_alive)  # the next page names the next id
+
+    async def _reader(self, r: int, queue: asyncio.Queue[Item], scroll: bool) -> None:
         try:
             if scroll:
-                await self._read_scroll_slice(n, total, queue)
+                await self._read_scroll(r, queue)
             else:
-                await self._read_pit_slice(n, total, queue)
+                await self._read_pit(r, queue)
+            await queue.put(Finished(r))
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # handed to the writer, which owns the error path
@@ -419,12 +552,12 @@ class Exporter:
 
     async def _start(self) -> bool:
         """Open (or reuse) the PIT; returns True when scroll must be used instead."""
-        method = self.cp.method if self.cp.slices else self.req.method
+        method = self.cp.method if self.cp.started else self.req.method
         if method == "scroll":
             return True
-        self.pit = Pit(self.client, self.req.index, self.req.keep_alive, log=self.on_warning)
-        if self.cp.pit_id and self.cp.slices:
-            # Resuming: try the PIT we had; if it is gone, the positions are made stable for a new one.
+        self.pit = Pit(self.es, self.req.index, self.req.keep_alive, log=self.on_warning)
+        if self.cp.pit_id and self.cp.started:
+            # Resuming: try the PIT we had; if it is gone, the units in progress are read again in a new one.
             self.pit.id = self.cp.pit_id
             self.pit.opened_ids.append(self.cp.pit_id)
             self.pit.generation = 1
@@ -440,44 +573,71 @@ class Exporter:
             return True
         return False
 
+    async def _plan(self, scroll: bool) -> None:
+        req = self.req
+        if scroll:
+            n = req.slices or 1
+            self.cp.units = sorted_units(n)
+            self.cp.readers = [ReaderState() for _ in range(n)]
+            return
+        if self.sorted:
+            n = req.slices or 1  # a sorted export stays in order only when one reader produces it
+            if n > 1 and req.user_sort():
+                self.on_warning(f"--slices {n} with a sort: documents are in order within each slice only")
+            if req.partition:
+                raise UsageError("--partition: needs units in _shard_doc order (Elasticsearch, no sort in --body)")
+            self.cp.units = sorted_units(n)
+            self.cp.readers = [ReaderState() for _ in range(n)]
+            return
+        seq_nos = await shard_seq_nos(self.es, req.index)
+        self.cp.shards = len(seq_nos)
+        self.cp.units = plan_units(seq_nos, req.partition)
+        n = choose_readers(req.slices, len(seq_nos), len(self.cp.units))
+        self.cp.readers = [ReaderState() for _ in range(n)]
+
     async def run(self) -> ExportResult:
         started = time.monotonic()
-        resuming = bool(self.cp.slices)
+        resuming = self.cp.started
+        self.order = page_order(await self.es.product())
+        if self.order is not ELASTICSEARCH_ORDER:
+            # no `_shard_doc` here (OpenSearch): one stream per slice in the product's own stable order
+            self.sorted = True
+        if self.sorted:
+            self.sort = [*self.req.user_sort(), *self.order.sort]
         scroll = await self._start()
         if resuming and scroll:
             raise UsageError(f"--checkpoint {self.cp.path}: a scroll export cannot be resumed; start it again")
         self.cp.method = "scroll" if scroll else "pit"
         self.result.method = self.cp.method
         if not resuming:
-            total = self.req.slices
-            if total is None and self.req.user_sort():
-                total = 1  # a sorted export stays in order only when one reader produces it
-            elif total is None:
-                shards = self.pit.shards if self.pit else 0
-                total = max(1, min(shards or 1, MAX_AUTO_SLICES))
-            elif total > 1 and self.req.user_sort():
-                self.on_warning(f"--slices {total} with a sort: documents are in order within each slice only")
-            self.cp.slices = [SliceState() for _ in range(total)]
+            await self._plan(scroll)
             self.cp.written = 0
         if self.pit is not None:
             self.cp.pit_id = self.pit.id
             self.cp.generation = self.pit.generation
-        total = len(self.cp.slices)
+        if self.req.max_docs is not None:
+            self.budget = max(0, self.req.max_docs - self.cp.written)
+        busy = {s.unit for s in self.cp.readers if s.unit is not None}
+        self.pending = deque(i for i in range(len(self.cp.units)) if i not in self.cp.done and i not in busy)
+        self.parts = self.open_parts(len(self.cp.readers), [s.bytes for s in self.cp.readers] if resuming else None)
+        total = len(self.cp.readers)
         self.result.slices = total
         self.cp.status = "running"
         self.cp.save()
-        queue: asyncio.Queue[Page | BaseException] = asyncio.Queue(maxsize=max(2, total + 1))
-        readers = [asyncio.create_task(self._reader(n, total, queue, scroll))
-                   for n, s in enumerate(self.cp.slices) if not s.done]
-        live = len(readers)
+        queue: asyncio.Queue[Item] = asyncio.Queue(maxsize=max(2, total + 1))
+        readers = [asyncio.create_task(self._reader(n, queue, scroll)) for n in range(total)]
+        live = total
         try:
-            while live and not self._full():
+            while live:
                 item = await queue.get()
                 if isinstance(item, BaseException):
                     raise item
-                self._write(item)
-                if item.done:
+                if isinstance(item, Finished):
                     live -= 1
+                elif isinstance(item, Rewind):
+                    self._rewind(item.reader)
+                else:
+                    self._write(item)
             self.cp.status = "done"
         except BaseException as exc:
             self.cp.status = "interrupted" if isinstance(exc, KeyboardInterrupt | asyncio.CancelledError) \
@@ -495,89 +655,83 @@ class Exporter:
                 await self.pit.close()
             for scroll_id in list(self.scroll_ids):
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(self.client.clear_scroll(scroll_id=scroll_id), timeout=10)
+                    await asyncio.wait_for(self.es.clear_scroll(scroll_id, timeout=10), timeout=10)
                     self.on_warning(f"cleared scroll {scroll_id}")
             with contextlib.suppress(OSError):
                 self.cp.save()
             self.result.written = self.cp.written
+            self.result.part_rows = [s.rows for s in self.cp.readers]
             self.result.seconds = time.monotonic() - started
         return self.result
 
-    def _full(self) -> bool:
-        return self.req.max_docs is not None and self.cp.written >= self.req.max_docs
+    def _rewind(self, r: int) -> None:
+        state = self.cp.readers[r]
+        if state.unit is None:
+            return
+        self.parts[r].rewind(state.unit_bytes)
+        self.cp.written -= state.rows - state.unit_rows
+        state.rows, state.bytes, state.after = state.unit_rows, state.unit_bytes, None
+        self.cp.save()
 
     def _write(self, page: Page) -> None:
         """Synchronous on purpose: a cancellation cannot fall between writing a page and recording it."""
-        hits = page.hits
-        state = self.cp.slices[page.slice]
-        if self.req.max_docs is not None:
-            room = self.req.max_docs - self.cp.written
-            if len(hits) > room:
-                hits = hits[:room]
-        if hits:
-            self.sink.write_hits(hits)
-            if self.cp.method == "pit":
-                state.after = hits[-1]["sort"]
-                state.gen = page.generation
-            state.written += len(hits)
-            self.cp.written += len(hits)
-        state.done = page.done and len(hits) == len(page.hits)
+        state = self.cp.readers[page.reader]
+        part = self.parts[page.reader]
+        enc = page.enc
+        if self.cp.method == "pit" and state.unit != page.unit:
+            state.unit = page.unit
+            state.unit_bytes = part.mark() if part.rewindable else 0
+            state.unit_rows = state.rows
+        if enc.rows:
+            part.write(enc.data)
+            state.rows += enc.rows
+            self.cp.written += enc.rows
+        if enc.last_sort is not None:
+            state.after, state.gen = enc.last_sort, page.generation
+        if page.done and self.cp.method == "pit":
+            self.cp.done.add(page.unit)
+            state.unit, state.after = None, None
         if self.pit is not None:
             self.cp.pit_id = self.pit.id
             self.cp.generation = self.pit.generation
-        self.cp.sink = self.sink.mark()
-        self.cp.save()
-        if hits:
-            self.on_progress(len(hits))
+        if self.cp.path is not None:
+            state.bytes = part.mark()
+            self.cp.save()
+        if enc.rows:
+            self.on_progress(enc.rows)
 
 
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, _PartialResults):
-        return str(exc)
-    status, etype, reason = api_error_summary(exc)
-    if status is None:
-        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-    return f"{status} {etype}: {reason}"[:300]
+    if isinstance(exc, _PartialResults | EscliError):
+        return str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
 
 
-async def count_matching(client: AsyncElasticsearch, req: ExportRequest) -> int | None:
-    body = req.search_body()
-    query = body.get("query")
+async def count_matching(es: Es, req: ExportRequest) -> int | None:
+    query = req.search_body().get("query")
     try:
-        resp = await client.count(index=req.index, query=query) if query else await client.count(index=req.index)
+        n = await es.count(req.index, query)
     except Exception:
         return None
-    n = int(resp.get("count", 0))
+    if req.partition is not None:
+        return None  # a partition's share is not known before it is read
     return min(n, req.max_docs) if req.max_docs is not None else n
 
 
-async def index_mappings(client: AsyncElasticsearch, index: str) -> list[dict[str, Any]]:
-    """The `properties` of every index the target names (an alias or pattern can name several), in order."""
-    resp = await client.indices.get_mapping(index=index)
-    out: list[dict[str, Any]] = []
-    for name in sorted(resp):
-        props = (resp[name].get("mappings") or {}).get("properties")
-        if isinstance(props, dict):
-            out.append(props)
-    return out
-
-
-async def run_export(client: AsyncElasticsearch, req: ExportRequest, checkpoint: Checkpoint, sink: PageSink,
+async def run_export(es: Es, req: ExportRequest, checkpoint: Checkpoint, encoder: PageEncoder,
+                     open_parts: Callable[[int, list[int] | None], Sequence[Part]],
                      on_progress: Callable[[int], None] = lambda n: None,
                      on_warning: Callable[[str], None] = lambda s: None) -> ExportResult:
-    exporter = Exporter(client, req, checkpoint, sink, on_progress, on_warning)
+    exporter = Exporter(es, req, checkpoint, encoder, open_parts, on_progress, on_warning)
     try:
         return await exporter.run()
     except (asyncio.CancelledError, KeyboardInterrupt):
         raise
     except _RetriesExhausted as exc:
-        from escli.errors import translate
-
         where = f"; checkpoint kept in {checkpoint.path}: run again with --resume" if checkpoint.path else \
             "; use --checkpoint FILE to be able to resume"
         stalled = ExportStalled(f"export of {req.index} stopped after {checkpoint.written} documents, retries "
                                 f"exhausted ({_describe(exc.cause)}){where}")
-        cause = translate(exc.cause)
-        if isinstance(cause, EscliError):
-            stalled.exit_code = cause.exit_code
+        if isinstance(exc.cause, EscliError):
+            stalled.exit_code = exc.cause.exit_code
         raise stalled from exc.cause

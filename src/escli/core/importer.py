@@ -8,8 +8,6 @@ documents Elasticsearch rejects go to the errors file.
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -19,6 +17,9 @@ from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 
+from escli.core.columns import columns_meta
+from escli.core.csv_import import CsvPlan, CsvTable, RowError, plan_columns
+from escli.core.csv_infer import ColumnType
 from escli.errors import InputError, UsageError
 
 if TYPE_CHECKING:
@@ -120,58 +121,24 @@ def parse_ndjson(lines: Iterator[tuple[int, bytes]], source: str, id_field: str 
             yield err
 
 
-def unflatten(row: Mapping[str, str]) -> dict[str, Any]:
-    """A CSV row back to a document: dotted columns nest, empty cells are absent, JSON arrays/objects decode."""
-    doc: dict[str, Any] = {}
-    for column, text in row.items():
-        if column is None or text is None or text == "":
+def csv_docs(table: CsvTable, plan: CsvPlan, id_field: str | None) -> Iterator[Doc | InputError]:
+    """Documents from a CSV table typed by `plan`; an `_id` column, or --id-field, gives the ids."""
+    source = table.source
+    for item in table.docs(plan):
+        if isinstance(item, InputError):
+            yield item
             continue
-        value: Any = text
-        if text[0] in "[{":
-            try:
-                value = orjson.loads(text)
-            except orjson.JSONDecodeError:
-                value = text
-        target = doc
-        parts = column.split(".")
-        for part in parts[:-1]:
-            nxt = target.setdefault(part, {})
-            if not isinstance(nxt, dict):
-                break
-            target = nxt
-        else:
-            target[parts[-1]] = value
-    return doc
-
-
-def parse_csv(fh: IO[bytes], source: str, id_field: str | None) -> Iterator[Doc | InputError]:
-    text = io.TextIOWrapper(fh, encoding="utf-8-sig", newline="")
-    reader = csv.DictReader(text)
-    header = reader.fieldnames
-    if not header:
-        return
-    width = len(header)
-    while True:
-        start = reader.line_num + 1
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except (csv.Error, UnicodeDecodeError) as exc:
-            yield InputError(source, start, f"invalid CSV: {exc}")
-            continue
-        extra = row.pop(None, None)  # type: ignore[call-overload]
-        if extra or any(v is None for v in row.values()):
-            got = width + len(extra or []) - sum(v is None for v in row.values())
-            yield InputError(source, start, f"expected {width} fields, got {got}")
-            continue
-        doc = unflatten(row)
-        doc_id: Any = doc.pop("_id", None)
-        try:
-            yield _doc_from_object({"_id": doc_id, "_source": doc} if doc_id is not None else doc, start, source,
-                                   id_field)
-        except InputError as err:
-            yield err
+        line, doc_id, doc = item
+        if id_field:
+            value = lookup(doc, id_field)
+            if value is None:
+                yield InputError(source, line, f"--id-field {id_field} is missing")
+                continue
+            if not isinstance(value, (str, int)) or isinstance(value, bool):
+                yield InputError(source, line, f"document id must be a string or number, got {type(value).__name__}")
+                continue
+            doc_id = str(value)
+        yield Doc(line, doc_id, doc)
 
 
 def read_chunks(docs: Iterator[Doc | InputError], chunk_size: int, on_bad: Callable[[InputError], None]
@@ -224,19 +191,73 @@ class ErrorSink:
             self.fh.close()
 
 
+def read_mapping_file(path: Path) -> dict[str, Any]:
+    """The create-index body in a --mapping file (a bare mapping, or settings and mappings)."""
+    try:
+        spec = orjson.loads(path.read_bytes())
+    except OSError as exc:
+        raise UsageError(f"--mapping {path}: {exc.strerror}") from exc
+    except orjson.JSONDecodeError as exc:
+        raise UsageError(f"--mapping {path}: invalid JSON: {exc}") from exc
+    if not isinstance(spec, dict):
+        raise UsageError(f"--mapping {path}: expected a JSON object")
+    return spec if ("mappings" in spec or "settings" in spec) else {"mappings": spec}
+
+
 async def ensure_index(client: Es, index: str, mapping_file: Path | None) -> None:
     if mapping_file is None:
         return
-    try:
-        spec = orjson.loads(mapping_file.read_bytes())
-    except OSError as exc:
-        raise UsageError(f"--mapping {mapping_file}: {exc.strerror}") from exc
-    except orjson.JSONDecodeError as exc:
-        raise UsageError(f"--mapping {mapping_file}: invalid JSON: {exc}") from exc
-    if not isinstance(spec, dict):
-        raise UsageError(f"--mapping {mapping_file}: expected a JSON object")
-    body = spec if ("mappings" in spec or "settings" in spec) else {"mappings": spec}
-    await client.create_index(index, body)
+    await client.create_index(index, read_mapping_file(mapping_file))
+
+
+async def index_properties(client: Es, index: str) -> dict[str, Any] | None:
+    """The mapped `properties` of an existing index (merged over every index a pattern names), None if absent."""
+    from escli.es.transport import index_path
+
+    resp = await client.request("GET", index_path(index, "_mapping"), ignore=(404,))
+    if resp.status == 404:
+        return None
+    data = resp.json()
+    props: dict[str, Any] = {}
+    for body in (data.values() if isinstance(data, dict) else []):
+        found = (body.get("mappings") or {}).get("properties") if isinstance(body, dict) else None
+        if isinstance(found, dict):
+            props.update(found)
+    return props
+
+
+@dataclass
+class CsvSetup:
+    """How a CSV file goes in: the column plan and the create-index body (None: the index exists already)."""
+
+    plan: CsvPlan
+    create: dict[str, Any] | None
+    existing: bool = False
+
+
+async def plan_csv(client: Es | None, index: str, table: CsvTable, nulls: frozenset[str],
+                   overrides: Mapping[str, ColumnType], mapping_file: Path | None) -> CsvSetup:
+    """Types for a CSV import. --mapping FILE decides (and gets the column order in `_meta`); else an existing
+    index's mapping converts the values (no guessing); else --types and the guess from the sample make the
+    mapping. Without a client (--dry-run) the index is not looked up."""
+    unknown = [c for c in overrides if c not in table.header]
+    if unknown:
+        raise UsageError(f"--types: no column {unknown[0]!r} in {table.source} (columns: {', '.join(table.header)})")
+    if mapping_file is not None:
+        body = read_mapping_file(mapping_file)
+        mappings = body.setdefault("mappings", {})
+        if isinstance(mappings, dict):
+            meta = mappings.setdefault("_meta", {})
+            if isinstance(meta, dict):
+                for key, value in columns_meta(table.header).items():
+                    meta.setdefault(key, value)
+        props = mappings.get("properties") if isinstance(mappings, dict) else None
+        return CsvSetup(plan_columns(table, nulls, {}, props if isinstance(props, dict) else {}), body)
+    existing = await index_properties(client, index) if client is not None else None
+    if existing is not None:
+        return CsvSetup(plan_columns(table, nulls, {}, existing), None, existing=True)
+    plan = plan_columns(table, nulls, overrides, None)
+    return CsvSetup(plan, plan.index_body())
 
 
 async def run_import(
@@ -254,7 +275,11 @@ async def run_import(
 
     def bad(err: InputError) -> None:
         result.bad_lines += 1
-        errors.write({"source": err.source, "line": err.line, "error": {"type": "bad_input", "reason": err.reason}})
+        record: dict[str, Any] = {"source": err.source, "line": err.line,
+                                  "error": {"type": "bad_input", "reason": err.reason}}
+        if isinstance(err, RowError):
+            record["row"] = err.row
+        errors.write(record)
         on_bad(err)
 
     async def produce() -> None:

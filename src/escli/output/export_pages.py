@@ -1,0 +1,130 @@
+"""Export pages: a raw search answer in, the output's bytes out (NDJSON inline, CSV in a process pool).
+
+`encode_page` is pure and picklable, so CSV pages (Python-level cell work, ~80k docs/s on one core) are encoded
+in worker processes while the event loop keeps requests flowing; NDJSON is orjson in and out (C speed), cheaper
+inline than the pickling a pool would add.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import orjson
+
+NL = orjson.OPT_APPEND_NEWLINE
+
+
+class Encoded(NamedTuple):
+    data: bytes
+    hits: int  # hits in the answer
+    rows: int  # rows in data
+    last_sort: list[Any] | None
+    ids: list[str] | None
+    context_id: str | None
+    problem: str | None
+
+
+@dataclass(frozen=True)
+class PageSpec:
+    fmt: str  # "ndjson" | "json" (encoded as NDJSON lines; the array is made on output) | "csv"
+    columns: tuple[str, ...] = ()
+    source_only: bool = False
+    excel_safe: bool = False
+
+
+def _problem(resp: dict[str, Any]) -> str | None:
+    """A page with shard failures or a timeout is not a page: retrying beats silently losing documents."""
+    shards = resp.get("_shards") or {}
+    if resp.get("timed_out") or shards.get("failed"):
+        failures = shards.get("failures") or []
+        return str(failures[0].get("reason", {}).get("type", "shard failure")) if failures else "timed out"
+    return None
+
+
+def encode_page(raw: bytes, spec: PageSpec, skip: set[str] | None = None, want_ids: bool = False,
+                limit: int | None = None) -> Encoded:
+    resp = orjson.loads(raw)
+    hits: list[dict[str, Any]] = (resp.get("hits") or {}).get("hits") or []
+    count = len(hits)
+    last_sort = hits[-1].get("sort") if hits else None
+    context_id = resp.get("pit_id") or resp.get("_scroll_id")
+    problem = _problem(resp)
+    if skip:
+        hits = [h for h in hits if h["_id"] not in skip]
+    if limit is not None:
+        hits = hits[:limit]
+    ids = [h["_id"] for h in hits] if want_ids else None
+    return Encoded(encode_hits(hits, spec), count, len(hits), last_sort, ids, context_id, problem)
+
+
+def encode_hits(hits: Sequence[dict[str, Any]], spec: PageSpec) -> bytes:
+    dumps = orjson.dumps
+    if spec.fmt == "csv":
+        from escli.output.writers import csv_rows
+
+        if spec.source_only:
+            return csv_rows((h.get("_source") or {} for h in hits), spec.columns, spec.excel_safe)
+        return csv_rows(({"_id": h["_id"], **(h.get("_source") or {})} for h in hits), spec.columns,
+                        spec.excel_safe)
+    if spec.source_only:
+        return b"".join(dumps(h.get("_source") or {}, option=NL) for h in hits)
+    return b"".join(dumps({"_index": h.get("_index"), "_id": h["_id"], "_source": h.get("_source") or {}},
+                          option=NL) for h in hits)
+
+
+class InlineEncoder:
+    def __init__(self, spec: PageSpec) -> None:
+        self.spec = spec
+
+    async def encode(self, raw: bytes, skip: set[str] | None, want_ids: bool, limit: int | None = None) -> Encoded:
+        return encode_page(raw, self.spec, skip, want_ids, limit)
+
+    def close(self) -> None:
+        pass
+
+
+_WORKER_SPEC: PageSpec | None = None
+
+
+def _init_worker(spec: PageSpec) -> None:
+    global _WORKER_SPEC
+    _WORKER_SPEC = spec
+    import gc
+
+    gc.set_threshold(50_000, 20, 100)  # pages are acyclic trees of fresh objects (see cli/export.py)
+
+
+def _encode_in_worker(raw: bytes, skip: set[str] | None, want_ids: bool, limit: int | None) -> Encoded:
+    assert _WORKER_SPEC is not None
+    return encode_page(raw, _WORKER_SPEC, skip, want_ids, limit)
+
+
+class PoolEncoder:
+    """CSV pages encoded in `workers` processes (spawned: a fork of a process running an event loop and the
+    transport's threads is not safe); the raw answer goes in and the CSV bytes come back, both plain bytes."""
+
+    def __init__(self, spec: PageSpec, workers: int) -> None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                        initializer=_init_worker, initargs=(spec,))
+
+    async def encode(self, raw: bytes, skip: set[str] | None, want_ids: bool, limit: int | None = None) -> Encoded:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.pool, _encode_in_worker, raw, skip, want_ids, limit)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def make_encoder(spec: PageSpec, readers: int) -> InlineEncoder | PoolEncoder:
+    import os
+
+    cpus = os.cpu_count() or 1
+    if spec.fmt == "csv" and cpus > 1:  # even one reader gains: encoding overlaps the next request
+        return PoolEncoder(spec, max(1, min(readers, cpus)))
+    return InlineEncoder(spec)

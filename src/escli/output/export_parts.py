@@ -1,0 +1,271 @@
+"""Where an export's bytes go: one part file per reader, cut back to a mark when a unit is read again.
+
+    --out-dir DIR   DIR/part-00000.ndjson ... (each under a hidden temporary name until the export succeeds),
+                    then DIR/_manifest.json last (documents, bytes and sha256 per part)
+    --out FILE      hidden parts beside FILE, joined into FILE's temporary name on success, then renamed
+                    (one reader: its part is that temporary name, nothing to join)
+    stdout          every reader writes to stdout as pages come; cannot be cut back (the exporter leaves out what
+                    a unit read again already wrote instead)
+
+A part's `.gz` ends a gzip member at every mark, so it can be cut back to a mark and continued (a gzip file may
+hold many members, and concatenated gzip files are one gzip file). Files are 0600.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import zlib
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from escli.errors import UsageError
+from escli.output.writers import GZIP_LEVEL, partial_path
+
+MANIFEST = "_manifest.json"
+
+
+def _gzip() -> Any:
+    return zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
+
+
+class FilePart:
+    rewindable = True
+
+    def __init__(self, tmp: Path, gz: bool, resume: int | None = None, header: bytes = b"") -> None:
+        self.tmp = tmp
+        if resume is not None:
+            if not tmp.exists():
+                raise UsageError(f"--resume: the partial output {tmp} is gone; start the export again without "
+                                 "--resume")
+            fd = os.open(tmp, os.O_WRONLY)
+            os.ftruncate(fd, resume)
+            os.lseek(fd, resume, os.SEEK_SET)
+        else:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)
+        self.out: IO[bytes] = os.fdopen(fd, "wb", buffering=1 << 20)
+        self.gz = _gzip() if gz else None
+        if header and resume is None:
+            self.write(header)
+            self.mark()  # a resume or a rewind never cuts into the header
+
+    def write(self, data: bytes) -> None:
+        self.out.write(self.gz.compress(data) if self.gz is not None else data)
+
+    def mark(self) -> int:
+        if self.gz is not None:
+            self.out.write(self.gz.flush())
+            self.gz = _gzip()
+        self.out.flush()
+        return self.out.tell()
+
+    def rewind(self, to: int) -> None:
+        self.mark()
+        self.out.truncate(to)
+        self.out.seek(to)
+
+    def close(self) -> None:
+        self.mark()
+        self.out.close()
+
+
+class StdoutPart:
+    """All readers share it; `json` streams one array (`[` first, commas between, `]` on close)."""
+
+    rewindable = False
+
+    def __init__(self, out: IO[bytes], json: bool, header: bytes = b"") -> None:
+        self.out = out
+        self.json = json
+        self.first = True
+        if header:
+            out.write(header)
+
+    def write(self, data: bytes) -> None:
+        if self.json:
+            # NDJSON lines to array elements: orjson never emits a raw newline inside a value
+            data = (b"[\n" if self.first else b",\n") + data[:-1].replace(b"\n", b",\n")
+            self.first = False
+        self.out.write(data)
+
+    def mark(self) -> int:
+        return 0
+
+    def rewind(self, to: int) -> None:
+        raise RuntimeError("stdout cannot be cut back")
+
+    def close(self) -> None:
+        if self.json:
+            self.out.write(b"[]\n" if self.first else b"\n]\n")
+        self.out.flush()
+
+
+class ExportOutput:
+    """Makes the parts for n readers and, on success, turns them into the result (file, directory or stdout)."""
+
+    def __init__(self, fmt: str, *, out: Path | None = None, out_dir: Path | None = None,
+                 stdout: IO[bytes] | None = None, header: bytes = b"", gz: bool = False) -> None:
+        self.fmt = fmt
+        self.out = out
+        self.out_dir = out_dir
+        self.stdout = stdout
+        self.header = header
+        self.gz = gz
+        self.parts: list[FilePart] = []
+        self.shared: StdoutPart | None = None
+        self.names: list[Path] = []  # final names (out-dir) or hidden part names (out)
+
+    @property
+    def ext(self) -> str:
+        return f".{self.fmt}" + (".gz" if self.gz else "")
+
+    def _single(self, n: int) -> bool:
+        return self.out is not None and n == 1 and self.fmt != "json"
+
+    def open_parts(self, n: int, resume: Sequence[int] | None) -> Sequence[FilePart | StdoutPart]:
+        if self.out is None and self.out_dir is None:
+            assert self.stdout is not None
+            self.shared = StdoutPart(self.stdout, self.fmt == "json", self.header)
+            return [self.shared] * n
+        for r in range(n):
+            if self.out_dir is not None:
+                final = self.out_dir / f"part-{r:05d}{self.ext}"
+                tmp, header = partial_path(final), self.header
+            elif self._single(n):
+                assert self.out is not None
+                final, tmp, header = self.out, partial_path(self.out), self.header
+            else:
+                assert self.out is not None
+                final = self.out.with_name(f".{self.out.name}.escli-part-{r:05d}")
+                tmp, header = final, b""
+            self.names.append(final)
+            self.parts.append(FilePart(tmp, self.gz, resume[r] if resume else None, header))
+        return self.parts
+
+    def commit(self, rows: Sequence[int], manifest: dict[str, Any] | None = None) -> None:
+        if self.shared is not None:
+            self.shared.close()
+            return
+        for p in self.parts:
+            p.close()
+        if self.out_dir is not None:
+            entries = []
+            for final, part, n in zip(self.names, self.parts, rows, strict=True):
+                os.replace(part.tmp, final)
+                entries.append({"file": final.name, "documents": n, "bytes": final.stat().st_size,
+                                "sha256": sha256_of(final)})
+            body = {**(manifest or {}), "documents": sum(rows), "parts": entries}
+            write_private(self.out_dir / MANIFEST, orjson.dumps(body, option=orjson.OPT_INDENT_2 |
+                                                               orjson.OPT_APPEND_NEWLINE))
+            return
+        assert self.out is not None
+        if not self._single(len(self.parts)):
+            self._join(partial_path(self.out))
+        os.replace(partial_path(self.out), self.out)
+
+    def _join(self, dest: Path) -> None:
+        """The parts, in order, as one file: bytes copied in the kernel, or rewritten as one JSON array."""
+        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            if self.fmt == "json":
+                _join_json(fh, [p.tmp for p in self.parts], self.gz)
+            else:
+                if self.header:
+                    fh.write(zlib.compress(self.header, GZIP_LEVEL, wbits=31) if self.gz else self.header)
+                    fh.flush()
+                for p in self.parts:
+                    _append(fh, p.tmp)
+            fh.flush()
+            os.fsync(fh.fileno())
+        for p in self.parts:
+            p.tmp.unlink(missing_ok=True)
+
+    def abort(self, keep: bool) -> None:
+        """Close; the partial parts stay (for --resume) only when `keep`."""
+        if self.shared is not None:
+            with contextlib.suppress(OSError, ValueError):
+                self.shared.out.flush()
+            return
+        for p in self.parts:
+            with contextlib.suppress(OSError, ValueError):
+                p.close()
+            if not keep:
+                p.tmp.unlink(missing_ok=True)
+
+
+def _append(fh: IO[bytes], src: Path) -> None:
+    with src.open("rb") as inp:
+        left = os.fstat(inp.fileno()).st_size
+        out_fd, in_fd = fh.fileno(), inp.fileno()
+        try:
+            while left > 0:
+                n = os.copy_file_range(in_fd, out_fd, left)
+                if n == 0:
+                    break
+                left -= n
+        except OSError:
+            inp.seek(os.fstat(inp.fileno()).st_size - left)
+            fh.seek(0, os.SEEK_END)
+            while chunk := inp.read(1 << 20):
+                fh.write(chunk)
+            fh.flush()
+
+
+def _chunks(path: Path, gz: bool) -> Iterator[bytes]:
+    """A part's bytes, decompressed when it is gzip (member after member)."""
+    with path.open("rb") as raw:
+        dec = zlib.decompressobj(47) if gz else None  # 47: a gzip header, any window size
+        while chunk := raw.read(1 << 20):
+            if dec is None:
+                yield chunk
+                continue
+            while chunk:
+                yield dec.decompress(chunk)
+                if not dec.eof:
+                    break
+                chunk, dec = dec.unused_data, zlib.decompressobj(47)
+
+
+def _join_json(fh: IO[bytes], parts: Sequence[Path], gz: bool) -> None:
+    comp = _gzip() if gz else None
+
+    def put(data: bytes) -> None:
+        fh.write(comp.compress(data) if comp is not None else data)
+
+    first = True
+    put(b"[")
+    for path in parts:
+        carry = b""
+        for chunk in _chunks(path, gz):
+            data = carry + chunk
+            cut = data.rfind(b"\n") + 1
+            body, carry = data[:cut], data[cut:]
+            if body:  # NDJSON lines to array elements: orjson never emits a raw newline inside a value
+                put((b"\n" if first else b",\n") + body[:-1].replace(b"\n", b",\n"))
+                first = False
+    put(b"]\n" if first else b"\n]\n")
+    if comp is not None:
+        fh.write(comp.flush())
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_private(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
