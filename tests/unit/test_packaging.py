@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EVIDENCE = {
     "typer": r"^\s*import typer\b",
     "rich": r"^\s*from rich\b",
-    "elasticsearch": r"^\s*from elasticsearch\b|^\s*import elasticsearch\b",
+    "elastic-transport": r"^\s*from elastic_transport\b",
     "aiohttp": r"AiohttpHttpNode",  # elastic_transport's aiohttp node, chosen by escli's pooled transport
     "orjson": r"^\s*import orjson\b",
     "diskcache": r"^\s*import diskcache\b|^\s*from diskcache\b",
