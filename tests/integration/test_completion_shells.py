@@ -41,6 +41,7 @@ class Pane:
             "fish": "fish",
         }[shell]
         self.tmux("new-session", "-d", "-x", "200", "-y", "50", command)
+        self.socket_path = self.tmux("display-message", "-p", "#{socket_path}").strip()
         self.wait_for(PROMPT.strip())
 
     def tmux(self, *args: str) -> str:
@@ -77,6 +78,7 @@ class Pane:
 
     def close(self) -> None:
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], env=self.env, capture_output=True, check=False)
+        Path(self.socket_path).unlink(missing_ok=True)  # the server leaves its socket file behind
 
 
 def shell_home(shell: str, tmp_path: Path, env: dict[str, str], *, installed: bool = False) -> Path:
