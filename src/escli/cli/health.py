@@ -90,7 +90,7 @@ def health_command(
 def _run(app: Any, fmt: str, wait_for_status: str | None, timeout: str | None, all_clusters: bool,
          warn: list[str], crit: list[str], index: str | None, prometheus_file: Path | None) -> None:
     from escli.core.health import State, apply_thresholds, check_many, parse_thresholds, worst
-    from escli.core.profile import parse_duration
+    from escli.durations import parse_duration
     from escli.errors import UsageError
     from escli.output.health_view import render_nagios, render_prometheus, render_table
 

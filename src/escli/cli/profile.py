@@ -94,11 +94,11 @@ def profile_command(
         compare_profiles,
         load_baseline,
         load_workload,
-        parse_duration,
         run_profile,
         shard_profiles,
         single_query,
     )
+    from escli.durations import parse_duration
     from escli.errors import PartialFailure, UsageError
     from escli.es.connect import open_es
     from escli.inputs import numbered_lines, open_input
