@@ -155,9 +155,31 @@ make_tls() {
     -extfile "$d/ext.cnf" -out "$d/node.crt" 2>/dev/null
 }
 
+node_yml() { # node_yml INDEX DIR MASTERS_KEY: the node settings both engines share (opensearch.sh uses it too)
+  local i=$1 dir=$2 key=$3
+  echo "cluster.name: escli-$ES_PORT"
+  echo "node.name: node-$i"
+  echo "network.host: 127.0.0.1"
+  echo "http.port: $((ES_PORT + i))"
+  echo "transport.port: $((ES_PORT + 100 + i))"
+  echo "path.data: $dir/data"
+  echo "path.logs: $dir/logs"
+  echo "action.destructive_requires_name: false"
+  if [ "$NODES" = 1 ]; then
+    echo "discovery.type: single-node"
+  else
+    local seeds="" masters="" n
+    for n in $(seq 0 $((NODES - 1))); do
+      seeds="$seeds\"127.0.0.1:$((ES_PORT + 100 + n))\","
+      masters="$masters\"node-$n\","
+    done
+    echo "discovery.seed_hosts: [${seeds%,}]"
+    echo "$key: [${masters%,}]"
+  fi
+}
+
 write_node_config() { # write_node_config INDEX
   local i=$1 dir="$RUN_DIR/node-$i"
-  local http=$((ES_PORT + i)) transport=$((ES_PORT + 100 + i))
   mkdir -p "$dir/data" "$dir/logs"
   rm -rf "$dir/config"
   cp -r "$DIST_DIR/config" "$dir/config"
@@ -167,25 +189,7 @@ write_node_config() { # write_node_config INDEX
   sed -i "s|file=gc.log|file=$dir/logs/gc.log|; s|-XX:ErrorFile=.*|-XX:ErrorFile=$dir/logs/hs_err_pid%p.log|" \
     "$dir/config/jvm.options"
   {
-    echo "cluster.name: escli-$ES_PORT"
-    echo "node.name: node-$i"
-    echo "network.host: 127.0.0.1"
-    echo "http.port: $http"
-    echo "transport.port: $transport"
-    echo "path.data: $dir/data"
-    echo "path.logs: $dir/logs"
-    echo "action.destructive_requires_name: false"
-    if [ "$NODES" = 1 ]; then
-      echo "discovery.type: single-node"
-    else
-      local seeds="" masters="" n
-      for n in $(seq 0 $((NODES - 1))); do
-        seeds="$seeds\"127.0.0.1:$((ES_PORT + 100 + n))\","
-        masters="$masters\"node-$n\","
-      done
-      echo "discovery.seed_hosts: [${seeds%,}]"
-      echo "cluster.initial_master_nodes: [${masters%,}]"
-    fi
+    node_yml "$i" "$dir" cluster.initial_master_nodes
     if [ "$SECURE" = 1 ]; then
       echo "xpack.security.enabled: true"
       echo "xpack.security.authc.api_key.enabled: true"

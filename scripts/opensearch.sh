@@ -193,31 +193,10 @@ EOF
 
 write_node_config() { # write_node_config INDEX
   local i=$1 dir="$RUN_DIR/node-$i"
-  local http=$((ES_PORT + i)) transport=$((ES_PORT + 100 + i))
   mkdir -p "$dir/data" "$dir/logs" "$dir/tmp"
   rm -rf "$dir/config"
   cp -r "$DIST_DIR/config" "$dir/config"
-  {
-    echo "cluster.name: escli-$ES_PORT"
-    echo "node.name: node-$i"
-    echo "network.host: 127.0.0.1"
-    echo "http.port: $http"
-    echo "transport.port: $transport"
-    echo "path.data: $dir/data"
-    echo "path.logs: $dir/logs"
-    echo "action.destructive_requires_name: false"
-    if [ "$NODES" = 1 ]; then
-      echo "discovery.type: single-node"
-    else
-      local seeds="" managers="" n
-      for n in $(seq 0 $((NODES - 1))); do
-        seeds="$seeds\"127.0.0.1:$((ES_PORT + 100 + n))\","
-        managers="$managers\"node-$n\","
-      done
-      echo "discovery.seed_hosts: [${seeds%,}]"
-      echo "cluster.initial_cluster_manager_nodes: [${managers%,}]"
-    fi
-  } >"$dir/config/opensearch.yml"
+  node_yml "$i" "$dir" cluster.initial_cluster_manager_nodes >"$dir/config/opensearch.yml"
 }
 
 start_node() { # start_node INDEX: the server's main class in the background; it writes its own pid file
