@@ -131,13 +131,14 @@ def test_output_formats(cli: Cli, sample_index: str) -> None:
     assert all(h["_id"] in table for h in doc["hits"]["hits"]) and "name" in table and "3 of" in table
 
 
-def test_piped_output_is_ndjson_and_a_closed_pipe_is_quiet(escli_proc: Callable[..., Any], sample_index: str) -> None:
+def test_piped_output_is_ndjson_and_a_closed_pipe_is_quiet(escli_proc: Callable[..., Any], sample_index: str,
+                                                           isolated_env: dict[str, str]) -> None:
     out = escli_proc("search", sample_index, "-n", "2")
     assert out.returncode == 0
     assert [json.loads(x)["_index"] for x in out.stdout.splitlines()] == [sample_index, sample_index]
     exe = str(Path(sys.executable).parent / "escli")
     piped = subprocess.run(["bash", "-c", f"'{exe}' search {sample_index} -n 5000 -o ndjson | head -n 1"],
-                           capture_output=True, text=True, check=False)
+                           capture_output=True, text=True, check=False, env=isolated_env)  # the test engine's URL
     assert len(piped.stdout.splitlines()) == 1
     assert "Traceback" not in piped.stderr and "error" not in piped.stderr
 
