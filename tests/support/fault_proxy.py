@@ -4,6 +4,10 @@
         proxy.fail(429, times=3, retry_after="1")      # the next 3 requests get 429 with Retry-After: 1
         proxy.fail(503, times=2, match=b"camera")     # 2 requests whose target or body contains b"camera"
         proxy.drop(times=2)                           # read the request, then close the connection, no answer
+        proxy.delay(0.5, times=5, match=b"laptop")    # forward those 5 only after half a second
+        proxy.refuse_first_try(429, retry_after="0")  # the first try of each distinct request gets 429
+        proxy.limit_in_flight(2)                      # 429 for a request that arrives while 2 are in flight
+        proxy.warn('"[x] is deprecated"')             # a Warning: 299 header on every forwarded answer
         cli("--url", proxy.url, "batch", ...)
         assert proxy.injected == 7
 
@@ -26,9 +30,10 @@ from tests.support.loop_server import LoopServer
 
 @dataclass
 class Rule:
-    kind: str  # "status" or "drop"
+    kind: str  # "status", "drop" or "delay"
     times: int
     status: int = 0
+    seconds: float = 0.0
     retry_after: str | None = None
     match: bytes | None = None
     hits: int = 0
@@ -42,7 +47,7 @@ class Request:
     method: str
     target: str
     body: bytes
-    fault: str | None  # "429", "503", "drop" or None when forwarded
+    fault: str | None  # "429", "503", "drop" or None when forwarded (also when only delayed)
 
 
 REASONS = {429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
@@ -61,6 +66,13 @@ class FaultProxy(LoopServer):
     rules: list[Rule] = field(default_factory=list)
     requests: list[Request] = field(default_factory=list)
     port: int = 0
+    in_flight_limit: int | None = None  # refuse (limit_status) a request arriving while this many are in flight
+    limit_status: int = 429
+    first_try_status: int | None = None  # answer the first try of each distinct request with this status
+    warnings: list[str] = field(default_factory=list)  # Warning header texts added to forwarded answers
+    in_flight: int = 0
+    max_in_flight: int = 0  # the most requests forwarded at once (after the limit's refusals)
+    _seen: set[bytes] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.upstream)
@@ -84,10 +96,46 @@ class FaultProxy(LoopServer):
             self.rules.append(rule)
         return rule
 
+    def delay(self, seconds: float, times: int = 1_000_000, match: bytes | None = None) -> Rule:
+        rule = Rule("delay", times, seconds=seconds, match=match)
+        with self._lock:
+            self.rules.append(rule)
+        return rule
+
+    def refuse_first_try(self, status: int = 429, retry_after: str | None = "0") -> None:
+        """What a busy load balancer does: each distinct request (method, target, body) is refused once."""
+        with self._lock:
+            self.first_try_status = status
+            self._first_retry_after = retry_after
+            self._seen.clear()
+
+    def limit_in_flight(self, limit: int, status: int = 429, retry_after: str | None = None) -> None:
+        """Refuse with `status` any request that arrives while `limit` forwarded ones wait for the engine."""
+        with self._lock:
+            self.in_flight_limit = limit
+            self.limit_status = status
+            self._limit_retry_after = retry_after
+
+    def warn(self, text: str) -> None:
+        """Add `Warning: 299 Elasticsearch-9.0.0 "TEXT"` (TEXT as given, quotes included) to forwarded answers."""
+        with self._lock:
+            self.warnings.append(text)
+
     def clear(self) -> None:
         with self._lock:
             self.rules.clear()
             self.requests.clear()
+            self.in_flight_limit = None
+            self.first_try_status = None
+            self.warnings.clear()
+            self._seen.clear()
+            self.max_in_flight = 0
+
+    @property
+    def refused(self) -> int:
+        """Requests answered with an injected status (rules, the in-flight limit, first tries)."""
+        with self._lock:
+            return sum(1 for r in self.requests if r.fault not in (None, "drop"))
 
     @property
     def injected(self) -> int:
@@ -107,7 +155,21 @@ class FaultProxy(LoopServer):
                 if rule.applies(head, body):
                     rule.hits += 1
                     return rule
+            if self.first_try_status is not None:
+                key = _request_key(head, body)
+                if key not in self._seen:
+                    self._seen.add(key)
+                    return Rule("status", 1, status=self.first_try_status, retry_after=self._first_retry_after,
+                                hits=1)
+            if self.in_flight_limit is not None and self.in_flight >= self.in_flight_limit:
+                return Rule("status", 1, status=self.limit_status, retry_after=self._limit_retry_after, hits=1)
+            self.in_flight += 1  # forwarded: counted until its answer is written
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
         return None
+
+    def _done(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self._connections >= self.max_connections:
@@ -129,28 +191,43 @@ class FaultProxy(LoopServer):
                 method, target = _request_line(head)
                 rule = self._choose(head, body)
                 with self._lock:
-                    self.requests.append(Request(method, target, body, None if rule is None else
-                                                 ("drop" if rule.kind == "drop" else str(rule.status))))
+                    fault = None if rule is None or rule.kind == "delay" else (
+                        "drop" if rule.kind == "drop" else str(rule.status))
+                    self.requests.append(Request(method, target, body, fault))
                 if rule is not None and rule.kind == "drop":
                     writer.transport.abort()
                     return
-                if rule is not None:
+                if rule is not None and rule.kind == "status":
                     writer.write(_error_response(rule.status, rule.retry_after))
                     await writer.drain()
                     continue
-                if upstream is None:
-                    upstream = await asyncio.open_connection(self._up_host, self._up_port, limit=64 * 1024)
-                up_reader, up_writer = upstream
-                up_writer.write(_with_content_length(head, body) + body)
-                await up_writer.drain()
-                response = await asyncio.wait_for(
-                    _read_message(up_reader, 1 << 30, request=False, no_body=method == "HEAD"), self.idle_timeout)
+                try:
+                    if rule is not None:  # a delay
+                        with self._lock:
+                            self.in_flight += 1
+                            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+                        await asyncio.sleep(rule.seconds)
+                    if upstream is None:
+                        upstream = await asyncio.open_connection(self._up_host, self._up_port, limit=64 * 1024)
+                    up_reader, up_writer = upstream
+                    up_writer.write(_with_content_length(head, body) + body)
+                    await up_writer.drain()
+                    response = await asyncio.wait_for(
+                        _read_message(up_reader, 1 << 30, request=False, no_body=method == "HEAD"),
+                        self.idle_timeout)
+                finally:
+                    self._done()
                 if response is None:
                     return
+                answer_head = response[0]
+                with self._lock:
+                    extra = [f'warning: 299 Elasticsearch-9.0.0 {w}'.encode() for w in self.warnings]
+                if extra:
+                    answer_head = b"\r\n".join([answer_head, *extra])
                 if method == "HEAD":
-                    writer.write(response[0] + b"\r\n\r\n")
+                    writer.write(answer_head + b"\r\n\r\n")
                 else:
-                    writer.write(_with_content_length(response[0], response[1]) + response[1])
+                    writer.write(_with_content_length(answer_head, response[1]) + response[1])
                 await writer.drain()
         except (TimeoutError, ConnectionError, asyncio.IncompleteReadError, ValueError):
             return
@@ -163,6 +240,10 @@ class FaultProxy(LoopServer):
                 upstream[1].close()
             if not writer.transport.is_closing():
                 writer.close()
+
+
+def _request_key(head: bytes, body: bytes) -> bytes:
+    return head.split(b"\r\n", 1)[0] + b"\n" + body
 
 
 def _request_line(head: bytes) -> tuple[str, str]:
