@@ -266,7 +266,7 @@ def _run(app: Any, req: ExportRequest, cp: Checkpoint, fmt: Format, out: Path | 
         for sig in (signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(sig, stop, sig)
         readers = req.slices or 8
-        async with open_es(settings, pooled=True, concurrency=readers + 2) as es:
+        async with open_es(settings, concurrency=readers + 2, on_warning=msgs.server_warning) as es:
             columns: list[str] = []
             if fmt is Format.CSV:
                 if "columns" in cp.request:
