@@ -4,6 +4,7 @@ across reopens, Warning headers shown once, product-neutral refusals, failover t
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -121,3 +122,38 @@ def test_refusals_name_the_server_not_a_product_it_is_not(cli: Cli, opensearch: 
     assert r.code == 4
     assert "the server refused the request (404 index_not_found_exception)" in r.stderr
     assert "Elasticsearch" not in r.stderr
+
+
+def test_export_is_paced_by_a_cluster_that_refuses_above_n_in_flight(cli: Cli, proxy: FaultProxy,
+                                                                      sample_index: str) -> None:
+    """The sample index has two units (one per shard): two readers; the proxy takes one request at a time."""
+    proxy.limit_in_flight(1)
+    r = cli("--url", proxy.url, "export", sample_index, "--page-size", "100", "--max-docs", "12000")
+    assert r.code == 0, r.stderr
+    got = ids(r.stdout)
+    assert len(got) == len(set(got)) == 12000
+    assert pit_opens(proxy) == 1
+    assert "slowed down to 1 request in flight" in r.stderr and "429 from the server" in r.stderr
+    assert 0 < proxy.refused <= 0.1 * len(proxy.requests)
+
+
+def test_batch_is_paced_too(cli: Cli, proxy: FaultProxy) -> None:
+    proxy.limit_in_flight(2)
+    queries = PRODUCTS.read_bytes() * 5  # 300 queries, ids repeat: each gets its line
+    r = cli("--url", proxy.url, "batch", "-", "-j", "8", "--no-cache", stdin=queries)
+    assert r.code == 0, r.stderr
+    assert "300 ok" in r.stderr and "slowed down to" in r.stderr
+    assert 0 < proxy.refused <= 0.1 * len(proxy.requests)
+
+
+def test_throttle_waits_between_pages(cli: Cli, proxy: FaultProxy, sample_index: str) -> None:
+    """--throttle 1: the reader waits as long as its last page took before it asks for the next one. Every page is
+    held 0.2 s by the proxy, so two pages of the one reader arrive at least 0.4 s apart: a lower bound that sleeps
+    guarantee, whatever the machine's speed (without --throttle they come about 0.2 s apart)."""
+    proxy.delay(0.2, match=b'"pit"')
+    r = cli("--url", proxy.url, "export", sample_index, "--slices", "1", "--max-docs", "3000", "--throttle", "1")
+    assert r.code == 0, r.stderr
+    assert len(set(ids(r.stdout))) == 3000
+    pages = [q.at for q in proxy.requests if b'"pit"' in q.body]
+    gaps = [b - a for a, b in itertools.pairwise(pages)]
+    assert len(gaps) >= 2 and min(gaps) >= 0.4

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -49,6 +50,7 @@ class Request:
     target: str
     body: bytes
     fault: str | None  # "429", "503", "drop" or None when forwarded (also when only delayed)
+    at: float = 0.0  # time.monotonic() when the request had been read
 
 
 REASONS = {429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
@@ -195,7 +197,7 @@ class FaultProxy(LoopServer):
                 with self._lock:
                     fault = None if rule is None or rule.kind == "delay" else (
                         "drop" if rule.kind == "drop" else str(rule.status))
-                    self.requests.append(Request(method, target, body, fault))
+                    self.requests.append(Request(method, target, body, fault, time.monotonic()))
                 if rule is not None and rule.kind == "drop":
                     writer.transport.abort()
                     return

@@ -68,6 +68,7 @@ class ExportRequest:
     method: str = "auto"  # auto | pit | scroll
     attempts: int = 6  # per page, for a lost PIT or failed shards (requests are retried by the transport)
     partition: tuple[int, int] | None = None
+    throttle: float = 0.0  # wait this many times the last page's time between a reader's pages
 
     def search_body(self) -> dict[str, Any]:
         """The parts of the search body that say what to export (not where we stand)."""
@@ -468,7 +469,9 @@ class Exporter:
                 if after is not None:
                     body["search_after"] = after
                 try:
+                    asked = time.monotonic()
                     enc = await self._search_page(body, skip, seen is not None)
+                    took = time.monotonic() - asked
                     break
                 except asyncio.CancelledError:
                     raise
@@ -500,6 +503,8 @@ class Exporter:
             emitted = emitted or enc.hits > 0
             done = enc.hits < size
             await queue.put(Page(r, u, enc, done, gen))
+            if self.req.throttle:  # between any two pages of this reader, also across units
+                await asyncio.sleep(self.req.throttle * took)
             if done:
                 return True
         return False

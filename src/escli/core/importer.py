@@ -335,6 +335,7 @@ async def _send_chunk(client: Es, opts: ImportOptions, chunk: list[Pending],
                               "error": error, "document": orjson.loads(doc.encoded)})
         if not retry:
             return
+        client.refused(f"{len(retry)} bulk item(s) rejected")
         pending = retry
         # Items refused inside a 200 (a full write queue): the one policy's pause (es/retry.py), as for requests.
         await asyncio.sleep(client.retry_policy.delay(attempt))

@@ -124,6 +124,11 @@ class Es:
     def stats(self) -> TransportStats:
         return self.transport.stats
 
+    def refused(self, reason: str) -> None:
+        """A refusal inside an answer (bulk items rejected): the pace slows down as for a 429."""
+        if self.transport.pace is not None:
+            self.transport.pace.refused(reason)
+
     @property
     def retry_policy(self) -> RetryPolicy:
         """The one policy (es/retry.py), for callers that retry what is not a request (bulk items, pages)."""

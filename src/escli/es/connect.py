@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from escli.es.api import Es, RequestLog
+from escli.es.pace import Pace
 from escli.es.retry import NO_RETRY, OnRetry, RetryPolicy
 from escli.es.target import target_for
 from escli.es.transport import HttpTransport, Transport
@@ -26,26 +27,35 @@ def retry_policy(settings: Settings) -> RetryPolicy:
 
 
 def make_transport(settings: Settings, *, concurrency: int = 1, on_warning: Callable[[str], None] | None = None,
-                   on_retry: OnRetry | None = None) -> Transport:
+                   on_retry: OnRetry | None = None, paced: bool = False,
+                   on_pace: Callable[[str], None] | None = None) -> Transport:
     policy = retry_policy(settings)
+
+    def pace() -> Pace | None:
+        # from 2 in flight, doubling per round trip to `concurrency` unless the cluster refuses
+        return Pace(min(2, concurrency), concurrency, on_change=on_pace) if paced and concurrency > 1 else None
+
     if settings.members:
         from escli.es.routing import Member, RoutedTransport
 
         # Each member gets the whole concurrency: after a failover one of them carries every request.
         members = [Member(m.cluster or ",".join(m.urls),
                           HttpTransport(target_for(m), connections=max(m.connections, concurrency), policy=NO_RETRY,
-                                        sniff=m.sniff, on_warning=on_warning), m.weight)
+                                        sniff=m.sniff, on_warning=on_warning, pace=pace()), m.weight)
                    for m in settings.members]
         return RoutedTransport(members, settings.strategy or "failover", policy=policy, on_retry=on_retry)
     return HttpTransport(target_for(settings), connections=max(settings.connections, concurrency), policy=policy,
-                         sniff=settings.sniff, on_warning=on_warning, on_retry=on_retry)
+                         sniff=settings.sniff, on_warning=on_warning, on_retry=on_retry, pace=pace())
 
 
 @asynccontextmanager
 async def open_es(settings: Settings, *, concurrency: int = 1, on_warning: Callable[[str], None] | None = None,
-                  on_retry: OnRetry | None = None, on_request: RequestLog | None = None) -> AsyncIterator[Es]:
-    es = Es(make_transport(settings, concurrency=concurrency, on_warning=on_warning, on_retry=on_retry),
-            on_request=on_request)
+                  on_retry: OnRetry | None = None, on_request: RequestLog | None = None, paced: bool = False,
+                  on_pace: Callable[[str], None] | None = None) -> AsyncIterator[Es]:
+    """`paced`: at most `concurrency` requests in flight, fewer while the cluster refuses (es/pace.py): export,
+    import, batch and warm-cache; never profile, which measures at the load it was asked for."""
+    es = Es(make_transport(settings, concurrency=concurrency, on_warning=on_warning, on_retry=on_retry,
+                           paced=paced, on_pace=on_pace), on_request=on_request)
     try:
         yield es
     finally:

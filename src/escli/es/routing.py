@@ -26,6 +26,7 @@ from typing import TypeVar
 
 from escli.errors import UnreachableError
 from escli.es.nodes import Prepared
+from escli.es.pace import Pace
 from escli.es.retry import NO_RETRY, OnRetry, RetryPolicy, retrying
 from escli.es.target import JSON, request_target
 from escli.es.transport import Answer, HttpTransport, Response, TransportStats, response
@@ -161,6 +162,7 @@ class RoutedTransport:
         self.policy = policy
         self.on_retry = on_retry
         self.stats = TransportStats()
+        self.pace: Pace | None = None  # each member paces its own requests
 
     @property
     def members(self) -> list[Member]:
@@ -198,7 +200,6 @@ class RoutedTransport:
 
         answer = await retrying(attempt, self.policy if retry else NO_RETRY, time.monotonic() + limit,
                                 on_retry=counted, stop=stop)
-        assert isinstance(answer, Answer)
         answer.attempts = tries
         return answer
 

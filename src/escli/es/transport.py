@@ -30,6 +30,7 @@ import orjson
 from escli.errors import UnreachableError
 from escli.es.answers import connection_reason, refused, unreachable
 from escli.es.nodes import Node, NodeSet, Prepared, nodes_from_info
+from escli.es.pace import Pace
 from escli.es.retry import NO_RETRY, OnRetry, RetryPolicy, retrying
 from escli.es.target import JSON, NDJSON, Target, request_target
 from escli.es.wire import Answer
@@ -60,6 +61,7 @@ class TransportStats:
 class Transport(Protocol):
     stats: TransportStats
     policy: RetryPolicy
+    pace: Pace | None
 
     def prepare(self, method: str, path: str, *, params: Mapping[str, str] | None = None, body: bytes | None = None,
                 content_type: str = JSON) -> Prepared: ...
@@ -107,9 +109,10 @@ class HttpTransport:
 
     def __init__(self, target: Target, *, connections: int = 8, policy: RetryPolicy = NO_RETRY,
                  sniff: bool = False, on_warning: Callable[[str], None] | None = None,
-                 on_retry: OnRetry | None = None) -> None:
+                 on_retry: OnRetry | None = None, pace: Pace | None = None) -> None:
         self.target = target
         self.policy = policy
+        self.pace = pace  # requests in flight, adapted to the cluster's answers (es/pace.py); None: as sent
         self.nodes = NodeSet(target, connections)
         self.stats = TransportStats()
         self.on_warning = on_warning
@@ -149,8 +152,12 @@ class HttpTransport:
             if self.on_retry is not None:
                 self.on_retry(n, reason, wait)
 
-        answer = await retrying(attempt, self.policy if retry else NO_RETRY, deadline, on_retry=counted, stop=stop)
-        assert isinstance(answer, Answer)
+        policy = self.policy if retry else NO_RETRY
+        if self.pace is None:
+            answer = await retrying(attempt, policy, deadline, on_retry=counted, stop=stop)
+        else:
+            async with self.pace:  # a request keeps its slot through its retries: no stampede after a refusal
+                answer = await retrying(attempt, policy, deadline, on_retry=counted, stop=stop)
         answer.attempts = tries
         return answer
 
@@ -191,6 +198,11 @@ class HttpTransport:
             self._node_failed(node)  # the node (or what is in front of it) is in trouble: try another next
         else:
             self.nodes.succeeded(node)
+        if self.pace is not None:
+            if answer.status == 429 or (answer.status == 503 and b"es_rejected_execution" in answer.body):
+                self.pace.refused(f"{answer.status} from the server")
+            elif answer.status < 400:
+                self.pace.answered(answer.done_at - answer.sent_at)
         if answer.warned:
             self._warnings(answer)
         return answer
