@@ -11,6 +11,11 @@ Contenders (each a separate process, rounds interleaved: round 1 runs every cont
   escli-csv           escli export INDEX --format csv --out FILE
   escli-out-dir       escli export INDEX --out-dir DIR (part files + _manifest.json)
   escli-partition     escli export --partition 1/2 and 2/2 run at the same time (two jobs sharing one export)
+  escli-before        escli as it was at --before REF (default faadd06), run from a git worktree of that commit
+  escli-slices-N      escli export --slices N (--slices, default 2: the old default on a 2-shard index)
+  escli-proxy-N       escli export --slices 8 through a fault proxy that answers 429 above --proxy-limit (2)
+                      requests in flight (tests/support/fault_proxy.py): refused share, PIT opens, exactness
+  escli-throttle      escli export --throttle 1 (half the pace, by design)
   elasticdump         the npm package, when installed under bench/.node (see bench/elasticdump_shim.js)
 
 Per contender: docs/s (median of rounds, from wall time), engine CPU seconds per 1M documents (from
@@ -240,7 +245,16 @@ def ensure_index(url: str, index: str, docs: int) -> int:
 Contender = tuple[list[list[str]], list[Path], str]
 
 
-def contenders(args: argparse.Namespace, tmp: Path) -> dict[str, Contender]:
+def before_tree(ref: str) -> Path:
+    """A worktree of escli at `ref` (made once, under /tmp), run with this venv's interpreter and libraries."""
+    where = Path(tempfile.gettempdir()) / f"escli-before-{ref}"
+    if not (where / "src" / "escli").exists():
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "--force", str(where), ref],
+                       check=True, capture_output=True)
+    return where
+
+
+def contenders(args: argparse.Namespace, tmp: Path, proxy_url: str | None) -> dict[str, Contender]:
     escli = [str(BIN / "escli"), "-q", "--url", args.url, "export", args.index]
     me = [sys.executable, str(Path(__file__).resolve()), "--url", args.url, "--worker"]
     out: dict[str, Contender] = {}
@@ -254,6 +268,19 @@ def contenders(args: argparse.Namespace, tmp: Path) -> dict[str, Contender]:
     out["escli-out-dir"] = ([[*escli, "--out-dir", str(tmp / "dir"), "--force"]], [tmp / "dir"], "ndjson")
     out["escli-partition"] = ([[*escli, "--partition", f"{k}/2", "--out", str(tmp / f"p{k}.ndjson")] for k in (1, 2)],
                               [tmp / "p1.ndjson", tmp / "p2.ndjson"], "ndjson")
+    if args.before:
+        old = before_tree(args.before)
+        cmd = ["env", f"PYTHONPATH={old / 'src'}", sys.executable, "-m", "escli", "-q", "--url", args.url, "export",
+               args.index]
+        out["escli-before"] = ([[*cmd, "--out", str(tmp / "b.ndjson")]], [tmp / "b.ndjson"], "ndjson")
+    out[f"escli-slices-{args.slices}"] = ([[*escli, "--slices", str(args.slices), "--out", str(tmp / "s.ndjson")]],
+                                          [tmp / "s.ndjson"], "ndjson")
+    if proxy_url is not None:
+        via = [str(BIN / "escli"), "--url", proxy_url, "export", args.index, "--slices", "8"]
+        out[f"escli-proxy-{args.proxy_limit}"] = ([[*via, "--out", str(tmp / "x.ndjson")]], [tmp / "x.ndjson"],
+                                                  "ndjson")
+    out["escli-throttle"] = ([[*escli, "--throttle", "1", "--out", str(tmp / "t.ndjson")]], [tmp / "t.ndjson"],
+                             "ndjson")
     if not args.no_elasticdump and ELASTICDUMP.exists():
         for label, extra in (("elasticdump", []), ("elasticdump-limit10000", ["--limit=10000"])):
             f = tmp / f"{label}.json"
@@ -274,6 +301,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-elasticdump", action="store_true")
     parser.add_argument("--only", help="comma-separated contender names")
+    parser.add_argument("--before", default="faadd06", help="escli at this commit as a contender ('' to skip)")
+    parser.add_argument("--slices", type=int, default=2, help="the escli-slices-N contender's N")
+    parser.add_argument("--proxy-limit", type=int, default=2, help="the fault proxy's requests in flight")
     parser.add_argument("--worker", nargs=3, metavar=("NAME", "INDEX", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -290,13 +320,23 @@ def main() -> int:
         print(f"index {args.index} is missing or empty", file=sys.stderr)
         return 2
     tmp = Path(tempfile.mkdtemp(prefix="escli-bench-export-"))
-    runs = contenders(args, tmp)
+    sys.path.insert(0, str(ROOT))
+    from tests.support.fault_proxy import FaultProxy
+
+    proxy = FaultProxy(args.url, lifetime=24 * 3600, idle_timeout=600)
+    proxy.__enter__()
+    proxy.limit_in_flight(args.proxy_limit)
+    runs = contenders(args, tmp, proxy.url)
+    proxied = f"escli-proxy-{args.proxy_limit}"
     print(f"index {args.index}: {count:,} documents; {os.cpu_count()} CPUs shared with the engine; "
           f"{args.rounds} round(s) interleaved, medians shown", flush=True)
     rows: dict[str, list[dict[str, float]]] = {name: [] for name in runs}
     try:
         for rnd in range(args.rounds):
             for name, (cmds, outs, fmt) in runs.items():
+                if name == proxied:
+                    proxy.clear()
+                    proxy.limit_in_flight(args.proxy_limit)
                 engine_before = engine_cpu_seconds(args.url)
                 seconds, rss, code, cpu = (run := Run(cmds)).wait()
                 engine_cpu = engine_cpu_seconds(args.url) - engine_before
@@ -310,11 +350,20 @@ def main() -> int:
                       f"(tree {run.tree_peak:6.1f})  CPU s per 1M docs: client {cpu * per_m:6.1f} "
                       f"engine {engine_cpu * per_m:6.1f}{'' if ok else f'  (FAILED: exit {code}, {docs} docs)'}",
                       flush=True)
+                if name == proxied:
+                    sent = len(proxy.requests)
+                    opens = sum(1 for q in proxy.requests if "/_pit" in q.target and q.method == "POST"
+                                and q.fault is None)
+                    rows[name][-1]["refused"] = 100.0 * proxy.refused / max(sent, 1)
+                    print(f"      through the proxy: {proxy.refused} of {sent} requests refused "
+                          f"({100.0 * proxy.refused / max(sent, 1):.1f}%), PIT opened {opens}x, "
+                          f"most in flight {proxy.max_in_flight}, every document exactly once: {ok}", flush=True)
                 for o in outs:
                     if o.is_dir():
                         shutil.rmtree(o, ignore_errors=True)
                     o.unlink(missing_ok=True)
     finally:
+        proxy.__exit__(None, None, None)
         shutil.rmtree(tmp, ignore_errors=True)
 
     med = {name: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for name, rs in rows.items() if rs}
@@ -338,6 +387,12 @@ def main() -> int:
                   f"{ratio(mine, 'ceiling-sliced', 'engine'):>6s}")
     print("  targets: ndjson >= 0.9x ceiling-sliced and >= 1.3x async_scan, engine CPU <= 1.3x ceiling-sliced; "
           f"ckpt vs ndjson {ratio('escli-ndjson-ckpt', 'escli-ndjson')} (>= 0.95x); csv >= 0.7x ceiling-sliced")
+    if "escli-before" in med:
+        print(f"  escli-ndjson vs escli-before ({args.before}): {ratio('escli-ndjson', 'escli-before')} docs/s "
+              f"(target >= 1.5x), engine CPU per document {ratio('escli-ndjson', 'escli-before', 'engine')} "
+              "(target <= 1.2x)")
+    if proxied in med:
+        print(f"  {proxied}: {med[proxied].get('refused', 0):.1f}% of requests refused (target <= 3%)")
     rss = {k: max(v["rss"], v["tree"]) for k, v in med.items() if k.startswith("escli")}
     if rss:
         print(f"  peak RSS of escli (largest of process and tree): max {max(rss.values()):.1f} MB (target < 200 MB)")

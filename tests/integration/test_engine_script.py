@@ -32,7 +32,7 @@ def test_up_twice_is_harmless_and_down_leaves_nothing() -> None:
     second = es_script("up", **env)
     assert second.returncode == 0 and "already running" in second.stderr
     assert _pids(UP_PORT) == pids  # no second engine
-    health = httpx.get(f"http://127.0.0.1:{UP_PORT}/_cluster/health").json()
+    health = httpx.get(f"http://127.0.0.1:{UP_PORT}/_cluster/health", timeout=120).json()
     assert health["number_of_nodes"] == 1
     down = es_script("down", **env)
     assert down.returncode == 0
@@ -49,16 +49,17 @@ def test_down_stops_only_its_own_cluster(es: httpx.Client) -> None:
 
 def test_three_nodes_report_three_and_go_green(three_nodes: str) -> None:
     assert three_nodes == f"http://127.0.0.1:{THREE_NODE_PORT}"
-    nodes = httpx.get(f"{three_nodes}/_cat/nodes?format=json").json()
+    nodes = httpx.get(f"{three_nodes}/_cat/nodes?format=json", timeout=120).json()
     assert sorted(n["name"] for n in nodes) == ["node-0", "node-1", "node-2"]
     idx = f"t-replicas-{os.getpid()}"
-    httpx.put(f"{three_nodes}/{idx}", json={"settings": {"number_of_shards": 2, "number_of_replicas": 1}})
+    httpx.put(f"{three_nodes}/{idx}", json={"settings": {"number_of_shards": 2, "number_of_replicas": 1}},
+              timeout=120)
     try:
         health = httpx.get(f"{three_nodes}/_cluster/health/{idx}",
                            params={"wait_for_status": "green", "timeout": "60s"}, timeout=90).json()
         assert health["status"] == "green" and health["active_shards"] == 4
     finally:
-        httpx.delete(f"{three_nodes}/{idx}")
+        httpx.delete(f"{three_nodes}/{idx}", timeout=120)
 
 
 def test_port_taken_by_someone_else_is_refused() -> None:

@@ -175,7 +175,8 @@ def test_health_against_elasticsearch_8(cli: Cli, es8: httpx.Client) -> None:
 @pytest.mark.slow
 def test_three_nodes_green_then_a_stopped_node_turns_it_yellow(cli: Cli, three_nodes: str) -> None:
     idx = "t-health-three-nodes"
-    httpx.put(f"{three_nodes}/{idx}", json={"settings": {"number_of_shards": 1, "number_of_replicas": 2}})
+    httpx.put(f"{three_nodes}/{idx}", json={"settings": {"number_of_shards": 1, "number_of_replicas": 2}},
+              timeout=120)
     try:
         green = httpx.get(f"{three_nodes}/_cluster/health", params={"wait_for_status": "green", "timeout": "90s"},
                           timeout=120).json()
@@ -214,7 +215,7 @@ def test_three_nodes_green_then_a_stopped_node_turns_it_yellow(cli: Cli, three_n
                              timeout=180).json()
             assert back["status"] == "green", back
     finally:
-        httpx.delete(f"{three_nodes}/{idx}")
+        httpx.delete(f"{three_nodes}/{idx}", timeout=120)
 
 
 @pytest.mark.secure

@@ -30,7 +30,7 @@ def test_product_and_search_answers_are_the_same(es_url: str, sample_index: str)
         return await es.product(), resp.json(), await es.count(sample_index)
 
     product, answer, count = run(es_url, work)
-    direct = httpx.post(f"{es_url}/{sample_index}/_search", json=body).json()
+    direct = httpx.post(f"{es_url}/{sample_index}/_search", json=body, timeout=120).json()
     assert product.name == ELASTICSEARCH
     assert [h["_id"] for h in answer["hits"]["hits"]] == [h["_id"] for h in direct["hits"]["hits"]]
     assert count > 0

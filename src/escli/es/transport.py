@@ -142,22 +142,25 @@ class HttpTransport:
         deadline = time.monotonic() + limit
         tries = 0
 
+        pace = self.pace
+
         async def attempt(left: float) -> Answer:
             nonlocal tries
             tries += 1
-            return await self._attempt(p, left, limit)
+            if pace is None:
+                return await self._attempt(p, left, limit)
+            # Each try takes a slot of the pace, and gives it back before the policy's pause: a refused request
+            # waits for room under the lowered limit instead of racing the requests still in flight.
+            started = time.monotonic()
+            async with pace:
+                return await self._attempt(p, left - (time.monotonic() - started), limit)
 
         def counted(n: int, reason: str, wait: float) -> None:
             self.stats.retries += 1
             if self.on_retry is not None:
                 self.on_retry(n, reason, wait)
 
-        policy = self.policy if retry else NO_RETRY
-        if self.pace is None:
-            answer = await retrying(attempt, policy, deadline, on_retry=counted, stop=stop)
-        else:
-            async with self.pace:  # a request keeps its slot through its retries: no stampede after a refusal
-                answer = await retrying(attempt, policy, deadline, on_retry=counted, stop=stop)
+        answer = await retrying(attempt, self.policy if retry else NO_RETRY, deadline, on_retry=counted, stop=stop)
         answer.attempts = tries
         return answer
 
@@ -211,25 +214,19 @@ class HttpTransport:
         pool = node.pool
         payload = node.payload(p)
         async with asyncio.timeout(left):  # waiting for a free connection and connecting included
-            for _ in range(2):
-                try:
-                    conn = await pool.acquire()
-                except (OSError, ValueError) as exc:
-                    raise _NotConnected(exc) from exc
-                reused = conn.uses > 0
-                try:
-                    answer = await conn.exchange(payload, head_only=p.head_only)
-                except ConnectionResetError:
-                    pool.release(conn, reusable=False)
-                    if reused:
-                        continue  # the server had closed this idle connection: send once more on a new one
-                    raise
-                except BaseException:
-                    pool.release(conn, reusable=False)
-                    raise
-                pool.release(conn, reusable=answer.keep_alive)
-                return answer
-        raise ConnectionResetError("connection closed before the answer")
+            try:
+                conn = await pool.acquire()  # idle connections the server closed are skipped (connection_lost)
+            except (OSError, ValueError) as exc:
+                raise _NotConnected(exc) from exc
+            try:
+                answer = await conn.exchange(payload, head_only=p.head_only)
+            except BaseException:
+                # A reset is a failed try like any other, counted and paused by the policy: resending at once on
+                # a reused connection would hide a real drop from --max-retries.
+                pool.release(conn, reusable=False)
+                raise
+            pool.release(conn, reusable=answer.keep_alive)
+            return answer
 
     def _node_failed(self, node: Node) -> None:
         self.nodes.failed(node)
