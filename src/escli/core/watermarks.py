@@ -53,8 +53,11 @@ class Watermark:
         return min(need, float(self.max_headroom)) if self.max_headroom is not None else need
 
     def used_percent_limit(self, total: int) -> float:
-        """The same limit as disk used % on that disk (what perfdata and the table compare with)."""
-        return round(100.0 * (1.0 - self.required_free(total) / total), 1) if total > 0 else math.nan
+        """The same limit as disk used % on that disk (what perfdata shows), within 0..100: a free-space floor
+        larger than the disk is crossed at any use."""
+        if total <= 0:
+            return math.nan
+        return round(min(max(100.0 * (1.0 - self.required_free(total) / total), 0.0), 100.0), 1)
 
 
 def parse_watermark(level: str, text: str, headroom: str | None = None) -> Watermark | None:
