@@ -74,7 +74,7 @@ def health_command(
         help="WARNING when EXPR holds, e.g. heap>85, disk>90, nodes<3 (repeatable; node metrics on every node)")
     ] = None,
     crit: Annotated[list[str] | None, typer.Option(
-        "--crit", "-c", metavar="EXPR", show_default=False,
+        "--crit", "-c", "-C", metavar="EXPR", show_default=False,
         help="CRITICAL when EXPR holds (repeatable); metrics: heap disk cpu load1 rtt_ms search_queue "
              "search_rejected write_rejected unassigned pending_tasks active_shards_percent nodes data_nodes "
              "relocating initializing probe_p50 probe_p95 probe_max probe_errors. Without a disk rule, disk is "
