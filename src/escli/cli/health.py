@@ -9,12 +9,15 @@ a monitoring configuration is not paged as CRITICAL); see docs/ARCHITECTURE.md.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
 from escli.cli.common import EscliCommand, app_context, global_options, run_async
 from escli.output.formats import report_format
+
+if TYPE_CHECKING:
+    from escli.core.health import Probes
 
 FORMATS = ("table", "json", "nagios", "prometheus")
 BAD_ARGUMENT = 3  # Nagios UNKNOWN
@@ -114,17 +117,20 @@ def health_command(
         _bad_argument(app, one_line(exc), format is not None and format.lower() == "nagios")
 
 
-def _probes(given: list[str], probe_file: Path | None, count: int, request_cache: bool) -> Any:
+def _probes(given: list[str], probe_file: Path | None, count: int, request_cache: bool) -> Probes:
     """--probe 'INDEX TEXT' and --probe-file as one list of queries; ids (the text as given, or the file's ids)
     are unique, because each names its own perfdata and Prometheus series."""
     from dataclasses import replace
 
     from escli.core.health import Probes
-    from escli.core.profile import load_workload, single_query
     from escli.errors import UsageError
 
     if not 1 <= count <= 1000:
         raise UsageError(f"--probe-count {count}: give 1 to 1000 searches per probe")
+    if not given and probe_file is None:
+        return Probes((), count, request_cache)  # and a check without probes never imports profile's modules
+    from escli.core.profile import load_workload, single_query
+
     queries = []
     for text in given:
         index, _, words = text.strip().partition(" ")
@@ -146,7 +152,7 @@ def _probes(given: list[str], probe_file: Path | None, count: int, request_cache
 
 
 def _run(app: Any, fmt: str, wait_for_status: str | None, timeout: str | None, all_clusters: bool,
-         warn: list[str], crit: list[str], index: str | None, prometheus_file: Path | None, probes: Any) -> None:
+         warn: list[str], crit: list[str], index: str | None, prometheus_file: Path | None, probes: Probes) -> None:
     from escli.core.health import State, apply_thresholds, check_many, parse_thresholds, worst
     from escli.durations import parse_duration
     from escli.errors import UsageError

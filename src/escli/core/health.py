@@ -22,7 +22,6 @@ from escli.core.watermarks import SETTINGS_FILTER, Watermark, crossed, watermark
 from escli.errors import RefusedError, UnreachableError, api_error_summary, one_line
 
 if TYPE_CHECKING:
-
     from escli.es.api import Es
     from escli.es.queries import QuerySpec
     from escli.settings import Settings
@@ -85,10 +84,6 @@ class ProbeResult:
     max_ms: float | None = None
     sum_ms: float = 0.0
     request_cache: bool = False
-
-    @property
-    def answered(self) -> int:
-        return self.searches - self.errors
 
 
 @dataclass
