@@ -5,14 +5,18 @@
 
 All contenders run the same query file against the same index, in one run, so the ratios compare like with like:
   (a) sequential   a loop awaiting one AsyncElasticsearch.search at a time (the naive script)
-  (b) aiohttp      a minimal aiohttp + orjson client with the same concurrency, no retries, no bookkeeping:
-                   the ceiling for Python on this machine. It does not ask for gzip (aiohttp's default
-                   Accept-Encoding would make the engine compress every answer for it and not for escli)
+  (b) aiohttp      a minimal aiohttp + orjson client with the same concurrency, no retries, no bookkeeping.
+                   It does not ask for gzip (aiohttp's default Accept-Encoding would make the engine compress
+                   every answer for it and not for escli)
+  (c) streams      the strongest reference: a minimal keep-alive client on asyncio streams (one connection per
+                   worker, requests encoded once, Content-Length and chunked answers, orjson, one NDJSON line per
+                   query to /dev/null) on uvloop, as escli runs: the ceiling for Python on this machine
   escli batch      the real command in a subprocess (startup included in the wall-clock figure; the rate it
                    reports itself excludes the ~0.5 s of start-up, and that is the one the ratios use)
 Rounds of (b) and escli alternate (--rounds, default 3); each figure is the median, the spread (min-max) is
 printed beside it.
-Targets: escli >= 5x (a) and >= 0.9x (b); peak RSS < 150 MB for 1,000,000 lines.
+Targets: escli >= 5x (a), >= 0.9x (b) and >= 0.9x (c); peak RSS < 150 MB for 1,000,000 lines.
+`--short-form` writes the file as short-form lines (`"q"` and `"fields"`), which escli builds into bodies.
 The query file is sample_queries/products.ndjson without its `heavy-*` queries, repeated with unique ids.
 Every contender must answer every query without an error, or the run is reported as invalid.
 """
@@ -50,10 +54,33 @@ def load_specs(path: Path, heavy: bool) -> list[QuerySpec]:
     return [q for q in specs if heavy or not q.id.startswith("heavy-")]
 
 
+SHORT_WORDS = ["laptop", "kettle", "camera", "boots", "coffee", "chair", "lamp", "blender", "desk", "speaker",
+               "durable", "wireless", "steel", "compact", "premium"]
+
+
+SHORT: dict[str, dict[str, Any]] = {}  # id -> the short form written to the file
+
+
+def short_specs(n_distinct: int = 60) -> list[QuerySpec]:
+    """Short-form queries (`q` over name and description, size 10), built into bodies as batch builds them."""
+    from escli.es.queries import build_short_body
+
+    out = []
+    for k in range(n_distinct):
+        text = f"{SHORT_WORDS[k % len(SHORT_WORDS)]} {SHORT_WORDS[(k * 7 + 3) % len(SHORT_WORDS)]}"
+        short = {"q": text, "fields": ["name^2", "description"], "size": 10}
+        SHORT[f"s{k}"] = short
+        out.append(QuerySpec(f"s{k}", "products", build_short_body(short), {}))
+    return out
+
+
 def write_query_file(path: Path, specs: list[QuerySpec], n: int) -> None:
     with path.open("wb") as fh:
         for i in range(n):
             q = specs[i % len(specs)]
+            if q.id in SHORT:
+                fh.write(orjson.dumps({"id": f"{q.id}-{i}", "index": q.index, **SHORT[q.id]}) + b"\n")
+                continue
             line: dict[str, Any] = {"id": f"{q.id}-{i}", "index": q.index, "body": q.body}
             if q.params:
                 line["params"] = q.params
@@ -103,6 +130,61 @@ async def aiohttp_client(url: str, specs: list[QuerySpec], n: int, concurrency: 
     if errors:
         raise SystemExit(f"aiohttp baseline: {errors} errors")
     return rate
+
+
+async def streams_client(url: str, specs: list[QuerySpec], n: int, concurrency: int) -> float:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 9200
+    requests = [(b"POST %s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+                 % (search_target(q).encode(), host.encode(), port, len(body)) + body, q.id)
+                for q in specs for body in [orjson.dumps(q.body)]]
+    out = open(os.devnull, "wb")  # noqa: SIM115
+    errors = 0
+    counter = iter(range(n))
+
+    async def worker() -> None:
+        nonlocal errors
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            for i in counter:
+                payload, qid = requests[i % len(requests)]
+                writer.write(payload)
+                head = (await reader.readuntil(b"\r\n\r\n")).lower()
+                status = int(head.split(b" ", 2)[1])
+                if b"transfer-encoding: chunked" in head:
+                    chunks = []
+                    while True:
+                        size = int((await reader.readuntil(b"\r\n")).split(b";", 1)[0], 16)
+                        if size == 0:
+                            await reader.readuntil(b"\r\n")
+                            break
+                        chunks.append(await reader.readexactly(size + 2))
+                    raw = b"".join(c[:-2] for c in chunks)
+                else:
+                    at = head.index(b"content-length:") + 15
+                    raw = await reader.readexactly(int(head[at:head.index(b"\r\n", at)]))
+                data = orjson.loads(raw)
+                errors += status != 200
+                out.write(orjson.dumps({"id": qid, "ok": True, "took_ms": data.get("took"),
+                                        "hits": data["hits"]["hits"]}) + b"\n")
+        finally:
+            writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    rate = n / (time.perf_counter() - started)
+    out.close()
+    if errors:
+        raise SystemExit(f"streams baseline: {errors} errors")
+    return rate
+
+
+def run_uvloop(coro: Any) -> Any:
+    import uvloop
+
+    return uvloop.run(coro)
 
 
 SUMMARY = re.compile(r"(\d+) queries in ([\d.]+)s \(([\d,.]+)/s\): (\d+) ok, (\d+) failed")
@@ -186,10 +268,11 @@ def main() -> int:
     parser.add_argument("--rss-lines", type=int, default=1_000_000)
     parser.add_argument("--skip-rss", action="store_true")
     parser.add_argument("--heavy", action="store_true", help="keep the heavy-* queries in the file")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of (b) and escli batch")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of (b), (c) and escli batch")
+    parser.add_argument("--short-form", action="store_true", help="a file of short-form queries (q, fields)")
     args = parser.parse_args()
 
-    specs = load_specs(ROOT / "sample_queries" / "products.ndjson", args.heavy)
+    specs = short_specs() if args.short_form else load_specs(ROOT / "sample_queries" / "products.ndjson", args.heavy)
     n, j = args.queries, args.concurrency
     with tempfile.TemporaryDirectory(prefix="escli-bench-") as tmp:
         qfile = Path(tmp) / "queries.ndjson"
@@ -201,18 +284,22 @@ def main() -> int:
 
         seq = asyncio.run(sequential(args.url, specs, min(n, 3000)))
         raws: list[float] = []
+        streams: list[float] = []
         batches: list[float] = []
         walls: list[float] = []
         for _ in range(max(1, args.rounds)):
             raws.append(asyncio.run(aiohttp_client(args.url, specs, n, j)))
+            streams.append(run_uvloop(streams_client(args.url, specs, n, j)))
             # --no-cache: the file repeats 55 queries, which batch's memory cache level would answer without a
             # request; the baseline asks every time, so escli must too for the ratio to compare like with like.
             rate, wall = escli_batch(args.url, qfile, n, ["--no-cache", "-j", str(j)])
             batches.append(rate)
             walls.append(wall)
         raw, batch, batch_wall = statistics.median(raws), statistics.median(batches), statistics.median(walls)
+        stream = statistics.median(streams)
         rows = [("(a) sequential AsyncElasticsearch", seq),
                 (f"(b) aiohttp + orjson, {j} in flight, no gzip {spread(raws)}", raw),
+                (f"(c) asyncio streams + orjson on uvloop, {j} connections {spread(streams)}", stream),
                 (f"escli batch --no-cache -j {j} {spread(batches)}", batch),
                 (f"escli batch -j {j} (wall clock, start-up included)", batch_wall)]
         cached, _ = escli_batch(args.url, qfile, n, ["-j", str(j)])
@@ -225,6 +312,8 @@ def main() -> int:
             print(f"{name:<{width}}  {rate:>9,.0f} queries/s")
         print(f"ratio escli / sequential: {batch / seq:.2f}x (target >= 5x)")
         print(f"ratio escli / aiohttp:    {batch / raw:.2f}x (target >= 0.9x)")
+        print(f"ratio escli / streams:    {batch / stream:.2f}x (target >= 0.9x); per round: "
+              + ", ".join(f"{b / c:.2f}" for b, c in zip(batches, streams, strict=True)))
         if args.msearch:
             print(f"ratio escli --msearch {args.msearch} / sequential: {ms / seq:.2f}x, / aiohttp: {ms / raw:.2f}x")
 

@@ -95,7 +95,7 @@ async def escli_profile(url: str, rate: float, n: int) -> tuple[float, int, int]
 
     settings = Settings(urls=(url,), max_retries=0)
     opts = ProfileOptions(iterations=n, warmup=Warmup(requests=0), concurrency=16, rate=rate, seed=1)
-    async with open_es(settings, pooled=False) as client:
+    async with open_es(settings) as client:
         cpu0 = time.process_time()
         result = await run_profile(client, specs(), opts)
         cpu = time.process_time() - cpu0

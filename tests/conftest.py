@@ -136,14 +136,6 @@ def isolated_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-@pytest.fixture(params=["light", "pooled"])
-def both_transports(request: pytest.FixtureRequest, isolated_env: dict[str, str]) -> str:
-    """Run the test once per transport (ESCLI_TRANSPORT): a module opts in with
-    `pytestmark = pytest.mark.usefixtures("both_transports")`."""
-    isolated_env["ESCLI_TRANSPORT"] = request.param
-    return str(request.param)
-
-
 @pytest.fixture()
 def cli(isolated_env: dict[str, str]) -> Callable[..., Result]:
     """Run escli in-process with captured streams: cli("search", "products", "laptop", stdin=b"...")."""

@@ -1,12 +1,10 @@
 """The error tree and exit codes; `exit_code_for` is the one place exceptions become exit codes.
 
-Elasticsearch client exceptions are recognised without importing the client (it costs ~0.4 s): if the module that
-defines them was never imported, the exception cannot be one of them.
+The request path (es/) raises only these errors; es/answers.py maps answers and failed connections to them.
 """
 
 from __future__ import annotations
 
-import sys
 from enum import IntEnum
 from typing import Any
 
@@ -53,10 +51,12 @@ class UnreachableError(EscliError):
     def __init__(self, message: str, timed_out: bool = False) -> None:
         super().__init__(message)
         self.timed_out = timed_out
+        self.kind = "timeout" if timed_out else "connection_error"  # or tls_error (es/transport.failure_kind)
+        self.cluster = ""  # several clusters: the member that could not be reached (profile counts per cluster)
 
 
 class RefusedError(EscliError):
-    """Elasticsearch answered with an error status (exit 4)."""
+    """The server answered with an error status (exit 4)."""
 
     exit_code = ExitCode.REFUSED
 
@@ -82,72 +82,37 @@ STATUS_HINTS = {
 }
 
 
-def _es_error_classes() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
-    """(connection-level errors, API errors) of the client, if it was imported at all."""
-    conn: list[type[BaseException]] = []
-    api: list[type[BaseException]] = []
-    et = sys.modules.get("elastic_transport")
-    if et is not None:
-        # ConnectionError covers refused connections and TLS errors; ConnectionTimeout is a separate class.
-        conn.extend((et.ConnectionError, et.ConnectionTimeout))
-    es_exc = sys.modules.get("elasticsearch.exceptions")
-    if es_exc is not None:
-        api.append(es_exc.ApiError)
-    return tuple(conn), tuple(api)
+def error_summary(status: int, body: Any) -> tuple[str, str]:
+    """(error type, reason) of an error answer, read defensively; the reason names the index when known."""
+    etype, reason = f"HTTP {status}", ""
+    err = body.get("error") if isinstance(body, dict) else body
+    if isinstance(err, dict):
+        root = (err.get("root_cause") or [err])[0]
+        if not isinstance(root, dict):
+            root = err
+        etype = str(root.get("type") or err.get("type") or etype)
+        reason = str(root.get("reason") or err.get("reason") or "")
+        index = root.get("index") or err.get("index")
+        if index and str(index) not in reason:
+            reason = f"{reason} [index: {index}]"
+    elif isinstance(err, str):
+        reason = err
+    elif isinstance(body, dict) and "result" in body:  # e.g. a 404 from GET /INDEX/_doc/ID
+        reason = str(body["result"])
+    return etype, (reason or etype)
 
 
 def api_error_summary(exc: BaseException) -> tuple[int | None, str, str]:
-    """(status, error type, reason) of an elasticsearch ApiError, read defensively."""
-    status = (getattr(getattr(exc, "meta", None), "status", None) or getattr(exc, "status_code", None)
-              or getattr(exc, "status", None))
+    """(status, error type, reason) of a RefusedError (or anything with `status` and `body`)."""
+    status = getattr(exc, "status", None)
     body = getattr(exc, "body", None)
-    etype, reason = type(exc).__name__, str(getattr(exc, "message", exc))
-    if isinstance(body, dict):
-        err = body.get("error")
-        if isinstance(err, dict):
-            root = (err.get("root_cause") or [err])[0]
-            etype = str(root.get("type") or err.get("type") or etype)
-            reason = str(root.get("reason") or err.get("reason") or reason)
-            index = root.get("index") or err.get("index")
-            if index and str(index) not in reason:
-                reason = f"{reason} [index: {index}]"
-        elif isinstance(err, str):
-            reason = err
-    return (int(status) if isinstance(status, int) else None), etype, reason
-
-
-def translate(exc: BaseException) -> BaseException:
-    """Turn a client exception into the matching EscliError (cause kept); others come back unchanged."""
-    if isinstance(exc, EscliError):
-        return exc
-    conn, api = _es_error_classes()
-    if conn and isinstance(exc, conn):
-        what = "no answer within the timeout" if type(exc).__name__ == "ConnectionTimeout" else "cluster unreachable"
-        new: EscliError = UnreachableError(f"{what}: {_connection_reason(exc)}")
-    elif api and isinstance(exc, api):
-        status, etype, reason = api_error_summary(exc)
-        hint = STATUS_HINTS.get(status or 0, "")
-        new = RefusedError(f"Elasticsearch refused the request ({status} {etype}): {reason}{hint}", status,
-                           getattr(exc, "body", None))
-    else:
-        return exc
-    new.__cause__ = exc
-    return new
-
-
-def _connection_reason(exc: BaseException) -> str:
-    if isinstance(exc, UnreachableError):
-        return str(exc).removeprefix("cluster unreachable: ")
-    msg = str(getattr(exc, "message", "") or exc)
-    # elastic_transport wraps the real error; the innermost message is the useful one.
-    errors = getattr(exc, "errors", ())
-    if errors:
-        msg = str(errors[-1]) or msg
-    return msg.splitlines()[0] if msg else type(exc).__name__
+    if body is None:
+        return (status if isinstance(status, int) else None), type(exc).__name__, str(exc)
+    etype, reason = error_summary(status or 0, body)
+    return (status if isinstance(status, int) else None), etype, reason
 
 
 def exit_code_for(exc: BaseException) -> ExitCode:
-    exc = translate(exc)
     if isinstance(exc, EscliError):
         return exc.exit_code
     if isinstance(exc, KeyboardInterrupt):
@@ -161,7 +126,6 @@ def exit_code_for(exc: BaseException) -> ExitCode:
 
 def one_line(exc: BaseException) -> str:
     """The single line shown to the user for an error (never a traceback)."""
-    exc = translate(exc)
     if isinstance(exc, EscliError):
         return str(exc)
     if isinstance(exc, (FileNotFoundError, IsADirectoryError, PermissionError)):

@@ -14,7 +14,7 @@ from escli.sample import MAPPING, generate
 from tests.conftest import ES8_URL, Result
 
 Cli = Callable[..., Result]
-pytestmark = [pytest.mark.es8, pytest.mark.usefixtures("both_transports")]
+pytestmark = pytest.mark.es8
 
 
 @pytest.fixture(scope="module")

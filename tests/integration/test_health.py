@@ -16,7 +16,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import THREE_NODE_PORT, Result, es_script
 
 # The same tests on both transports (es/light.py and es/pooled.py).
-pytestmark = pytest.mark.usefixtures("both_transports")
 
 Cli = Callable[..., Result]
 UNREACHABLE = "http://127.0.0.1:9"

@@ -21,8 +21,6 @@ from tests.conftest import OPENSEARCH_URL, Result
 from tests.integration.test_health import nagios_parts, perf_item
 from tests.support.fault_proxy import FaultProxy
 
-pytestmark = pytest.mark.usefixtures("both_transports")
-
 Cli = Callable[..., Result]
 DELAY = 2.0  # seconds added to each slow probe search
 SLOW_CRIT = "probe_p50>700ms"  # far below DELAY (cannot miss) and far above a loopback search (cannot trip)

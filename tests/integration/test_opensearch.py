@@ -27,7 +27,7 @@ from tests.conftest import OPENSEARCH_URL, Result, es_script
 
 Cli = Callable[..., Result]
 # every command on both transports (light and pooled), as the Elasticsearch tests run
-pytestmark = [pytest.mark.opensearch, pytest.mark.usefixtures("both_transports")]
+pytestmark = pytest.mark.opensearch
 N = 600
 EXE = str(Path(sys.executable).parent / "escli")
 

@@ -17,7 +17,6 @@ import pytest
 from tests.conftest import Result
 
 # The same tests on both transports (es/light.py and es/pooled.py).
-pytestmark = pytest.mark.usefixtures("both_transports")
 
 Cli = Callable[..., Result]
 

@@ -178,17 +178,16 @@ def test_corrupt_database_is_reported_once_and_rebuilt(cli: Cli, sample_index: s
     assert cli("cache", "stats").code == 0
 
 
-@pytest.mark.parametrize("pooled", [False, True], ids=["light", "pooled"])
-def test_search_with_cache_fills_what_the_cli_reads(cli: Cli, sample_index: str, isolated_env: dict[str, str],
-                                                    pooled: bool) -> None:
-    """The contract batch and warm-cache use: the same key, the same entry, on either transport."""
+def test_search_with_cache_fills_what_the_cli_reads(cli: Cli, sample_index: str, isolated_env: dict[str, str]
+                                                    ) -> None:
+    """The contract batch and warm-cache use: the same key, the same entry."""
     settings = resolve(env=isolated_env)
     body = {"query": {"multi_match": {"query": "kettle", "fields": ["name^2"]}}, "size": 3}
 
     async def fill() -> tuple[str, str]:
         cache = open_cache(settings)
         try:
-            async with open_es(settings, pooled=pooled) as client:
+            async with open_es(settings) as client:
                 identity = await cache_identity(client, settings)  # keyed by the product, as search looks up
                 first = await search_with_cache(client, cache, identity, sample_index, body, {}, 120)
                 second = await search_with_cache(client, cache, identity, sample_index, body, {}, 120)

@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import SECURE_URL, Result
 
 Cli = Callable[..., Result]
-pytestmark = [pytest.mark.secure, pytest.mark.usefixtures("both_transports")]
+pytestmark = pytest.mark.secure
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -37,6 +38,7 @@ class Rule:
     retry_after: str | None = None
     match: bytes | None = None
     hits: int = 0
+    error_type: str | None = None  # the error body's type (default: es_rejected_execution_exception for 429)
 
     def applies(self, head: bytes, body: bytes) -> bool:
         return self.hits < self.times and (self.match is None or self.match in head or self.match in body)
@@ -48,6 +50,7 @@ class Request:
     target: str
     body: bytes
     fault: str | None  # "429", "503", "drop" or None when forwarded (also when only delayed)
+    at: float = 0.0  # time.monotonic() when the request had been read
 
 
 REASONS = {429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
@@ -84,8 +87,9 @@ class FaultProxy(LoopServer):
 
     # -- rules (callable from the test's thread) --
 
-    def fail(self, status: int, times: int = 1, retry_after: str | None = None, match: bytes | None = None) -> Rule:
-        rule = Rule("status", times, status=status, retry_after=retry_after, match=match)
+    def fail(self, status: int, times: int = 1, retry_after: str | None = None, match: bytes | None = None,
+             error_type: str | None = None) -> Rule:
+        rule = Rule("status", times, status=status, retry_after=retry_after, match=match, error_type=error_type)
         with self._lock:
             self.rules.append(rule)
         return rule
@@ -193,12 +197,12 @@ class FaultProxy(LoopServer):
                 with self._lock:
                     fault = None if rule is None or rule.kind == "delay" else (
                         "drop" if rule.kind == "drop" else str(rule.status))
-                    self.requests.append(Request(method, target, body, fault))
+                    self.requests.append(Request(method, target, body, fault, time.monotonic()))
                 if rule is not None and rule.kind == "drop":
                     writer.transport.abort()
                     return
                 if rule is not None and rule.kind == "status":
-                    writer.write(_error_response(rule.status, rule.retry_after))
+                    writer.write(_error_response(rule.status, rule.retry_after, rule.error_type))
                     await writer.drain()
                     continue
                 try:
@@ -303,9 +307,9 @@ def _with_content_length(head: bytes, body: bytes) -> bytes:
     return b"\r\n".join(lines) + b"\r\n\r\n"
 
 
-def _error_response(status: int, retry_after: str | None) -> bytes:
+def _error_response(status: int, retry_after: str | None, error_type: str | None = None) -> bytes:
     reason = REASONS.get(status, "Error")
-    kind = "es_rejected_execution_exception" if status == 429 else "fault_proxy_error"
+    kind = error_type or ("es_rejected_execution_exception" if status == 429 else "fault_proxy_error")
     body = (b'{"error":{"root_cause":[{"type":"%s","reason":"injected by the fault proxy"}],"type":"%s",'
             b'"reason":"injected by the fault proxy"},"status":%d}' % (kind.encode(), kind.encode(), status))
     head = [f"HTTP/1.1 {status} {reason}", "content-type: application/json", "x-elastic-product: Elasticsearch",

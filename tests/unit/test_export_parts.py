@@ -177,7 +177,8 @@ def test_partition_and_unit_bodies() -> None:
     assert unit_body(Unit(0, 0, 10), 1, None) == {"query": {"bool": {"filter": [
         {"range": {"_seq_no": {"gte": 0, "lt": 10}}}]}}}
     assert unit_body(Unit(0, slice=(1, 3)), 2, None) == {"slice": {"field": "_seq_no", "id": 1, "max": 3}}
-    assert choose_readers(None, 2, 40) == 2 and choose_readers(None, 1, 40) == 2 and choose_readers(5, 2, 3) == 3
+    assert choose_readers(None, 2, 40) == 8 and choose_readers(None, 1, 40) == 8 and choose_readers(5, 2, 3) == 3
+    assert choose_readers(None, 16, 40) == 16 and choose_readers(None, 2, 3) == 3
 
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**12, 10**12),

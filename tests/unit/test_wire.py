@@ -67,7 +67,7 @@ def test_chunked_answers_in_any_pieces(body: bytes, sizes: list[int], cuts: list
         chunked(body, sizes)
     answer, conn, _ = exchange(raw, cuts)
     assert answer.status == 200 and answer.body == body and answer.keep_alive and not conn.closed
-    assert answer.headers["x-elastic-product"] == "elasticsearch"
+    assert answer.headers["x-elastic-product"] == "Elasticsearch"  # values keep their case
     assert answer.done_at >= answer.sent_at
 
 
@@ -152,3 +152,21 @@ def test_an_answer_for_a_request_cancelled_mid_callback_is_dropped_quietly() -> 
         raise AssertionError("expected the exchange to be cancelled")
 
     asyncio.run(run())
+
+
+def test_gzip_answers_are_decoded_and_warnings_flagged_with_their_case() -> None:
+    import gzip
+
+    from escli.es.transport import warning_texts
+
+    body = b'{"took":1,"hits":{"hits":[]}}'
+    packed = gzip.compress(body)
+    raw = (b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nWarning: 299 Elasticsearch-9.5.4-abc \"[Old] Is "
+           b"Deprecated\" \"Tue, 01 Dec 2026 00:00:00 GMT\"\r\nWarning: 299 Elasticsearch-9.5.4-abc \"two\"\r\n"
+           b"Content-Length: %d\r\n\r\n" % len(packed)) + packed
+    answer, _, _ = exchange(raw, [17, 90])
+    assert answer.body == body and answer.warned
+    assert warning_texts(answer.header_values("warning")) == ["[Old] Is Deprecated", "two"]
+    assert answer.header("content-encoding") == "gzip"
+    plain, _, _ = exchange(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}", [])
+    assert not plain.warned and plain.header("warning") is None

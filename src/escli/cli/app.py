@@ -188,12 +188,9 @@ def _flush_quietly() -> None:
 def _print_debug(exc: BaseException, ctx_obj: AppContext) -> None:
     import traceback
 
-    from escli.errors import translate
-
-    shown = translate(exc)
-    body = getattr(shown, "body", None)
+    body = getattr(exc, "body", None)
     if body is not None:
         import orjson
 
-        ctx_obj.stderr.write("Elasticsearch error body: " + orjson.dumps(body).decode() + "\n")
+        ctx_obj.stderr.write("error body: " + orjson.dumps(body).decode() + "\n")
     ctx_obj.stderr.write("".join(traceback.format_exception(exc)))

@@ -52,8 +52,7 @@ def batch_command(
     msgs = app.messages
     settings = app.settings
     source = source_name(file)
-    opts = BatchOptions(concurrency=concurrency, msearch=msearch, ordered=ordered, fail_fast=fail_fast,
-                        retries=settings.max_retries)
+    opts = BatchOptions(concurrency=concurrency, msearch=msearch, ordered=ordered, fail_fast=fail_fast)
     stats = BatchStats()
 
     def on_bad(err: InputError) -> None:
@@ -72,12 +71,11 @@ def batch_command(
     async def main() -> None:
         with open_input(file) as fh:
             queries = aread_queries(anumbered_lines(fh, source), source)
-            # Retries are ours (with backoff and Retry-After); transports never retry on their own.
-            async with open_es(settings, pooled=True, concurrency=concurrency) as client, \
+            async with open_es(settings, concurrency=concurrency, paced=True, on_pace=msgs.info,
+                               on_warning=msgs.server_warning) as client, \
                     AsyncLineWriter(app.stdout) as writer:
                 with msgs.progress("batch", total=None) as bar:
-                    async with aclosing(run_batch(client, queries, opts, stats, on_bad,
-                                                  fast=not settings.sniff, memo=memo)) as batches:
+                    async with aclosing(run_batch(client, queries, opts, stats, on_bad, memo=memo)) as batches:
                         async for lines in batches:
                             await writer.write_lines(lines)
                             bar.advance(len(lines))

@@ -233,7 +233,7 @@ def _opener(settings: Settings) -> Callable[[], Any]:
     def opener() -> Any:
         from escli.es.connect import open_es
 
-        return open_es(settings, pooled=False)
+        return open_es(settings)
 
     return opener
 

@@ -122,8 +122,12 @@ def export_command(
     fields: Annotated[str | None, typer.Option("--fields", help="Only these fields, comma-separated (dots for "
                                                "nested: a,b.c); also the CSV columns", show_default=False,
                                                metavar="FIELDS")] = None,
-    slices: Annotated[str, typer.Option("--slices", help="Parallel readers: N, or auto (one per shard, at least "
-                                        "2, at most 8)", metavar="N|auto")] = "auto",
+    slices: Annotated[str, typer.Option("--slices", help="Parallel readers: N, or auto (as many as the index's "
+                                        "units allow, at most 8; fewer in flight while the cluster refuses)",
+                                        metavar="N|auto")] = "auto",
+    throttle: Annotated[float, typer.Option("--throttle", min=0.0, help="Wait F times the last page's time "
+                                            "between pages (stay out of production's way)", metavar="F",
+                                            show_default=False)] = 0.0,
     page_size: Annotated[int, typer.Option("--page-size", min=1, max=10000, help="Documents per request")] = 1000,
     max_docs: Annotated[int | None, typer.Option("--max-docs", min=0, help="Stop after exactly N documents",
                                                  show_default=False)] = None,
@@ -174,6 +178,7 @@ def export_command(
         assert checkpoint is not None
         cp = Checkpoint.load(checkpoint)
         req, fmt = _resumed_request(cp, index, out, out_dir, fmt, format, page_size, checkpoint)
+        req.throttle = throttle
         source_only = bool(cp.request.get("source_only"))
         excel_safe = bool(cp.request.get("excel_safe"))
         gzip = bool(cp.output.get("gzip"))
@@ -181,7 +186,7 @@ def export_command(
         query_clause = {"query_string": {"query": query}} if query else None
         req = ExportRequest(index=index, query=query_clause, body=_read_body(body) if body else {},
                             fields=field_list, page_size=page_size, slices=_slices(slices), max_docs=max_docs,
-                            keep_alive=keep_alive, method=method, partition=parts)
+                            keep_alive=keep_alive, method=method, partition=parts, throttle=throttle)
         cp = Checkpoint(path=checkpoint)
         cp.request = {"index": index, "query": query_clause, "body": req.body, "fields": field_list,
                       "max_docs": max_docs, "keep_alive": keep_alive, "source_only": source_only,
@@ -242,6 +247,7 @@ def _run(app: Any, req: ExportRequest, cp: Checkpoint, fmt: Format, out: Path | 
 
     from escli import __version__
     from escli.core.export import ExportResult, count_matching, run_export
+    from escli.core.export_plan import AUTO_READERS
     from escli.es.connect import open_es
     from escli.output.export_pages import PageSpec, make_encoder
     from escli.output.export_parts import ExportOutput
@@ -265,8 +271,10 @@ def _run(app: Any, req: ExportRequest, cp: Checkpoint, fmt: Format, out: Path | 
 
         for sig in (signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(sig, stop, sig)
-        readers = req.slices or 8
-        async with open_es(settings, pooled=True, concurrency=readers + 2) as es:
+        readers = req.slices or AUTO_READERS
+        # Paced: as many requests in flight as readers, fewer while the cluster refuses (es/pace.py), said on stderr.
+        async with open_es(settings, concurrency=readers, paced=True, on_pace=msgs.info,
+                           on_warning=msgs.server_warning) as es:
             columns: list[str] = []
             if fmt is Format.CSV:
                 if "columns" in cp.request:

@@ -109,8 +109,8 @@ def import_command(
                 setup = await prepare_csv(None, table)
                 app.stdout.write(orjson.dumps(setup.create, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE))
                 return None
-            async with open_es(settings, pooled=True, concurrency=concurrency,
-                               retries=settings.max_retries) as client:
+            async with open_es(settings, concurrency=concurrency, paced=True, on_pace=msgs.info,
+                               on_warning=msgs.server_warning) as client:
                 if table is not None:
                     setup = await prepare_csv(client, table)
                     if setup.create is not None and table.header:  # an empty file creates nothing

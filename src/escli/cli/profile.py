@@ -162,7 +162,7 @@ def profile_command(
 
     if shards:
         async def run_shards() -> list[dict[str, Any]]:
-            async with open_es(settings, pooled=False) as client:
+            async with open_es(settings, on_warning=msgs.server_warning) as client:
                 return await shard_profiles(client, workload)
 
         profiles = run_async(run_shards())
@@ -177,7 +177,7 @@ def profile_command(
         return
 
     async def main() -> Any:
-        async with open_es(settings, pooled=False) as client:  # the preflight; the load goes on es.wire
+        async with open_es(settings, concurrency=width, on_warning=msgs.server_warning) as client:
             with msgs.progress("profile", total=opts.iterations) as bar:
                 return await run_profile(client, workload, opts, bar.advance)
 

@@ -404,39 +404,23 @@ async def _ask_elasticsearch(
     from escli.cache.product import product_identity, remember_product
     from escli.core.search import rekey, search_with_cache
     from escli.es.connect import open_es
-    from escli.es.retry import with_backoff
 
     msgs = app.messages
 
-    def on_retry(attempt: int, exc: BaseException, delay: float) -> None:
-        msgs.detail(f"retry {attempt} of {settings.max_retries} in {delay:.2f}s: {exc}")
+    def on_retry(attempt: int, reason: str, delay: float) -> None:
+        msgs.detail(f"retry {attempt} of {settings.max_retries} in {delay:.2f}s: {reason}")
 
     def on_request(method: str, path: str, status: "int | None", seconds: float) -> None:
         # -vv: one line per request. Paths never carry credentials (settings refuses them in URLs).
         msgs.detail(f"{method} {path} [status:{status if status is not None else 'N/A'} duration:{seconds:.3f}s]")
 
-    # One request: the light transport. It does not retry: with_backoff does, with a pause, within --timeout.
-    async with open_es(settings, pooled=False, on_request=on_request if msgs.verbose >= 2 else None) as es:
+    # The transport retries by the one policy (es/retry.py), pauses included, within --timeout.
+    async with open_es(settings, on_warning=msgs.server_warning, on_retry=on_retry,
+                       on_request=on_request if msgs.verbose >= 2 else None) as es:
         es.expect(product)
         identity = product_identity(settings.identity, product or "unknown")  # re-keyed below once known
-        outcome = await with_backoff(
-            lambda left: search_with_cache(
-                es,
-                cache,
-                identity,
-                built.index,
-                built.body,
-                built.params,
-                ttl,
-                force=force,
-                refresh=True,
-                defer_store=True,
-                request_timeout=left,
-            ),
-            retries=settings.max_retries,
-            deadline=settings.timeout,
-            on_retry=on_retry,
-        )
+        outcome = await search_with_cache(es, cache, identity, built.index, built.body, built.params, ttl,
+                                          force=force, refresh=True, defer_store=True)
         if not cache.enabled:
             return outcome
         # Known from the answer (Elasticsearch's header, or OpenSearch as remembered); a `GET /` only for the

@@ -58,8 +58,7 @@ def warm_cache_command(
         msgs.warn(f"--refresh-ahead {refresh_ahead} is not shorter than the TTL ({ttl_s:g}s): every entry is "
                   "refreshed on every run")
     source = source_name(file)
-    opts = WarmOptions(ttl=ttl_s, refresh_ahead=ahead, request_cache=request_cache, concurrency=concurrency,
-                       retries=settings.max_retries)
+    opts = WarmOptions(ttl=ttl_s, refresh_ahead=ahead, request_cache=request_cache, concurrency=concurrency)
     result = WarmResult()
 
     def summary(**extra: object) -> None:
@@ -93,7 +92,8 @@ def warm_cache_command(
             # found fresh in memory
             cache = open_cache(settings, warn=msgs.warn, memory=True)
             try:
-                async with open_es(settings, pooled=True, concurrency=concurrency) as client:
+                async with open_es(settings, concurrency=concurrency, paced=True, on_pace=msgs.info,
+                                   on_warning=msgs.server_warning) as client:
                     # entries are keyed by the product too, as `escli search` looks them up (cache/product.py)
                     identity = await cache_identity(client, settings)
                     with msgs.progress("warm-cache", total=None) as bar:

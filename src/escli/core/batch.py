@@ -12,9 +12,9 @@ back only when the consumer has taken its line and come back for more, so the wi
 queries in flight, results waiting for an earlier one (ordered), and lines waiting for a slow stdout. When the
 window is full the producer stops reading, and a pipe feeding the input fills up: backpressure end to end.
 
-Retries: 429/502/503/504 answers (a whole request or single _msearch items) and connection errors are retried up
-to `retries` times with exponential backoff and full jitter, never sooner than a Retry-After header asks (capped).
-The client itself is made with max_retries=0, so these are the only retries and each one waits.
+Retries: whole requests are retried by the transport's one policy (es/retry.py: 429/502/503/504, connection
+errors, timeouts; full jitter; Retry-After); _msearch items refused with one of those statuses inside a 200 are
+sent again here, after the same policy's pause.
 
 A query that still fails becomes an `{"ok": false}` line. When requests keep failing to connect (`concurrency`
 in a row, at least 3), or nothing at all could be reached, the run stops with UnreachableError (exit 3).
@@ -22,7 +22,8 @@ in a row, at least 3), or nothing at all could be reached, the run stops with Un
 `fail_fast`: a failed query stops the run (nothing new is sent, queued queries are skipped, those in flight
 finish without further retries); a bad line stops the reading (the queries before it are still answered).
 
-Requests go through `Sender`, which uses the client's node pool directly (see there for why).
+Each query is encoded once and sent with `Es.send` (the seam's prepared-request path: no header building or
+response wrapping per request).
 """
 
 from __future__ import annotations
@@ -37,18 +38,17 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from escli.errors import InputError, UnreachableError
+from escli.errors import InputError, UnreachableError, error_summary
+from escli.es.answers import connection_reason
 from escli.es.queries import QuerySpec, search_target
+from escli.es.retry import RETRY_ON_STATUS
+from escli.es.target import JSON, NDJSON
 from escli.profiler import Histogram
 
 if TYPE_CHECKING:
     from escli.core.search import Memo
     from escli.es.api import Es
-    from escli.es.routing import RoutedTransport
-
-RETRY_ON_STATUS = frozenset({429, 502, 503, 504})
-JSON_HEADERS = {"accept": "application/json", "content-type": "application/json"}
-NDJSON_HEADERS = {"accept": "application/json", "content-type": "application/x-ndjson"}
+    from escli.es.transport import Answer
 # In an _msearch, these parameters go in the header line of each search ...
 MSEARCH_HEADER_PARAMS = frozenset({"preference", "routing", "request_cache", "search_type",
                                    "allow_partial_search_results", "ignore_unavailable", "allow_no_indices",
@@ -67,10 +67,6 @@ class BatchOptions:
     msearch: int = 0  # 0 or 1: one _search per query; N > 1: _msearch requests of N queries
     ordered: bool = False
     fail_fast: bool = False
-    retries: int = 3
-    backoff_base: float = 0.2  # seconds; attempt k waits uniform(0, min(cap, base * 2**k))
-    backoff_cap: float = 10.0
-    retry_after_cap: float = 60.0  # never wait longer than this for one Retry-After
     window: int = 0  # queries between the reader and stdout; 0 = automatic
 
     @property
@@ -184,48 +180,6 @@ def failure_line(qid: str, etype: str, reason: str, status: int | None) -> bytes
                         option=_LINE)
 
 
-def error_fields(error: Any, status: int | None) -> tuple[str, str]:
-    """(type, reason) of an Elasticsearch error object, from its root cause when there is one."""
-    if isinstance(error, dict):
-        root = (error.get("root_cause") or [error])[0]
-        if not isinstance(root, dict):
-            root = error
-        etype = str(root.get("type") or error.get("type") or "error")
-        reason = str(root.get("reason") or error.get("reason") or "")
-        index = root.get("index") or error.get("index")
-        if index and str(index) not in reason:
-            reason = f"{reason} [index: {index}]"
-        return etype, reason
-    if isinstance(error, str):
-        return "error", error
-    return "error", f"HTTP {status}" if status else "unknown error"
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """A Retry-After header: delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    from email.utils import parsedate_to_datetime
-
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError, IndexError):
-        return None
-
-
-def retry_delay(attempt: int, retry_after: float | None, opts: BatchOptions) -> float:
-    from escli.es.retry import backoff_delay
-
-    delay = backoff_delay(attempt, opts.backoff_base, opts.backoff_cap)
-    if retry_after is not None:
-        delay = max(delay, min(retry_after, opts.retry_after_cap))
-    return delay
-
-
 # --- the run -----------------------------------------------------------------------------------------------------
 
 Outcome = tuple[int, bytes | None]  # (sequence number, result line or None for a skipped query)
@@ -236,131 +190,33 @@ class Reply:
     status: int
     body: Any  # the parsed JSON answer, or its text when it is not JSON
     duration: float  # seconds, from the request's first byte out to the answer's last byte in
-    retry_after: float | None = None
     raw: bytes | None = None  # the answer's bytes (the memory cache level keeps them as they came)
     cluster: str | None = None  # several clusters: the one that answered
     extra: dict[str, Any] | None = None  # fan-out: per-cluster took/total/error for the result line
 
 
-class Sender:
-    """POST requests for batch on the client's own transport, at the node level.
-
-    elasticsearch-py's per-request path (BaseClient, then Transport) spends about 100 us of CPU per request on
-    header normalisation, eagerly formatted log lines and response wrapping: at thousands of requests a second, on
-    a machine the engine shares, that is a good part of what batch can do. So the fast path takes a node from the
-    client's node pool (round robin over the URLs; a node that fails to connect is marked dead and backs off, as
-    the transport does) and sends the client's own headers (authentication) built once. It gives up the product
-    check and transport-level sniffing: with `fast=False` (sniffing configured) every request takes the normal
-    `client.perform_request` path. Either way nothing is retried here.
-
-    Several clusters (es.routing.RoutedTransport): each request asks the router for a member and goes on that
-    member's fast path (or its transport), and the router's `route` does the failover and the health
-    bookkeeping, so that policy stays in one place.
-    """
-
-    def __init__(self, es: Es, fast: bool = True) -> None:
-        from elastic_transport import HttpHeaders
-
-        from escli.es.routing import RoutedTransport
-
-        self.es = es
-        self.routed = es.transport if isinstance(es.transport, RoutedTransport) else None
-        transports = [m.transport for m in self.routed.members] if self.routed is not None else [es.transport]
-        self.fast = fast and all(getattr(t, "node_pool", None) is not None and getattr(t, "headers", None)
-                                 is not None for t in transports)
-        self.heads: dict[int, tuple[Any, Any]] = {}
-        for t in transports:
-            base = getattr(t, "headers", None) or {}
-            json_headers, ndjson_headers = HttpHeaders(base), HttpHeaders(base)
-            json_headers.update(JSON_HEADERS)
-            ndjson_headers.update(NDJSON_HEADERS)
-            self.heads[id(t)] = (json_headers, ndjson_headers)
-
-    async def post(self, target: str, body: bytes, ndjson: bool = False) -> Reply:
-        """The answer, whatever its status; connection errors and timeouts raise (elastic_transport errors on
-        the fast path, UnreachableError on the other and with several clusters)."""
-        if self.routed is not None:
-            return await self._post_routed(self.routed, target, body, ndjson)
-        if not self.fast:
-            return await self._post_es(target, body, ndjson)
-        return await self._post_node(self.es.transport, target, body, ndjson)
-
-    async def _post_node(self, transport: Any, target: str, body: bytes, ndjson: bool) -> Reply:
-        from elastic_transport import ConnectionError as TransportConnectionError
-
-        pool: Any = transport.node_pool  # an async (aiohttp) node pool
-        node: Any = pool.get()
-        json_headers, ndjson_headers = self.heads[id(transport)]
-        try:
-            resp = await node.perform_request("POST", target, body=body,
-                                              headers=ndjson_headers if ndjson else json_headers)
-        except TransportConnectionError:
-            pool.mark_dead(node)
-            raise
-        pool.mark_live(node)
-        meta = resp.meta
-        return _reply(meta.status, resp.body, meta.headers.get("retry-after"), meta.duration)
-
-    async def _post_routed(self, routed: RoutedTransport, target: str, body: bytes, ndjson: bool) -> Reply:
-        from elastic_transport import ConnectionError as TransportConnectionError
-        from elastic_transport import ConnectionTimeout
-
-        from escli.es.routing import ANY_STATUS, Member
-        from escli.es.transport import unreachable
-
-        async def send(m: Member) -> Reply:
-            if not self.fast:
-                started = time.perf_counter()
-                resp = await m.transport.request("POST", target, body=body, ignore=ANY_STATUS,
-                                                 content_type=NDJSON_HEADERS["content-type"] if ndjson else
-                                                 JSON_HEADERS["content-type"])
-                return _reply(resp.status, resp.body, resp.headers.get("retry-after"),
-                              time.perf_counter() - started)
-            try:
-                return await self._post_node(m.transport, target, body, ndjson)
-            except ConnectionTimeout as exc:  # the router takes escli's errors: a timeout marks the member down
-                raise unreachable(m.name, _reason(exc), timed_out=True) from exc
-            except TransportConnectionError as exc:
-                raise unreachable(m.name, _reason(exc)) from exc
-
-        member, reply = await routed.router.route(send, lambda r: r.status)
-        reply.cluster = member.name
-        return reply
-
-    async def _post_es(self, target: str, body: bytes, ndjson: bool) -> Reply:
-        started = time.perf_counter()  # target carries its query string already
-        resp = await self.es.request("POST", target, body=body,
-                                     content_type=NDJSON_HEADERS["content-type"] if ndjson else
-                                     JSON_HEADERS["content-type"], ignore=range(400, 600))
-        return _reply(resp.status, resp.body, resp.headers.get("retry-after"), time.perf_counter() - started)
-
-
-def _reply(status: int, raw: bytes, retry_after: str | None, duration: float) -> Reply:
+def reply_of(answer: Answer) -> Reply:
+    raw = answer.body
     try:
         data: Any = orjson.loads(raw)
     except orjson.JSONDecodeError:
         data = raw.decode("utf-8", "replace").strip()[:500]
-    wait = retry_after_seconds(retry_after) if status in RETRY_ON_STATUS else None
-    return Reply(status, data, duration, wait, raw)
+    return Reply(answer.status, data, answer.done_at - answer.sent_at, raw, answer.cluster or None)
 
 
 def reply_error(reply: Reply) -> tuple[str, str]:
     """(type, reason) of an error answer."""
-    body = reply.body
-    error = body.get("error") if isinstance(body, dict) else body
-    return error_fields(error, reply.status)
+    return error_summary(reply.status, reply.body)
 
 
 class _Run:
     def __init__(self, client: Es, opts: BatchOptions, stats: BatchStats,
-                 on_bad: Callable[[InputError], None], fast: bool = True, memo: Memo | None = None) -> None:
-        from elastic_transport import ConnectionError as TransportConnectionError
-        from elastic_transport import ConnectionTimeout
-
+                 on_bad: Callable[[InputError], None], memo: Memo | None = None) -> None:
         from escli.es.routing import RoutedTransport
         from escli.settings import FAN_OUT
 
-        self.sender = Sender(client, fast)
+        self.client = client
+        self.policy = client.retry_policy
         t = client.transport
         self.fanout = t if isinstance(t, RoutedTransport) and t.strategy == FAN_OUT else None
         self.memo = memo  # the memory cache level: a query that repeats in the file is answered from it
@@ -368,11 +224,7 @@ class _Run:
         self.opts = opts
         self.stats = stats
         self.on_bad = on_bad
-        # ConnectionTimeout is not a ConnectionError in elastic_transport: a timed-out request is retried and, in
-        # the end, counted as a timeout like a refused connection is counted as one.
-        self.conn_error: tuple[type[Exception], ...] = (TransportConnectionError, ConnectionTimeout,
-                                                         UnreachableError)
-        self.timeout_error: type[Exception] = ConnectionTimeout
+        self.item_retries = 0  # _msearch items sent again (whole requests are retried by the transport)
         self.window = asyncio.Semaphore(opts.window_size)
         self.work: asyncio.Queue[list[tuple[int, QuerySpec]] | None] = asyncio.Queue(maxsize=opts.concurrency)
         self.reorder: dict[int, bytes | None] = {}
@@ -426,11 +278,9 @@ class _Run:
     def reached(self) -> None:
         self.conn_streak = 0
 
-    def unreachable(self, exc: BaseException) -> None:
+    def unreachable(self, exc: UnreachableError) -> None:
         """A request that failed to connect even after its retries."""
-        from escli.errors import _connection_reason
-
-        self.last_conn_error = _connection_reason(exc)
+        self.last_conn_error = connection_reason(exc)
         self.conn_streak += 1
         if self.conn_streak >= self.opts.unreachable_after and self.fatal is None:
             self.fatal = UnreachableError(f"cluster unreachable: {self.conn_streak} requests in a row failed to "
@@ -443,49 +293,35 @@ class _Run:
             self.stats.stopped_early = True
             self.wake.set()
 
-    def conn_failure_kind(self, exc: BaseException) -> str:
-        timed_out = isinstance(exc, self.timeout_error) or getattr(exc, "timed_out", False)
-        return "timeout" if timed_out else "connection_error"
-
     # -- requests --
 
-    async def retry_wait(self, attempt: int, retry_after: float | None) -> None:
-        self.stats.retries += 1
-        await asyncio.sleep(retry_delay(attempt, retry_after, self.opts))
+    def stopped(self) -> bool:
+        return self.stopping  # --fail-fast: requests in flight finish without further retries
 
-    def may_retry(self, attempt: int) -> bool:
-        return attempt < self.opts.retries and not self.stopping
+    async def post(self, target: str, body: bytes, ndjson: bool = False) -> Reply:
+        """The answer after the transport's retries, whatever its status; UnreachableError when none came."""
+        p = self.client.prepare("POST", target, body=body, content_type=NDJSON if ndjson else JSON)
+        return reply_of(await self.client.send(p, stop=self.stopped))
 
     async def one(self, seq: int, spec: QuerySpec) -> Outcome:
         target = search_target(spec)
-        body = orjson.dumps(spec.body)
-        attempt = 0
-        while True:
-            self.stats.requests += 1
-            try:
-                reply = await (self.fan_post(target, spec) if self.fanout is not None else
-                               self.sender.post(target, body))
-            except self.conn_error as exc:
-                if self.may_retry(attempt):
-                    await self.retry_wait(attempt, None)
-                    attempt += 1
-                    continue
-                self.stats.connection_failures += 1
-                self.unreachable(exc)
-                return seq, self.failed(spec, self.conn_failure_kind(exc), _reason(exc), None)
-            self.reached()
-            if 200 <= reply.status < 300 and isinstance(reply.body, dict):
-                return seq, self.succeeded(spec, reply.body, reply.duration, reply.raw, reply.cluster, reply.extra)
-            if reply.status in RETRY_ON_STATUS and self.may_retry(attempt):
-                await self.retry_wait(attempt, reply.retry_after)
-                attempt += 1
-                continue
-            etype, reason = reply_error(reply)
-            return seq, self.failed(spec, etype, reason, reply.status)
+        try:
+            reply = await (self.fan_post(target, spec) if self.fanout is not None else
+                           self.post(target, orjson.dumps(spec.body)))
+        except UnreachableError as exc:
+            self.stats.connection_failures += 1
+            self.unreachable(exc)
+            return seq, self.failed(spec, exc.kind, connection_reason(exc), None)
+        self.reached()
+        if 200 <= reply.status < 300 and isinstance(reply.body, dict):
+            return seq, self.succeeded(spec, reply.body, reply.duration, reply.raw, reply.cluster, reply.extra)
+        etype, reason = reply_error(reply)
+        return seq, self.failed(spec, etype, reason, reply.status)
 
     async def fan_post(self, target: str, spec: QuerySpec) -> Reply:
         """Fan-out: the query to every healthy cluster, hits merged (core/fanout.py), as one Reply; a cluster that
-        failed is named in the line's `clusters` and the line says `"partial": true`. Retried as any request."""
+        failed is named in the line's `clusters` and the line says `"partial": true`. Each member's request is retried
+        by the one policy (es/routing.py request_on)."""
         from escli.core.fanout import fan_out_search
         from escli.errors import RefusedError
 
@@ -494,8 +330,7 @@ class _Run:
         try:
             fan = await fan_out_search(self.fanout, target, spec.body)
         except RefusedError as exc:  # every cluster refused it: an error answer like any other
-            return Reply(exc.status or 500, exc.body, time.perf_counter() - started,
-                         retry_after_seconds(exc.retry_after) if exc.status in RETRY_ON_STATUS else None)
+            return Reply(exc.status or 500, exc.body, time.perf_counter() - started)
         extra: dict[str, Any] = {"clusters": fan.clusters}
         if fan.partial:
             self.stats.partial += 1
@@ -503,31 +338,23 @@ class _Run:
         return Reply(200, fan.response, time.perf_counter() - started, extra=extra)
 
     async def group(self, jobs: list[tuple[int, QuerySpec]]) -> list[Outcome]:
-        """One _msearch for the group; failed items with a retryable status are sent again (only those)."""
+        """One _msearch for the group (the request retried by the transport); items refused with a retryable
+        status are sent again, only those, after the policy's pause."""
         results: dict[int, bytes] = {}
         pending = jobs
         attempt = 0
         while pending:
-            self.stats.requests += 1
             try:
-                reply = await self.sender.post("/_msearch", msearch_body([s for _, s in pending]), ndjson=True)
-            except self.conn_error as exc:
-                if self.may_retry(attempt):
-                    await self.retry_wait(attempt, None)
-                    attempt += 1
-                    continue
+                reply = await self.post("/_msearch", msearch_body([s for _, s in pending]), ndjson=True)
+            except UnreachableError as exc:
                 self.unreachable(exc)
                 for seq, spec in pending:
                     self.stats.connection_failures += 1
-                    results[seq] = self.failed(spec, self.conn_failure_kind(exc), _reason(exc), None)
+                    results[seq] = self.failed(spec, exc.kind, connection_reason(exc), None)
                 break
             self.reached()
             status = reply.status
             if not (200 <= status < 300 and isinstance(reply.body, dict)):
-                if status in RETRY_ON_STATUS and self.may_retry(attempt):
-                    await self.retry_wait(attempt, reply.retry_after)
-                    attempt += 1
-                    continue
                 if len(pending) > 1 and 400 <= status < 500 and status != 429:
                     # One unparsable search fails the whole _msearch (400): run them one by one, so only the bad
                     # one is reported and the others are answered.
@@ -540,19 +367,21 @@ class _Run:
                 break
             responses = reply.body.get("responses") or []
             again: list[tuple[int, QuerySpec]] = []
+            may_retry = attempt < self.policy.retries and not self.stopping
             for (seq, spec), item in zip(pending, responses, strict=False):
                 item_status = int(item.get("status", 200))
                 if "error" not in item:
                     results[seq] = self.succeeded(spec, item, reply.duration, cluster=reply.cluster)
-                elif item_status in RETRY_ON_STATUS and self.may_retry(attempt):
+                elif item_status in RETRY_ON_STATUS and may_retry:
                     again.append((seq, spec))
                 else:
-                    etype, reason = error_fields(item["error"], item_status)
+                    etype, reason = error_summary(item_status, item)
                     results[seq] = self.failed(spec, etype, reason, item_status)
             for seq, spec in pending[len(responses):]:  # never expected: fewer responses than searches
                 results[seq] = self.failed(spec, "missing_response", "_msearch returned no response for it", None)
             if again:
-                await self.retry_wait(attempt, None)
+                self.item_retries += 1
+                await asyncio.sleep(self.policy.delay(attempt))
                 attempt += 1
             pending = again
         return [(seq, results[seq]) for seq, _ in jobs]
@@ -638,15 +467,14 @@ class _Run:
 
 async def run_batch(client: Es, items: AsyncIterator[QuerySpec | InputError], opts: BatchOptions,
                     stats: BatchStats, on_bad: Callable[[InputError], None] = lambda e: None, *,
-                    fast: bool = True, memo: Memo | None = None) -> AsyncGenerator[list[bytes], None]:
+                    memo: Memo | None = None) -> AsyncGenerator[list[bytes], None]:
     """Run every query; yields lists of result lines in output order (see the module doc for the flow).
 
     `memo`: the memory cache level; a query it holds is answered without a request (`"cache":"hit-memory"` in
-    its line), every answer is put there.
-
-    `fast=False` sends every request through `Es.request` (see Sender), e.g. when sniffing."""
-    run = _Run(client, opts, stats, on_bad, fast, memo)
+    its line), every answer is put there."""
+    run = _Run(client, opts, stats, on_bad, memo)
     stats.started = time.monotonic()
+    sent0, retried0 = client.stats.requests, client.stats.retries
     tasks = [asyncio.create_task(run.produce(items))]
     tasks += [asyncio.create_task(run.work_loop()) for _ in range(opts.concurrency)]
     for task in tasks:
@@ -670,13 +498,10 @@ async def run_batch(client: Es, items: AsyncIterator[QuerySpec | InputError], op
             raise UnreachableError(f"cluster unreachable: no query could connect ({run.last_conn_error})")
     finally:
         stats.seconds = time.monotonic() - stats.started
+        stats.requests = client.stats.requests - sent0
+        stats.retries = client.stats.retries - retried0 + run.item_retries
         for task in tasks:
             task.cancel()
         with contextlib.suppress(BaseException):
             await asyncio.gather(*tasks, return_exceptions=True)
 
-
-def _reason(exc: BaseException) -> str:
-    from escli.errors import _connection_reason
-
-    return _connection_reason(exc)

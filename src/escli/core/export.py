@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import random
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -33,6 +32,7 @@ import orjson
 from escli.core.export_plan import Unit, choose_readers, plan_units, sorted_units, unit_body
 from escli.errors import EscliError, ExitCode, RefusedError, UnreachableError, UsageError
 from escli.es.paging import ELASTICSEARCH_ORDER, PageOrder, page_order, shard_doc_stable_after
+from escli.es.retry import RETRY_ON_STATUS
 
 if TYPE_CHECKING:
     from escli.es.api import Es
@@ -66,8 +66,9 @@ class ExportRequest:
     max_docs: int | None = None
     keep_alive: str = "5m"
     method: str = "auto"  # auto | pit | scroll
-    attempts: int = 6  # per page, for failures the transport's own retries did not absorb
+    attempts: int = 6  # per page, for a lost PIT or failed shards (requests are retried by the transport)
     partition: tuple[int, int] | None = None
+    throttle: float = 0.0  # wait this many times the last page's time between a reader's pages
 
     def search_body(self) -> dict[str, Any]:
         """The parts of the search body that say what to export (not where we stand)."""
@@ -289,13 +290,18 @@ class _PartialResults(Exception):
     pass
 
 
-def _retryable(exc: BaseException) -> bool:
-    if isinstance(exc, UnreachableError | _PartialResults):
+def _exhausted(exc: BaseException) -> bool:
+    """A failure the transport already retried by the one policy (es/retry.py) and gave up on: no answer, or a
+    429/502/503/504 that persisted. Never a reason to reopen the point in time."""
+    if isinstance(exc, UnreachableError):
         return True
-    if isinstance(exc, RefusedError):
-        status = exc.status or 0
-        return status in (408, 429) or status >= 500 or _is_context_missing(exc)
-    return False
+    return isinstance(exc, RefusedError) and (exc.status or 0) in RETRY_ON_STATUS
+
+
+def _page_retryable(exc: BaseException) -> bool:
+    """What the export itself tries again: a page with failed shards (the engine answered 200), or a PIT the
+    engine no longer knows (then a new one is opened)."""
+    return isinstance(exc, _PartialResults) or (isinstance(exc, RefusedError) and _is_context_missing(exc))
 
 
 class _RetriesExhausted(Exception):
@@ -362,7 +368,7 @@ class Pit:
 
 async def shard_seq_nos(es: Es, index: str) -> list[int]:
     """max_seq_no of every primary shard the target names, in the order a PIT numbers them (index, shard)."""
-    from escli.es.transport import index_path
+    from escli.es.target import index_path
 
     data = await es.json("GET", index_path(index, "_stats/docs"),
                          params={"level": "shards", "filter_path": "indices.*.shards.*.routing.primary,"
@@ -401,6 +407,7 @@ class Exporter:
         self.stop = asyncio.Event()
         self.pending: deque[int] = deque()
         self.budget: int | None = None
+        self.unit_rows: dict[int, int] = {}  # per reader: rows of its current unit handed to the writer
 
     # -- budget (--max-docs): each request reserves its size, so pages never overshoot ----------------------------
     def _reserve(self) -> int:
@@ -416,9 +423,8 @@ class Exporter:
 
     async def _backoff(self, attempt: int, exc: BaseException) -> None:
         self.result.retries += 1
-        delay = min(10.0, 0.5 * 2**attempt) * random.uniform(0.5, 1.0)
         self.on_warning(f"retrying after {_describe(exc)} (attempt {attempt + 1} of {self.req.attempts - 1})")
-        await asyncio.sleep(delay)
+        await asyncio.sleep(self.es.retry_policy.delay(attempt))
 
     async def _search_page(self, body: dict[str, Any], skip: set[str] | None, want_ids: bool) -> EncodedPage:
         resp = await self.es.search(None, body, params=SEARCH_PARAMS)
@@ -438,6 +444,7 @@ class Exporter:
         seen: set[str] | None = None if (rewindable or self.sorted) else set()
         skip: set[str] | None = None
         emitted = after is not None
+        partials = 0
         while not self.stop.is_set():
             size = self._reserve()
             if size <= 0:
@@ -452,6 +459,9 @@ class Exporter:
                         self.result.reread += 1
                         if rewindable:
                             await queue.put(Rewind(r))
+                            # The rows cut out no longer count against --max-docs: they will be written again.
+                            self._give_back(self.unit_rows[r])
+                            self.unit_rows[r] = 0
                         else:
                             skip = set(seen or ())
                 gen = seen_gen
@@ -459,22 +469,32 @@ class Exporter:
                 if after is not None:
                     body["search_after"] = after
                 try:
+                    asked = time.monotonic()
                     enc = await self._search_page(body, skip, seen is not None)
+                    took = time.monotonic() - asked
                     break
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
-                    if not _retryable(exc):
+                    if _exhausted(exc):
+                        self._give_back(size)
+                        raise _RetriesExhausted(exc) from exc
+                    if not _page_retryable(exc):
                         self._give_back(size)
                         raise
                     if attempt == self.req.attempts - 1:
+                        self._give_back(size)
                         raise _RetriesExhausted(exc) from exc
+                    partials += isinstance(exc, _PartialResults)
                     await self._backoff(attempt, exc)
-                    if _is_context_missing(exc) or isinstance(exc, _PartialResults) or attempt >= 1:
+                    # Only a PIT the engine lost, or shards failing again and again, warrant a new PIT; a busy
+                    # cluster's refusals never do (the transport retried those).
+                    if _is_context_missing(exc) or partials >= 2:
                         with contextlib.suppress(Exception):
                             await pit.reopen(seen_gen)
             pit.update(enc.context_id, gen)
             self._give_back(size - enc.rows)
+            self.unit_rows[r] += enc.rows
             if enc.last_sort is not None:
                 after = enc.last_sort
                 self._check_shard(unit, after)
@@ -483,6 +503,8 @@ class Exporter:
             emitted = emitted or enc.hits > 0
             done = enc.hits < size
             await queue.put(Page(r, u, enc, done, gen))
+            if self.req.throttle:  # between any two pages of this reader, also across units
+                await asyncio.sleep(self.req.throttle * took)
             if done:
                 return True
         return False
@@ -498,11 +520,14 @@ class Exporter:
     async def _read_pit(self, r: int, queue: asyncio.Queue[Item]) -> None:
         state = self.cp.readers[r]
         u, after, gen = state.unit, state.after, state.gen
+        # rows of the unit in progress already in the part (a resumed unit), given back if it is read again
+        self.unit_rows[r] = state.rows - state.unit_rows if u is not None else 0
         while not self.stop.is_set():
             if u is None or u in self.cp.done:
                 if not self.pending:
                     return
                 u, after, gen = self.pending.popleft(), None, self.pit.generation if self.pit else 1
+                self.unit_rows[r] = 0
             if not await self._read_unit(r, u, after, gen, queue):
                 return
             u = None
@@ -515,7 +540,7 @@ class Exporter:
             body["query"] = self.query
         if total > 1:
             body["slice"] = {"id": r, "max": total}
-        from escli.es.transport import index_path
+        from escli.es.target import index_path
 
         resp = await self.es.request("POST", index_path(self.req.index, "_search"),
                                      params={"scroll": self.req.keep_alive}, body=orjson.dumps(body))

@@ -98,7 +98,13 @@ def unit_body(unit: Unit, shards: int, query: dict[str, Any] | None) -> dict[str
     return body
 
 
+AUTO_READERS = 8
+
+
 def choose_readers(requested: int | None, shards: int, units: int) -> int:
-    """--slices N, or auto: one reader per shard (at least 2 when there is work for 2), never more than units."""
-    want = requested if requested is not None else min(max(shards, 2), 8)
+    """--slices N, or auto: as many readers as there are units, up to AUTO_READERS (and at least one per shard
+    when there are more shards), never more than units. More readers than shards is what keeps both the engine and
+    escli busy: while one reader's page is encoded and written, the others' pages are being searched (measured in
+    bench/bench_export.py; the pace, es/pace.py, keeps fewer in flight when the cluster refuses)."""
+    want = requested if requested is not None else max(shards, AUTO_READERS)
     return max(1, min(want, units))

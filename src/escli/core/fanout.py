@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from escli.errors import RefusedError, UnreachableError
-from escli.es.transport import error_summary, refused
+from escli.errors import RefusedError, UnreachableError, error_summary
+from escli.es.answers import refused
 
 if TYPE_CHECKING:
     from escli.es.routing import Member, RoutedTransport

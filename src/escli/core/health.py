@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
@@ -380,14 +381,16 @@ async def _probe_once(client: Es, index: str, body: bytes, params: dict[str, str
 
 
 async def check_settings(settings: Settings, label: str, wait_for_status: str | None, timeout: float,
-                         index: str | None = None, probes: Probes | None = None) -> ClusterHealth:
-    """A check with its own light transport: requests time out with the check, and no retry outlives it."""
+                         index: str | None = None, probes: Probes | None = None,
+                         on_warning: Callable[[str], None] | None = None) -> ClusterHealth:
+    """A check with its own transport: each request, its retries (the one policy, --max-retries) included, ends
+    within the check's timeout."""
     from escli.es.connect import open_es
 
-    s = settings.with_(timeout=timeout, max_retries=0)
+    s = settings.with_(timeout=timeout)
     url = ",".join(s.urls) if not s.credentials.cloud_id else "cloud"
     try:
-        async with open_es(s, pooled=False) as es:
+        async with open_es(s, on_warning=on_warning) as es:
             return await check(es, label, url, wait_for_status, timeout, index, probes)
     except Exception as exc:  # making the client failed (bad CA file, ...): still an answer
         return ClusterHealth(label=label, url=url, error=one_line(exc))

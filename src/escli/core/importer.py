@@ -8,7 +8,6 @@ documents Elasticsearch rejects go to the errors file.
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -21,11 +20,11 @@ from escli.core.columns import columns_meta
 from escli.core.csv_import import CsvPlan, CsvTable, RowError, plan_columns
 from escli.core.csv_infer import ColumnType
 from escli.errors import InputError, UsageError
+from escli.es.retry import RETRY_ON_STATUS
 
 if TYPE_CHECKING:
     from escli.es.api import Es
 
-RETRYABLE_ITEM_STATUS = {429, 502, 503, 504}
 MAX_CHUNK_BYTES = 8 * 1024 * 1024
 
 
@@ -38,7 +37,6 @@ class ImportOptions:
     chunk_size: int = 1000
     concurrency: int = 4
     refresh: bool = True
-    item_retries: int = 5
 
 
 @dataclass
@@ -212,7 +210,7 @@ async def ensure_index(client: Es, index: str, mapping_file: Path | None) -> Non
 
 async def index_properties(client: Es, index: str) -> dict[str, Any] | None:
     """The mapped `properties` of an existing index (merged over every index a pattern names), None if absent."""
-    from escli.es.transport import index_path
+    from escli.es.target import index_path
 
     resp = await client.request("GET", index_path(index, "_mapping"), ignore=(404,))
     if resp.status == 404:
@@ -313,7 +311,8 @@ async def run_import(
 async def _send_chunk(client: Es, opts: ImportOptions, chunk: list[Pending],
                       result: ImportResult, errors: ErrorSink) -> None:
     pending = chunk
-    for attempt in range(opts.item_retries + 1):
+    retries = client.retry_policy.retries
+    for attempt in range(retries + 1):
         resp = await client.bulk(bulk_body(opts.index, pending))
         if not resp.get("errors"):
             result.imported += len(pending)
@@ -324,7 +323,7 @@ async def _send_chunk(client: Es, opts: ImportOptions, chunk: list[Pending],
             status = int(outcome.get("status", 500))
             if status < 300:
                 result.imported += 1
-            elif status in RETRYABLE_ITEM_STATUS and attempt < opts.item_retries:
+            elif status in RETRY_ON_STATUS and attempt < retries:
                 retry.append(doc)
             else:
                 result.failed += 1
@@ -336,6 +335,7 @@ async def _send_chunk(client: Es, opts: ImportOptions, chunk: list[Pending],
                               "error": error, "document": orjson.loads(doc.encoded)})
         if not retry:
             return
+        client.refused(f"{len(retry)} bulk item(s) rejected")
         pending = retry
-        # Exponential backoff with full jitter, as the bulk helpers do for rejected items.
-        await asyncio.sleep(random.uniform(0, min(10.0, 0.2 * 2**attempt)))
+        # Items refused inside a 200 (a full write queue): the one policy's pause (es/retry.py), as for requests.
+        await asyncio.sleep(client.retry_policy.delay(attempt))

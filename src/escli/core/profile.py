@@ -48,8 +48,6 @@ from escli.profiler import (
 
 if TYPE_CHECKING:
     from escli.es.api import Es
-    from escli.es.routing import Router
-    from escli.es.transport import Target
 
 MODES = ("closed", "open")
 SCHEDULES = ("fixed", "poisson")
@@ -258,6 +256,8 @@ def stats_dict(s: RequestStats, seconds: float, percentiles: Sequence[float]) ->
 
 def error_kind(exc: BaseException) -> str:
     """A short, stable name for an error, used to count errors by type."""
+    if isinstance(exc, UnreachableError):
+        return exc.kind  # connection_error, timeout or tls_error (es/transport.failure_kind)
     name = type(exc).__name__
     if name == "ConnectionTimeout" or isinstance(exc, TimeoutError):
         return "timeout"
@@ -304,29 +304,13 @@ def took_of(raw: bytes) -> int | None:
 class Runner:
     """Sends the workload; `measure_from` splits warm-up from measured requests by their intended send time."""
 
-    def __init__(self, target: Target, prepared: Sequence[Prepared], opts: ProfileOptions, result: ProfileResult,
-                 on_progress: Callable[[int], None], cpu_now: Callable[[], float], timeout: float,
-                 router: Router | None = None) -> None:
-        from escli.es.light import head_prefix, request_bytes, ssl_context
-        from escli.es.wire import Pool
-
-        # One pool of keep-alive connections per node, as many as requests may be in flight; each query's whole
-        # request (line, headers, body) is encoded once per node. Several clusters: the nodes of every member,
-        # and the router (es/routing.py) picks the member of each request and hears how it went.
-        self.nodes: list[tuple[Pool, dict[int, bytes]]] = []
-        self.router = router
-        self.member_nodes: dict[str, list[int]] = {}
-        targets = [(m.name, getattr(m.transport, "target")) for m in router.members] if router \
-            else [("", target)]  # noqa: B009 - every member transport has a target
-        for name, t in targets:
-            for e in t.endpoints:
-                tls = ssl_context(t) if e.scheme == "https" else None
-                head = head_prefix(t, e)
-                payloads = {id(p): request_bytes(e.prefix.encode(), head, "POST", p.target, p.body,
-                                                 "application/json") for p in prepared}
-                self.member_nodes.setdefault(name, []).append(len(self.nodes))
-                self.nodes.append((Pool(e.host, e.port, tls, max(1, opts.concurrency)), payloads))
-        self.next_node = 0
+    def __init__(self, client: Es, prepared: Sequence[Prepared], opts: ProfileOptions, result: ProfileResult,
+                 on_progress: Callable[[int], None], cpu_now: Callable[[], float], timeout: float | None) -> None:
+        # Each query's whole request (line, headers, body) is encoded once per node by the seam's prepared form;
+        # the seam's timed send (`send_once`) takes the next node's pool, as many connections as may be in flight.
+        # Several clusters: the seam's router picks the member of each request and hears how it went.
+        self.client = client
+        self.requests = {id(p): client.prepare("POST", p.target, body=p.body) for p in prepared}
         self.timeout = timeout
         self.opts = opts
         self.result = result
@@ -338,10 +322,6 @@ class Runner:
         self.cpu_start = 0.0
         self.last_end = 0.0
         self.sent = 0
-
-    def close(self) -> None:
-        for pool, _ in self.nodes:
-            pool.close()
 
     def start_measuring(self, at: float) -> None:
         self.measure_from = at
@@ -366,27 +346,14 @@ class Runner:
         """
         perf = time.perf_counter
         self.sent += 1
-        member = self.router.order()[0] if self.router is not None else None
-        k = self.next_node
-        self.next_node = k + 1
-        if member is not None:
-            ks = self.member_nodes[member.name]
-            k = ks[k % len(ks)]
-        else:
-            k %= len(self.nodes)
-        pool, payloads = self.nodes[k]
         sent = perf()
         took: int | None = None
         error: str | None = None
         service_s = 0.0
+        cluster = ""
         try:
-            conn = await pool.acquire()
-            try:
-                answer = await conn.exchange(payloads[id(item)], timeout=self.timeout)
-            except BaseException:
-                pool.release(conn, reusable=False)
-                raise
-            pool.release(conn, reusable=answer.keep_alive)
+            answer = await self.client.send_once(self.requests[id(item)], self.timeout)
+            cluster = answer.cluster
             service_s = answer.done_at - answer.sent_at
             if answer.status >= 400:
                 error = http_error_kind(answer.status, answer.body)
@@ -396,18 +363,14 @@ class Runner:
             raise
         except Exception as exc:
             error = error_kind(exc)
+            cluster = exc.cluster if isinstance(exc, UnreachableError) else ""
         end = perf()
-        if member is not None and self.router is not None:  # no failover here: the failure is counted
-            if error is not None and (error in ("connection_error", "timeout", "tls_error") or error[:1] == "5"):
-                self.router.failed(member, error)
-            else:
-                self.router.succeeded(member)
         if intended < self.measure_from:
             return
         if end > self.last_end:
             self.last_end = end
         q = self.result.per_query[item.spec.id]
-        c = self.result.per_cluster.setdefault(member.name, RequestStats()) if member is not None else None
+        c = self.result.per_cluster.setdefault(cluster, RequestStats()) if cluster else None
         second = int(end - self.measure_from)
         if error is not None:
             q.record_error(error)
@@ -536,9 +499,7 @@ async def run_profile(client: Es, queries: Sequence[QuerySpec], opts: ProfileOpt
     from escli.es.routing import RoutedTransport
 
     routed = client.transport if isinstance(client.transport, RoutedTransport) else None
-    target: Target = getattr((routed.members[0] if routed else client).transport, "target")  # noqa: B009
-    runner = Runner(target, prepared, opts, result, on_progress, cpu_now, target.timeout,
-                    routed.router if routed else None)
+    runner = Runner(client, prepared, opts, result, on_progress, cpu_now, None)
     if routed is not None:
         result.per_cluster = {m.name: RequestStats() for m in routed.members}  # reported in the order given
     result.started_at = time.time()
@@ -554,8 +515,6 @@ async def run_profile(client: Es, queries: Sequence[QuerySpec], opts: ProfileOpt
             raise
         task.uncancel()
         result.interrupted = True
-    finally:
-        runner.close()
     if runner.measure_from == float("inf"):  # everything was warm-up
         runner.start_measuring(time.perf_counter())
     result.cpu_seconds = cpu_now() - runner.cpu_start

@@ -161,7 +161,7 @@ async def routed_search(es: Es, index: str, body: Mapping[str, Any], params: Map
     routed = es.transport if isinstance(es.transport, RoutedTransport) else None
     if routed is not None and routed.strategy == FAN_OUT:
         from escli.core.fanout import fan_out_search
-        from escli.es.transport import index_path
+        from escli.es.target import index_path
 
         fan = await fan_out_search(routed, index_path(index, "_search"), body, text_params, request_timeout,
                                    on_answer=es.learn)

@@ -6,9 +6,9 @@ left alone ("fresh"); any other is asked again and stored for `ttl` seconds ("re
 not hold (`now` date math, a per-user preference or routing) is "skipped". With `request_cache` the requests carry
 request_cache=true, which also fills the server's shard request cache (the parameter is not part of the key).
 
-Requests go out `concurrency` at a time; 429/502/503/504 and connection errors are retried with exponential
-backoff and jitter, honouring Retry-After (the same policy as `escli batch`). When the cluster cannot be reached
-at all, UnreachableError ends the run.
+Requests go out `concurrency` at a time, retried by the transport's one policy (es/retry.py: 429/502/503/504,
+connection errors and timeouts, full jitter, Retry-After). When the cluster cannot be reached at all,
+UnreachableError ends the run.
 
 `WarmLock` is the non-blocking lock that keeps two runs of the same job (same cache, same query file) from
 overlapping: a cron run that finds the previous one still going leaves at once.
@@ -26,8 +26,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from escli.core.batch import RETRY_ON_STATUS, BatchOptions, retry_after_seconds, retry_delay
 from escli.errors import InputError, RefusedError, UnreachableError, UsageError, api_error_summary
+from escli.es.answers import connection_reason
 from escli.es.queries import QuerySpec
 
 if TYPE_CHECKING:
@@ -41,14 +41,11 @@ class WarmOptions:
     refresh_ahead: float = 0.0
     request_cache: bool = False
     concurrency: int = 4
-    retries: int = 3
-    backoff_base: float = 0.2
-    backoff_cap: float = 10.0
 
     @property
-    def retry_policy(self) -> BatchOptions:
-        return BatchOptions(concurrency=self.concurrency, retries=self.retries, backoff_base=self.backoff_base,
-                            backoff_cap=self.backoff_cap)
+    def unreachable_after(self) -> int:
+        """Queries in a row that failed to connect (after their retries) before the run stops."""
+        return max(3, self.concurrency)
 
 
 @dataclass
@@ -156,7 +153,7 @@ async def warm_cache(client: Es, cache: Cache, identity: str,
 
     result = WarmResult() if result is None else result
     started = time.monotonic()
-    policy = opts.retry_policy
+    retried0 = client.stats.retries
     queue: asyncio.Queue[QuerySpec | None] = asyncio.Queue(maxsize=opts.concurrency * 2)
     state: dict[str, Any] = {"streak": 0, "last": "", "fatal": None}
 
@@ -172,45 +169,32 @@ async def warm_cache(client: Es, cache: Cache, identity: str,
                 result.fresh += 1
                 return
         params = {**spec.params, "request_cache": True} if opts.request_cache else spec.params
-        attempt = 0
-        while True:
-            try:
-                outcome = await search_with_cache(client, cache, identity, spec.index, spec.body, params,
-                                                  opts.ttl, refresh=True)
-            except RefusedError as exc:
-                state["streak"] = 0
-                if exc.status in RETRY_ON_STATUS and attempt < opts.retries:
-                    result.retries += 1
-                    await asyncio.sleep(retry_delay(attempt, retry_after_seconds(exc.retry_after), policy))
-                    attempt += 1
-                    continue
-                status, etype, reason = api_error_summary(exc)
-                result.failed += 1
-                on_problem(Problem(source, spec.line, spec.id, f"{etype} ({status}): {reason}"))
-                return
-            except UnreachableError as exc:
-                if attempt < opts.retries:
-                    result.retries += 1
-                    await asyncio.sleep(retry_delay(attempt, None, policy))
-                    attempt += 1
-                    continue
-                result.failed += 1
-                result.connection_failures += 1
-                state["last"] = str(exc).removeprefix("cluster unreachable: ")
-                state["streak"] += 1
-                if state["streak"] >= policy.unreachable_after and state["fatal"] is None:
-                    state["fatal"] = UnreachableError(f"cluster unreachable: {state['streak']} queries in a row "
-                                                      f"failed to connect ({state['last']})")
-                on_problem(Problem(source, spec.line, spec.id, f"connection error: {state['last']}"))
-                return
+        try:
+            outcome = await search_with_cache(client, cache, identity, spec.index, spec.body, params, opts.ttl,
+                                              refresh=True)
+        except RefusedError as exc:
             state["streak"] = 0
-            if outcome.failed_clusters:  # fan-out without some cluster's hits: not stored, not warm
-                result.failed += 1
-                on_problem(Problem(source, spec.line, spec.id, "not stored: fan-out cluster(s) failed: "
-                                   + ", ".join(outcome.failed_clusters)))
-                return
-            result.refreshed += 1
+            status, etype, reason = api_error_summary(exc)
+            result.failed += 1
+            on_problem(Problem(source, spec.line, spec.id, f"{etype} ({status}): {reason}"))
             return
+        except UnreachableError as exc:
+            result.failed += 1
+            result.connection_failures += 1
+            state["last"] = connection_reason(exc)
+            state["streak"] += 1
+            if state["streak"] >= opts.unreachable_after and state["fatal"] is None:
+                state["fatal"] = UnreachableError(f"cluster unreachable: {state['streak']} queries in a row "
+                                                  f"failed to connect ({state['last']})")
+            on_problem(Problem(source, spec.line, spec.id, f"connection error: {state['last']}"))
+            return
+        state["streak"] = 0
+        if outcome.failed_clusters:  # fan-out without some cluster's hits: not stored, not warm
+            result.failed += 1
+            on_problem(Problem(source, spec.line, spec.id, "not stored: fan-out cluster(s) failed: "
+                               + ", ".join(outcome.failed_clusters)))
+            return
+        result.refreshed += 1
 
     async def produce() -> None:
         async for item in items:
@@ -244,6 +228,7 @@ async def warm_cache(client: Es, cache: Cache, identity: str,
         raise
     finally:
         result.seconds = time.monotonic() - started
+        result.retries = client.stats.retries - retried0
     if state["fatal"] is not None:
         raise state["fatal"]
     if result.connection_failures and not (result.refreshed or result.fresh) \

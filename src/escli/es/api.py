@@ -16,7 +16,10 @@ from typing import Any
 import orjson
 
 from escli.errors import UnreachableError
-from escli.es.transport import JSON, NDJSON, Response, Transport, index_path
+from escli.es.nodes import Prepared
+from escli.es.retry import RetryPolicy
+from escli.es.target import JSON, NDJSON, index_path
+from escli.es.transport import Answer, Response, Transport, TransportStats
 
 ELASTICSEARCH = "elasticsearch"
 OPENSEARCH = "opensearch"
@@ -30,7 +33,7 @@ class ProductInfo:
     @property
     def major(self) -> int | None:
         head = (self.version or "").split(".", 1)[0]
-        return int(head) if head.isdigit() else None
+        return int(head) if head.isascii() and head.isdigit() else None
 
 
 def product_from_root(body: Any) -> ProductInfo:
@@ -42,6 +45,8 @@ def product_from_root(body: Any) -> ProductInfo:
         return ProductInfo(ELASTICSEARCH, number)
     raise UnreachableError("the server at the URL is neither Elasticsearch nor OpenSearch (GET / said no version)")
 
+
+PRODUCT_PROBE_IGNORE = frozenset(range(400, 500)) - {429}
 
 # (method, path, status or None when no answer came, seconds): for -vv request logs.
 RequestLog = Callable[[str, str, "int | None", float], None]
@@ -93,11 +98,41 @@ class Es:
 
     async def product(self) -> ProductInfo:
         if self._product is None:
-            # Any answer will do: Elasticsearch marks even a refusal (the test distribution has no `GET /`).
-            resp = await self.request("GET", "/", ignore=range(400, 600))
+            # Any answer will do: Elasticsearch marks even a refusal (the test distribution has no `GET /`). Not a
+            # 429 or 5xx, though: those are retried by the transport and, when they persist, refused as such (a
+            # proxy's 429 carries no product header and says nothing about what is behind it).
+            resp = await self.request("GET", "/", ignore=PRODUCT_PROBE_IGNORE)
             if self._product is None:
                 self._product = product_from_root(resp.json() if resp.status == 200 else None)
         return self._product
+
+    # -- the fast paths: a request encoded once, sent many times (batch), or timed (profile) -----------------------
+    def prepare(self, method: str, path: str, *, params: Mapping[str, str] | None = None, body: bytes | None = None,
+                content_type: str = JSON) -> Prepared:
+        return self.transport.prepare(method, path, params=params, body=body, content_type=content_type)
+
+    async def send(self, p: Prepared, *, timeout: float | None = None,
+                   stop: Callable[[], bool] | None = None) -> Answer:
+        """Any status back, after the retry policy; UnreachableError when no answer came."""
+        return await self.transport.send(p, timeout=timeout, stop=stop)
+
+    async def send_once(self, p: Prepared, timeout: float | None = None) -> Answer:
+        """One try, never retried; the answer's sent_at/done_at are where the bytes moved."""
+        return await self.transport.send_once(p, timeout)
+
+    @property
+    def stats(self) -> TransportStats:
+        return self.transport.stats
+
+    def refused(self, reason: str) -> None:
+        """A refusal inside an answer (bulk items rejected): the pace slows down as for a 429."""
+        if self.transport.pace is not None:
+            self.transport.pace.refused(reason)
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """The one policy (es/retry.py), for callers that retry what is not a request (bulk items, pages)."""
+        return self.transport.policy
 
     @property
     def known_product(self) -> ProductInfo | None:

@@ -1,67 +1,62 @@
-"""The one place a transport is chosen and an `Es` is made.
+"""The one place a transport is made from Settings, and an `Es` around it.
 
-    async with open_es(settings, pooled=False) as es:        # search on a miss, health, cache, completion
+    async with open_es(settings, concurrency=8, on_warning=msgs.server_warning) as es:
         resp = await es.search("products", body)
-    async with open_es(settings, pooled=True, concurrency=8) as es:   # batch, export, import, profile, warm
-        ...
 
-Light for commands that make one or a few requests (no aiohttp or elastic_transport import: they cost ~0.35 s
-of start-up), pooled for commands that make many. Settings, credentials, TLS and error mapping are the same on
-both (es.transport.target_for); the transport is always closed, also on errors and Ctrl-C.
+One cluster: an HttpTransport (es/transport.py) with `max(connections, concurrency)` keep-alive connections per
+node and the retry policy of --max-retries. Several clusters: one HttpTransport per member, tried once each, and a
+RoutedTransport over them that owns the retries (es/routing.py), so a retry can go to another member. The
+transport is always closed, also on errors and Ctrl-C.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from escli.errors import translate
 from escli.es.api import Es, RequestLog
-from escli.es.transport import Transport, target_for
+from escli.es.pace import Pace
+from escli.es.retry import NO_RETRY, OnRetry, RetryPolicy
+from escli.es.target import target_for
+from escli.es.transport import HttpTransport, Transport
 from escli.settings import Settings
 
-# "light" or "pooled": every command uses that transport (profile's measured requests always go on es.wire).
-ENV_TRANSPORT = "ESCLI_TRANSPORT"
+
+def retry_policy(settings: Settings) -> RetryPolicy:
+    return RetryPolicy(retries=settings.max_retries)
 
 
-def make_transport(settings: Settings, *, pooled: bool, concurrency: int = 1, retries: int = 0) -> Transport:
+def make_transport(settings: Settings, *, concurrency: int = 1, on_warning: Callable[[str], None] | None = None,
+                   on_retry: OnRetry | None = None, paced: bool = False,
+                   on_pace: Callable[[str], None] | None = None) -> Transport:
+    policy = retry_policy(settings)
+
+    def pace() -> Pace | None:
+        # from 2 in flight, doubling per round trip to `concurrency` unless the cluster refuses
+        return Pace(min(2, concurrency), concurrency, on_change=on_pace) if paced and concurrency > 1 else None
+
     if settings.members:
-        # Several clusters: one transport each (light or pooled as asked), a RoutedTransport over them. Each
-        # member gets the whole concurrency: after a failover one of them carries every request.
         from escli.es.routing import Member, RoutedTransport
 
+        # Each member gets the whole concurrency: after a failover one of them carries every request.
         members = [Member(m.cluster or ",".join(m.urls),
-                          make_transport(m, pooled=pooled, concurrency=concurrency, retries=retries), m.weight)
+                          HttpTransport(target_for(m), connections=max(m.connections, concurrency), policy=NO_RETRY,
+                                        sniff=m.sniff, on_warning=on_warning, pace=pace()), m.weight)
                    for m in settings.members]
-        return RoutedTransport(members, settings.strategy or "failover")
-    target = target_for(settings)
-    forced = os.environ.get(ENV_TRANSPORT, "")
-    if forced in ("light", "pooled"):
-        pooled = forced == "pooled"  # tests run the same commands on both transports
-    if pooled or settings.sniff:
-        from escli.es.pooled import PooledTransport
-
-        return PooledTransport(target, connections=max(settings.connections, concurrency), sniff=settings.sniff,
-                               retries=retries)
-    from escli.es.light import LightTransport
-
-    return LightTransport(target)
+        return RoutedTransport(members, settings.strategy or "failover", policy=policy, on_retry=on_retry)
+    return HttpTransport(target_for(settings), connections=max(settings.connections, concurrency), policy=policy,
+                         sniff=settings.sniff, on_warning=on_warning, on_retry=on_retry, pace=pace())
 
 
 @asynccontextmanager
-async def open_es(settings: Settings, *, pooled: bool, concurrency: int = 1, retries: int = 0,
-                  on_request: RequestLog | None = None) -> AsyncIterator[Es]:
-    """`retries`: the pooled transport resends 429/502/503/504 and connection failures at once, to another node
-    (bulk and export pages); commands that pause between retries (es.retry.with_backoff) leave it at 0."""
-    es = Es(make_transport(settings, pooled=pooled, concurrency=concurrency, retries=retries),
-            on_request=on_request)
+async def open_es(settings: Settings, *, concurrency: int = 1, on_warning: Callable[[str], None] | None = None,
+                  on_retry: OnRetry | None = None, on_request: RequestLog | None = None, paced: bool = False,
+                  on_pace: Callable[[str], None] | None = None) -> AsyncIterator[Es]:
+    """`paced`: at most `concurrency` requests in flight, fewer while the cluster refuses (es/pace.py): export,
+    import, batch and warm-cache; never profile, which measures at the load it was asked for."""
+    es = Es(make_transport(settings, concurrency=concurrency, on_warning=on_warning, on_retry=on_retry,
+                           paced=paced, on_pace=on_pace), on_request=on_request)
     try:
         yield es
-    except BaseException as exc:
-        new = translate(exc)
-        if new is exc:
-            raise
-        raise new from exc
     finally:
         await es.close()

@@ -1,9 +1,13 @@
-"""Retries with exponential backoff and full jitter, inside an overall deadline.
+"""The one retry policy: which failures are retried, how long to wait, how often.
 
-elastic_transport retries at once, without waiting; a cluster answering 429 or 503 needs a pause. Commands that
-make a few requests (search) build their client with `max_retries=0` and wrap each call in `with_backoff`, so
-every retry waits, goes to the next node (round robin; dead nodes back off in the node pool) and the whole call,
-retries included, ends within `deadline` seconds: an unreachable cluster fails within the --timeout.
+Every request of every command goes through `retrying` (es/transport.py calls it; nothing above es/ retries a
+request): 429, 502, 503 and 504 answers, connection failures and timeouts are tried again up to `retries` times,
+after a pause drawn with full jitter (uniform in [0, min(cap, base * 2**attempt)], AWS architecture blog) and never
+shorter than the answer's Retry-After asks (capped). The whole call, pauses included, stays inside the caller's
+deadline (--timeout), so an unreachable cluster fails within it.
+
+Callers that retry something that is not a request (a bulk item refused inside a 200, a page whose shards failed)
+ask the same policy for the pause (`RetryPolicy.delay`), so the waits are the same everywhere.
 """
 
 from __future__ import annotations
@@ -12,49 +16,87 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
-from escli.errors import RefusedError, UnreachableError, translate
+from escli.errors import UnreachableError
 
-T = TypeVar("T")
 RETRY_ON_STATUS = frozenset({429, 502, 503, 504})
+A = TypeVar("A", bound="HasStatus")
 
 
-def is_retryable(exc: BaseException) -> bool:
-    """A connection error, a timeout, or one of 429/502/503/504."""
-    shown = translate(exc)
-    if isinstance(shown, UnreachableError):
-        return True
-    return isinstance(shown, RefusedError) and shown.status in RETRY_ON_STATUS
+class HasStatus(Protocol):
+    @property
+    def status(self) -> int: ...
+
+    def header(self, name: str) -> str | None: ...
 
 
-def backoff_delay(attempt: int, base: float = 0.25, cap: float = 4.0, rng: random.Random | None = None) -> float:
-    """Full jitter (AWS architecture blog): uniform in [0, min(cap, base * 2**attempt)]."""
-    return (rng or random).uniform(0.0, min(cap, base * (2 ** attempt)))
+def retry_after_seconds(value: str | None) -> float | None:
+    """A Retry-After header: delta-seconds or an HTTP date; None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    from email.utils import parsedate_to_datetime
+
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError, IndexError):
+        return None
 
 
-async def with_backoff(call: Callable[[float], Awaitable[T]], *, retries: int, deadline: float,
-                       base: float = 0.25, cap: float = 4.0,
-                       on_retry: Callable[[int, BaseException, float], None] | None = None) -> T:
-    """Run `call(seconds_left)` up to 1 + retries times; the argument is the time left for that attempt.
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    retries: int = 3
+    base: float = 0.25  # seconds; attempt k waits uniform(0, min(cap, base * 2**k))
+    cap: float = 4.0
+    retry_after_cap: float = 30.0  # never wait longer than this for one Retry-After
 
-    Only retryable errors are retried; the last error is raised (translated into an escli error).
-    """
-    started = time.monotonic()
-    attempt = 0
+    def delay(self, attempt: int, retry_after: str | float | None = None,
+              rng: random.Random | None = None) -> float:
+        wait = (rng or random).uniform(0.0, min(self.cap, self.base * (2 ** attempt)))
+        after = retry_after_seconds(retry_after) if isinstance(retry_after, str) else retry_after
+        if after is not None:
+            wait = max(wait, min(after, self.retry_after_cap))
+        return wait
+
+
+NO_RETRY = RetryPolicy(retries=0)
+
+# (attempt number of the retry about to happen (1-based), what went wrong, the pause in seconds)
+OnRetry = Callable[[int, str, float], None]
+
+
+async def retrying(attempt: Callable[[float], Awaitable[A]], policy: RetryPolicy, deadline: float, *,
+                   on_retry: OnRetry | None = None, stop: Callable[[], bool] | None = None) -> A:
+    """Call `attempt(seconds_left)` until it answers with a status that is not retryable, retries run out, the
+    deadline (monotonic seconds) would pass, or `stop()` says so. An answer is returned whatever its status (the
+    last one when retries ran out); UnreachableError (no answer) is raised when the last try had none."""
+    n = 0
     while True:
-        left = deadline - (time.monotonic() - started)
+        left = deadline - time.monotonic()
+        answer: A | None = None
+        failure: UnreachableError | None = None
         try:
-            return await call(max(left, 0.05))
-        except Exception as exc:
-            shown = translate(exc)
-            delay = backoff_delay(attempt, base, cap)
-            elapsed = time.monotonic() - started
-            if attempt >= retries or not is_retryable(exc) or elapsed + delay >= deadline:
-                if shown is exc:
-                    raise
-                raise shown from exc
-            if on_retry is not None:
-                on_retry(attempt + 1, shown, delay)
-            attempt += 1
-            await asyncio.sleep(delay)
+            answer = await attempt(max(left, 0.05))
+        except UnreachableError as exc:
+            failure = exc
+        if answer is not None:
+            if answer.status not in RETRY_ON_STATUS:
+                return answer
+            reason, retry_after = f"HTTP {answer.status}", answer.header("retry-after")
+        else:
+            reason, retry_after = str(failure), None
+        wait = policy.delay(n, retry_after)
+        if n >= policy.retries or time.monotonic() + wait >= deadline or (stop is not None and stop()):
+            if answer is not None:
+                return answer
+            assert failure is not None
+            raise failure
+        n += 1
+        if on_retry is not None:
+            on_retry(n, reason, wait)
+        await asyncio.sleep(wait)

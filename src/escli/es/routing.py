@@ -11,10 +11,10 @@ Health lives here and only here (`Router`): a member that fails a request (no co
 answer) is marked down for a backoff that doubles from 1 s to 60 s and is cleared by its next success, and the
 same request goes to the next healthy member, so no query is lost and none is answered twice. Nothing goes to a
 down member while a healthy one remains; when every member is down, the one whose backoff ends first is tried
-(a probe), and if it fails too the request fails with UnreachableError (exit 3). batch's fast path (core/batch.py
-Sender) and profile's load send on their own connections but choose members and report outcomes through
-`Router.route` / `Router.order`, so the policy is the same everywhere. Every answer says who gave it: the
-`x-escli-cluster` header of the Response.
+(a probe), and if it fails too the request fails with UnreachableError (exit 3). The retry policy wraps the
+routing (a retry may go to another member); the members never retry themselves. batch's prepared sends and
+profile's timed sends are the same Transport methods here as on one cluster. Every answer says who gave it: the
+`x-escli-cluster` header of a Response, `cluster` of an Answer.
 """
 
 from __future__ import annotations
@@ -25,7 +25,11 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from escli.errors import UnreachableError
-from escli.es.transport import JSON, Response, Transport, refused
+from escli.es.nodes import Prepared
+from escli.es.pace import Pace
+from escli.es.retry import NO_RETRY, OnRetry, RetryPolicy, retrying
+from escli.es.target import JSON, request_target
+from escli.es.transport import Answer, HttpTransport, Response, TransportStats, response
 from escli.settings import FAN_OUT
 
 CLUSTER_HEADER = "x-escli-cluster"
@@ -39,7 +43,7 @@ T = TypeVar("T")
 @dataclass(eq=False)
 class Member:
     name: str
-    transport: Transport
+    transport: HttpTransport
     weight: float = 1.0
     down_until: float = 0.0  # monotonic seconds; 0: healthy
     failures: int = 0  # in a row; the backoff grows with it
@@ -149,10 +153,16 @@ def tagged(resp: Response, name: str) -> Response:
 
 
 class RoutedTransport:
-    """The Transport protocol over several clusters' transports (see the module doc)."""
+    """The Transport protocol over several clusters' transports (see the module doc). The members try once; the
+    retry policy is applied here, around the routing, so a retry may go to another member."""
 
-    def __init__(self, members: Sequence[Member], strategy: str, **router_options: float) -> None:
+    def __init__(self, members: Sequence[Member], strategy: str, *, policy: RetryPolicy = NO_RETRY,
+                 on_retry: OnRetry | None = None, **router_options: float) -> None:
         self.router = Router(members, strategy, **router_options)  # type: ignore[arg-type]
+        self.policy = policy
+        self.on_retry = on_retry
+        self.stats = TransportStats()
+        self.pace: Pace | None = None  # each member paces its own requests
 
     @property
     def members(self) -> list[Member]:
@@ -162,33 +172,83 @@ class RoutedTransport:
     def strategy(self) -> str:
         return self.router.strategy
 
+    def prepare(self, method: str, path: str, *, params: Mapping[str, str] | None = None, body: bytes | None = None,
+                content_type: str = JSON) -> Prepared:
+        return Prepared(method, request_target(path, params), body, content_type)
+
+    async def send(self, p: Prepared, *, timeout: float | None = None, retry: bool = True,
+                   stop: Callable[[], bool] | None = None) -> Answer:
+        limit = self.members[0].transport.target.timeout if timeout is None else timeout
+        tries = 0
+
+        async def attempt(left: float) -> Answer:
+            nonlocal tries
+            tries += 1
+
+            async def one(m: Member) -> Answer:
+                self.stats.requests += 1
+                return await m.transport.send(p, timeout=left, retry=False)
+
+            m, answer = await self.router.route(one, lambda a: a.status)
+            answer.cluster = m.name
+            return answer
+
+        def counted(n: int, reason: str, wait: float) -> None:
+            self.stats.retries += 1
+            if self.on_retry is not None:
+                self.on_retry(n, reason, wait)
+
+        answer = await retrying(attempt, self.policy if retry else NO_RETRY, time.monotonic() + limit,
+                                on_retry=counted, stop=stop)
+        answer.attempts = tries
+        return answer
+
+    async def send_once(self, p: Prepared, timeout: float | None = None) -> Answer:
+        """profile: the strategy's member, one try, no failover (each failure is counted); its health noted."""
+        m = self.router.order()[0]
+        self.stats.requests += 1
+        try:
+            answer = await m.transport.send_once(p, timeout)
+        except UnreachableError as exc:
+            self.router.failed(m, exc.kind)
+            exc.cluster = m.name
+            raise
+        if is_failure(answer.status):
+            self.router.failed(m, f"HTTP {answer.status}")
+        else:
+            self.router.succeeded(m)
+        answer.cluster = m.name
+        return answer
+
     async def request(self, method: str, path: str, *, params: Mapping[str, str] | None = None,
                       body: bytes | None = None, content_type: str = JSON, timeout: float | None = None,
                       ignore: Collection[int] = ()) -> Response:
-        async def send(m: Member) -> Response:
-            return await m.transport.request(method, path, params=params, body=body, content_type=content_type,
-                                             timeout=timeout, ignore=ANY_STATUS)
-
-        m, resp = await self.router.route(send, lambda r: r.status)
-        if resp.status >= 400 and resp.status not in ignore:
-            raise refused(resp.status, resp.body, resp.headers)
-        return tagged(resp, m.name)
+        answer = await self.send(self.prepare(method, path, params=params, body=body, content_type=content_type),
+                                 timeout=timeout)
+        return tagged(response(answer, ignore), answer.cluster)
 
     async def request_on(self, m: Member, method: str, path: str, *, params: Mapping[str, str] | None = None,
                          body: bytes | None = None, content_type: str = JSON,
                          timeout: float | None = None) -> Response:
-        """One request to one member, whatever its status (fan-out); its health is updated like any other."""
+        """One request to one member, whatever its status (fan-out), retried by the policy; its health is updated
+        like any other."""
+        p = self.prepare(method, path, params=params, body=body, content_type=content_type)
+
+        async def attempt(left: float) -> Answer:
+            self.stats.requests += 1
+            return await m.transport.send(p, timeout=left, retry=False)
+
+        limit = m.transport.target.timeout if timeout is None else timeout
         try:
-            resp = await m.transport.request(method, path, params=params, body=body, content_type=content_type,
-                                             timeout=timeout, ignore=ANY_STATUS)
+            answer = await retrying(attempt, self.policy, time.monotonic() + limit)
         except UnreachableError as exc:
             self.router.failed(m, str(exc))
             raise
-        if is_failure(resp.status):
-            self.router.failed(m, f"HTTP {resp.status}")
+        if is_failure(answer.status):
+            self.router.failed(m, f"HTTP {answer.status}")
         else:
             self.router.succeeded(m)
-        return tagged(resp, m.name)
+        return tagged(response(answer, ANY_STATUS), m.name)
 
     async def close(self) -> None:
         for m in self.members:

@@ -1,44 +1,76 @@
-"""The seam between escli and a search engine: one request shape, two transports, errors mapped in one place.
+"""The one request path: every request escli makes goes through a Transport, and one loop owns its life.
 
-    Transport.request(method, path, params=..., body=bytes, ...) -> Response(status, headers, body bytes)
+    t = HttpTransport(target, connections=8, policy=RetryPolicy(retries=3), on_warning=print)
+    resp = await t.request("POST", "/products/_search", body=b"{...}")     # Response, or an escli error
+    p = t.prepare("POST", "/products/_search", body=b"{...}")               # encoded once per node
+    answer = await t.send(p)                 # batch: any status back, retried by the policy
+    answer = await t.send_once(p, timeout)   # profile: one try, timed where the bytes move, never retried
 
-`es.light.LightTransport` (HTTP/1.1 on asyncio streams) serves commands that make a few requests and must start
-fast; `es.pooled.PooledTransport` (elastic_transport's aiohttp nodes) serves commands that make thousands. Both
-send plain `application/json` (accepted by Elasticsearch 8.x, 9.x and OpenSearch 2.x alike, unlike the client's
-compatibility mimetypes), never parse the body, never retry (callers wrap calls in `es.retry.with_backoff`) and
-raise only escli errors: `UnreachableError` for connection failures and timeouts, `RefusedError` for a status of
-400 or more that the caller did not list in `ignore`. Nothing here imports aiohttp or elastic_transport.
+The loop (`send`): pick a node (es/nodes.py: round robin, dead nodes backed off), send on one of its keep-alive
+connections (es/wire.py), classify the outcome (an answer, or no answer: UnreachableError), retry what the policy
+retries (es/retry.py) or give up, mark the node. A connection that could not be made moves on to the next live
+node at once, inside the same try (nothing reached a server, so nothing can be applied twice). `request` adds the one
+error map (es/answers.py): a status of 400 or more that the caller did not `ignore` becomes a RefusedError.
+Warning headers (deprecations) are handed to `on_warning` once per distinct text. Nothing above es/ imports an
+HTTP library or touches nodes or connections: they call these methods (through `Es`, es/api.py).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+import asyncio
+import re
+import ssl
+import time
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
-from urllib.parse import quote, urlsplit
 
 import orjson
 
-from escli.errors import STATUS_HINTS, RefusedError, UnreachableError, UsageError
-from escli.settings import Settings
+from escli.errors import UnreachableError
+from escli.es.answers import connection_reason, refused, unreachable
+from escli.es.nodes import Node, NodeSet, Prepared, nodes_from_info
+from escli.es.pace import Pace
+from escli.es.retry import NO_RETRY, OnRetry, RetryPolicy, retrying
+from escli.es.target import JSON, NDJSON, Target, request_target
+from escli.es.wire import Answer
 
-JSON = "application/json"
-NDJSON = "application/x-ndjson"
+__all__ = ["JSON", "NDJSON", "Answer", "HttpTransport", "Prepared", "Response", "Transport", "TransportStats"]
+
+SNIFF_MIN_INTERVAL = 10.0  # seconds between two sniffs after node failures
+_WARNING_TEXT = re.compile(r'^\s*\d{3}\s+\S+\s+"((?:[^"\\]|\\.)*)"')
 
 
 @dataclass(frozen=True, slots=True)
 class Response:
     status: int
-    headers: Mapping[str, str]  # names lower-cased
+    headers: Mapping[str, str]  # names lower-cased, values as sent
     body: bytes
 
     def json(self) -> Any:
         return orjson.loads(self.body) if self.body else None
 
 
+@dataclass(slots=True)
+class TransportStats:
+    requests: int = 0  # tries sent (retries included)
+    retries: int = 0
+    warnings: int = 0  # distinct Warning texts seen
+
+
 class Transport(Protocol):
+    stats: TransportStats
+    policy: RetryPolicy
+    pace: Pace | None
+
+    def prepare(self, method: str, path: str, *, params: Mapping[str, str] | None = None, body: bytes | None = None,
+                content_type: str = JSON) -> Prepared: ...
+
+    async def send(self, p: Prepared, *, timeout: float | None = None, retry: bool = True,
+                   stop: Callable[[], bool] | None = None) -> Answer: ...
+
+    async def send_once(self, p: Prepared, timeout: float | None = None) -> Answer: ...
+
     async def request(self, method: str, path: str, *, params: Mapping[str, str] | None = None,
                       body: bytes | None = None, content_type: str = JSON, timeout: float | None = None,
                       ignore: Collection[int] = ()) -> Response: ...
@@ -46,113 +78,233 @@ class Transport(Protocol):
     async def close(self) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    """One node's base URL, split: scheme, host, port and a path prefix ("" or "/prefix")."""
+def response(answer: Answer, ignore: Collection[int] = ()) -> Response:
+    """The answer as a Response, or the RefusedError its status means."""
+    headers = answer.headers
+    if answer.status >= 400 and answer.status not in ignore:
+        raise refused(answer.status, answer.body, headers)
+    return Response(answer.status, headers, answer.body)
 
-    scheme: str
-    host: str
-    port: int
-    prefix: str = ""
+
+def failure_kind(exc: BaseException) -> str:
+    """connection_error, timeout or tls_error: how a try got no answer."""
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    if isinstance(exc, ssl.SSLError | ssl.CertificateError):
+        return "tls_error"
+    return "connection_error"
+
+
+def warning_texts(values: list[str]) -> list[str]:
+    """The texts of Warning header values (`299 Elasticsearch-9.5.4-abc "text" "date"`), as sent."""
+    out = []
+    for value in values:
+        m = _WARNING_TEXT.match(value)
+        out.append(m.group(1).replace('\\"', '"').replace("\\\\", "\\") if m else value)
+    return out
+
+
+class HttpTransport:
+    """One cluster's nodes over es/wire.py, under one retry policy (see the module doc)."""
+
+    def __init__(self, target: Target, *, connections: int = 8, policy: RetryPolicy = NO_RETRY,
+                 sniff: bool = False, on_warning: Callable[[str], None] | None = None,
+                 on_retry: OnRetry | None = None, pace: Pace | None = None) -> None:
+        self.target = target
+        self.policy = policy
+        self.pace = pace  # requests in flight, adapted to the cluster's answers (es/pace.py); None: as sent
+        self.nodes = NodeSet(target, connections)
+        self.stats = TransportStats()
+        self.on_warning = on_warning
+        self.on_retry = on_retry
+        self._warned: set[str] = set()
+        self._sniff = sniff
+        self._sniff_due = sniff  # on start
+        self._sniffed_at = -SNIFF_MIN_INTERVAL
+        self._sniff_lock = asyncio.Lock()
 
     @property
-    def url(self) -> str:
-        return f"{self.scheme}://{self.host}:{self.port}{self.prefix}"
+    def where(self) -> str:
+        return ", ".join(e.url for e in self.target.endpoints)
+
+    def prepare(self, method: str, path: str, *, params: Mapping[str, str] | None = None, body: bytes | None = None,
+                content_type: str = JSON) -> Prepared:
+        return Prepared(method, request_target(path, params), body, content_type)
+
+    # -- the loop ------------------------------------------------------------------------------------------------
+    async def send(self, p: Prepared, *, timeout: float | None = None, retry: bool = True,
+                   stop: Callable[[], bool] | None = None) -> Answer:
+        """The answer, whatever its status, after the policy's retries; UnreachableError when none came.
+        `timeout` bounds the whole call, retries and pauses included (default: the target's --timeout)."""
+        if self._sniff_due:
+            await self._sniff_nodes()
+        limit = self.target.timeout if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        tries = 0
+
+        async def attempt(left: float) -> Answer:
+            nonlocal tries
+            tries += 1
+            return await self._attempt(p, left, limit)
+
+        def counted(n: int, reason: str, wait: float) -> None:
+            self.stats.retries += 1
+            if self.on_retry is not None:
+                self.on_retry(n, reason, wait)
+
+        policy = self.policy if retry else NO_RETRY
+        if self.pace is None:
+            answer = await retrying(attempt, policy, deadline, on_retry=counted, stop=stop)
+        else:
+            async with self.pace:  # a request keeps its slot through its retries: no stampede after a refusal
+                answer = await retrying(attempt, policy, deadline, on_retry=counted, stop=stop)
+        answer.attempts = tries
+        return answer
+
+    async def _attempt(self, p: Prepared, left: float, limit: float) -> Answer:
+        """One try: the next live node, or the one after it when a connection cannot even be made."""
+        last: BaseException | None = None
+        started = time.monotonic()
+        for node in self.nodes.order():
+            remaining = left - (time.monotonic() - started)
+            if remaining <= 0:
+                break
+            try:
+                return await self._on_node(node, p, remaining)
+            except _NotConnected as exc:
+                last = exc.cause  # nothing reached this node: the next one may take the same request
+                continue
+            except TimeoutError:
+                raise unreachable(node.url, f"no answer within {limit:g}s", timed_out=True) from None
+        if last is None:
+            raise unreachable(self.where, f"no answer within {limit:g}s", timed_out=True)
+        err = unreachable(self.where, connection_reason(last))
+        err.kind = failure_kind(last)
+        raise err from last
+
+    async def _on_node(self, node: Node, p: Prepared, left: float) -> Answer:
+        self.stats.requests += 1
+        try:
+            answer = await self._exchange(node, p, left)
+        except (_NotConnected, TimeoutError):
+            self._node_failed(node)
+            raise
+        except (OSError, ValueError) as exc:  # reset, TLS, or a broken answer, after the request went out
+            self._node_failed(node)
+            err = unreachable(node.url, connection_reason(exc))
+            err.kind = failure_kind(exc)
+            raise err from exc
+        if answer.status in (502, 503, 504):
+            self._node_failed(node)  # the node (or what is in front of it) is in trouble: try another next
+        else:
+            self.nodes.succeeded(node)
+        if self.pace is not None:
+            if answer.status == 429 or (answer.status == 503 and b"es_rejected_execution" in answer.body):
+                self.pace.refused(f"{answer.status} from the server")
+            elif answer.status < 400:
+                self.pace.answered(answer.done_at - answer.sent_at)
+        if answer.warned:
+            self._warnings(answer)
+        return answer
+
+    async def _exchange(self, node: Node, p: Prepared, left: float) -> Answer:
+        pool = node.pool
+        payload = node.payload(p)
+        async with asyncio.timeout(left):  # waiting for a free connection and connecting included
+            for _ in range(2):
+                try:
+                    conn = await pool.acquire()
+                except (OSError, ValueError) as exc:
+                    raise _NotConnected(exc) from exc
+                reused = conn.uses > 0
+                try:
+                    answer = await conn.exchange(payload, head_only=p.head_only)
+                except ConnectionResetError:
+                    pool.release(conn, reusable=False)
+                    if reused:
+                        continue  # the server had closed this idle connection: send once more on a new one
+                    raise
+                except BaseException:
+                    pool.release(conn, reusable=False)
+                    raise
+                pool.release(conn, reusable=answer.keep_alive)
+                return answer
+        raise ConnectionResetError("connection closed before the answer")
+
+    def _node_failed(self, node: Node) -> None:
+        self.nodes.failed(node)
+        if self._sniff:
+            self._sniff_due = True
+
+    # -- profile's timed send ------------------------------------------------------------------------------------
+    async def send_once(self, p: Prepared, timeout: float | None = None) -> Answer:
+        """One try on the next node, never retried, never failed over: profile counts every failure. Raises
+        UnreachableError with `kind` connection_error, timeout or tls_error. Service time is the answer's
+        done_at - sent_at (from the bytes handed to the socket to the last byte in); waiting for a connection of
+        the pool is queueing, outside it."""
+        node = self.nodes.pick()
+        self.stats.requests += 1
+        pool = node.pool
+        conn = await pool.acquire()
+        try:
+            answer = await conn.exchange(node.payload(p), timeout=self.target.timeout if timeout is None else timeout)
+        except BaseException as exc:
+            pool.release(conn, reusable=False)
+            if isinstance(exc, OSError | ValueError):
+                self.nodes.failed(node)
+                err = unreachable(node.url, connection_reason(exc), timed_out=isinstance(exc, TimeoutError))
+                err.kind = failure_kind(exc)
+                raise err from exc
+            raise
+        pool.release(conn, reusable=answer.keep_alive)
+        if answer.warned:
+            self._warnings(answer)
+        return answer
+
+    # -- the request most callers make ---------------------------------------------------------------------------
+    async def request(self, method: str, path: str, *, params: Mapping[str, str] | None = None,
+                      body: bytes | None = None, content_type: str = JSON, timeout: float | None = None,
+                      ignore: Collection[int] = ()) -> Response:
+        answer = await self.send(self.prepare(method, path, params=params, body=body, content_type=content_type),
+                                 timeout=timeout)
+        return response(answer, ignore)
+
+    # -- warnings and sniffing -----------------------------------------------------------------------------------
+    def _warnings(self, answer: Answer) -> None:
+        for text in warning_texts(answer.header_values("warning")):
+            if text not in self._warned:
+                self._warned.add(text)
+                self.stats.warnings += 1
+                if self.on_warning is not None:
+                    self.on_warning(text)
+
+    async def _sniff_nodes(self) -> None:
+        async with self._sniff_lock:
+            if not self._sniff_due or time.monotonic() - self._sniffed_at < SNIFF_MIN_INTERVAL:
+                self._sniff_due = False
+                return
+            self._sniff_due = False
+            self._sniffed_at = time.monotonic()
+            p = self.prepare("GET", "/_nodes/_all/http", params={"filter_path": "nodes.*.http.publish_address"})
+            try:
+                answer = await retrying(lambda left: self._attempt(p, left, self.target.timeout), NO_RETRY,
+                                        time.monotonic() + self.target.timeout)
+            except UnreachableError:
+                return  # the nodes given stay; the request that follows reports the failure
+            if answer.status != 200:
+                return
+            try:
+                info = orjson.loads(answer.body)
+            except orjson.JSONDecodeError:
+                return
+            self.nodes.replace(nodes_from_info(info, self.target.endpoints[0]))
+
+    async def close(self) -> None:
+        self.nodes.close()
+        await asyncio.sleep(0)  # let the transports see their close (TLS ones say goodbye) before the loop ends
 
 
-@dataclass(frozen=True)
-class Target:
-    """Where requests go and as whom: what both transports are built from (one place reads Settings)."""
-
-    endpoints: tuple[Endpoint, ...]
-    headers: Mapping[str, str] = field(repr=False)  # authentication and user agent; never logged
-    ca_certs: str | None = None
-    verify: bool = True
-    timeout: float = 30.0
-
-
-def endpoint(url: str) -> Endpoint:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"--url {url}: must look like http(s)://HOST[:PORT]")
-    port = parts.port or (443 if parts.scheme == "https" else 9200)
-    return Endpoint(parts.scheme, parts.hostname, port, parts.path.rstrip("/"))
-
-
-def cloud_endpoint(cloud_id: str) -> Endpoint:
-    """The Elasticsearch endpoint a Cloud ID names: `name:base64(host[:port]$es_uuid$kibana_uuid)`."""
-    _, _, encoded = cloud_id.partition(":")
-    try:
-        parts = base64.b64decode(encoded.encode()).decode().split("$")
-    except (binascii.Error, UnicodeDecodeError):
-        raise UsageError("Cloud ID: not a valid Cloud ID (ESCLI_CLOUD_ID or cloud_id in the config)") from None
-    if len(parts) < 2 or not parts[0] or not parts[1]:
-        raise UsageError("Cloud ID: not a valid Cloud ID (ESCLI_CLOUD_ID or cloud_id in the config)")
-    host, _, port = parts[0].partition(":")
-    return Endpoint("https", f"{parts[1]}.{host}", int(port or 443))
-
-
-def target_for(settings: Settings) -> Target:
-    from escli import __version__
-
-    creds = settings.credentials
-    headers = {"user-agent": f"escli/{__version__}"}
-    if creds.api_key:
-        headers["authorization"] = f"ApiKey {creds.api_key}"
-    elif creds.username:
-        token = base64.b64encode(f"{creds.username}:{creds.password or ''}".encode()).decode()
-        headers["authorization"] = f"Basic {token}"
-    if creds.cloud_id:
-        endpoints: tuple[Endpoint, ...] = (cloud_endpoint(creds.cloud_id),)
-    else:
-        endpoints = tuple(endpoint(u) for u in settings.urls)
-    return Target(endpoints, headers, settings.ca_certs, settings.verify_certs, settings.timeout)
-
-
-def request_target(path: str, params: Mapping[str, str] | None) -> str:
-    """Path plus query string, each parameter percent-encoded (commas and wildcards kept readable)."""
-    if not params:
-        return path
-    query = "&".join(f"{quote(str(k), safe='')}={quote(str(v), safe=',*:')}" for k, v in params.items())
-    return f"{path}?{query}"
-
-
-def index_path(index: str, endpoint_name: str) -> str:
-    """`/INDEX/_search` with the index names percent-encoded (commas and wildcards stay)."""
-    return f"/{quote(index, safe=',*')}/{endpoint_name}"
-
-
-def error_summary(status: int, body: Any) -> tuple[str, str]:
-    """(error type, reason) of an error answer, read defensively; the reason names the index when known."""
-    etype, reason = f"HTTP {status}", ""
-    err = body.get("error") if isinstance(body, dict) else body
-    if isinstance(err, dict):
-        root = (err.get("root_cause") or [err])[0]
-        if not isinstance(root, dict):
-            root = err
-        etype = str(root.get("type") or err.get("type") or etype)
-        reason = str(root.get("reason") or err.get("reason") or "")
-        index = root.get("index") or err.get("index")
-        if index and str(index) not in reason:
-            reason = f"{reason} [index: {index}]"
-    elif isinstance(err, str):
-        reason = err
-    elif isinstance(body, dict) and "result" in body:  # e.g. a 404 from GET /INDEX/_doc/ID
-        reason = str(body["result"])
-    return etype, (reason or etype)
-
-
-def refused(status: int, raw: bytes, headers: Mapping[str, str] | None = None) -> RefusedError:
-    try:
-        body: Any = orjson.loads(raw) if raw else None
-    except orjson.JSONDecodeError:
-        body = raw.decode("utf-8", "replace").strip()[:500] or None
-    etype, reason = error_summary(status, body)
-    hint = STATUS_HINTS.get(status, "")
-    return RefusedError(f"Elasticsearch refused the request ({status} {etype}): {reason}{hint}", status, body,
-                        (headers or {}).get("retry-after"))
-
-
-def unreachable(where: str, reason: str, *, timed_out: bool = False) -> UnreachableError:
-    what = "no answer within the timeout" if timed_out else "cluster unreachable"
-    return UnreachableError(f"{what}: {where}: {reason}", timed_out=timed_out)
+class _NotConnected(Exception):
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause

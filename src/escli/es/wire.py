@@ -30,30 +30,47 @@ _perf = time.perf_counter
 @dataclass(slots=True)
 class Answer:
     status: int
-    head: bytes  # the header block, lower-cased, parsed only when asked (`headers`): profile never asks
+    head: bytes  # the header block as sent, parsed only when asked (`headers`): profile never asks
     body: bytes
     sent_at: float  # perf_counter when the request was handed to the socket
     done_at: float  # perf_counter when the answer's last byte arrived
     keep_alive: bool
+    warned: bool = False  # the answer carries a Warning header (a deprecation, usually)
+    attempts: int = 1  # tries it took (set by the transport's retry loop)
+    cluster: str = ""  # several clusters: the member that answered (set by es/routing.py)
 
     @property
     def headers(self) -> dict[str, str]:
-        """Names and values lower-cased (escli reads only case-insensitive values: product, retry-after)."""
+        """Names lower-cased, values as sent (a repeated header: its last value; see `header_values`)."""
         out: dict[str, str] = {}
         for line in self.head.decode("latin-1").split("\r\n")[1:]:
             name, _, value = line.partition(":")
-            out[name.strip()] = value.strip()
+            out[name.strip().lower()] = value.strip()
+        return out
+
+    def header(self, name: str) -> str | None:
+        """One header's value (name in lower case), without parsing the others."""
+        value = _header(self.head.lower(), name.encode("latin-1"), self.head)
+        return None if value is None else value.decode("latin-1")
+
+    def header_values(self, name: str) -> list[str]:
+        """Every value of a header that may repeat (Warning), in order."""
+        out = []
+        for line in self.head.decode("latin-1").split("\r\n")[1:]:
+            key, _, value = line.partition(":")
+            if key.strip().lower() == name:
+                out.append(value.strip())
         return out
 
 
-def _header(head: bytes, name: bytes) -> bytes | None:
-    """One header's value from a lower-cased header block, without parsing the others."""
+def _header(head: bytes, name: bytes, original: bytes | None = None) -> bytes | None:
+    """One header's value from a lower-cased header block (from `original`, same offsets, when given)."""
     at = head.find(b"\r\n" + name + b":")
     if at < 0:
         return None
     start = at + len(name) + 3
     end = head.find(b"\r\n", start)
-    return head[start:end if end >= 0 else len(head)].strip()
+    return (original if original is not None else head)[start:end if end >= 0 else len(head)].strip()
 
 
 class Connection(asyncio.Protocol):
@@ -70,6 +87,8 @@ class Connection(asyncio.Protocol):
         self._body_start = 0
         self._sent_at = 0.0
         self._head_only = False
+        self._warned = False
+        self._gzip = False
         self.uses = 0  # answers received on this connection (a reused one may have been closed by the server)
 
     @classmethod
@@ -151,7 +170,8 @@ class Connection(asyncio.Protocol):
                 if len(buf) > 65536:
                     raise ValueError("answer headers larger than 64 KiB")
                 return
-            head = bytes(buf[:end]).lower()
+            raw = bytes(buf[:end])
+            head = raw.lower()
             first = head[:head.find(b"\r\n")] if b"\r\n" in head else head
             parts = first.split(None, 2)
             if len(parts) < 2 or not parts[0].startswith(b"http/"):
@@ -162,7 +182,9 @@ class Connection(asyncio.Protocol):
                 del buf[:end + 4]
                 self._advance()
                 return
-            self._head = (status, head, keep)
+            self._head = (status, raw, keep)
+            self._warned = b"\r\nwarning:" in head
+            self._gzip = _header(head, b"content-encoding") == b"gzip"
             self._body_start = end + 4
             length = _header(head, b"content-length")
             if self._head_only or status in (204, 304):
@@ -188,8 +210,13 @@ class Connection(asyncio.Protocol):
         if not keep:
             self.closed = True
         self.uses += 1
+        done_at = _perf()
+        if self._gzip and body:
+            import gzip
+
+            body = gzip.decompress(body)
         if not self._waiter.done():  # cancelled meanwhile (see data_received): the answer is dropped
-            self._waiter.set_result(Answer(status, head, body, self._sent_at, _perf(), keep))
+            self._waiter.set_result(Answer(status, head, body, self._sent_at, done_at, keep, self._warned))
 
 
 def _dechunk(buf: bytearray, pos: int) -> bytes | None:

@@ -36,6 +36,11 @@ class Messages:
     def warn(self, text: str) -> None:
         self._write(f"escli: warning: {text}")
 
+    def server_warning(self, text: str) -> None:
+        """A Warning header of the server (a deprecation, usually): the transport hands each text once; -q hides."""
+        if not self.quiet:
+            self._write(f"escli: warning: the server says: {text}")
+
     def info(self, text: str) -> None:
         if not self.quiet:
             self._write(f"escli: {text}")
