@@ -57,3 +57,49 @@ def test_table_and_several_clusters() -> None:
     lines = render_nagios([check(), down], 3).strip().splitlines()
     assert lines[0].startswith("ESCLI UNKNOWN - 2 clusters: 1 WARNING, 1 UNKNOWN | ")
     assert "dr_status=3;1;2;0;3" in lines[0] and lines[2].startswith("UNKNOWN - dr: ")
+
+
+def probed(ids: list[str], errors: int = 0) -> dict[str, Any]:
+    from escli.core.health import ProbeResult, apply_thresholds, parse_thresholds
+
+    c = ClusterHealth(label="prod", url="http://x:9200", status="green", cluster_name="es", number_of_nodes=1,
+                      nodes=[NodeHealth(id="n0", name="node-0", disk_used_percent=61.2,
+                                        thread_pools={"search": {"queue": 3, "rejected": 12},
+                                                      "write": {"queue": 0, "rejected": 0}},
+                                        disk_watermarks={"low": 85.0, "high": 90.0, "flood_stage": 95.0})],
+                      probes=[ProbeResult(id=i, index="products", searches=5, errors=errors,
+                                          p50_ms=None if errors == 5 else 12.5, p95_ms=None if errors == 5 else 20.0,
+                                          max_ms=None if errors == 5 else 20.0, sum_ms=0.0 if errors == 5 else 70.1)
+                              for i in ids])
+    apply_thresholds([c], parse_thresholds(["probe_p50>10ms", "search_queue>2"], ["probe_errors>0"]))
+    return c.as_dict()
+
+
+def test_probes_and_thread_pools_in_perfdata() -> None:
+    out = render_nagios([probed(["products laptop"])], 1).strip()
+    head, _, perf = out.partition(" | ")
+    # in the order of the rules given
+    assert head.startswith("ESCLI WARNING - WARNING: probe products laptop probe_p50 12.5 ms (probe_p50>10ms), "
+                           "node-0 search_queue 3 (search_queue>2)")
+    items = perf.split(" ")
+    assert all(PERF.match(i) for i in items), items
+    for want in ("probe_p50=12.5ms;10;;0", "probe_p95=20ms;;;0", "probe_max=20ms;;;0", "probe_errors=0;;0;0;5",
+                 "node-0_search_queue=3;2;;0", "node-0_search_rejected=12c;;;0", "node-0_disk_used=61.2%;90;95;0;100"):
+        assert want in items, (want, items)
+    several = render_nagios([probed(["a b", "c"], errors=5)], 2).strip().partition(" | ")[2].split(" ")
+    assert "a_b_probe_p50=U;10;;0" in several and "c_probe_errors=5;;0;0;5" in several
+
+
+def test_probes_and_thread_pools_in_prometheus() -> None:
+    fams = {f.name: f for f in text_string_to_metric_families(render_prometheus([probed(["a", "b"])]))}
+    lat = fams["escli_probe_latency_seconds"]
+    assert lat.type == "summary"
+    q = {(s.labels["probe"], s.labels.get("quantile")): s.value for s in lat.samples if s.name == lat.name}
+    assert q[("a", "0.5")] == 0.0125 and q[("a", "0.95")] == 0.02 and q[("b", "1")] == 0.02
+    assert {s.value for s in lat.samples if s.name.endswith("_count")} == {5}
+    assert fams["escli_probe_errors"].type == "counter"
+    rejected = {s.labels["pool"]: s.value for s in fams["escli_node_thread_pool_rejected"].samples}
+    assert rejected == {"search": 12, "write": 0}
+    breached = {(s.labels.get("probe"), s.labels.get("node"), s.labels["metric"])
+                for s in fams["escli_health_threshold_breached"].samples}
+    assert breached == {("a", None, "probe_p50"), ("b", None, "probe_p50"), (None, "node-0", "search_queue")}

@@ -9,19 +9,33 @@ a monitoring configuration is not paged as CRITICAL); see docs/ARCHITECTURE.md.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
 from escli.cli.common import EscliCommand, app_context, global_options, run_async
 from escli.output.formats import report_format
 
+if TYPE_CHECKING:
+    from escli.core.health import Probes
+
 FORMATS = ("table", "json", "nagios", "prometheus")
 BAD_ARGUMENT = 3  # Nagios UNKNOWN
 
 
 class HealthCommand(EscliCommand):
-    """health's options parsed as a Nagios plugin's: an unknown or malformed option is UNKNOWN (3), not 2."""
+    """health's options parsed as a Nagios plugin's: an unknown or malformed option is UNKNOWN (3), not 2.
+
+    `-c` after `health` is --crit, as the plugin guidelines name it (`-w`/`-c`), so the global `--cluster`
+    injected into this command gives up its short form here; before the command (`escli -c prod health`) the
+    root callback still reads `-c` as --cluster. See docs/ARCHITECTURE.md.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for p in self.params:
+            if p.name == "cluster":
+                p.opts = [o for o in p.opts if o != "-c"]
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         try:
@@ -63,22 +77,38 @@ def health_command(
         help="WARNING when EXPR holds, e.g. heap>85, disk>90, nodes<3 (repeatable; node metrics on every node)")
     ] = None,
     crit: Annotated[list[str] | None, typer.Option(
-        "--crit", "-C", metavar="EXPR", show_default=False,
-        help="CRITICAL when EXPR holds (repeatable); metrics: heap disk cpu load1 rtt_ms unassigned "
-             "pending_tasks active_shards_percent nodes data_nodes relocating initializing")] = None,
+        "--crit", "-c", "-C", metavar="EXPR", show_default=False,
+        help="CRITICAL when EXPR holds (repeatable); metrics: heap disk cpu load1 rtt_ms search_queue "
+             "search_rejected write_rejected unassigned pending_tasks active_shards_percent nodes data_nodes "
+             "relocating initializing probe_p50 probe_p95 probe_max probe_errors. Without a disk rule, disk is "
+             "held against the cluster's own watermarks")] = None,
     index: Annotated[str | None, typer.Option(
         "--index", "-i", metavar="INDEX", show_default=False,
         help="The health of this index or pattern (logs-*) instead of the whole cluster")] = None,
     prometheus_file: Annotated[Path | None, typer.Option(
         "--prometheus-file", metavar="FILE", show_default=False,
         help="Also write the Prometheus text to FILE (atomic rename, 0644), whatever the status")] = None,
+    probe: Annotated[list[str] | None, typer.Option(
+        "--probe", metavar="'INDEX TEXT'", show_default=False,
+        help="After the health calls, time real searches of TEXT in INDEX (repeatable; no TEXT: match_all)")
+    ] = None,
+    probe_file: Annotated[Path | None, typer.Option(
+        "--probe-file", metavar="QUERYFILE", show_default=False,
+        help="Probe every query of a query file (the format of batch)")] = None,
+    probe_count: Annotated[int, typer.Option(
+        "--probe-count", metavar="K", help="Searches per probe")] = 5,
+    probe_request_cache: Annotated[bool, typer.Option(
+        "--probe-request-cache", help="Let the shard request cache answer probes (off by default: a probe "
+                                      "measures the search, not the cache)")] = False,
 ) -> None:
     from escli.errors import UsageError
 
     app = app_context(ctx)
     try:
         fmt = report_format(format, app.options.get("output"), app.stdout_is_tty, FORMATS, "health")
-        _run(app, fmt, wait_for_status, timeout, all_clusters, warn or [], crit or [], index, prometheus_file)
+        probes = _probes(probe or [], probe_file, probe_count, probe_request_cache)
+        _run(app, fmt, wait_for_status, timeout, all_clusters, warn or [], crit or [], index, prometheus_file,
+             probes)
     except UsageError as exc:
         # Nagios plugin guidelines: invalid arguments are UNKNOWN (3), not CRITICAL (2, escli's usual usage
         # code), so a typo in a check definition is not paged as an outage.
@@ -87,8 +117,42 @@ def health_command(
         _bad_argument(app, one_line(exc), format is not None and format.lower() == "nagios")
 
 
+def _probes(given: list[str], probe_file: Path | None, count: int, request_cache: bool) -> Probes:
+    """--probe 'INDEX TEXT' and --probe-file as one list of queries; ids (the text as given, or the file's ids)
+    are unique, because each names its own perfdata and Prometheus series."""
+    from dataclasses import replace
+
+    from escli.core.health import Probes
+    from escli.errors import UsageError
+
+    if not 1 <= count <= 1000:
+        raise UsageError(f"--probe-count {count}: give 1 to 1000 searches per probe")
+    if not given and probe_file is None:
+        return Probes((), count, request_cache)  # and a check without probes never imports profile's modules
+    from escli.core.profile import load_workload, single_query
+
+    queries = []
+    for text in given:
+        index, _, words = text.strip().partition(" ")
+        if not index:
+            raise UsageError(f"--probe {text!r}: expected 'INDEX TEXT' (TEXT may be left out for match_all)")
+        spec = single_query(index, words.strip() or None, [], None)
+        queries.append(replace(spec, id=" ".join(text.split())))
+    if probe_file is not None:
+        from escli.inputs import numbered_lines, open_input
+
+        with open_input(str(probe_file)) as fh:
+            queries += load_workload(numbered_lines(fh), str(probe_file))
+    seen: set[str] = set()
+    for q in queries:
+        if q.id in seen:
+            raise UsageError(f"--probe {q.id}: given twice (each probe names its own metrics)")
+        seen.add(q.id)
+    return Probes(tuple(queries), count, request_cache)
+
+
 def _run(app: Any, fmt: str, wait_for_status: str | None, timeout: str | None, all_clusters: bool,
-         warn: list[str], crit: list[str], index: str | None, prometheus_file: Path | None) -> None:
+         warn: list[str], crit: list[str], index: str | None, prometheus_file: Path | None, probes: Probes) -> None:
     from escli.core.health import State, apply_thresholds, check_many, parse_thresholds, worst
     from escli.durations import parse_duration
     from escli.errors import UsageError
@@ -103,13 +167,15 @@ def _run(app: Any, fmt: str, wait_for_status: str | None, timeout: str | None, a
         global_timeout = app.options.get("timeout")
         seconds = float(global_timeout) if global_timeout else 30.0
     thresholds = parse_thresholds(warn, crit)
+    if thresholds.probe_rules() and not probes.queries:
+        raise UsageError(f"{thresholds.probe_rules()[0]}: a probe threshold needs --probe or --probe-file")
     if index is not None and not index.strip():
         raise UsageError("--index: give an index name or pattern")
     if prometheus_file is not None and not prometheus_file.parent.is_dir():
         raise UsageError(f"--prometheus-file {prometheus_file}: directory {prometheus_file.parent} does not exist")
 
     targets = _targets(app, all_clusters)
-    checks = run_async(check_many(targets, wait, seconds, index))
+    checks = run_async(check_many(targets, wait, seconds, index, probes))
     apply_thresholds(checks, thresholds)
     docs = [c.as_dict() for c in checks]
     if prometheus_file is not None:

@@ -32,15 +32,27 @@ def cluster_label(c: Mapping[str, Any]) -> str:
     return str(c.get("label") or c.get("cluster_name") or c.get("url") or "cluster")
 
 
-UNITS = {"heap": "%", "disk": "%", "cpu": "%", "active_shards_percent": "%", "rtt_ms": " ms"}
+UNITS = {"heap": "%", "disk": "%", "cpu": "%", "active_shards_percent": "%", "rtt_ms": " ms", "probe_p50": " ms",
+         "probe_p95": " ms", "probe_max": " ms"}
 
 
 def _breach(b: Mapping[str, Any]) -> str:
-    """`node-0 heap 45% (heap>1)`: where, what was seen, and the rule it broke."""
+    """`node-0 heap 45% (heap>1)`, `probe products laptop probe_p50 1502 ms (probe_p50>500ms)`: where, what was
+    seen, and the rule it broke."""
     v = b["value"]
     shown = f"{v:g}" if isinstance(v, float) else str(v)
-    where = f"{b['node']} " if b.get("node") else ""
+    where = f"{b['node']} " if b.get("node") else f"probe {b['probe']} " if b.get("probe") else ""
     return f"{where}{b['metric']} {shown}{UNITS.get(b['metric'], '')} ({b['rule']})"
+
+
+def probe_text(p: Mapping[str, Any]) -> str:
+    """`probe products laptop: p50 3.1 ms, p95 4.2 ms, max 4.2 ms, 0 of 5 failed` (and the last error if any)."""
+    if p["p50_ms"] is None:
+        figures = "no answer"
+    else:
+        figures = f"p50 {p['p50_ms']:g} ms, p95 {p['p95_ms']:g} ms, max {p['max_ms']:g} ms"
+    text = f"probe {p['id']}: {figures}, {p['errors']} of {p['searches']} failed"
+    return text + (f" ({p['last_error']})" if p.get("last_error") else "")
 
 
 def breaches_text(c: Mapping[str, Any]) -> str:
@@ -73,6 +85,8 @@ def _summary(c: Mapping[str, Any]) -> str:
         text = f"{c['label']} ({text})"
     if c.get("timed_out") and c.get("wait_for_status"):
         text += f"; timed out waiting for {c['wait_for_status']}"
+    for extra in [*(c.get("notes") or []), *(probe_text(p) for p in c.get("probes") or [])]:
+        text += f"; {extra}"
     broke = breaches_text(c)
     return f"{broke}; {text}" if broke else text
 
@@ -90,14 +104,36 @@ def render_table(checks: Sequence[Mapping[str, Any]]) -> str:
         if c.get("error"):
             continue
         t = Table(show_header=True)
-        for col in ("node", "roles", "heap %", "CPU %", "load 1m", "disk used %", "round trip ms"):
+        for col in ("node", "roles", "heap %", "CPU %", "load 1m", "disk used %", "round trip ms",
+                    "search q/rej", "write q/rej"):
             t.add_column(col, justify="left" if col in ("node", "roles") else "right")
         for n in c["nodes"]:
             t.add_row(n["name"], _roles(n["roles"]), _fmt(n["heap_used_percent"], digits=0),
                       _fmt(n["cpu_percent"], digits=0), _fmt(n["load_1m"], digits=2),
-                      _fmt(n["disk_used_percent"]), _fmt(n["round_trip_ms"], digits=2))
+                      _disk(n), _fmt(n["round_trip_ms"], digits=2),
+                      *(_pool(n, pool) for pool in ("search", "write")))
         console.print(t)
+        if c.get("probes"):
+            pt = Table(show_header=True)
+            for col in ("probe", "index", "searches", "errors", "p50 ms", "p95 ms", "max ms"):
+                pt.add_column(col, justify="left" if col in ("probe", "index") else "right")
+            for p in c["probes"]:
+                pt.add_row(_escape(p["id"]), _escape(p["index"]), str(p["searches"]), str(p["errors"]),
+                           *(_fmt(p[k], digits=2) for k in ("p50_ms", "p95_ms", "max_ms")))
+            console.print(pt)
     return buf.getvalue()
+
+
+def _disk(n: Mapping[str, Any]) -> str:
+    """Disk used %, with the cluster's watermark it is beyond (`91.2 (high)`)."""
+    text = _fmt(n["disk_used_percent"])
+    mark = n.get("disk_watermark")
+    return f"{text} ({mark.replace('_', ' ')})" if mark else text
+
+
+def _pool(n: Mapping[str, Any], pool: str) -> str:
+    p = (n.get("thread_pools") or {}).get(pool) or {}
+    return f"{_fmt(p.get('queue'))}/{_fmt(p.get('rejected'))}" if p else "-"
 
 
 def _escape(text: str) -> str:
@@ -158,14 +194,37 @@ def _perfdata(c: Mapping[str, Any], prefix: str = "") -> list[str]:
     ]
     for n in c["nodes"]:
         name = n["name"]
+        pools = n.get("thread_pools") or {}
         out += [
             perf(f"{p}{name}_heap", "heap", n["heap_used_percent"], "%", "100"),
             perf(f"{p}{name}_cpu", "cpu", n["cpu_percent"], "%", "100"),
             perf(f"{p}{name}_load1", "load1", n["load_1m"]),
-            perf(f"{p}{name}_disk_used", "disk", n["disk_used_percent"], "%", "100"),
+            _disk_perf(f"{p}{name}_disk_used", n, th),
             perf(f"{p}{name}_rtt", "rtt_ms", n["round_trip_ms"], "ms"),
         ]
+        for metric, (pool, key) in (("search_queue", ("search", "queue")),
+                                    ("search_rejected", ("search", "rejected")),
+                                    ("write_rejected", ("write", "rejected"))):
+            if key in (pools.get(pool) or {}):
+                # rejected counts since the node started: `c`, the guidelines' unit for a continuous counter
+                out.append(perf(f"{p}{name}_{metric}", metric, pools[pool][key], "c" if key == "rejected" else ""))
+    probes = c.get("probes") or []
+    for probe in probes:
+        # One probe: the names the issue and the docs give (probe_p50, ...); several: each prefixed with its id.
+        q = f"{p}{probe['id']}_" if len(probes) > 1 else p
+        out += [perf(f"{q}probe_{k}", f"probe_{k}", probe[f"{k}_ms"], "ms") for k in ("p50", "p95", "max")]
+        out.append(perf(f"{q}probe_errors", "probe_errors", probe["errors"], hi=str(probe["searches"])))
     return out
+
+
+def _disk_perf(label: str, n: Mapping[str, Any], th: Mapping[str, Mapping[str, str]]) -> str:
+    """Disk used %, with --warn/--crit disk as its ranges, else the cluster's high and flood-stage watermarks as
+    this node's limits (what the state is then computed from)."""
+    given = th.get("disk")
+    marks: Mapping[str, float] = n.get("disk_watermarks") or {}
+    warn = given.get("warn", "") if given else number(marks["high"]) if "high" in marks else ""
+    crit = given.get("crit", "") if given else number(marks["flood_stage"]) if "flood_stage" in marks else ""
+    return _perf(label, n["disk_used_percent"], "%", warn, crit, "0", "100")
 
 
 def render_nagios(checks: Sequence[Mapping[str, Any]], overall_code: int) -> str:
@@ -197,11 +256,11 @@ def _labels(**kv: Any) -> str:
 
 def render_prometheus(checks: Sequence[Mapping[str, Any]]) -> str:
     """Text exposition format, `escli_` names, a `cluster` label on every sample (and `node` per node)."""
-    families: list[tuple[str, str, list[str]]] = []
+    families: list[tuple[str, str, str, list[str]]] = []
 
-    def fam(name: str, help_text: str) -> list[str]:
+    def fam(name: str, help_text: str, kind: str = "gauge") -> list[str]:
         samples: list[str] = []
-        families.append((name, help_text, samples))
+        families.append((name, help_text, kind, samples))
         return samples
 
     up = fam("escli_cluster_up", "1 when the cluster answered the health check, 0 otherwise.")
@@ -219,6 +278,13 @@ def render_prometheus(checks: Sequence[Mapping[str, Any]]) -> str:
     load = fam("escli_node_load1", "One-minute load average of the node's host.")
     disk = fam("escli_node_disk_used_ratio", "Disk in use on the node's data paths, as a fraction.")
     rtt = fam("escli_node_round_trip_seconds", "Measured round trip from escli to the node, via the cluster.")
+    pool_queue = fam("escli_node_thread_pool_queue", "Tasks waiting in the node's thread pool queue.")
+    pool_rejected = fam("escli_node_thread_pool_rejected_total",
+                        "Tasks the node's thread pool rejected since the node started.", "counter")
+    probe_latency = fam("escli_probe_latency_seconds",
+                        "Latency of the probe's searches in this check (quantile 1 is the max).", "summary")
+    probe_errors = fam("escli_probe_errors_total", "Probe searches that failed in this check.", "counter")
+    probe_searches = fam("escli_probe_searches_total", "Probe searches sent in this check.", "counter")
     took = fam("escli_health_check_seconds", "How long the health check took.")
 
     for c in checks:
@@ -229,7 +295,7 @@ def render_prometheus(checks: Sequence[Mapping[str, Any]]) -> str:
         status.append(f"escli_cluster_status{lab} {3 if c.get('error') else STATUS_CODE.get(c['status'], 3)}")
         state.append(f"escli_health_state{lab} {int(c['code'])}")
         for b in c.get("breaches") or []:
-            extra = {"node": b["node"]} if b.get("node") else {}
+            extra = {"node": b["node"]} if b.get("node") else {"probe": b["probe"]} if b.get("probe") else {}
             breached.append(f"escli_health_threshold_breached"
                             f"{_labels(cluster=cl, metric=b['metric'], **extra, level=b['level'].lower())} 1")
         took.append(f"escli_health_check_seconds{lab} {number(float(c['seconds']))}")
@@ -253,9 +319,26 @@ def render_prometheus(checks: Sequence[Mapping[str, Any]]) -> str:
             ):
                 if value is not None:
                     samples.append(f"{name}{nl} {number(value / scale)}")
+            for pool, figures in (n.get("thread_pools") or {}).items():
+                pl = _labels(cluster=cl, node=n["name"], pool=pool)
+                if "queue" in figures:
+                    pool_queue.append(f"escli_node_thread_pool_queue{pl} {figures['queue']}")
+                if "rejected" in figures:
+                    pool_rejected.append(f"escli_node_thread_pool_rejected_total{pl} {figures['rejected']}")
+        for p in c.get("probes") or []:
+            pl = _labels(cluster=cl, probe=p["id"])
+            for quantile, key in (("0.5", "p50_ms"), ("0.95", "p95_ms"), ("1", "max_ms")):
+                if p[key] is not None:  # no answered search: no quantiles, _count says 0
+                    probe_latency.append(f"escli_probe_latency_seconds"
+                                         f"{_labels(cluster=cl, probe=p['id'], quantile=quantile)} "
+                                         f"{number(p[key] / 1000.0)}")
+            probe_latency.append(f"escli_probe_latency_seconds_sum{pl} {number(p['sum_ms'] / 1000.0)}")
+            probe_latency.append(f"escli_probe_latency_seconds_count{pl} {p['searches'] - p['errors']}")
+            probe_errors.append(f"escli_probe_errors_total{pl} {p['errors']}")
+            probe_searches.append(f"escli_probe_searches_total{pl} {p['searches']}")
     out: list[str] = []
-    for name, help_text, samples in families:
+    for name, help_text, kind, samples in families:
         if not samples:
             continue
-        out += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", *samples]
+        out += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", *samples]
     return "\n".join(out) + "\n"
