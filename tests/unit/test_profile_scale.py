@@ -164,3 +164,13 @@ def test_slowlog_reads_the_documented_single_escape_and_names_bad_lines() -> Non
                         "elasticsearch.slowlog.source": "{}"})
     with pytest.raises(InputError, match=r"^f:1: .*\[index\]\[shard\]"):
         read_slowlog(iter([(1, bad)]), "f")
+
+
+def test_find_max_stops_where_the_client_falls_behind() -> None:
+    def run(rate: float) -> Step:  # every gate holds, but at 400/s each of the 2 workers is on a whole core
+        cpu = 196.0 if rate >= 400 else rate / 4
+        return Step(rate, True, {"workers": 2, "client": {"cpu_percent": cpu}}, ProfileResult(ProfileOptions(), []))
+
+    found = find_max(run, 100.0)
+    assert found.client_bound and [s.rate for s in found.steps] == [100.0, 200.0, 400.0]
+    assert found.max_rate == 400.0 and found.steps[-1].client_bound

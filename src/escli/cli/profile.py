@@ -260,7 +260,11 @@ def profile_command(
         found = search_max(step, rate or FIND_MAX_START)
         chosen = found.best or found.steps[0]
         result, doc = chosen.result, chosen.doc
-        doc = {**doc, "max_rate": found.max_rate, "steps": [s.as_dict() for s in found.steps]}
+        doc = {**doc, "max_rate": found.max_rate, "client_bound": found.client_bound,
+               "steps": [s.as_dict() for s in found.steps]}
+        if found.client_bound:
+            msgs.warn(f"find-max: every gate held at {found.max_rate:g}/s but escli fell behind its schedule: "
+                      "this is the client's limit, not the cluster's (add --workers, or machines and merge)")
         if found.max_rate is None and not result.interrupted:
             app.stderr.write(f"escli: find-max: no rate passed every gate (lowest tried {found.steps[-1].rate:g}/s)"
                              "\n")

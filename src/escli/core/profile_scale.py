@@ -140,6 +140,8 @@ def run_summary(doc: dict[str, Any]) -> dict[str, Any]:
 PRECISION = 0.05  # bisect until the failing rate is within 5 % of the passing one
 MAX_STEPS = 24
 MIN_RATE = 0.01
+MAX_HALVINGS = 64  # below start/64 the gates are not about the rate
+CLIENT_BOUND = 0.9
 
 
 @dataclass
@@ -149,9 +151,17 @@ class Step:
     doc: dict[str, Any]
     result: ProfileResult
 
+    @property
+    def client_bound(self) -> bool:
+        """escli itself was busy (each worker on at least 90 % of a core): a higher rate would measure the client.
+        Late sends or a falling throughput alone would not say it: a slow cluster causes those too."""
+        cpu = (self.doc.get("client") or {}).get("cpu_percent") or 0.0
+        return bool(cpu >= CLIENT_BOUND * 100.0 * (self.doc.get("workers") or 1))
+
     def as_dict(self) -> dict[str, Any]:
         o = self.doc["overall"]
-        return {"rate": self.rate, "passed": self.passed, "requests": o["requests"], "throughput": o["throughput"],
+        return {"rate": self.rate, "passed": self.passed, "client_bound": self.client_bound,
+                "requests": o["requests"], "throughput": o["throughput"],
                 "error_rate": o["error_rate"], "latency_ms": o["latency_ms"], "gates": self.doc.get("gates") or []}
 
 
@@ -160,6 +170,7 @@ class FindMax:
     start: float
     steps: list[Step] = field(default_factory=list)
     interrupted: bool = False
+    client_bound: bool = False  # stopped because the client fell behind its schedule, not at a failing gate
 
     @property
     def best(self) -> Step | None:
@@ -201,13 +212,16 @@ def find_max(run: Callable[[float], Step], start: float, precision: float = PREC
             lo = rate
             if hi is not None:
                 break
+            if s.client_bound:  # the gates hold but escli cannot send faster: more steps would measure escli
+                out.client_bound = True
+                return out
             rate = _round_rate(rate * 2)
         else:
             hi = rate
             if lo is not None:
                 break
             rate = _round_rate(rate / 2)
-            if rate < MIN_RATE:
+            if rate < max(MIN_RATE, start / MAX_HALVINGS):  # far below the start: say so rather than crawl
                 return out
     while (lo is not None and hi is not None and hi - lo > precision * lo and len(out.steps) < max_steps
            and not out.interrupted):
