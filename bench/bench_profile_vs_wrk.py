@@ -36,18 +36,64 @@ BODY = {"query": {"multi_match": {"query": "wireless headphones", "fields": ["na
 UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
 
 
-def ensure_wrk() -> str:
-    found = shutil.which("wrk")
-    if found:
-        return found
-    if os.geteuid() != 0:
-        raise SystemExit("wrk is missing: install the Debian package wrk (apt-get install wrk)")
-    print("installing wrk (Debian package)", file=sys.stderr)
-    lock = ["-o", "DPkg::Lock::Timeout=600"]
-    subprocess.run(["apt-get", *lock, "update", "-qq"], check=False)
-    subprocess.run(["apt-get", *lock, "install", "-y", "-qq", "wrk"], check=True,
-                   env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
-    return shutil.which("wrk") or "wrk"
+ROOT = Path(__file__).resolve().parents[1]
+# What nginx answers to every request: a search answer with `took` first, as Elasticsearch writes it.
+CANNED = orjson.dumps({"took": 1, "timed_out": False, "_shards": {"total": 1, "successful": 1, "skipped": 0,
+                                                                  "failed": 0},
+                       "hits": {"total": {"value": 1, "relation": "eq"}, "max_score": 1.0,
+                                "hits": [{"_index": "products", "_id": "1", "_score": 1.0,
+                                          "_source": {"name": "wireless headphones"}}]}}).decode()
+
+
+def ensure_tools() -> tuple[str, str]:
+    """(wrk, nginx): installed by the project's bench-deps script when missing."""
+    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+    if not shutil.which("wrk") or nginx is None:
+        subprocess.run(["bash", str(ROOT / "scripts" / "bench-deps.sh")], check=True)
+        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    return shutil.which("wrk") or "wrk", nginx
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_nginx(nginx: str, tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """nginx in the foreground on a free port, one worker process, every request answered with CANNED."""
+    port = free_port()
+    conf = tmp / "nginx.conf"
+    conf.write_text(f"""daemon off;
+worker_processes 1;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  client_body_temp_path {tmp}/body; proxy_temp_path {tmp}/proxy; fastcgi_temp_path {tmp}/fastcgi;
+  uwsgi_temp_path {tmp}/uwsgi; scgi_temp_path {tmp}/scgi;
+  keepalive_requests 1000000;
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{ default_type application/json; return 200 '{CANNED}'; }}
+  }}
+}}
+""")
+    proc = subprocess.Popen([nginx, "-c", str(conf), "-p", str(tmp)], stderr=subprocess.PIPE)
+    import socket
+
+    for _ in range(500):  # until it listens
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if proc.poll() is not None:
+                raise SystemExit(f"nginx did not start: {proc.stderr.read().decode() if proc.stderr else ''}") from None
+            time.sleep(0.02)
+    return proc, f"http://127.0.0.1:{port}"
 
 
 def child_cpu() -> float:
@@ -55,9 +101,10 @@ def child_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def run_wrk(wrk: str, url: str, index: str, conc: int, seconds: float, lua: Path) -> dict[str, float]:
+def run_wrk(wrk: str, url: str, index: str, conc: int, seconds: float, lua: Path, threads: int = 1
+            ) -> dict[str, float]:
     cpu0 = child_cpu()
-    out = subprocess.run([wrk, "-t1", f"-c{conc}", f"-d{seconds:g}s", "--latency", "-s", str(lua),
+    out = subprocess.run([wrk, f"-t{threads}", f"-c{conc}", f"-d{seconds:g}s", "--latency", "-s", str(lua),
                           f"{url}/{index}/_search"], capture_output=True, text=True, check=True).stdout
     cpu = child_cpu() - cpu0
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
@@ -68,11 +115,11 @@ def run_wrk(wrk: str, url: str, index: str, conc: int, seconds: float, lua: Path
     return {"rps": rate, "p50": pct[50], "p90": pct[90], "p99": pct[99], "cpu_us": cpu / total * 1e6}
 
 
-def run_escli(url: str, index: str, conc: int, seconds: float, qfile: Path) -> dict[str, float]:
+def run_escli(url: str, index: str, conc: int, seconds: float, qfile: Path, workers: int = 1) -> dict[str, float]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ESCLI_")}
     env["ESCLI_URL"] = url
     proc = subprocess.run([ESCLI, "profile", "--queries", str(qfile), "-j", str(conc), "--duration",
-                           f"{seconds:g}s", "--warmup", "1s", "--format", "json"],
+                           f"{seconds:g}s", "--warmup", "1s", "--format", "json", "--workers", str(workers)],
                           capture_output=True, env=env, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"escli profile failed ({proc.returncode}): {proc.stderr.decode()[-1000:]}")
@@ -117,8 +164,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[4, 16])
+    parser.add_argument("--skip-es", action="store_true", help="only the --workers row against nginx")
     args = parser.parse_args()
-    wrk = ensure_wrk()
+    wrk, nginx = ensure_tools()
     with tempfile.TemporaryDirectory(prefix="escli-bench-") as tmp:
         lua = Path(tmp) / "post.lua"
         lua.write_text('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
@@ -127,7 +175,7 @@ def main() -> int:
         qfile.write_bytes(orjson.dumps({"id": "q", "index": args.index, "body": BODY}) + b"\n")
         print(f"# wrk vs escli profile vs a minimal aiohttp loop: {args.seconds:g} s each, {args.rounds} rounds "
               f"interleaved, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")
-        for conc in args.concurrency:
+        for conc in [] if args.skip_es else args.concurrency:
             runs: dict[str, list[dict[str, float]]] = {"wrk": [], "escli profile": [], "aiohttp loop": []}
             for _ in range(args.rounds):
                 runs["wrk"].append(run_wrk(wrk, args.url, args.index, conc, args.seconds, lua))
@@ -144,7 +192,32 @@ def main() -> int:
             print(f"  escli/wrk: throughput {e['rps'] / w['rps']:.2f}x (target >= 0.9x), p50 "
                   f"{e['p50'] / w['p50'] - 1:+.0%}, p90 {e['p90'] / w['p90'] - 1:+.0%} (target within 15%); "
                   f"CPU/request escli/loop {e['cpu_us'] / med['aiohttp loop']['cpu_us']:.2f}x")
+        workers_row(wrk, nginx, Path(tmp), qfile, lua, args.index, args.seconds, args.rounds)
     return 0
+
+
+def workers_row(wrk: str, nginx: str, tmp: Path, qfile: Path, lua: Path, index: str, seconds: float,
+                rounds: int) -> None:
+    """escli profile -j 16 with 1 and 2 workers against nginx's canned answer, rounds interleaved, wrk beside."""
+    server, url = start_nginx(nginx, tmp)
+    try:
+        runs: dict[str, list[dict[str, float]]] = {"wrk -t2": [], "escli 1 worker": [], "escli 2 workers": []}
+        for _ in range(rounds):
+            runs["escli 1 worker"].append(run_escli(url, index, 16, seconds, qfile, workers=1))
+            runs["escli 2 workers"].append(run_escli(url, index, 16, seconds, qfile, workers=2))
+            runs["wrk -t2"].append(run_wrk(wrk, url, index, 16, seconds, lua, threads=2))
+    finally:
+        server.terminate()
+        server.wait()
+    med = {k: median_row(v) for k, v in runs.items()}
+    print(f"\n--workers against nginx (canned answer), concurrency 16, {os.cpu_count()} CPUs")
+    print(f"  {'contender':<16} {'req/s':>8} {'(spread)':>15} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/req':>10}")
+    for name, m in med.items():
+        print(f"  {name:<16} {m['rps']:>8,.0f} {m['spread']:>15} {m['p50']:>8.2f} {m['p99']:>8.2f} "
+              f"{m['cpu_us']:>10.0f}")
+    one, two = med["escli 1 worker"], med["escli 2 workers"]
+    print(f"  2 workers / 1 worker: throughput {two['rps'] / one['rps']:.2f}x (target >= 1.4x); "
+          f"escli 2 workers / wrk: {two['rps'] / med['wrk -t2']['rps']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -249,6 +249,19 @@ class RequestStats:
     def record_error(self, kind: str) -> None:
         self.errors[kind] += 1
 
+    def to_dict(self) -> dict[str, Any]:
+        """The exact, mergeable form (every histogram's buckets), for workers and saved runs."""
+        return {"latency": self.latency.to_dict(), "service": self.service.to_dict(), "took": self.took.to_dict(),
+                "overhead": self.overhead.to_dict(), "errors": dict(self.errors),
+                "cache_hits": self.cache_hits, "cache_lookups": self.cache_lookups}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RequestStats:
+        return cls(Histogram.from_dict(data["latency"]), Histogram.from_dict(data["service"]),
+                   Histogram.from_dict(data["took"]), Histogram.from_dict(data["overhead"]),
+                   Counter({str(k): int(v) for k, v in (data.get("errors") or {}).items()}),
+                   int(data.get("cache_hits", 0)), int(data.get("cache_lookups", 0)))
+
     def merge(self, other: RequestStats) -> None:
         self.latency.merge(other.latency)
         self.service.merge(other.service)
@@ -304,6 +317,17 @@ def coarse_value(index: int) -> int:
     return ((mantissa + 1) << shift) - 1
 
 
+def _add_seconds(into: dict[int, list[Any]], per: dict[int, list[Any]]) -> None:
+    """Per-second rows of one key added into another's: counts add, max is the max, coarse buckets add."""
+    for sec, (ok, err, mx, counts) in per.items():
+        row = into.setdefault(sec, [0, 0, 0, {}])
+        row[0] += ok
+        row[1] += err
+        row[2] = max(row[2], mx)
+        for b, n in counts.items():
+            row[3][b] = row[3].get(b, 0) + n
+
+
 class Timeline:
     """Per second of a run and per key (query id): requests answered, errors, max and a coarse latency histogram.
 
@@ -338,18 +362,29 @@ class Timeline:
     def keys(self) -> list[str]:
         return list(self._data)
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe and exact: key -> second -> [ok, errors, max_us, {coarse bucket: count}]."""
+        return {k: {str(sec): [ok, err, mx, {str(b): n for b, n in counts.items()}]
+                    for sec, (ok, err, mx, counts) in per.items()} for k, per in self._data.items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Timeline:
+        t = cls()
+        t._data = {k: {int(sec): [int(ok), int(err), int(mx), {int(b): int(n) for b, n in counts.items()}]
+                       for sec, (ok, err, mx, counts) in per.items()} for k, per in data.items()}
+        return t
+
+    def merge(self, other: Timeline, shift: int = 0) -> None:
+        """Another run's seconds added to ours, second by second: runs that started together (`shift` 0), or a
+        run that started `shift` seconds after ours."""
+        for key, per in other._data.items():
+            _add_seconds(self._data.setdefault(key, {}), {sec + shift: row for sec, row in per.items()})
+
     def series(self, key: str | None = None, percentiles: Sequence[float] = (50.0, 99.0)) -> list[dict[str, Any]]:
         """Rows `{"t", "ok", "errors", "p50", "p99", "max"}` (latency in ms) for one key, or for all merged."""
         merged: dict[int, list[Any]] = {}
-        sources = [self._data.get(key, {})] if key is not None else list(self._data.values())
-        for per in sources:
-            for sec, (ok, err, mx, counts) in per.items():
-                row = merged.setdefault(sec, [0, 0, 0, {}])
-                row[0] += ok
-                row[1] += err
-                row[2] = max(row[2], mx)
-                for b, n in counts.items():
-                    row[3][b] = row[3].get(b, 0) + n
+        for per in [self._data.get(key, {})] if key is not None else list(self._data.values()):
+            _add_seconds(merged, per)
         out: list[dict[str, Any]] = []
         last = max(merged, default=-1)
         for sec in range(last + 1):  # a second without any answer is a gap the picture must show as 0

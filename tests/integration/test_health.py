@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import THREE_NODE_PORT, Result, es_script
 
-# The same tests on both transports (es/light.py and es/pooled.py).
+# The tests run the path the CLI runs (the one request path, es/transport.py).
 
 Cli = Callable[..., Result]
 UNREACHABLE = "http://127.0.0.1:9"

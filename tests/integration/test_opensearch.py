@@ -26,7 +26,7 @@ from escli.sample import MAPPING, generate
 from tests.conftest import OPENSEARCH_URL, Result, es_script
 
 Cli = Callable[..., Result]
-# every command on both transports (light and pooled), as the Elasticsearch tests run
+# every command through the one request path, as the Elasticsearch tests run
 pytestmark = pytest.mark.opensearch
 N = 600
 EXE = str(Path(sys.executable).parent / "escli")

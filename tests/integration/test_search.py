@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import Result
 
-# The same tests on both transports (es/light.py and es/pooled.py).
+# The tests run the path the CLI runs (the one request path, es/transport.py).
 
 Cli = Callable[..., Result]
 

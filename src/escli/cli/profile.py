@@ -13,7 +13,9 @@ from escli.output.formats import report_format
 
 def register(app: typer.Typer) -> None:
     app.command("profile", help="Measure query latency: percentiles, throughput, service time, took; closed or "
-                                "open loop.")(profile_command)
+                                "open loop. `escli profile merge RUN.json...` merges runs saved with --save.",
+                # `merge RUN.json...`: the files after the first come as extra arguments
+                context_settings={"allow_extra_args": True})(profile_command)
 
 
 @global_options
@@ -26,6 +28,18 @@ def profile_command(
     queries: Annotated[Path | None, typer.Option(
         "--queries", "-Q", metavar="FILE", show_default=False,
         help='Query file (NDJSON; "weight" sets how often each query is picked)')] = None,
+    slowlog: Annotated[Path | None, typer.Option(
+        "--slowlog", metavar="FILE", show_default=False,
+        help="Replay Elasticsearch's JSON search slowlog: one query per search, weighted by how often it ran")
+    ] = None,
+    workers: Annotated[str, typer.Option(
+        "--workers", metavar="N|auto", help="Processes sharing the load (auto: one per core); one merged report")
+    ] = "1",
+    repeat: Annotated[int, typer.Option(
+        "--repeat", min=1, metavar="K", help="K runs one after another: each run's figures, median and cv")] = 1,
+    find_max: Annotated[bool, typer.Option(
+        "--find-max", help="Raise the open-loop rate from --rate (doubling, then bisecting) to the highest at "
+                           "which every --fail-if holds; --duration per step")] = False,
     field: Annotated[list[str] | None, typer.Option(
         "--field", "-f", metavar="FIELD", help="Field to match, name^boost (repeatable)", show_default=False)] = None,
     size: Annotated[int | None, typer.Option(
@@ -90,8 +104,8 @@ def profile_command(
     from escli.core.profile import (
         SCHEDULES,
         ProfileOptions,
+        ProfileResult,
         Warmup,
-        compare_profiles,
         load_baseline,
         load_workload,
         run_profile,
@@ -99,40 +113,70 @@ def profile_command(
         single_query,
     )
     from escli.durations import parse_duration
-    from escli.errors import PartialFailure, UsageError
+    from escli.errors import UsageError
     from escli.es.connect import open_es
     from escli.inputs import numbered_lines, open_input
-    from escli.profiler import parse_percentiles
+    from escli.profiler import RequestStats, parse_percentiles
 
     app = app_context(ctx)
     msgs = app.messages
     fmt = report_format(format, app.options.get("output"), app.stdout_is_tty, ("table", "json"), "profile")
-    if queries is not None and (index is not None or text is not None):
-        raise UsageError("INDEX/TEXT and --queries: give one or the other")
-    if queries is not None and (field or size is not None):
-        raise UsageError("--field/--size shape the INDEX TEXT query; a --queries file sets its own")
-    if queries is None and index is None:
-        raise UsageError("missing INDEX (or --queries FILE)")
+    if index == "merge":  # escli profile merge RUN.json...
+        files = [f for f in (text, *ctx.args) if f is not None]
+        given = [name for name, v in (("--queries", queries), ("--slowlog", slowlog), ("--rate", rate),
+                                      ("--iterations", iterations), ("--duration", duration),
+                                      ("--concurrency", concurrency), ("--find-max", find_max or None),
+                                      ("--repeat", None if repeat == 1 else repeat),
+                                      ("--workers", None if workers == "1" else workers)) if v is not None]
+        if given:
+            raise UsageError(f"{given[0]}: `profile merge` merges saved runs and sends nothing")
+        if not files:
+            raise UsageError("profile merge: give the RUN.json files saved with --save")
+        _merge_command(app, files, fmt, percentiles, fail_if or [], save, compare, report, prometheus_file, plot)
+        return
+    if ctx.args:
+        raise UsageError(f"unexpected argument {ctx.args[0]!r}")
+    sources = [name for name, v in (("INDEX/TEXT", index), ("--queries", queries), ("--slowlog", slowlog))
+               if v is not None]
+    if len(sources) > 1:
+        raise UsageError(f"{sources[0]} and {sources[1]}: give one or the other")
+    if (queries is not None or slowlog is not None) and (field or size is not None):
+        raise UsageError("--field/--size shape the INDEX TEXT query; a --queries or --slowlog file sets its own")
+    if not sources:
+        raise UsageError("missing INDEX (or --queries FILE, or --slowlog FILE)")
     if iterations is not None and duration is not None:
         raise UsageError("--iterations and --duration: choose one")
     if schedule not in SCHEDULES:
         raise UsageError(f"--schedule {schedule}: choose fixed or poisson")
-    if schedule != "fixed" and rate is None:
+    if schedule != "fixed" and rate is None and not find_max:
         raise UsageError("--schedule applies to the open loop: add --rate R")
+    nworkers = _parse_workers(workers)
+    if find_max and not fail_if:
+        raise UsageError("--find-max needs at least one --fail-if gate: it finds the highest rate where they hold")
+    if find_max and (repeat > 1 or iterations is not None):
+        raise UsageError(f"--find-max and {'--repeat' if repeat > 1 else '--iterations'}: each step of --find-max "
+                         "is one run of --duration")
     try:
         pcts = parse_percentiles(percentiles)
     except ValueError as exc:
         raise UsageError(f"--percentiles {percentiles}: {exc}") from None
     seconds = parse_duration(duration, "--duration") if duration is not None else None
+    if find_max and seconds is None:
+        seconds = FIND_MAX_STEP
     warm = Warmup.parse(warmup)
     baseline = load_baseline(str(compare)) if compare is not None else None
-    for opt, path in (("--save", save), ("--prometheus-file", prometheus_file), ("--report", report)):
-        if path is not None and not path.parent.is_dir():
-            raise UsageError(f"{opt} {path}: directory {path.parent} does not exist")
+    _check_dirs(save, prometheus_file, report)
 
     if queries is not None:
         with open_input(str(queries)) as fh:
             workload = load_workload(numbered_lines(fh), str(queries))
+    elif slowlog is not None:
+        from escli.core.slowlog import read_slowlog
+
+        with open_input(str(slowlog)) as fh:
+            workload = read_slowlog(numbered_lines(fh), str(slowlog))
+        msgs.detail(f"slowlog {slowlog}: {len(workload)} distinct searches, {sum(q.weight for q in workload):g} "
+                    "in all")
     else:
         assert index is not None
         workload = [single_query(index, text, field or [], size)]
@@ -156,9 +200,13 @@ def profile_command(
     # Never a retry (--max-retries does not apply): it would hide an error inside a longer latency; profile
     # counts each failure by type instead.
     settings = app.settings.with_(max_retries=0)
-    width = concurrency or (settings.connections if rate else 1)
-    opts = ProfileOptions(iterations=None if seconds else (iterations or 1000), duration=seconds, warmup=warm,
-                          concurrency=width, rate=rate, schedule=schedule, percentiles=pcts, seed=seed)
+    width = concurrency or (settings.connections if rate or find_max else 1)
+    total = None if seconds else (iterations or 1000)
+    if total is not None and nworkers > total:
+        msgs.detail(f"--workers {nworkers}: only {total} requests to send, so {total} workers")
+        nworkers = total
+    opts = ProfileOptions(iterations=total, duration=seconds, warmup=warm, concurrency=width, rate=rate,
+                          schedule=schedule, percentiles=pcts, seed=seed)
 
     if shards:
         async def run_shards() -> list[dict[str, Any]]:
@@ -176,23 +224,136 @@ def profile_command(
             app.stdout.write(render_shards(profiles).encode("utf-8"))
         return
 
-    async def main() -> Any:
-        async with open_es(settings, concurrency=width, on_warning=msgs.server_warning) as client:
-            with msgs.progress("profile", total=opts.iterations) as bar:
-                return await run_profile(client, workload, opts, bar.advance)
+    def run_once(o: ProfileOptions) -> ProfileResult:
+        what = f"{o.iterations:,} requests" if o.iterations else f"{o.duration:g} s"
+        loop = f"open loop at {o.rate:g}/s" if o.rate else f"closed loop, concurrency {o.concurrency}"
+        many = f", {nworkers} workers" if nworkers > 1 else ""
+        msgs.detail(f"profiling {len(workload)} quer{'y' if len(workload) == 1 else 'ies'}: {what}, {loop}{many}")
+        if nworkers > 1:
+            from escli.core.profile_workers import run_in_workers
 
-    what = f"{opts.iterations:,} requests" if opts.iterations else f"{seconds:g} s"
-    loop = f"open loop at {rate:g}/s" if rate else f"closed loop, concurrency {width}"
-    msgs.detail(f"profiling {len(workload)} quer{'y' if len(workload) == 1 else 'ies'}: {what}, {loop}")
-    result = run_async(main(), many_requests=True)
+            with msgs.progress("profile", total=o.iterations) as bar:
+                return run_in_workers(settings, workload, o, nworkers, bar.advance)
+
+        async def main() -> ProfileResult:
+            # the preflight and the load, on the seam's timed send (Es.send_once); never paced
+            async with open_es(settings, concurrency=o.concurrency, on_warning=msgs.server_warning) as client:
+                with msgs.progress("profile", total=o.iterations) as bar:
+                    return await run_profile(client, workload, o, bar.advance)
+
+        return run_async(main(), many_requests=True)
+
+    def finish(r: ProfileResult) -> dict[str, Any]:
+        d = r.as_dict()
+        if gates:
+            d["gates"] = evaluate_gates(d, gates)
+        return d
+
+    if find_max:
+        from escli.core.profile_scale import Step
+        from escli.core.profile_scale import find_max as search_max
+
+        def step(r: float) -> Step:
+            res = run_once(replace(opts, rate=r))
+            d = finish(res)
+            return Step(r, all(g["passed"] for g in d["gates"]) and not res.interrupted, d, res)
+
+        found = search_max(step, rate or FIND_MAX_START)
+        chosen = found.best or found.steps[0]
+        result, doc = chosen.result, chosen.doc
+        doc = {**doc, "max_rate": found.max_rate, "client_bound": found.client_bound,
+               "steps": [s.as_dict() for s in found.steps]}
+        if found.client_bound:
+            msgs.warn(f"find-max: every gate held at {found.max_rate:g}/s but escli fell behind its schedule: "
+                      "this is the client's limit, not the cluster's (add --workers, or machines and merge)")
+        if found.max_rate is None and not result.interrupted:
+            app.stderr.write(f"escli: find-max: no rate passed every gate (lowest tried {found.steps[-1].rate:g}/s)"
+                             "\n")
+    elif repeat > 1:
+        from escli.core.profile_scale import repeat_spread, run_summary
+
+        result = ProfileResult(opts, list(workload), per_query={q.id: RequestStats() for q in workload},
+                               workers=nworkers)
+        runs: list[dict[str, Any]] = []
+        for _ in range(repeat):
+            one = run_once(opts)
+            runs.append(finish(one))
+            result.absorb(one.state(), after=True)
+            if one.interrupted:
+                break
+        doc = {**finish(result), "repeat": repeat, "runs": [run_summary(d) for d in runs],
+               "spread": repeat_spread(runs)}
+    else:
+        result = run_once(opts)
+        doc = finish(result)
+    _emit(app, doc, result.state(), fmt, baseline, save, prometheus_file, report, plot, result.interrupted)
+
+
+FIND_MAX_START = 10.0  # requests per second, when --find-max is given no --rate to start from
+FIND_MAX_STEP = 5.0  # seconds per step, when --find-max is given no --duration
+
+
+def _parse_workers(text: str) -> int:
+    from escli.errors import UsageError
+
+    if text.strip().lower() == "auto":
+        from escli.core.profile_workers import cores
+
+        return cores()
+    raw = text.strip()
+    if not raw.isascii() or not raw.isdigit() or int(raw) < 1:
+        raise UsageError(f"--workers {text}: a number of processes (1 or more) or auto")
+    return int(raw)
+
+
+def _check_dirs(*paths: Path | None) -> None:
+    from escli.errors import UsageError
+
+    for opt, path in zip(("--save", "--prometheus-file", "--report"), paths, strict=True):
+        if path is not None and not path.parent.is_dir():
+            raise UsageError(f"{opt} {path}: directory {path.parent} does not exist")
+
+
+def _merge_command(app: Any, files: list[str], fmt: str, percentiles: str, fail_if: list[str], save: Path | None,
+                   compare: Path | None, report: Path | None, prometheus_file: Path | None, plot: bool) -> None:
+    """`escli profile merge RUN.json...`: saved runs (side by side, e.g. one per machine) as one report."""
+    from escli.core.gates import evaluate_gates, gate_percentiles, parse_gates
+    from escli.core.profile import load_baseline
+    from escli.core.profile_scale import load_saved_run, merge_saved
+    from escli.errors import UsageError
+    from escli.profiler import parse_percentiles
+
+    try:
+        pcts = parse_percentiles(percentiles)
+    except ValueError as exc:
+        raise UsageError(f"--percentiles {percentiles}: {exc}") from None
+    _check_dirs(save, prometheus_file, report)
+    docs = [(f, load_saved_run(f)) for f in files]
+    ids = {q for _, d in docs for q in d.get("queries") or {}}
+    gates = parse_gates(fail_if, ids)
+    result = merge_saved(docs, (*pcts, *gate_percentiles(gates)))
     doc = result.as_dict()
+    doc["merged"] = files
     if gates:
         doc["gates"] = evaluate_gates(doc, gates)
-    deltas = compare_profiles(doc, baseline) if baseline is not None else None
-    if save is not None:
-        import orjson
+    baseline = load_baseline(str(compare)) if compare is not None else None
+    _emit(app, doc, result.state(), fmt, baseline, save, prometheus_file, report, plot, result.interrupted)
 
-        _write_private(save, orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE))
+
+def _emit(app: Any, doc: dict[str, Any], state: dict[str, Any], fmt: str, baseline: dict[str, Any] | None,
+          save: Path | None, prometheus_file: Path | None, report: Path | None, plot: bool,
+          interrupted: bool) -> None:
+    """Write what a profile (a run, a merge, a repeat, a find-max) measured, then exit as its outcome says."""
+    import orjson
+
+    from escli.core.profile import compare_profiles
+    from escli.errors import PartialFailure
+
+    msgs = app.messages
+    deltas = compare_profiles(doc, baseline) if baseline is not None else None
+    if save is not None:  # with the exact histograms, so that `profile merge` can merge it
+        _write_private(save, orjson.dumps({**doc, "state": state}, option=orjson.OPT_INDENT_2
+                                          | orjson.OPT_APPEND_NEWLINE))
     if prometheus_file is not None:
         from escli.output.profile_view import prometheus_text
         from escli.output.prometheus import write_textfile
@@ -204,8 +365,6 @@ def profile_command(
         _write_private(report, render_report(doc, baseline, deltas).encode("utf-8"))
         msgs.info(f"report: {report}")
     if fmt == "json":
-        import orjson
-
         out = {**doc, "compare": deltas} if deltas is not None else doc
         app.stdout.write(orjson.dumps(out, option=orjson.OPT_APPEND_NEWLINE))
     else:
@@ -221,20 +380,22 @@ def profile_command(
         else:
             app.stdout.write(chart.encode("utf-8"))
     app.stdout.flush()
-    if result.interrupted:
+    if interrupted:
         raise KeyboardInterrupt
     failed = [g for g in doc.get("gates") or [] if not g["passed"]]
+    overall = doc["overall"]
+    if doc.get("max_rate") is None and "steps" in doc:
+        raise SystemExit(1)  # find-max: no rate held the gates (said on stderr)
     if failed:
         from escli.output.profile_view import breach_line
 
         for g in failed:  # one line per breach, even with -q: it is why the exit code is 1
             app.stderr.write(f"escli: fail-if: {breach_line(g)}\n")
-        if result.ok:
+        if not overall["errors"]:
             raise SystemExit(1)
-    if not result.ok:
-        errs = ", ".join(f"{k} ({v})" for k, v in sorted(result.overall.errors.items()))
-        raise PartialFailure(f"{sum(result.overall.errors.values())} of {result.overall.requests} requests "
-                             f"failed: {errs}")
+    if overall["errors"]:
+        errs = ", ".join(f"{k} ({v})" for k, v in sorted(overall["errors"].items()))
+        raise PartialFailure(f"{sum(overall['errors'].values())} of {overall['requests']} requests failed: {errs}")
 
 
 def _write_private(path: Path, data: bytes) -> None:

@@ -22,10 +22,11 @@ from __future__ import annotations
 import asyncio
 import bisect
 import itertools
+import math
 import random
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import accumulate
@@ -57,6 +58,8 @@ EARLY = 0.001
 CACHE_NOTE = "profile measures Elasticsearch and bypasses escli's on-disk cache"
 # Elasticsearch and OpenSearch put `took` first in a search answer: read it there without parsing the hits.
 _TOOK = re.compile(rb'^\{\s*"took"\s*:\s*(\d+)')
+# The exact form of a run kept under "state" by --save (ProfileResult.state); `profile merge` needs it.
+STATE_VERSION = 1
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -92,6 +95,9 @@ class ProfileOptions:
     schedule: str = "fixed"
     percentiles: tuple[float, ...] = DEFAULT_PERCENTILES
     seed: int | None = None
+    # Open loop with several workers: this worker's first send comes `offset` s after the common start, so the
+    # workers' fixed schedules interleave into one schedule at the whole rate.
+    offset: float = 0.0
 
     @property
     def mode(self) -> str:
@@ -172,6 +178,45 @@ class ProfileResult:
     max_send_lag_us: int = 0
     interrupted: bool = False
     timeline: Timeline = field(default_factory=Timeline)  # per second, for the pictures of --report
+    workers: int = 1
+
+    def state(self) -> dict[str, Any]:
+        """Everything measured, exactly (histogram buckets, not percentiles): what a worker hands back and what
+        `--save` keeps so that `escli profile merge` can merge runs as if they were one."""
+        return {"version": STATE_VERSION, "workers": self.workers, "started_at": self.started_at,
+                "seconds": self.seconds, "warmup_sent": self.warmup_sent, "cpu_seconds": self.cpu_seconds,
+                "rss_bytes": self.rss_bytes, "late_sends": self.late_sends, "max_send_lag_us": self.max_send_lag_us,
+                "interrupted": self.interrupted, "timeline": self.timeline.to_dict(),
+                "queries": {k: v.to_dict() for k, v in self.per_query.items()},
+                "clusters": {k: v.to_dict() for k, v in self.per_cluster.items()}}
+
+    def absorb(self, state: dict[str, Any], *, after: bool = False) -> None:
+        """Add a run's `state()` to this result: counts and histograms add, so every percentile is the one of all
+        samples together. Runs side by side (workers, machines): the wall time is the longest run's, the
+        client's CPU and memory are the sum of theirs, the worst send lag the worst of theirs. A run `after` the
+        others (--repeat): the wall times add, its seconds follow theirs on the timeline, memory is the most."""
+        first = not self.started_at
+        self.started_at = state["started_at"] if first else min(self.started_at, state["started_at"])
+        shift = 0
+        if after:
+            shift = math.ceil(self.seconds)
+            self.seconds += float(state["seconds"])
+            self.rss_bytes = max(self.rss_bytes, int(state["rss_bytes"]))
+        else:
+            self.seconds = max(self.seconds, float(state["seconds"]))
+            self.rss_bytes += int(state["rss_bytes"])
+        self.warmup_sent += int(state["warmup_sent"])
+        self.cpu_seconds += float(state["cpu_seconds"])
+        self.late_sends += int(state["late_sends"])
+        self.max_send_lag_us = max(self.max_send_lag_us, int(state["max_send_lag_us"]))
+        self.interrupted = self.interrupted or bool(state["interrupted"])
+        self.timeline.merge(Timeline.from_dict(state["timeline"]), shift)
+        for target, part in ((self.per_query, "queries"), (self.per_cluster, "clusters")):
+            for k, v in state[part].items():
+                target.setdefault(k, RequestStats()).merge(RequestStats.from_dict(v))
+        self.overall = RequestStats()
+        for stats in self.per_query.values():
+            self.overall.merge(stats)
 
     @property
     def ok(self) -> bool:
@@ -182,6 +227,7 @@ class ProfileResult:
         requests = self.overall.requests
         return {
             "escli_profile": 1,
+            "workers": self.workers,
             "started_at": datetime.fromtimestamp(self.started_at, UTC).isoformat(timespec="seconds"),
             "mode": o.mode,
             "concurrency": o.concurrency,
@@ -424,7 +470,7 @@ class Runner:
         perf = time.perf_counter
         t0 = perf()
         total, warm_until = self._limits(t0)
-        intended = t0
+        intended = t0 + opts.offset
         lag_max = 0.0
         late = 0
 
@@ -483,13 +529,18 @@ async def preflight(client: Es, prepared: Sequence[Prepared]) -> None:
 
 
 async def run_profile(client: Es, queries: Sequence[QuerySpec], opts: ProfileOptions,
-                      on_progress: Callable[[int], None] = lambda n: None) -> ProfileResult:
-    """Run the workload and return what was measured; requests sent during warm-up are not recorded."""
+                      on_progress: Callable[[int], None] = lambda n: None, *, check_first: bool = True,
+                      before_start: Callable[[], Awaitable[None]] | None = None) -> ProfileResult:
+    """Run the workload and return what was measured; requests sent during warm-up are not recorded.
+
+    `check_first`: send each query once first (a worker skips it: its parent checked). `before_start`: awaited
+    once everything is ready, just before the first request (workers wait there for their common start)."""
     import psutil  # type: ignore[import-untyped]
 
     prepared = [prepare(q) for q in queries]
     result = ProfileResult(opts, list(queries), per_query={q.id: RequestStats() for q in queries})
-    await preflight(client, prepared)
+    if check_first:
+        await preflight(client, prepared)
     proc = psutil.Process()
 
     def cpu_now() -> float:
@@ -504,6 +555,9 @@ async def run_profile(client: Es, queries: Sequence[QuerySpec], opts: ProfileOpt
         result.per_cluster = {m.name: RequestStats() for m in routed.members}  # reported in the order given
     result.started_at = time.time()
     try:
+        if before_start is not None:
+            await before_start()
+            result.started_at = time.time()
         if opts.mode == "open":
             await runner.open()
         else:

@@ -45,7 +45,14 @@ def _title(doc: Mapping[str, Any]) -> str:
         load = f"open loop at {doc['rate']:g}/s ({doc['schedule']} schedule), at most {doc['concurrency']} in flight"
     else:
         load = f"closed loop, concurrency {doc['concurrency']}"
-    return f"escli profile: {load}; {q['requests']:,} requests in {doc['seconds']:.2f} s"
+    if (doc.get("workers") or 1) > 1:
+        load += f", {doc['workers']} workers"
+    what = f"{q['requests']:,} requests in {doc['seconds']:.2f} s"
+    if doc.get("repeat"):
+        what += f" over {len(doc.get('runs') or [])} runs"
+    if doc.get("merged"):
+        what += f", merged from {len(doc['merged'])} saved runs"
+    return f"escli profile: {load}; {what}"
 
 
 def _rows(doc: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
@@ -156,7 +163,57 @@ def render_profile(doc: Mapping[str, Any], deltas: Mapping[str, Any] | None = No
             t.add_row(escape(g["expr"]), "[green]pass[/]" if g["passed"] else f"[bold red]FAIL ✗[/] "
                       f"{escape(breach_line(g).split(': ', 1)[1])}")
         console.print(t)
+    if doc.get("spread"):
+        console.print(_spread_table(doc))
+    if "steps" in doc:
+        console.print(_steps_table(doc))
     return buf.getvalue()
+
+
+def _fmt_cv(cv: Any) -> str:
+    return f"{cv:.1%}" if isinstance(cv, (int, float)) else "-"
+
+
+def _spread_table(doc: Mapping[str, Any]) -> Any:
+    """--repeat: per figure, its median and coefficient of variation across the runs, and its range."""
+    from rich.table import Table
+
+    sp = doc["spread"]
+    t = Table(title=f"--repeat: {sp['runs']} runs, median and cv (standard deviation / mean) of each figure",
+              title_justify="left")
+    for col in ("query", "figure", "median", "cv", "min", "max"):
+        t.add_column(col, justify="left" if col in ("query", "figure") else "right")
+    blocks = [(ALL, sp["overall"])] + (list(sp["queries"].items()) if len(sp["queries"]) > 1 else [])
+    for name, block in blocks:
+        first = True
+        for fig, v in block.items():
+            items = [(fig, v)] if "median" in v else [(f"{dict(TIMES).get(fig, fig)} {lbl}", x)
+                                                      for lbl, x in v.items()]
+            for label, x in items:
+                t.add_row(name if first else "", label, _fmt_ms(x["median"]), _fmt_cv(x["cv"]),
+                          _fmt_ms(min(x["values"])), _fmt_ms(max(x["values"])))
+                first = False
+        t.add_section()
+    return t
+
+
+def _steps_table(doc: Mapping[str, Any]) -> Any:
+    """--find-max: each step's rate, what it measured and whether every gate held."""
+    from rich.table import Table
+
+    best = doc.get("max_rate")
+    labels: list[str] = list(doc.get("percentiles") or [])
+    t = Table(title=f"--find-max: max rate {best:g}/s" if best is not None else "--find-max: no rate held the gates",
+              title_justify="left")
+    for col in ("step", "rate/s", "throughput/s", "errors", *labels, "gates"):
+        t.add_column(col, justify="left" if col == "gates" else "right")
+    for i, st in enumerate(doc["steps"], start=1):
+        lat = st.get("latency_ms") or {}
+        failed = [g["expr"] for g in st.get("gates") or [] if not g["passed"]]
+        t.add_row(str(i), f"{st['rate']:g}", f"{st['throughput']:,.1f}", f"{st['error_rate']:.2%}",
+                  *[_fmt_ms(lat.get(lbl)) for lbl in labels],
+                  "[green]pass[/]" if st["passed"] else f"[bold red]FAIL[/] {', '.join(failed)}")
+    return t
 
 
 def breach_line(g: Mapping[str, Any]) -> str:
