@@ -277,8 +277,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="escli-bench-") as tmp:
         qfile = Path(tmp) / "queries.ndjson"
         write_query_file(qfile, specs, n)
-        print(f"# {n} queries ({len(specs)} distinct, sample_queries/products.ndjson without heavy-*), "
-              f"concurrency {j}, {os.cpu_count()} CPUs, engine {args.url}")
+        what = "short-form lines (q, fields)" if args.short_form else "sample_queries/products.ndjson without heavy-*"
+        print(f"# {n} queries ({len(specs)} distinct, {what}), concurrency {j}, {os.cpu_count()} CPUs, "
+              f"engine {args.url}")
         # warm up the engine and the caches every contender benefits from
         asyncio.run(aiohttp_client(args.url, specs, min(n, 2000), j))
 
