@@ -59,8 +59,10 @@ port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$REDIS_PORT") 2>/dev/null; }
 
 answers() { # PING over the wire with bash's /dev/tcp: no client needed
   local reply
-  reply=$(exec 3<>"/dev/tcp/127.0.0.1/$REDIS_PORT" && printf 'PING\r\n' >&3 && timeout 2 head -c 7 <&3) 2>/dev/null \
-    || return 1
+  # stderr silenced inside the substitution: a redirection after it comes too late for bash's own
+  # "connect: Connection refused" while the server is still starting
+  reply=$(exec 2>/dev/null; exec 3<>"/dev/tcp/127.0.0.1/$REDIS_PORT" && printf 'PING\r\n' >&3 \
+    && timeout 2 head -c 7 <&3) || return 1
   [ "${reply%$'\r'}" = "+PONG" ]
 }
 

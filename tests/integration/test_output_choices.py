@@ -34,3 +34,19 @@ def test_export_refuses_a_table(cli: Cli, sample_index: str) -> None:
     assert r.code == 2 and r.stdout == b""
     assert r.stderr.strip() == "escli: error: -o table: export writes ndjson, csv or json (use --format)"
     assert cli("-o", "csv", "export", sample_index, "--max-docs", "1").code == 0
+
+
+def test_search_csv_header_is_the_mapping_for_every_search(cli: Cli, sample_index: str, es: Any) -> None:
+    """Two searches with different hits (and different -f) give one header, so their CSV appends."""
+    a = cli("--no-cache", "search", sample_index, "laptop", "-f", "name", "-n", "3", "-o", "csv")
+    b = cli("--no-cache", "search", sample_index, "--filter", "category=audio", "-n", "5", "-o", "csv")
+    assert a.code == 0 and b.code == 0, a.stderr + b.stderr
+    head_a, head_b = next(csv.reader(io.StringIO(a.out))), next(csv.reader(io.StringIO(b.out)))
+    assert head_a == head_b
+    from escli.cli.export import choose_columns
+
+    assert head_a == ["_id", "_score", *choose_columns(es.get(f"/{sample_index}/_mapping").json(), None)]
+    chosen = cli("--no-cache", "search", sample_index, "laptop", "--fields", "price,name", "-n", "2", "-o", "csv")
+    rows = list(csv.reader(io.StringIO(chosen.out)))
+    assert rows[0] == ["_id", "_score", "price", "name"] and len(rows) == 3
+    assert cli("search", sample_index, "--fields", ",", "-o", "csv").code == 2

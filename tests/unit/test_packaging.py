@@ -33,8 +33,15 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(out),
                     str(ROOT)], check=True, capture_output=True)
-    (path,) = out.glob("escli-*.whl")
+    (path,) = out.glob("escli_search-*.whl")  # the distribution's name, normalised as wheels spell it
     return zipfile.ZipFile(path)
+
+
+def test_the_distribution_is_named_escli_search_and_installs_the_escli_command(wheel: zipfile.ZipFile) -> None:
+    assert "\nName: escli-search\n" in metadata(wheel)
+    (entry_points,) = [n for n in wheel.namelist() if n.endswith(".dist-info/entry_points.txt")]
+    assert "escli = " in wheel.read(entry_points).decode()
+    assert any(n.startswith("escli/") for n in wheel.namelist())  # the import package stays escli
 
 
 def metadata(wheel: zipfile.ZipFile) -> str:

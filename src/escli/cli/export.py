@@ -142,6 +142,8 @@ def export_command(
                                               "no _id column in CSV)")] = False,
     excel_safe: Annotated[bool, typer.Option("--excel-safe", help="CSV: prefix text cells starting with = + - @ "
                                              "with ' so spreadsheets do not run them")] = False,
+    curl: Annotated[bool, typer.Option("--curl", help="Print an sh script of curl commands (open the point in "
+                                       "time, the first page, close it) and send nothing")] = False,
 ) -> None:
     from escli.core.export_plan import parse_partition
     from escli.errors import UsageError
@@ -192,6 +194,15 @@ def export_command(
                       "max_docs": max_docs, "keep_alive": keep_alive, "source_only": source_only,
                       "excel_safe": excel_safe, "format": fmt.value, "slices": req.slices, "partition": partition}
         cp.output = {"path": str(out) if out else None, "dir": str(out_dir) if out_dir else None, "gzip": gzip}
+    if curl:  # the requests, not the loop: es/curl.export_script says why
+        from escli.cache.product import remembered_product
+        from escli.core.export import TIEBREAK
+        from escli.es.curl import export_script
+
+        settings = app.one_cluster("export")
+        app.stdout.write(export_script(settings, remembered_product(settings), index, req.search_body(),
+                                       [*req.user_sort(), TIEBREAK], page_size, keep_alive).encode())
+        return
     _run(app, req, cp, fmt, out, out_dir, gzip, source_only, excel_safe)
 
 

@@ -100,6 +100,8 @@ def health_command(
     probe_request_cache: Annotated[bool, typer.Option(
         "--probe-request-cache", help="Let the shard request cache answer probes (off by default: a probe "
                                       "measures the search, not the cache)")] = False,
+    curl: Annotated[bool, typer.Option(
+        "--curl", help="Print the cluster health request as a curl command and send nothing")] = False,
 ) -> None:
     from escli.errors import UsageError
 
@@ -108,7 +110,7 @@ def health_command(
         fmt = report_format(format, app.options.get("output"), app.stdout_is_tty, FORMATS, "health")
         probes = _probes(probe or [], probe_file, probe_count, probe_request_cache)
         _run(app, fmt, wait_for_status, timeout, all_clusters, warn or [], crit or [], index, prometheus_file,
-             probes)
+             probes, curl)
     except UsageError as exc:
         # Nagios plugin guidelines: invalid arguments are UNKNOWN (3), not CRITICAL (2, escli's usual usage
         # code), so a typo in a check definition is not paged as an outage.
@@ -152,7 +154,8 @@ def _probes(given: list[str], probe_file: Path | None, count: int, request_cache
 
 
 def _run(app: Any, fmt: str, wait_for_status: str | None, timeout: str | None, all_clusters: bool,
-         warn: list[str], crit: list[str], index: str | None, prometheus_file: Path | None, probes: Probes) -> None:
+         warn: list[str], crit: list[str], index: str | None, prometheus_file: Path | None, probes: Probes,
+         curl: bool = False) -> None:
     from escli.core.health import State, apply_thresholds, check_many, parse_thresholds, worst
     from escli.durations import parse_duration
     from escli.errors import UsageError
@@ -175,6 +178,9 @@ def _run(app: Any, fmt: str, wait_for_status: str | None, timeout: str | None, a
         raise UsageError(f"--prometheus-file {prometheus_file}: directory {prometheus_file.parent} does not exist")
 
     targets = _targets(app, all_clusters)
+    if curl:
+        _print_curl(app, targets, wait, seconds, index)
+        return
     checks = run_async(check_many(targets, wait, seconds, index, probes))
     apply_thresholds(checks, thresholds)
     docs = [c.as_dict() for c in checks]
@@ -204,6 +210,22 @@ def _run(app: Any, fmt: str, wait_for_status: str | None, timeout: str | None, a
     if code is not State.OK:
         # SystemExit, not typer.Exit: click returns (rather than raises) Exit outside standalone mode.
         raise SystemExit(int(code))
+
+
+def _print_curl(app: Any, targets: list[tuple[str, Any]], wait: str | None, seconds: float,
+                index: str | None) -> None:
+    """--curl: the cluster health request of each cluster, sent by nothing (node stats and the rest follow it)."""
+    from escli.core.health import health_params
+    from escli.es.curl import auth_note, curl_command
+    from escli.es.target import index_path
+
+    path = "/_cluster/health" + (index_path(index, "").rstrip("/") if index else "")
+    for label, s in targets:
+        if isinstance(s, BaseException):
+            raise s
+        lines = [f"# {label}"] if len(targets) > 1 else []
+        lines += [*auth_note(s), curl_command(s, "GET", path, params=health_params(wait, seconds, index))]
+        app.stdout.write(("\n".join(lines) + "\n").encode())
 
 
 def _targets(app: Any, all_clusters: bool) -> list[tuple[str, Any]]:

@@ -38,6 +38,10 @@ def import_command(
     errors: Annotated[Path | None, typer.Option("--errors", help="Write rejected documents and bad lines here "
                                                 "(NDJSON)")] = None,
     refresh: Annotated[bool, typer.Option("--refresh/--no-refresh", help="Refresh the index at the end")] = True,
+    op_type: Annotated[str | None, typer.Option("--op-type", metavar="index|create", show_default=False,
+                                                help="Bulk op: create refuses a document whose _id exists (it "
+                                                "goes to --errors) [default: create into a data stream, else "
+                                                "index]")] = None,
     null: Annotated[list[str] | None, typer.Option("--null", metavar="VALUE", show_default=False,
                                                    help="CSV: a cell meaning no value (repeatable; default: the "
                                                    "empty cell); null cells are left out of the document")] = None,
@@ -50,6 +54,7 @@ def import_command(
 ) -> None:
     from escli.core.csv_import import open_csv
     from escli.core.importer import (
+        OP_TYPES,
         CsvSetup,
         Doc,
         ErrorSink,
@@ -71,9 +76,11 @@ def import_command(
     fmt = (format or ("csv" if file.removesuffix(".gz").endswith(".csv") else "ndjson")).lower()
     if fmt not in ("ndjson", "csv"):
         raise UsageError(f"--format {format}: choose ndjson or csv")
+    if op_type is not None and op_type not in OP_TYPES:
+        raise UsageError(f"--op-type {op_type}: choose index or create")
     source = source_name(file)
     opts = ImportOptions(index=index, source=source, format=fmt, id_field=id_field, chunk_size=chunk_size,
-                         concurrency=concurrency, refresh=refresh)
+                         concurrency=concurrency, refresh=refresh, op_type=op_type)
     settings = app.one_cluster("import")
     sink = ErrorSink(errors)
     shown_bad = 0

@@ -228,6 +228,25 @@ def search_command(
             show_default=False,
         ),
     ] = None,
+    columns_opt: Annotated[
+        str | None,
+        typer.Option(
+            "--fields",
+            metavar="A,B.C",
+            help="-o csv (and table): these columns; default for csv: every field of the index mapping, so every "
+            "search on an index gives the same header",
+            rich_help_panel=RESULT,
+            show_default=False,
+        ),
+    ] = None,
+    curl: Annotated[
+        bool,
+        typer.Option(
+            "--curl",
+            help="Print the search as a curl command and send nothing (credentials as $ESCLI_* variables)",
+            rich_help_panel=REQUEST,
+        ),
+    ] = False,
     tune: Annotated[
         str | None,
         typer.Option(
@@ -335,13 +354,40 @@ def search_command(
             opts.body = load_body(fh, source_name(body))
         opts.body_source = source_name(body)
     built = build_search(opts)
+    chosen = [c.strip() for c in columns_opt.split(",") if c.strip()] if columns_opt is not None else None
+    if columns_opt is not None and not chosen:
+        from escli.errors import UsageError
+
+        raise UsageError("--fields: give at least one field name")
 
     settings = app.settings
+    if curl:
+        _print_curl(app, settings, built)
+        return
     if no_cache is False:
         settings = settings.with_(use_cache=False)
     run_search(
-        app, settings, built, fmt=fmt, force=no_cache is True, ttl=ttl if ttl is not None else settings.cache_ttl
+        app, settings, built, fmt=fmt, force=no_cache is True, ttl=ttl if ttl is not None else settings.cache_ttl,
+        columns=chosen,
     )
+
+
+def _print_curl(app: "AppContext", settings: "Settings", built: "BuiltSearch") -> None:
+    """--curl: the request escli would send, to each cluster of a set; nothing is sent (no product probe either)."""
+    import orjson
+
+    from escli.es.curl import auth_note, curl_command
+    from escli.es.target import index_path
+
+    members = settings.members or (settings,)
+    lines: list[str] = []
+    for m in members:
+        if len(members) > 1:
+            lines.append(f"# {m.cluster or ','.join(m.urls)}")
+        lines += [*auth_note(m), curl_command(m, "POST", index_path(built.index, "_search"),
+                                              params={k: str(v) for k, v in built.params.items()},
+                                              body=orjson.dumps(built.body))]
+    app.stdout.write(("\n".join(lines) + "\n").encode())
 
 
 def parse_ttl(text: str) -> float:
@@ -362,7 +408,8 @@ def parse_ttl(text: str) -> float:
 
 
 def run_search(
-    app: "AppContext", settings: "Settings", built: "BuiltSearch", *, fmt: Any, force: bool, ttl: float
+    app: "AppContext", settings: "Settings", built: "BuiltSearch", *, fmt: Any, force: bool, ttl: float,
+    columns: list[str] | None = None,
 ) -> None:
     from escli.cache import open_cache
     from escli.cache.product import PRODUCTS, product_identity, remembered_product
@@ -385,7 +432,7 @@ def run_search(
         if outcome is None:
             outcome = run_async(_ask_elasticsearch(app, settings, cache, built, ttl, force, product))
         _report_cache(app, outcome)
-        write_result(app, fmt, built, outcome)
+        write_result(app, fmt, built, outcome, _csv_columns(app, settings, built, fmt, columns, outcome))
         if outcome.status == "miss":
             store(cache, outcome, ttl)
     finally:
@@ -430,6 +477,26 @@ async def _ask_elasticsearch(
         if answered.name != product:  # first search, or the server changed product: key by what answered
             outcome = rekey(outcome, product_identity(settings.identity, answered.name), built.body, built.params)
         return outcome
+
+
+def _csv_columns(app: "AppContext", settings: "Settings", built: "BuiltSearch", fmt: Any,
+                 chosen: list[str] | None, outcome: "SearchOutcome") -> list[str] | None:
+    """The fields after _id and _score: --fields, else for CSV of hits the index mapping's (as export chooses
+    them), so that every search on an index has one header and CSV files of several searches append. What the
+    request itself narrows (--source, --stored-fields) keeps its columns: those are the same for that request."""
+    from escli.output.formats import Format
+
+    if (chosen is not None or fmt is not Format.CSV or outcome.response.get("aggregations")
+            or "_source" in built.body or "stored_fields" in built.body or "stored_fields" in built.params):
+        return chosen
+    from escli.cli.export import choose_columns
+    from escli.es.connect import open_es
+
+    async def read() -> dict[str, Any]:
+        async with open_es(settings, on_warning=app.messages.server_warning) as es:
+            return await es.mapping(built.index)
+
+    return choose_columns(run_async(read()), None)
 
 
 def _describe(app: "AppContext", settings: "Settings", built: "BuiltSearch") -> None:
@@ -488,8 +555,11 @@ def hit_row(hit: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def result_columns(built: "BuiltSearch", hits: list[dict[str, Any]], limit: int | None) -> list[str]:
+def result_columns(built: "BuiltSearch", hits: list[dict[str, Any]], limit: int | None,
+                   chosen: list[str] | None = None) -> list[str]:
     lead = ["_id", "_score", "_cluster"] if any("_cluster" in h for h in hits) else ["_id", "_score"]
+    if chosen is not None:
+        return [*lead, *(c for c in chosen if c not in lead)]
     # Highlighted fields always get a column (a wildcard --highlight names them only in the hits).
     highlighted = dict.fromkeys(k for h in hits if isinstance(h.get("highlight"), dict) for k in h["highlight"])
     if built.columns:
@@ -512,7 +582,8 @@ def _color(app: "AppContext") -> bool:
     return app.stdout_is_tty and not app.env.get("NO_COLOR")
 
 
-def write_result(app: "AppContext", fmt: Any, built: "BuiltSearch", outcome: "SearchOutcome") -> None:
+def write_result(app: "AppContext", fmt: Any, built: "BuiltSearch", outcome: "SearchOutcome",
+                 chosen: list[str] | None = None) -> None:
     """Hits, then aggregations: raw in json; NDJSON lines (hits, then aggregation rows); a CSV of the hits, or of
     the aggregation rows when there are aggregations; tables on a terminal. Highlights are emphasised in the
     table and plain text everywhere else but json."""
@@ -562,7 +633,7 @@ def write_result(app: "AppContext", fmt: Any, built: "BuiltSearch", outcome: "Se
         app.messages.info(summary)
         return
     limit = TABLE_DEFAULT_COLUMNS if fmt is Format.TABLE else None
-    columns = result_columns(built, hits, limit)
+    columns = result_columns(built, hits, limit, chosen)
     if fmt is Format.TABLE:
         _write_tables(app, columns, hits, aggregations, tags, summary)
         return

@@ -251,14 +251,20 @@ async def check(client: Es, label: str, url: str, wait_for_status: str | None = 
     return result
 
 
-async def _fill(client: Es, r: ClusterHealth, wait_for_status: str | None, timeout: float) -> None:
-    params: dict[str, Any] = {}
+def health_params(wait_for_status: str | None, timeout: float, index: str | None) -> dict[str, str]:
+    """The query string of `GET /_cluster/health[/INDEX]` (also what --curl prints)."""
+    params: dict[str, str] = {}
     if wait_for_status:
         params["wait_for_status"] = wait_for_status
         # Leave time within our own deadline for node stats, pending tasks and round trips after the wait.
         params["timeout"] = f"{max(int((timeout - min(2.0, timeout / 4)) * 1000), 100)}ms"
-    elif r.index:
+    elif index:
         params["timeout"] = "0s"  # an index that does not exist would otherwise be waited for (30 s)
+    return params
+
+
+async def _fill(client: Es, r: ClusterHealth, wait_for_status: str | None, timeout: float) -> None:
+    params = health_params(wait_for_status, timeout, r.index)
     # A health wait that times out answers 408 with the health body: that is an answer, not an error.
     health = await client.cluster_health(params, index=r.index, timeout=timeout)
     r.cluster_name = health.get("cluster_name")

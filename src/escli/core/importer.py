@@ -2,12 +2,19 @@
 
 Memory stays flat: the reader fills a bounded queue of chunks, `concurrency` workers send them, and a chunk's
 documents are dropped as soon as its response is read. A bad input line is reported as FILE:LINE and skipped;
-documents Elasticsearch rejects go to the errors file.
+documents Elasticsearch rejects go to the errors file, one line each, in a shape this module reads back: an errors
+file imports as it is, its documents with their ids.
+
+Into a data stream, documents go with `create` (the only op a data stream takes); into an index, with `index`
+unless `--op-type create` asks for a conflict on an existing id. An item refused because two bulk requests mapped
+one new field at the same moment ("cannot be changed from type [long] to [float]", OpenSearch) is resent once
+the mapping has settled: that refusal says nothing about the document.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -26,6 +33,14 @@ if TYPE_CHECKING:
     from escli.es.api import Es
 
 MAX_CHUNK_BYTES = 8 * 1024 * 1024
+OP_TYPES = ("index", "create")
+# Resends of an item refused by a concurrent mapping update: the mapping settles after the first winner, so a
+# second try nearly always goes in; a few more cover several new fields racing one after another.
+MAPPING_RACE_TRIES = 5
+DATA_STREAM_ONLY_CREATE = "only write ops with an op_type of create are allowed in data streams"
+# The keys of an --errors line (ErrorSink records below): a line with these is escli's own, not a document.
+ERROR_LINE_KEYS = frozenset({"source", "line", "error"})
+ERROR_LINE_ALL_KEYS = ERROR_LINE_KEYS | {"_id", "status", "document", "row"}
 
 
 @dataclass
@@ -37,6 +52,7 @@ class ImportOptions:
     chunk_size: int = 1000
     concurrency: int = 4
     refresh: bool = True
+    op_type: str | None = None  # None: create into a data stream, index otherwise
 
 
 @dataclass
@@ -85,6 +101,11 @@ def lookup(doc: Mapping[str, Any], dotted: str) -> Any:
     return value
 
 
+def is_error_line(obj: Mapping[str, Any]) -> bool:
+    """A line of an --errors file (as ErrorSink writes it), not a document: exactly escli's own keys."""
+    return ERROR_LINE_KEYS <= obj.keys() <= ERROR_LINE_ALL_KEYS and isinstance(obj.get("error"), dict)
+
+
 def _doc_from_object(obj: Any, line: int, source: str, id_field: str | None) -> Doc:
     if not isinstance(obj, dict):
         raise InputError(source, line, f"expected a JSON object, got {type(obj).__name__}")
@@ -93,6 +114,13 @@ def _doc_from_object(obj: Any, line: int, source: str, id_field: str | None) -> 
     # Hits as export writes them ({"_id": ..., "_source": {...}}) keep their ids.
     if isinstance(obj.get("_source"), dict):
         body = obj["_source"]
+        doc_id = obj.get("_id")
+    elif is_error_line(obj):
+        # An --errors file re-imports as it is: the refused document, with the id it was sent with.
+        if not isinstance(obj.get("document"), dict):
+            raise InputError(source, line, f"an error line for bad input at {obj['source']}:{obj['line']} holds no "
+                             "document: fix it there")
+        body = obj["document"]
         doc_id = obj.get("_id")
     if id_field:
         doc_id = lookup(body, id_field)
@@ -157,14 +185,41 @@ def read_chunks(docs: Iterator[Doc | InputError], chunk_size: int, on_bad: Calla
         yield chunk
 
 
-def bulk_body(index: str, chunk: list[Pending]) -> bytes:
+def bulk_body(index: str, chunk: list[Pending], op_type: str = "index") -> bytes:
     body = bytearray()
+    head = b'{"' + op_type.encode() + b'":'
     for doc in chunk:
         action: dict[str, Any] = {"_index": index}
         if doc.id is not None:
             action["_id"] = doc.id
-        body += b'{"index":' + orjson.dumps(action) + b"}\n" + doc.encoded + b"\n"
+        body += head + orjson.dumps(action) + b"}\n" + doc.encoded + b"\n"
     return bytes(body)
+
+
+def mapping_race(error: Mapping[str, Any]) -> bool:
+    """Refused because another bulk request mapped the same new field with another type a moment earlier."""
+    return (error.get("type") in ("illegal_argument_exception", "mapper_parsing_exception")
+            and "cannot be changed from type" in str(error.get("reason", "")))
+
+
+async def is_data_stream(client: Es, name: str) -> bool:
+    """Whether `name` is a data stream now. An engine without data streams (Elasticsearch's test build) answers
+    400 "no handler", a name that is no data stream 404: both mean no."""
+    from escli.es.target import index_path
+
+    resp = await client.request("GET", "/_data_stream" + index_path(name, "").rstrip("/"), ignore=(400, 404))
+    data = resp.json() if resp.status == 200 else None
+    return bool(isinstance(data, dict) and data.get("data_streams"))
+
+
+async def choose_op_type(client: Es, opts: ImportOptions) -> str:
+    """create into a data stream, else --op-type (default index); --op-type index into a data stream is refused
+    here, once, rather than for every document."""
+    if await is_data_stream(client, opts.index):
+        if opts.op_type == "index":
+            raise UsageError(f"--op-type index: {opts.index} is a data stream, which takes create only")
+        return "create"
+    return opts.op_type or "index"
 
 
 class ErrorSink:
@@ -268,6 +323,7 @@ async def run_import(
 ) -> ImportResult:
     result = ImportResult(opts.index)
     started = time.monotonic()
+    op = _OpType(await choose_op_type(client, opts), switchable=opts.op_type is None)
     # At most `concurrency` chunks wait while `concurrency` are in flight: memory is bounded by the chunk size.
     queue: asyncio.Queue[list[Pending] | None] = asyncio.Queue(maxsize=opts.concurrency)
 
@@ -291,7 +347,7 @@ async def run_import(
 
     async def consume() -> None:
         while (chunk := await queue.get()) is not None:
-            await _send_chunk(client, opts, chunk, result, errors)
+            await _send_chunk(client, opts, op, chunk, result, errors)
             on_progress(len(chunk))
 
     workers = [asyncio.create_task(consume()) for _ in range(opts.concurrency)]
@@ -308,26 +364,45 @@ async def run_import(
     return result
 
 
-async def _send_chunk(client: Es, opts: ImportOptions, chunk: list[Pending],
+@dataclass
+class _OpType:
+    """The bulk op of this run, shared by the workers: a new name that a data-stream template matches is only
+    known to be a data stream from the first refusal, and then every worker writes with create."""
+
+    name: str
+    switchable: bool  # no --op-type given
+
+
+async def _send_chunk(client: Es, opts: ImportOptions, op: _OpType, chunk: list[Pending],
                       result: ImportResult, errors: ErrorSink) -> None:
     pending = chunk
     retries = client.retry_policy.retries
-    for attempt in range(retries + 1):
-        resp = await client.bulk(bulk_body(opts.index, pending))
+    busy = races = 0  # rounds resent for a full queue (429 items: --max-retries), for a mapping race (fixed)
+    for attempt in itertools.count():
+        sent_as = op.name
+        resp = await client.bulk(bulk_body(opts.index, pending, sent_as))
         if not resp.get("errors"):
             result.imported += len(pending)
             return
         retry: list[Pending] = []
+        refused = raced = False
         for doc, item in zip(pending, resp["items"], strict=True):
             outcome = next(iter(item.values()))
             status = int(outcome.get("status", 500))
+            error = outcome.get("error") or {}
             if status < 300:
                 result.imported += 1
-            elif status in RETRY_ON_STATUS and attempt < retries:
+            elif status in RETRY_ON_STATUS and busy < retries:
+                retry.append(doc)
+                refused = True
+            elif mapping_race(error) and races < MAPPING_RACE_TRIES:
+                retry.append(doc)
+                raced = True
+            elif (op.switchable and sent_as == "index" and DATA_STREAM_ONLY_CREATE in str(error.get("reason"))):
+                op.name = "create"  # a template made a data stream of the name: it takes create only
                 retry.append(doc)
             else:
                 result.failed += 1
-                error = outcome.get("error") or {}
                 if len(result.errors_sample) < 5:
                     result.errors_sample.append(
                         f"{opts.source}:{doc.line}: {error.get('type', status)}: {error.get('reason', '')}")
@@ -335,7 +410,12 @@ async def _send_chunk(client: Es, opts: ImportOptions, chunk: list[Pending],
                               "error": error, "document": orjson.loads(doc.encoded)})
         if not retry:
             return
-        client.refused(f"{len(retry)} bulk item(s) rejected")
         pending = retry
-        # Items refused inside a 200 (a full write queue): the one policy's pause (es/retry.py), as for requests.
-        await asyncio.sleep(client.retry_policy.delay(attempt))
+        if refused:
+            busy += 1
+            client.refused(f"{len(retry)} bulk item(s) rejected")
+        races += raced
+        if refused or raced:
+            # Items refused inside a 200 (a full write queue, a mapping that is still settling): the one policy's
+            # pause (es/retry.py), as for requests.
+            await asyncio.sleep(client.retry_policy.delay(attempt))
