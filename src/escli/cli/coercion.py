@@ -20,6 +20,8 @@ from typer._click.exceptions import BadParameter
 from typer._coercion import RuntimeParam, TypeDescriptor, build_runtime_param
 from typer.core import _TyperParameter
 
+from escli.text import parse_float, parse_int
+
 Convert = Callable[[Any], Any]
 _TRUE = {"1", "true", "t", "yes", "y", "on"}
 _FALSE = {"0", "false", "f", "no", "n", "off", ""}
@@ -66,7 +68,8 @@ def _number(kind: type[Any], low: float | None, high: float | None) -> Convert:
         if isinstance(value, bool):
             raise ValueError(f"{value!r} is not a valid {name}.")
         try:
-            number = kind(value.strip() if isinstance(value, str) else value)
+            # ASCII digits only (escli.text): int() and float() would take '٣', '1_000' and 'nan'
+            number = (parse_int if kind is int else parse_float)(value) if isinstance(value, str) else kind(value)
         except (TypeError, ValueError):
             raise ValueError(f"{value!r} is not a valid {name}.") from None
         if (low is not None and number < low) or (high is not None and number > high):

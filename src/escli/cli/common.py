@@ -158,7 +158,9 @@ def global_options(func: Callable[..., T]) -> Callable[..., T]:
         given = {k: kwargs.pop(k) for k in list(kwargs) if k in injected}
         app = app_context(kwargs["ctx"])
         for key, value in given.items():
-            if value not in (None, [], 0, False):
+            # Every injected option defaults to None, so anything else was given on the line: 0, False and ""
+            # included (`--max-retries 0` after the command means no retry, as it does before it).
+            if value is not None:
                 app.options[key] = value
                 app._settings = None
         return func(*args, **kwargs)

@@ -326,7 +326,9 @@ def search_command(
         aggs=agg or (),
         highlight=highlight or (),
     )
-    ttl = parse_ttl(cache_ttl) if cache_ttl is not None else None
+    from escli.durations import parse_duration
+
+    ttl = parse_duration(cache_ttl, "--cache-ttl") if cache_ttl is not None else None
     if body is not None:
         from escli.es.query_builder import load_body
         from escli.inputs import open_input, source_name
@@ -342,23 +344,6 @@ def search_command(
     run_search(
         app, settings, built, fmt=fmt, force=no_cache is True, ttl=ttl if ttl is not None else settings.cache_ttl
     )
-
-
-def parse_ttl(text: str) -> float:
-    from escli.errors import UsageError
-
-    units = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-    raw = text.strip().lower()
-    scale = 1.0
-    if raw and raw[-1] in units:
-        scale, raw = units[raw[-1]], raw[:-1]
-    try:
-        value = float(raw) * scale
-    except ValueError:
-        raise UsageError(f"--cache-ttl {text}: expected seconds, or a number with s, m, h or d") from None
-    if not 0 < value < float("inf"):
-        raise UsageError(f"--cache-ttl {text}: must be more than 0 and finite")
-    return value
 
 
 def run_search(
