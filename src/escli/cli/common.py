@@ -22,7 +22,7 @@ from typer.core import TyperCommand
 
 from escli.output.console import Messages
 from escli.output.formats import Format, resolve_format
-from escli.settings import Settings
+from escli.settings import FAILOVER, STRATEGIES, Settings
 
 T = TypeVar("T")
 PANEL = "Global options"
@@ -36,7 +36,7 @@ ClusterOpt = Annotated[list[str] | None, typer.Option("--cluster", "-c", help="N
                                                       "config file (repeatable) [env: ESCLI_CLUSTER]",
                                                       rich_help_panel=PANEL, show_default=False, metavar="NAME")]
 StrategyOpt = Annotated[str | None, typer.Option("--strategy", metavar="STRATEGY", help="Several clusters: "
-                                                 "failover|round-robin|weighted|fan-out [default: failover] "
+                                                 f"{'|'.join(STRATEGIES)} [default: {FAILOVER}] "
                                                  "[env: ESCLI_STRATEGY]", rich_help_panel=PANEL,
                                                  show_default=False)]
 CaOpt = Annotated[str | None, typer.Option("--ca-certs", metavar="FILE", help="CA bundle for TLS verification",
@@ -113,7 +113,7 @@ class AppContext:
                 connections=o.get("connections"), output=o.get("output"), no_cache=bool(o.get("no_cache")),
                 cache_dir=o.get("cache_dir"), cache_url=o.get("cache_url"), quiet=bool(o.get("quiet")),
                 verbose=int(o.get("verbose") or 0),
-                debug=self.debug, env=self.env,
+                debug=self.debug, env=self.env, warn=self.messages.warn,
             )
             if not self._settings.verify_certs:
                 self.messages.warn("TLS certificate verification is off (--insecure)")

@@ -21,6 +21,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from escli.settings import STRATEGIES
+
 if TYPE_CHECKING:
     from typer._click import Context, Parameter
 
@@ -31,8 +33,6 @@ COMPLETE_VAR = "_ESCLI_COMPLETE"
 LINE_VAR = "_ESCLI_COMPLETE_LINE"
 WORDBREAKS_VAR = "_ESCLI_COMPLETE_WORDBREAKS"
 SHELLS = ("bash", "zsh", "fish")
-# Cluster strategies (several clusters, `--strategy`): fixed here so completion does not wait for that option.
-STRATEGIES = ("failover", "round-robin", "weighted", "fan-out")
 # (command, parameter) -> fixed values; command "*" for any command (the global options).
 CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("*", "output"): ("table", "json", "ndjson", "csv"),
