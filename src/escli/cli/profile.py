@@ -189,10 +189,12 @@ def profile_command(
     if gates:
         doc["gates"] = evaluate_gates(doc, gates)
     deltas = compare_profiles(doc, baseline) if baseline is not None else None
+    from escli.files import write_private
+
     if save is not None:
         import orjson
 
-        _write_private(save, orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE))
+        write_private(save, orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE))
     if prometheus_file is not None:
         from escli.output.profile_view import prometheus_text
         from escli.output.prometheus import write_textfile
@@ -201,7 +203,7 @@ def profile_command(
     if report is not None:
         from escli.output.report_html import render_report
 
-        _write_private(report, render_report(doc, baseline, deltas).encode("utf-8"))
+        write_private(report, render_report(doc, baseline, deltas).encode("utf-8"))
         msgs.info(f"report: {report}")
     if fmt == "json":
         import orjson
@@ -237,16 +239,4 @@ def profile_command(
                              f"failed: {errs}")
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    """A result file: written to a temporary name, 0600, then renamed into place."""
-    import os
 
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

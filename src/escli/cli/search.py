@@ -19,11 +19,6 @@ if TYPE_CHECKING:
     from escli.es.query_builder import BuiltSearch
     from escli.settings import Settings
 
-QUERY = "Query"
-RESULT = "Result"
-REQUEST = "Request"
-CACHE = "Cache"
-TUNING = "Tuning"
 TABLE_DEFAULT_COLUMNS = 6
 
 
@@ -48,7 +43,6 @@ def search_command(
             "-f",
             metavar="NAME[^BOOST]",
             help="Field to search, NAME or NAME^BOOST (repeatable)",
-            rich_help_panel=QUERY,
             show_default=False,
         ),
     ] = None,
@@ -59,7 +53,6 @@ def search_command(
             "-Q",
             metavar="LUCENE",
             help="A Lucene query string instead of TEXT",
-            rich_help_panel=QUERY,
             show_default=False,
         ),
     ] = None,
@@ -70,7 +63,6 @@ def search_command(
             "-b",
             metavar="FILE|-",
             help="A full search body: JSON FILE, or - for stdin",
-            rich_help_panel=QUERY,
             show_default=False,
         ),
     ] = None,
@@ -80,7 +72,6 @@ def search_command(
             "--filter",
             metavar="FIELD=VALUE",
             help="FIELD=VALUE term filter (repeatable; the same field again means any of the values)",
-            rich_help_panel=QUERY,
             show_default=False,
         ),
     ] = None,
@@ -90,7 +81,6 @@ def search_command(
             "--range",
             metavar="FIELD=OP:V,..",
             help="FIELD=OP:VALUE[,OP:VALUE] with gt, gte, lt, lte, e.g. price=gte:10,lt:20 (repeatable)",
-            rich_help_panel=QUERY,
             show_default=False,
         ),
     ] = None,
@@ -100,7 +90,6 @@ def search_command(
             "--sort",
             metavar="FIELD[:asc|desc]",
             help="FIELD[:asc|desc] (repeatable)",
-            rich_help_panel=RESULT,
             show_default=False,
         ),
     ] = None,
@@ -112,14 +101,13 @@ def search_command(
             metavar="N",
             min=0,
             help="Hits to return [default: 10]",
-            rich_help_panel=RESULT,
             show_default=False,
         ),
     ] = None,
     from_: Annotated[
         int | None,
         typer.Option(
-            "--from", metavar="N", min=0, help="Hits to skip [default: 0]", rich_help_panel=RESULT, show_default=False
+            "--from", metavar="N", min=0, help="Hits to skip [default: 0]", show_default=False
         ),
     ] = None,
     source: Annotated[
@@ -128,7 +116,6 @@ def search_command(
             "--source",
             metavar="FIELDS",
             help="_source fields: a,b includes, -c excludes, false for none",
-            rich_help_panel=RESULT,
             show_default=False,
         ),
     ] = None,
@@ -138,7 +125,6 @@ def search_command(
             "--preference",
             metavar="VALUE",
             help="Shard copy preference (a custom value is per user: not cached unless --cache)",
-            rich_help_panel=REQUEST,
             show_default=False,
         ),
     ] = None,
@@ -148,7 +134,6 @@ def search_command(
             "--routing",
             metavar="VALUE",
             help="Routing value (not cached unless --cache)",
-            rich_help_panel=REQUEST,
             show_default=False,
         ),
     ] = None,
@@ -160,7 +145,6 @@ def search_command(
             help="Search timeout with a unit, e.g. 500ms "
             "(the request timeout is the global --timeout, before the "
             "command)",
-            rich_help_panel=REQUEST,
             show_default=False,
         ),
     ] = None,
@@ -171,7 +155,6 @@ def search_command(
             metavar="N",
             min=0,
             help="Stop each shard after N documents",
-            rich_help_panel=REQUEST,
             show_default=False,
         ),
     ] = None,
@@ -180,7 +163,6 @@ def search_command(
         typer.Option(
             "--request-cache/--no-request-cache",
             help="Use the shard request cache",
-            rich_help_panel=REQUEST,
             show_default=False,
         ),
     ] = None,
@@ -190,12 +172,11 @@ def search_command(
             "--track-total-hits",
             metavar="BOOL|N",
             help="true, false or a number",
-            rich_help_panel=REQUEST,
             show_default=False,
         ),
     ] = None,
     explain: Annotated[
-        bool, typer.Option("--explain", help="Explain each hit's score", rich_help_panel=REQUEST)
+        bool, typer.Option("--explain", help="Explain each hit's score")
     ] = False,
     agg: Annotated[
         list[str] | None,
@@ -204,7 +185,6 @@ def search_command(
             metavar="NAME=TYPE:FIELD[:ARG]",
             help="An aggregation: NAME=terms:FIELD[:SIZE], NAME=histogram:FIELD:INTERVAL, "
             "NAME=date_histogram:FIELD:INTERVAL, NAME=stats:FIELD, NAME=percentiles:FIELD (repeatable)",
-            rich_help_panel=RESULT,
             show_default=False,
         ),
     ] = None,
@@ -214,7 +194,6 @@ def search_command(
             "--highlight",
             metavar="FIELD",
             help="Show where the words matched in FIELD (repeatable)",
-            rich_help_panel=RESULT,
             show_default=False,
         ),
     ] = None,
@@ -224,7 +203,6 @@ def search_command(
             "--stored-fields",
             metavar="FIELDS",
             help="Read these stored fields instead of _source (a,b; _none_ for ids only)",
-            rich_help_panel=RESULT,
             show_default=False,
         ),
     ] = None,
@@ -236,7 +214,6 @@ def search_command(
             help="A preset: throughput sets --batched-reduce-size, --pre-filter-shard-size and "
             "--max-concurrent-shard-requests; latency --terminate-after and --timeout (-v prints the values); "
             "each of those options, given, wins over the preset",
-            rich_help_panel=TUNING,
             show_default=False,
         ),
     ] = None,
@@ -247,7 +224,6 @@ def search_command(
             metavar="N",
             min=2,
             help="Reduce shard results on the coordinating node every N shards",
-            rich_help_panel=TUNING,
             show_default=False,
         ),
     ] = None,
@@ -258,7 +234,6 @@ def search_command(
             metavar="N",
             min=1,
             help="Run the can_match pre-filter round when the search spans more than N shards",
-            rich_help_panel=TUNING,
             show_default=False,
         ),
     ] = None,
@@ -269,7 +244,6 @@ def search_command(
             metavar="N",
             min=1,
             help="Shard requests this search runs at once per node",
-            rich_help_panel=TUNING,
             show_default=False,
         ),
     ] = None,
@@ -281,7 +255,6 @@ def search_command(
             help="--cache: cache even what is not "
             "cached by default (now, per-user preference/routing); "
             "--no-cache: neither read nor write the cache",
-            rich_help_panel=CACHE,
             show_default=False,
         ),
     ] = None,
@@ -291,7 +264,6 @@ def search_command(
             "--cache-ttl",
             metavar="SECONDS",
             help="Seconds (or 90s, 5m, 2h) to keep the result [default: 300, or [cache] ttl in the config]",
-            rich_help_panel=CACHE,
             show_default=False,
         ),
     ] = None,

@@ -52,7 +52,6 @@ if TYPE_CHECKING:
     from escli.es.routing import Router
     from escli.es.transport import Target
 
-MODES = ("closed", "open")
 SCHEDULES = ("fixed", "poisson")
 # The event loop's timers wake up to 1 ms late (epoll rounds its timeout up to whole ms): aim that much early so a
 # send is not late by the timer alone; an early send's latency counts from its actual send.
