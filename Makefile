@@ -10,7 +10,7 @@ ENGINE ?= elasticsearch
 REDIS_PORT ?= 6379
 export ES_URL
 
-.PHONY: install es-up es-down redis-up redis-down sample-data demo test bench lint completions clean
+.PHONY: install es-up es-down redis-up redis-down sample-data demo test fuzz bench lint completions clean
 
 install: $(VENV)/.installed
 
@@ -42,6 +42,11 @@ demo: install es-up sample-data redis-up
 
 test: install
 	@scripts/test.sh
+
+# The property tests with fresh random examples, many more of them (FUZZ_EXAMPLES, default 3000 per test);
+# failures are kept in .hypothesis/ (git-ignored) and tried first next time. `make test` runs them derandomized.
+fuzz: install
+	HYPOTHESIS_PROFILE=dev $(BIN)/python -m pytest tests/unit -q -p no:cacheprovider $(FUZZ_ARGS)
 
 bench: install es-up
 	@bench/run.sh

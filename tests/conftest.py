@@ -16,6 +16,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
+from hypothesis.database import DirectoryBasedExampleDatabase
 
 from escli.cli.app import run
 from escli.cli.common import AppContext
@@ -29,6 +32,19 @@ OTHER_URL = os.environ.get("ESCLI_TEST_OTHER_URL", "http://127.0.0.1:9260")
 SECURE_DIR = Path(os.environ.get("ESCLI_TEST_SECURE_DIR", str(ROOT / ".cache/es/run/9210")))
 OPENSEARCH_URL = os.environ.get("ESCLI_TEST_OPENSEARCH_URL", "http://127.0.0.1:9230")
 SAMPLE_INDEX = "products"
+
+# Property tests: `ci` (the default, what `make test` runs) is derandomized with no example database, so a run
+# draws the same examples on every machine and cannot fail by chance, nor by machine speed (no deadline, no
+# too_slow check). `dev` (`make fuzz`, HYPOTHESIS_PROFILE=dev) draws fresh examples, many more of them, and keeps
+# the failures it found in .hypothesis/ (git-ignored) so the next run tries them first.
+hypothesis_settings.register_profile(
+    "ci", derandomize=True, database=None, deadline=None, max_examples=200, print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow])
+hypothesis_settings.register_profile(
+    "dev", max_examples=int(os.environ.get("FUZZ_EXAMPLES", "3000")), deadline=None, print_blob=True,
+    database=DirectoryBasedExampleDatabase(str(ROOT / ".hypothesis" / "examples")),
+    suppress_health_check=[HealthCheck.too_slow])
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def _reachable(url: str, *, start: str = "make es-up", **kwargs: object) -> httpx.Client:

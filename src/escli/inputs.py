@@ -42,15 +42,6 @@ def numbered_lines(fh: IO[bytes]) -> Iterator[tuple[int, bytes]]:
         yield number, raw.rstrip(b"\r\n")
 
 
-def input_size(path: str) -> int | None:
-    if path == "-" or path.endswith(".gz"):
-        return None
-    try:
-        return Path(path).stat().st_size
-    except OSError:
-        return None
-
-
 # --- asynchronous reading (batch, warm-cache): a pipe or terminal is read without blocking the event loop ---
 
 PIPE_CHUNK = 64 * 1024

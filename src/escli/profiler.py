@@ -18,6 +18,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from escli.text import parse_float
+
 SUB_BITS = 11
 SUB_COUNT = 1 << SUB_BITS  # values below this are exact
 HALF = SUB_COUNT >> 1
@@ -200,7 +202,7 @@ def parse_percentiles(text: str) -> tuple[float, ...]:
             value = 0.0
         else:
             try:
-                value = float(item.removeprefix("p"))
+                value = parse_float(item.removeprefix("p"))
             except ValueError:
                 raise ValueError(f"{raw.strip()!r} is not a number") from None
             if not 0.0 <= value <= 100.0 or math.isnan(value):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import stat
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -44,8 +44,10 @@ DEFAULT_CACHE_SIZE_LIMIT = 512 * 1024 * 1024
 DEFAULT_CACHE_MEMORY_LIMIT = 64 * 1024 * 1024
 DEFAULT_CACHE_TIMEOUT = 0.2  # the shared level's own short timeout: never more than this lost to it per search
 # How a request is spread over several clusters (es/routing.py); with several and none named: failover.
-STRATEGIES = ("failover", "round-robin", "weighted", "fan-out")
-FAN_OUT = "fan-out"
+# The one spelling of each name: routing, completion, the config check and the messages use these.
+FAILOVER, ROUND_ROBIN, WEIGHTED, FAN_OUT = "failover", "round-robin", "weighted", "fan-out"
+STRATEGIES = (FAILOVER, ROUND_ROBIN, WEIGHTED, FAN_OUT)
+STRATEGY_CHOICES = f"choose {', '.join(STRATEGIES[:-1])} or {STRATEGIES[-1]}"
 
 
 def config_path(env: Mapping[str, str] | None = None) -> Path:
@@ -136,16 +138,21 @@ class Settings:
         return f"{where}|{self.credentials.principal}"
 
 
-def load_config(path: Path) -> dict[str, Any]:
+def load_config(path: Path, warn: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """The config file, every key checked (escli.config_schema): a bad value is a UsageError naming the file,
+    the table and the key; an unknown key goes to `warn` with the closest known one."""
     if not path.exists():
         return {}
     import tomllib  # only when there is a config file: ~4 ms of start-up otherwise
 
     try:
         with path.open("rb") as fh:
-            return tomllib.load(fh)
+            raw = tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"{path}: {exc}") from exc
+    from escli.config_schema import check_config
+
+    return check_config(raw, path, warn)
 
 
 def _read_secret_file(path_text: str, what: str, config: Path) -> str:
@@ -199,6 +206,7 @@ def resolve(
     debug: bool = False,
     env: Mapping[str, str] | None = None,
     prompt_password: bool = True,
+    warn: Callable[[str], None] | None = None,
 ) -> Settings:
     """Merge options > environment > config file > defaults into one Settings.
 
@@ -206,8 +214,9 @@ def resolve(
     with `members` (one resolved Settings each) and a `strategy`."""
     env = os.environ if env is None else env
     cfg_path = config_path(env)
-    config = load_config(cfg_path)
-    clusters: dict[str, Any] = config.get("clusters", {}) or {}
+    config = load_config(cfg_path, warn)
+    _check_options(timeout, max_retries, connections)
+    clusters: dict[str, Any] = config.get("clusters", {})
     given = ([cluster] if isinstance(cluster, str) else list(cluster or ())) or \
         [n.strip() for n in env.get(ENV_CLUSTER, "").split(",") if n.strip()]
     names, label, group_strategy = _expand_clusters(given, config, cfg_path)
@@ -217,7 +226,7 @@ def resolve(
         kwargs = dict(ca_certs=ca_certs, insecure=insecure, timeout=timeout, max_retries=max_retries,
                       connections=connections, output=output, no_cache=no_cache, cache_dir=cache_dir,
                       cache_url=cache_url, quiet=quiet, verbose=verbose, debug=debug, env=env,
-                      prompt_password=prompt_password)
+                      prompt_password=prompt_password)  # no `warn`: the file was checked (and warned about) once
         members = tuple(resolve(cluster=n, **kwargs) for n in names)  # type: ignore[arg-type]
         chosen = _strategy(strategy, env, group_strategy, cfg_path)
         return replace(members[0], cluster=label, members=members, strategy=chosen)
@@ -239,8 +248,7 @@ def resolve(
     elif env.get(ENV_URL) and not cluster:
         final_urls = tuple(u.strip() for u in env[ENV_URL].split(",") if u.strip())
     elif table.get("urls") or table.get("url"):
-        raw = table.get("urls") or table.get("url")
-        final_urls = tuple(str(u) for u in (raw if isinstance(raw, list) else [raw]))
+        final_urls = tuple(table.get("urls") or table["url"])  # a list of strings (config_schema)
     elif env.get(ENV_URL_FALLBACK):
         final_urls = tuple(u.strip() for u in env[ENV_URL_FALLBACK].split(",") if u.strip())
     else:
@@ -262,25 +270,13 @@ def resolve(
     if creds.username and creds.password is None and not creds.api_key and prompt_password:
         creds = replace(creds, password=_prompt_password(creds.username))
 
-    verify = not insecure and bool(table.get("verify", True))
-    weight = _weight(table.get("weight", 1), cfg_path, name or "")
-    cache_table = config.get("cache") or {}
-    if not isinstance(cache_table, dict):
-        raise UsageError(f"{cfg_path}: [cache] must be a table")
-    def number(key: str, default: float, zero_ok: bool = False) -> float:
-        raw = cache_table.get(key, default)
-        try:
-            value = float(raw)
-        except (TypeError, ValueError):
-            raise UsageError(f"{cfg_path}: [cache] {key} must be a number, not {raw!r}") from None
-        if not (value >= 0 if zero_ok else value > 0) or value == float("inf"):
-            raise UsageError(f"{cfg_path}: [cache] {key} must be positive and finite")
-        return value
-
-    cache_ttl = number("ttl", DEFAULT_CACHE_TTL)
-    cache_size = int(number("size_limit_mb", DEFAULT_CACHE_SIZE_LIMIT / 2**20) * 2**20)
-    memory_size = int(number("memory_mb", DEFAULT_CACHE_MEMORY_LIMIT / 2**20, zero_ok=True) * 2**20)
-    shared_timeout = number("timeout_ms", DEFAULT_CACHE_TIMEOUT * 1000) / 1000
+    # every value below has its type and range already (config_schema.check_config)
+    verify = not insecure and table.get("verify", True)
+    cache_table: dict[str, Any] = config.get("cache", {})
+    cache_ttl = cache_table.get("ttl", DEFAULT_CACHE_TTL)
+    cache_size = int(cache_table.get("size_limit_mb", DEFAULT_CACHE_SIZE_LIMIT / 2**20) * 2**20)
+    memory_size = int(cache_table.get("memory_mb", DEFAULT_CACHE_MEMORY_LIMIT / 2**20) * 2**20)
+    shared_timeout = cache_table.get("timeout_ms", DEFAULT_CACHE_TIMEOUT * 1000) / 1000
     shared_url, shared_password = _cache_url(cache_url, env, cache_table, cfg_path)
     return Settings(
         urls=final_urls,
@@ -288,10 +284,10 @@ def resolve(
         credentials=creds,
         ca_certs=ca_certs or env.get(ENV_CA_CERTS) or table.get("ca_certs"),
         verify_certs=verify,
-        timeout=timeout if timeout is not None else float(table.get("timeout", DEFAULT_TIMEOUT)),
-        max_retries=max_retries if max_retries is not None else int(table.get("max_retries", DEFAULT_MAX_RETRIES)),
-        connections=connections if connections is not None else int(table.get("connections", DEFAULT_CONNECTIONS)),
-        sniff=bool(table.get("sniff", False)),
+        timeout=timeout if timeout is not None else table.get("timeout", DEFAULT_TIMEOUT),
+        max_retries=max_retries if max_retries is not None else table.get("max_retries", DEFAULT_MAX_RETRIES),
+        connections=connections if connections is not None else table.get("connections", DEFAULT_CONNECTIONS),
+        sniff=table.get("sniff", False),
         output=output,
         use_cache=not no_cache,
         cache_dir=cache_dir or default_cache_dir(env),
@@ -305,8 +301,18 @@ def resolve(
         quiet=quiet,
         verbose=verbose,
         debug=debug,
-        weight=weight,
+        weight=table.get("weight", 1.0),
     )
+
+
+def _check_options(timeout: float | None, max_retries: int | None, connections: int | None) -> None:
+    """The options (and their callers' values) that feed the same settings as the config keys: same ranges."""
+    if timeout is not None and not 0 < timeout < float("inf"):
+        raise UsageError(f"--timeout {timeout:g}: must be more than 0 seconds and finite")
+    if max_retries is not None and max_retries < 0:
+        raise UsageError(f"--max-retries {max_retries}: must be 0 or more")
+    if connections is not None and connections < 1:
+        raise UsageError(f"--connections {connections}: must be 1 or more")
 
 
 def _expand_clusters(given: Sequence[str], config: Mapping[str, Any],
@@ -314,10 +320,8 @@ def _expand_clusters(given: Sequence[str], config: Mapping[str, Any],
     """(cluster names, in order, without repeats; a label for the set; the strategy its group names).
 
     A name is a [clusters.NAME] or a [groups.NAME] (whose `clusters` list is expanded in place)."""
-    clusters: Mapping[str, Any] = config.get("clusters", {}) or {}
-    groups = config.get("groups", {}) or {}
-    if not isinstance(groups, dict):
-        raise UsageError(f"{cfg_path}: [groups] must hold tables like [groups.NAME]")
+    clusters: Mapping[str, Any] = config.get("clusters", {})
+    groups: Mapping[str, Any] = config.get("groups", {})
     names: list[str] = []
     strategies: set[str] = set()
     for name in given:
@@ -332,8 +336,8 @@ def _expand_clusters(given: Sequence[str], config: Mapping[str, Any],
                     known = ", ".join(sorted(clusters)) or "none"
                     raise UsageError(f"{cfg_path}: [groups.{name}] clusters names {m}, which has no "
                                      f"[clusters.{m}] (known: {known})")
-            if table.get("strategy") is not None:
-                strategies.add(_check_strategy(str(table["strategy"]), f"{cfg_path}: [groups.{name}] strategy"))
+            if "strategy" in table:  # one of STRATEGIES (config_schema)
+                strategies.add(table["strategy"])
             names.extend(members)
         else:
             names.append(name)  # an unknown name is reported where it is resolved, as for one cluster
@@ -347,7 +351,7 @@ def _expand_clusters(given: Sequence[str], config: Mapping[str, Any],
 
 def _check_strategy(value: str, where: str) -> str:
     if value not in STRATEGIES:
-        raise UsageError(f"{where} {value}: choose {', '.join(STRATEGIES[:-1])} or {STRATEGIES[-1]}")
+        raise UsageError(f"{where} {value}: {STRATEGY_CHOICES}")
     return value
 
 
@@ -357,17 +361,7 @@ def _strategy(option: str | None, env: Mapping[str, str], group: str | None, cfg
         return _check_strategy(option, "--strategy")
     if env.get(ENV_STRATEGY):
         return _check_strategy(env[ENV_STRATEGY], ENV_STRATEGY)
-    return group or "failover"
-
-
-def _weight(raw: Any, cfg_path: Path, cluster: str) -> float:
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        value = float("nan")
-    if isinstance(raw, bool) or not 0 < value < float("inf"):
-        raise UsageError(f"{cfg_path}: [clusters.{cluster}] weight must be a positive number, not {raw!r}")
-    return value
+    return group or FAILOVER
 
 
 def _cache_url(option: str | None, env: Mapping[str, str], table: Mapping[str, Any],

@@ -296,7 +296,8 @@ def test_profile_reports_per_cluster(cli: Cli, config: Callable[..., None], twin
 @pytest.mark.parametrize(("groups", "args", "expect"), [
     ('[groups.g]\nclusters = ["a", "nope"]\n', ["-c", "g"], r"\[groups.g\] clusters names nope"),
     ("", ["-c", "a", "-c", "b", "--strategy", "random"], r"--strategy random: choose failover"),
-    ('[groups.g]\nclusters = ["a", "b"]\nstrategy = "fastest"\n', ["-c", "g"], r"\[groups.g\] strategy fastest"),
+    ('[groups.g]\nclusters = ["a", "b"]\nstrategy = "fastest"\n', ["-c", "g"],
+     r"\[groups.g\] strategy: \"fastest\" is not a strategy \(choose failover"),
     ("", ["-c", "a", "-c", "zz"], r"--cluster zz: no \[clusters.zz\]"),
 ])
 def test_config_errors_are_one_line_exit_2(cli: Cli, config: Callable[..., None], groups: str, args: list[str],
@@ -314,7 +315,7 @@ def test_bad_weight_is_one_line_exit_2(cli: Cli, config: Callable[..., None], we
     config(weights={"b": weight}, a=ES_URL, b=OTHER_URL)
     r = cli("-c", "a", "-c", "b", "search", "idx", "x")
     assert r.code == 2, r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1 and "[clusters.b] weight must be a positive number" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "[clusters.b] weight: " in r.stderr
 
 
 @pytest.mark.parametrize("command", [["export", "idx"], ["import", "idx", "-"]])

@@ -227,21 +227,31 @@ def test_profile_against_elasticsearch_8(cli: Cli, es8: httpx.Client) -> None:
         es8.delete(f"/{idx}")
 
 
-def test_ctrl_c_reports_what_was_measured_and_exits_130(isolated_env: dict[str, str], sample_index: str) -> None:
+def test_ctrl_c_reports_what_was_measured_and_exits_130(isolated_env: dict[str, str], sample_index: str,
+                                                         es: httpx.Client) -> None:
     import signal
     import subprocess
     import sys
     import time
 
+    def searches() -> int:
+        stats = es.get(f"/{sample_index}/_stats/search").json()
+        return int(stats["_all"]["primaries"]["search"]["query_total"])
+
     exe = str(Path(sys.executable).parent / "escli")
     for load in ([], ["--rate", "100"]):
+        before = searches()
         proc = subprocess.Popen([exe, "profile", sample_index, "laptop", "-d", "60s", "-F", "json", *load],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=isolated_env)
         try:
-            deadline = time.monotonic() + 30
-            time.sleep(2.5)  # start-up, preflight, warm-up, then some measured requests
+            # the event: the engine has answered well past start-up, preflight and warm-up (bounded poll, not a
+            # guess at how long those take on this machine)
+            for _ in range(1200):
+                if searches() - before >= 300 or proc.poll() is not None:
+                    break
+                time.sleep(0.05)
             proc.send_signal(signal.SIGINT)
-            out, err = proc.communicate(timeout=max(deadline - time.monotonic(), 5))
+            out, err = proc.communicate()
         finally:
             if proc.poll() is None:
                 proc.kill()

@@ -7,7 +7,7 @@ import random
 from typing import Any
 
 import orjson
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from escli.cache import cache_bypass_reason, cache_key, canonical_json, normalise_params, uses_now
@@ -42,7 +42,6 @@ def shuffled(value: Any, rng: random.Random) -> Any:
     return value
 
 
-@settings(max_examples=300)
 @given(body=bodies, p=params, seed=st.integers(0, 2**32), indent=st.sampled_from([None, 1, 4]))
 def test_key_order_and_whitespace_do_not_matter(body: dict[str, Any], p: dict[str, Any], seed: int,
                                                 indent: int | None) -> None:
@@ -54,7 +53,6 @@ def test_key_order_and_whitespace_do_not_matter(body: dict[str, Any], p: dict[st
     assert cache_key("c|u", "products", body, p) == cache_key("c|u", "products", again, reordered_params)
 
 
-@settings(max_examples=300)
 @given(a=bodies, b=bodies)
 def test_different_bodies_give_different_keys(a: dict[str, Any], b: dict[str, Any]) -> None:
     same = canonical_json(key_form(a, {})[0]) == canonical_json(key_form(b, {})[0])  # defaults are one key

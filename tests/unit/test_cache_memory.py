@@ -7,7 +7,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from escli.cache import CacheEntry, CacheLevels, DiskCache, MemoryCache, NullCache, open_cache
@@ -61,7 +61,6 @@ def test_clear_by_index_delete_and_stats() -> None:
         mem.set(key(4), {"not": "bytes"}, 60, "a")  # type: ignore[arg-type]
 
 
-@settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 40), st.integers(0, 3_000), st.booleans()), max_size=200),
        st.integers(0, 20_000))
 def test_the_bound_always_holds(ops: list[tuple[int, int, bool]], limit: int) -> None:

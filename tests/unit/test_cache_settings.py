@@ -22,9 +22,9 @@ def test_cache_defaults_and_config(tmp_path: Path) -> None:
     assert (s.cache_ttl, s.cache_size_limit) == (DEFAULT_CACHE_TTL, DEFAULT_CACHE_SIZE_LIMIT) == (300.0, 512 * 2**20)
     s = resolve(env=config(tmp_path, "[cache]\nttl = 60\nsize_limit_mb = 8\n"))
     assert (s.cache_ttl, s.cache_size_limit) == (60.0, 8 * 2**20)
-    with pytest.raises(UsageError, match=r"\[cache\] ttl must be a number, not 'soon'"):
+    with pytest.raises(UsageError, match=r"\[cache\] ttl: \"soon\" is not a number of seconds"):
         resolve(env=config(tmp_path, '[cache]\nttl = "soon"\n'))
-    with pytest.raises(UsageError, match="must be positive"):
+    with pytest.raises(UsageError, match="ttl: 0 must be more than 0 seconds"):
         resolve(env=config(tmp_path, "[cache]\nttl = 0\n"))
 
 
@@ -66,7 +66,7 @@ def test_the_shared_cache_url_option_env_config_and_its_password(tmp_path: Path)
         resolve(env=base, cache_url="redis://:hunter2@host:6379/0")
     with pytest.raises(UsageError, match=r"expected redis://HOST:PORT/DB"):
         resolve(env=base, cache_url="http://host:6379")
-    with pytest.raises(UsageError, match=r"\[cache\] password must come from password_env or password_file"):
+    with pytest.raises(UsageError, match=r"\[cache\] password: must come from password_env or password_file"):
         resolve(env=config(tmp_path, '[cache]\nurl = "redis://h/0"\npassword = "inline"\n'))
     s = resolve(env={**config(tmp_path, '[cache]\nurl = "redis://h/0"\npassword_env = "MY_REDIS_PW"\n'),
                      "MY_REDIS_PW": "s3cret"})
@@ -79,5 +79,5 @@ def test_the_shared_cache_url_option_env_config_and_its_password(tmp_path: Path)
     pw.chmod(0o600)
     assert resolve(env=config(tmp_path, f'[cache]\nurl = "redis://h/0"\npassword_file = "{pw}"\n')
                    ).cache_password == "from-file"
-    with pytest.raises(UsageError, match=r"\[cache\] timeout_ms must be positive"):
+    with pytest.raises(UsageError, match=r"\[cache\] timeout_ms: 0 must be more than 0"):
         resolve(env=config(tmp_path, "[cache]\ntimeout_ms = 0\n"))

@@ -182,3 +182,14 @@ def test_null_cache_and_open_cache(tmp_path: Path) -> None:
     assert isinstance(on, DiskCache) and on.enabled
     assert not (tmp_path / "c").exists()  # opened on first use, not before
     on.close()
+
+
+def test_delete_leaves_no_value_file_behind(cache: DiskCache) -> None:
+    big = orjson.dumps({"hits": {"hits": [{"_id": str(i), "_source": {"text": "x" * 100}} for i in range(2000)]}})
+    assert len(big) > 64 * 1024  # above diskcache's threshold: the value lives in a file of its own
+    cache.set("big", big, ttl=60, index="products")
+    files = [p for p in cache.dir.rglob("*.val")]
+    assert len(files) == 1
+    cache.delete("big")
+    assert cache.get("big") is None
+    assert not [p for p in cache.dir.rglob("*.val")]

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from escli.core.export import Checkpoint, ExportRequest, ReaderState, check_body, stable_after
@@ -154,7 +154,6 @@ def test_page_encoding_skips_ids_and_reports_partial_pages() -> None:
     assert buf.getvalue().startswith(b"[\n{") and b"},\n{" in buf.getvalue()
 
 
-@settings(max_examples=100, deadline=None)
 @given(st.lists(st.integers(-1, 300_000), min_size=1, max_size=6), st.integers(1, 7))
 def test_partitions_cover_every_unit_exactly_once(seq_nos: list[int], n: int) -> None:
     whole = plan_units(seq_nos)
@@ -189,7 +188,6 @@ values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=
 docs = st.dictionaries(keys, values, max_size=5)
 
 
-@settings(max_examples=200, deadline=None)
 @given(st.lists(docs, max_size=6), st.booleans())
 def test_csv_write_many_matches_row_by_row_and_parses_back(rows: list[dict[str, Any]], excel_safe: bool) -> None:
     columns = sorted({c for r in rows for c in flatten(r)} | {"a", "zz"})

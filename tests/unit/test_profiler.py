@@ -7,7 +7,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from escli.profiler import (
@@ -79,7 +79,6 @@ def test_buckets_are_contiguous_and_ordered(value: int) -> None:
     assert bucket_bounds(idx + 1)[0] == hi + 1
 
 
-@settings(max_examples=300, deadline=None)
 @given(values_st, st.lists(percentile_st, min_size=1, max_size=8))
 def test_percentiles_match_numpy_nearest_rank(values: list[int], ps: list[float]) -> None:
     h = Histogram()
@@ -97,7 +96,6 @@ def test_percentiles_match_numpy_nearest_rank(values: list[int], ps: list[float]
             assert_close(g, exact)
 
 
-@settings(max_examples=200, deadline=None)
 @given(latency_like)
 def test_default_percentiles_on_latency_shaped_samples(values: list[int]) -> None:
     h = Histogram()
@@ -114,7 +112,6 @@ def test_default_percentiles_on_latency_shaped_samples(values: list[int]) -> Non
         assert math.isclose(h.stdev, float(arr.std()), rel_tol=1e-6, abs_tol=1e-6)
 
 
-@settings(max_examples=100, deadline=None)
 @given(values_st, values_st, percentile_st)
 def test_merge_equals_recording_everything(a: list[int], b: list[int], p: float) -> None:
     ha, hb, hall = Histogram(), Histogram(), Histogram()
@@ -129,7 +126,6 @@ def test_merge_equals_recording_everything(a: list[int], b: list[int], p: float)
     assert ha.value_at(p) == hall.value_at(p)
 
 
-@settings(max_examples=100, deadline=None)
 @given(values_st)
 def test_round_trip_through_dict(values: list[int]) -> None:
     h = Histogram()

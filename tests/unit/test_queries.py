@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from escli.errors import InputError
@@ -76,7 +76,6 @@ def test_full_form_keeps_the_body(index: str, body: dict[str, Any], qid: str | i
 
 
 @given(st.binary(max_size=200), st.integers(1, 1000))
-@settings(max_examples=300)
 def test_any_bytes_give_a_spec_an_error_or_nothing(raw: bytes, line: int) -> None:
     item = parse_query_line(raw, line, "in.ndjson")
     assert item is None or isinstance(item, QuerySpec | InputError)

@@ -68,7 +68,7 @@ def test_secrets_from_env_var_names_and_0600_files(tmp_path: Path) -> None:
 
 def test_inline_secret_is_refused(tmp_path: Path) -> None:
     env = env_with_config(tmp_path, '[clusters.x]\nurls = ["http://x:1"]\npassword = "oops"\nusername = "u"\n')
-    with pytest.raises(UsageError, match="password must come from password_env or password_file"):
+    with pytest.raises(UsageError, match="password: must come from password_env or password_file"):
         resolve(cluster="x", env=env)
 
 

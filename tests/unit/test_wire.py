@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from escli.es.wire import Answer, Connection
@@ -59,7 +59,6 @@ def exchange(raw: bytes, cuts: list[int], head_only: bool = False) -> tuple[Answ
     return asyncio.run(run())
 
 
-@settings(max_examples=200, deadline=None)
 @given(body=st.binary(max_size=3000), sizes=st.lists(st.integers(1, 700), max_size=8),
        cuts=st.lists(st.integers(0, 10_000), max_size=12))
 def test_chunked_answers_in_any_pieces(body: bytes, sizes: list[int], cuts: list[int]) -> None:
@@ -71,7 +70,6 @@ def test_chunked_answers_in_any_pieces(body: bytes, sizes: list[int], cuts: list
     assert answer.done_at >= answer.sent_at
 
 
-@settings(max_examples=100, deadline=None)
 @given(body=st.binary(max_size=2000), cuts=st.lists(st.integers(0, 10_000), max_size=12))
 def test_content_length_answers_in_any_pieces(body: bytes, cuts: list[int]) -> None:
     raw = b"HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncontent-length: " + \

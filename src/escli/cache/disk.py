@@ -249,7 +249,7 @@ class DiskCache:
 
     def delete(self, key: str) -> None:
         def drop(dc: Any) -> None:
-            dc._sql("DELETE FROM Cache WHERE key = ? AND raw = 1", (key,))
+            dc.delete(key)  # diskcache's own delete also removes a large entry's value file
 
         self._run("deleting", drop, None)
 

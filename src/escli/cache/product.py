@@ -19,10 +19,11 @@ key up under each product: an entry keyed by a product was stored from that prod
 from __future__ import annotations
 
 import contextlib
-import os
 from typing import TYPE_CHECKING
 
 import orjson
+
+from escli.files import write_private
 
 if TYPE_CHECKING:
     from escli.settings import Settings
@@ -55,10 +56,7 @@ def remember_product(settings: Settings, product: str) -> None:
         return
     memo[settings.identity] = product
     path = settings.cache_dir / MEMO_NAME
-    tmp = path.with_name(f".{MEMO_NAME}.{os.getpid()}")
     with contextlib.suppress(OSError):
         settings.cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(orjson.dumps(memo, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2))
-        os.replace(tmp, path)  # readers see the old memo or the new one, never half of one
+        # readers see the old memo or the new one, never half of one
+        write_private(path, orjson.dumps(memo, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2))

@@ -103,10 +103,17 @@ def run(argv: list[str] | None = None, app_ctx: AppContext | None = None) -> int
     if os.environ.get("_ESCLI_COMPLETE"):  # a Tab in the shell (cli/complete.py)
         from escli.cli.complete import respond
 
+        # the app is handed over, not imported back by complete.py: no import circle between the two
         if argv is None:
-            sys.exit(respond())
-        return respond()
+            sys.exit(respond(app))
+        return respond(app)
     ctx_obj = app_ctx or AppContext()
+    import gc
+    import warnings
+
+    # Process-wide settings a command changes (warnings routed to its stderr, export's gc thresholds) are put
+    # back when it ends: in-process callers (CliRunner tests, a Python caller) run many commands in one process.
+    saved_showwarning, saved_gc = warnings.showwarning, gc.get_threshold()
     _route_warnings(ctx_obj)
     args = sys.argv[1:] if argv is None else argv
     code: int = ExitCode.OK
@@ -147,6 +154,9 @@ def run(argv: list[str] | None = None, app_ctx: AppContext | None = None) -> int
                 ctx_obj.messages.error(one_line(exc))
             if debug and not isinstance(exc, KeyboardInterrupt):
                 _print_debug(exc, ctx_obj)
+    finally:
+        warnings.showwarning = saved_showwarning
+        gc.set_threshold(*saved_gc)
     if argv is None:
         _flush_quietly()
         sys.exit(code)

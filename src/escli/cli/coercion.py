@@ -5,8 +5,8 @@ pydantic and building ~50 adapters costs more than importing typer itself, on ev
 included. escli's options are str, bool, int, float (with min/max), Path and lists of those; this module converts
 those directly, with click's messages ("'x' is not a valid integer.", "-1 is not in the range x>=0."), and hands
 anything else (enums, files, custom parsers, clamping, Path checks) to Typer's own pydantic path unchanged.
-`install()` is called once by escli.cli.app; typer is pinned <0.30 in pyproject.toml, and
-tests/unit/test_search_startup.py checks that the conversions agree with Typer's.
+`install()` is called once by escli.cli.app, through the hook in cli/typer_compat.py (the one module that touches
+Typer's private parts); tests/unit/test_search_startup.py checks that the conversions agree with Typer's.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
-from typer._click.exceptions import BadParameter
-from typer._coercion import RuntimeParam, TypeDescriptor, build_runtime_param
-from typer.core import _TyperParameter
+from typer import BadParameter
+
+from escli.cli.typer_compat import RuntimeParam, TypeDescriptor, install_runtime_param
+from escli.text import parse_float, parse_int
 
 Convert = Callable[[Any], Any]
 _TRUE = {"1", "true", "t", "yes", "y", "on"}
@@ -66,7 +67,8 @@ def _number(kind: type[Any], low: float | None, high: float | None) -> Convert:
         if isinstance(value, bool):
             raise ValueError(f"{value!r} is not a valid {name}.")
         try:
-            number = kind(value.strip() if isinstance(value, str) else value)
+            # ASCII digits only (escli.text): int() and float() would take '٣', '1_000' and 'nan'
+            number = (parse_int if kind is int else parse_float)(value) if isinstance(value, str) else kind(value)
         except (TypeError, ValueError):
             raise ValueError(f"{value!r} is not a valid {name}.") from None
         if (low is not None and number < low) or (high is not None and number > high):
@@ -123,13 +125,5 @@ def _list_of(item: Convert) -> Convert:
     return convert
 
 
-def _get_runtime_param(self: Any) -> RuntimeParam:
-    if self._runtime_param is None:
-        fast = fast_runtime_param(self.type_descriptor)
-        self._runtime_param = fast if fast is not None else build_runtime_param(self.type_descriptor)
-    runtime: RuntimeParam = self._runtime_param
-    return runtime
-
-
 def install() -> None:
-    _TyperParameter.get_runtime_param = _get_runtime_param  # type: ignore[method-assign]
+    install_runtime_param(fast_runtime_param)

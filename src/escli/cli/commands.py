@@ -85,11 +85,10 @@ class LazyGroup(TyperGroup):
         return self.commands[cmd_name]
 
     def resolve_command(self, ctx: Any, args: list[str]) -> Any:
-        from typer._click.exceptions import UsageError
-
         try:
             return super().resolve_command(ctx, args)
-        except UsageError as exc:  # Typer suggests from built commands only; these are built lazily
+        except typer.TyperException as exc:  # click's UsageError; Typer suggests from built commands only, these
+            # are built lazily
             if args and "Did you mean" not in exc.message:
                 from difflib import get_close_matches
 
@@ -100,8 +99,9 @@ class LazyGroup(TyperGroup):
 
     def _short_help(self, cmd_name: str, limit: int) -> str | None:
         """A command's one-line help from its registration, without building it (None: hidden or unknown)."""
-        from typer._click.utils import make_default_short_help
         from typer.main import solve_typer_info_help
+
+        from escli.cli.typer_compat import make_default_short_help
 
         if cmd_name in self.commands:
             cmd = self.commands[cmd_name]

@@ -22,52 +22,47 @@ from typer.core import TyperCommand
 
 from escli.output.console import Messages
 from escli.output.formats import Format, resolve_format
-from escli.settings import Settings
+from escli.settings import FAILOVER, STRATEGIES, Settings
 
 T = TypeVar("T")
-PANEL = "Global options"
 
 UrlOpt = Annotated[
     list[str] | None,
     typer.Option("--url", "-u", help="Elasticsearch URL (repeatable) [env: ESCLI_URL, ELASTICSEARCH_URL]",
-                 rich_help_panel=PANEL, show_default=False, metavar="URL"),
+                 show_default=False, metavar="URL"),
 ]
 ClusterOpt = Annotated[list[str] | None, typer.Option("--cluster", "-c", help="Named cluster or group from the "
                                                       "config file (repeatable) [env: ESCLI_CLUSTER]",
-                                                      rich_help_panel=PANEL, show_default=False, metavar="NAME")]
+                                                      show_default=False, metavar="NAME")]
 StrategyOpt = Annotated[str | None, typer.Option("--strategy", metavar="STRATEGY", help="Several clusters: "
-                                                 "failover|round-robin|weighted|fan-out [default: failover] "
-                                                 "[env: ESCLI_STRATEGY]", rich_help_panel=PANEL,
-                                                 show_default=False)]
+                                                 f"{'|'.join(STRATEGIES)} [default: {FAILOVER}] "
+                                                 "[env: ESCLI_STRATEGY]", show_default=False)]
 CaOpt = Annotated[str | None, typer.Option("--ca-certs", metavar="FILE", help="CA bundle for TLS verification",
-                                           rich_help_panel=PANEL, show_default=False)]
+                                           show_default=False)]
 InsecureOpt = Annotated[bool | None, typer.Option("--insecure", help="Skip TLS verification (warns)",
-                                                  rich_help_panel=PANEL, show_default=False)]
+                                                  show_default=False)]
 TimeoutOpt = Annotated[float | None, typer.Option("--timeout", help="Request timeout in seconds [default: 30]",
-                                                  rich_help_panel=PANEL, show_default=False, metavar="SECONDS")]
+                                                  show_default=False, metavar="SECONDS")]
 RetriesOpt = Annotated[int | None, typer.Option("--max-retries", help="Retries on 429/502/503/504 and connection "
-                                                "errors [default: 3]", rich_help_panel=PANEL, show_default=False,
+                                                "errors [default: 3]", show_default=False,
                                                 metavar="N")]
 ConnOpt = Annotated[int | None, typer.Option("--connections", metavar="N", help="Connections per node [default: 16]",
-                                             rich_help_panel=PANEL, show_default=False)]
+                                             show_default=False)]
 OutputOpt = Annotated[str | None, typer.Option("--output", "-o", help="table|json|ndjson|csv [default: table on a "
-                                               "terminal, ndjson when piped]", rich_help_panel=PANEL,
-                                               show_default=False, metavar="FORMAT")]
+                                               "terminal, ndjson when piped]", show_default=False, metavar="FORMAT")]
 NoCacheOpt = Annotated[bool | None, typer.Option("--no-cache", help="Bypass the on-disk cache",
-                                                 rich_help_panel=PANEL, show_default=False)]
+                                                 show_default=False)]
 CacheDirOpt = Annotated[Path | None, typer.Option("--cache-dir", metavar="DIR", help="Cache directory [default: "
-                                                  "$XDG_CACHE_HOME/escli]", rich_help_panel=PANEL,
-                                                  show_default=False)]
+                                                  "$XDG_CACHE_HOME/escli]", show_default=False)]
 CacheUrlOpt = Annotated[str | None, typer.Option("--cache-url", metavar="URL", help="Shared cache level: "
                                                  "redis://HOST:PORT/DB or rediss:// (password from the environment "
                                                  "or config, never the URL) [env: ESCLI_CACHE_URL]",
-                                                 rich_help_panel=PANEL, show_default=False)]
-QuietOpt = Annotated[bool | None, typer.Option("--quiet", "-q", help="Only errors on stderr", rich_help_panel=PANEL,
-                                               show_default=False)]
+                                                 show_default=False)]
+QuietOpt = Annotated[bool | None, typer.Option("--quiet", "-q", help="Only errors on stderr", show_default=False)]
 VerboseOpt = Annotated[int | None, typer.Option("--verbose", "-v", count=True, help="More detail on stderr",
-                                                rich_help_panel=PANEL, show_default=False)]
+                                                show_default=False)]
 DebugOpt = Annotated[bool | None, typer.Option("--debug", help="Tracebacks and Elasticsearch error bodies",
-                                               rich_help_panel=PANEL, show_default=False)]
+                                               show_default=False)]
 
 GLOBAL_PARAMS: dict[str, Any] = {
     "url": UrlOpt, "cluster": ClusterOpt, "strategy": StrategyOpt, "ca_certs": CaOpt, "insecure": InsecureOpt,
@@ -113,7 +108,7 @@ class AppContext:
                 connections=o.get("connections"), output=o.get("output"), no_cache=bool(o.get("no_cache")),
                 cache_dir=o.get("cache_dir"), cache_url=o.get("cache_url"), quiet=bool(o.get("quiet")),
                 verbose=int(o.get("verbose") or 0),
-                debug=self.debug, env=self.env,
+                debug=self.debug, env=self.env, warn=self.messages.warn,
             )
             if not self._settings.verify_certs:
                 self.messages.warn("TLS certificate verification is off (--insecure)")
@@ -158,7 +153,9 @@ def global_options(func: Callable[..., T]) -> Callable[..., T]:
         given = {k: kwargs.pop(k) for k in list(kwargs) if k in injected}
         app = app_context(kwargs["ctx"])
         for key, value in given.items():
-            if value not in (None, [], 0, False):
+            # Every injected option defaults to None, so anything else was given on the line: 0, False and ""
+            # included (`--max-retries 0` after the command means no retry, as it does before it).
+            if value is not None:
                 app.options[key] = value
                 app._settings = None
         return func(*args, **kwargs)
@@ -183,21 +180,6 @@ def run_async(coro: Coroutine[Any, Any, T], *, many_requests: bool = False) -> T
             with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
                 return runner.run(coro)
     return asyncio.run(coro)
-
-
-def register_placeholder(app: typer.Typer, name: str, summary: str, issue: str) -> None:
-    """An honest stand-in for a command that is not built yet: it says so and exits 2."""
-
-    def placeholder(ctx: typer.Context) -> None:
-        from escli.errors import UsageError
-
-        raise UsageError(f"'escli {name}' is not built yet ({issue})")
-
-    app.command(
-        name,
-        help=f"{summary} [not built yet]",
-        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-    )(placeholder)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -19,11 +19,12 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
+
+from escli.settings import STRATEGIES
 
 if TYPE_CHECKING:
-    from typer._click import Context, Parameter
-
+    from escli.cli.typer_compat import Context, Parameter
     from escli.core.names import NameCache
     from escli.settings import Settings
 
@@ -31,8 +32,6 @@ COMPLETE_VAR = "_ESCLI_COMPLETE"
 LINE_VAR = "_ESCLI_COMPLETE_LINE"
 WORDBREAKS_VAR = "_ESCLI_COMPLETE_WORDBREAKS"
 SHELLS = ("bash", "zsh", "fish")
-# Cluster strategies (several clusters, `--strategy`): fixed here so completion does not wait for that option.
-STRATEGIES = ("failover", "round-robin", "weighted", "fan-out")
 # (command, parameter) -> fixed values; command "*" for any command (the global options).
 CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("*", "output"): ("table", "json", "ndjson", "csv"),
@@ -57,14 +56,14 @@ FIELD_PARAMS: dict[str, tuple[bool, bool, bool]] = {
 }
 
 
-def respond(env: dict[str, str] | None = None) -> int:
+def respond(app: Any, env: dict[str, str] | None = None) -> int:
     """Answer one Tab on stdout; always exit 0 and never write to stderr."""
     env = dict(os.environ) if env is None else env
     try:
         shell = env.get(COMPLETE_VAR, "")
         if shell not in SHELLS:
             return 0
-        items = candidates(env.get(LINE_VAR, ""), env)
+        items = candidates(app, env.get(LINE_VAR, ""), env)
         out = format_items(shell, items, env)
         if out:
             sys.stdout.write(out + "\n")
@@ -76,7 +75,7 @@ def respond(env: dict[str, str] | None = None) -> int:
 
 def split_line(line: str) -> tuple[list[str], str]:
     """(complete words after the program name, the word being completed) of a command line up to the cursor."""
-    from typer._click.shell_completion import split_arg_string
+    from escli.cli.typer_compat import split_arg_string
 
     words = split_arg_string(line)
     if line and not line[-1].isspace() and words:
@@ -84,25 +83,22 @@ def split_line(line: str) -> tuple[list[str], str]:
     return words[1:], ""
 
 
-def candidates(line: str, env: dict[str, str]) -> list[tuple[str, str]]:
-    """(value, help) pairs for the word at the end of `line`."""
+def candidates(app: Any, line: str, env: dict[str, str]) -> list[tuple[str, str]]:
+    """(value, help) pairs for the word at the end of `line`, in the Typer `app` (escli.cli.app's)."""
     import typer
-    from typer._click.core import Command
-    from typer._click.shell_completion import _resolve_context, _resolve_incomplete
 
-    from escli.cli.app import app
     from escli.cli.common import AppContext
+    from escli.cli.typer_compat import is_command, resolve_completion, resolve_context
 
     args, incomplete = split_line(line)
     cli = typer.main.get_command(app)
-    ctx = _resolve_context(cli, {"obj": AppContext(env=env)}, "escli", args)
-    obj, incomplete = _resolve_incomplete(ctx, args, incomplete)
-    if not isinstance(obj, Command):
+    ctx, obj, incomplete = resolve_completion(cli, AppContext(env=env), args, incomplete)
+    if not is_command(obj):
         if args and args[-1].startswith("-"):
             # an option still waiting for its value makes click drop every value parsed on the line (resilient
             # parsing): read the values (the INDEX for field names, --url, --cluster) without it
-            ctx = _resolve_context(cli, {"obj": AppContext(env=env)}, "escli", args[:-1])
-        own = complete_param(ctx, obj, incomplete, env)
+            ctx = resolve_context(cli, AppContext(env=env), args[:-1])
+        own = complete_param(ctx, cast("Parameter", obj), incomplete, env)
         if own is not None:
             return own
     return [(item.value, item.help or "") for item in obj.shell_complete(ctx, incomplete)]

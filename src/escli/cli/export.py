@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from escli.core.export import Checkpoint, ExportRequest
     from escli.output.formats import Format
 
-KEEP_ALIVE = re.compile(r"^\d+(d|h|m|s|ms)$")
+KEEP_ALIVE = re.compile(r"[0-9]+(d|h|m|s|ms)")
 
 
 def register(app: typer.Typer) -> None:
@@ -64,8 +64,10 @@ def _slices(value: str) -> int | None:
 
     if value.lower() == "auto":
         return None
+    from escli.text import parse_int
+
     try:
-        n = int(value)
+        n = parse_int(value)
     except ValueError:
         n = 0
     if n < 1:
@@ -151,7 +153,7 @@ def export_command(
     app = app_context(ctx)
     if method not in ("auto", "pit", "scroll"):
         raise UsageError(f"--method {method}: choose auto, pit or scroll")
-    if not KEEP_ALIVE.match(keep_alive):
+    if not KEEP_ALIVE.fullmatch(keep_alive):
         raise UsageError(f"--keep-alive {keep_alive}: a duration such as 30s, 5m or 1h")
     if resume and checkpoint is None:
         raise UsageError("--resume needs --checkpoint FILE")

@@ -348,11 +348,12 @@ def _emit(app: Any, doc: dict[str, Any], state: dict[str, Any], fmt: str, baseli
 
     from escli.core.profile import compare_profiles
     from escli.errors import PartialFailure
+    from escli.files import write_private
 
     msgs = app.messages
     deltas = compare_profiles(doc, baseline) if baseline is not None else None
     if save is not None:  # with the exact histograms, so that `profile merge` can merge it
-        _write_private(save, orjson.dumps({**doc, "state": state}, option=orjson.OPT_INDENT_2
+        write_private(save, orjson.dumps({**doc, "state": state}, option=orjson.OPT_INDENT_2
                                           | orjson.OPT_APPEND_NEWLINE))
     if prometheus_file is not None:
         from escli.output.profile_view import prometheus_text
@@ -362,7 +363,7 @@ def _emit(app: Any, doc: dict[str, Any], state: dict[str, Any], fmt: str, baseli
     if report is not None:
         from escli.output.report_html import render_report
 
-        _write_private(report, render_report(doc, baseline, deltas).encode("utf-8"))
+        write_private(report, render_report(doc, baseline, deltas).encode("utf-8"))
         msgs.info(f"report: {report}")
     if fmt == "json":
         out = {**doc, "compare": deltas} if deltas is not None else doc
@@ -398,16 +399,4 @@ def _emit(app: Any, doc: dict[str, Any], state: dict[str, Any], fmt: str, baseli
         raise PartialFailure(f"{sum(overall['errors'].values())} of {overall['requests']} requests failed: {errs}")
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    """A result file: written to a temporary name, 0600, then renamed into place."""
-    import os
 
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

@@ -19,11 +19,6 @@ if TYPE_CHECKING:
     from escli.es.query_builder import BuiltSearch
     from escli.settings import Settings
 
-QUERY = "Query"
-RESULT = "Result"
-REQUEST = "Request"
-CACHE = "Cache"
-TUNING = "Tuning"
 TABLE_DEFAULT_COLUMNS = 6
 
 
@@ -48,7 +43,6 @@ def search_command(
             "-f",
             metavar="NAME[^BOOST]",
             help="Field to search, NAME or NAME^BOOST (repeatable)",
-            rich_help_panel=QUERY,
             show_default=False,
         ),
     ] = None,
@@ -59,7 +53,6 @@ def search_command(
             "-Q",
             metavar="LUCENE",
             help="A Lucene query string instead of TEXT",
-            rich_help_panel=QUERY,
             show_default=False,
         ),
     ] = None,
@@ -70,7 +63,6 @@ def search_command(
             "-b",
             metavar="FILE|-",
             help="A full search body: JSON FILE, or - for stdin",
-            rich_help_panel=QUERY,
             show_default=False,
         ),
     ] = None,
@@ -80,7 +72,6 @@ def search_command(
             "--filter",
             metavar="FIELD=VALUE",
             help="FIELD=VALUE term filter (repeatable; the same field again means any of the values)",
-            rich_help_panel=QUERY,
             show_default=False,
         ),
     ] = None,
@@ -90,7 +81,6 @@ def search_command(
             "--range",
             metavar="FIELD=OP:V,..",
             help="FIELD=OP:VALUE[,OP:VALUE] with gt, gte, lt, lte, e.g. price=gte:10,lt:20 (repeatable)",
-            rich_help_panel=QUERY,
             show_default=False,
         ),
     ] = None,
@@ -100,7 +90,6 @@ def search_command(
             "--sort",
             metavar="FIELD[:asc|desc]",
             help="FIELD[:asc|desc] (repeatable)",
-            rich_help_panel=RESULT,
             show_default=False,
         ),
     ] = None,
@@ -112,14 +101,13 @@ def search_command(
             metavar="N",
             min=0,
             help="Hits to return [default: 10]",
-            rich_help_panel=RESULT,
             show_default=False,
         ),
     ] = None,
     from_: Annotated[
         int | None,
         typer.Option(
-            "--from", metavar="N", min=0, help="Hits to skip [default: 0]", rich_help_panel=RESULT, show_default=False
+            "--from", metavar="N", min=0, help="Hits to skip [default: 0]", show_default=False
         ),
     ] = None,
     source: Annotated[
@@ -128,7 +116,6 @@ def search_command(
             "--source",
             metavar="FIELDS",
             help="_source fields: a,b includes, -c excludes, false for none",
-            rich_help_panel=RESULT,
             show_default=False,
         ),
     ] = None,
@@ -138,7 +125,6 @@ def search_command(
             "--preference",
             metavar="VALUE",
             help="Shard copy preference (a custom value is per user: not cached unless --cache)",
-            rich_help_panel=REQUEST,
             show_default=False,
         ),
     ] = None,
@@ -148,7 +134,6 @@ def search_command(
             "--routing",
             metavar="VALUE",
             help="Routing value (not cached unless --cache)",
-            rich_help_panel=REQUEST,
             show_default=False,
         ),
     ] = None,
@@ -160,7 +145,6 @@ def search_command(
             help="Search timeout with a unit, e.g. 500ms "
             "(the request timeout is the global --timeout, before the "
             "command)",
-            rich_help_panel=REQUEST,
             show_default=False,
         ),
     ] = None,
@@ -171,7 +155,6 @@ def search_command(
             metavar="N",
             min=0,
             help="Stop each shard after N documents",
-            rich_help_panel=REQUEST,
             show_default=False,
         ),
     ] = None,
@@ -180,7 +163,6 @@ def search_command(
         typer.Option(
             "--request-cache/--no-request-cache",
             help="Use the shard request cache",
-            rich_help_panel=REQUEST,
             show_default=False,
         ),
     ] = None,
@@ -190,12 +172,11 @@ def search_command(
             "--track-total-hits",
             metavar="BOOL|N",
             help="true, false or a number",
-            rich_help_panel=REQUEST,
             show_default=False,
         ),
     ] = None,
     explain: Annotated[
-        bool, typer.Option("--explain", help="Explain each hit's score", rich_help_panel=REQUEST)
+        bool, typer.Option("--explain", help="Explain each hit's score")
     ] = False,
     agg: Annotated[
         list[str] | None,
@@ -204,7 +185,6 @@ def search_command(
             metavar="NAME=TYPE:FIELD[:ARG]",
             help="An aggregation: NAME=terms:FIELD[:SIZE], NAME=histogram:FIELD:INTERVAL, "
             "NAME=date_histogram:FIELD:INTERVAL, NAME=stats:FIELD, NAME=percentiles:FIELD (repeatable)",
-            rich_help_panel=RESULT,
             show_default=False,
         ),
     ] = None,
@@ -214,7 +194,6 @@ def search_command(
             "--highlight",
             metavar="FIELD",
             help="Show where the words matched in FIELD (repeatable)",
-            rich_help_panel=RESULT,
             show_default=False,
         ),
     ] = None,
@@ -224,7 +203,6 @@ def search_command(
             "--stored-fields",
             metavar="FIELDS",
             help="Read these stored fields instead of _source (a,b; _none_ for ids only)",
-            rich_help_panel=RESULT,
             show_default=False,
         ),
     ] = None,
@@ -235,7 +213,6 @@ def search_command(
             metavar="A,B.C",
             help="-o csv (and table): these columns; default for csv: every field of the index mapping, so every "
             "search on an index gives the same header",
-            rich_help_panel=RESULT,
             show_default=False,
         ),
     ] = None,
@@ -244,7 +221,6 @@ def search_command(
         typer.Option(
             "--curl",
             help="Print the search as a curl command and send nothing (credentials as $ESCLI_* variables)",
-            rich_help_panel=REQUEST,
         ),
     ] = False,
     tune: Annotated[
@@ -255,7 +231,6 @@ def search_command(
             help="A preset: throughput sets --batched-reduce-size, --pre-filter-shard-size and "
             "--max-concurrent-shard-requests; latency --terminate-after and --timeout (-v prints the values); "
             "each of those options, given, wins over the preset",
-            rich_help_panel=TUNING,
             show_default=False,
         ),
     ] = None,
@@ -266,7 +241,6 @@ def search_command(
             metavar="N",
             min=2,
             help="Reduce shard results on the coordinating node every N shards",
-            rich_help_panel=TUNING,
             show_default=False,
         ),
     ] = None,
@@ -277,7 +251,6 @@ def search_command(
             metavar="N",
             min=1,
             help="Run the can_match pre-filter round when the search spans more than N shards",
-            rich_help_panel=TUNING,
             show_default=False,
         ),
     ] = None,
@@ -288,7 +261,6 @@ def search_command(
             metavar="N",
             min=1,
             help="Shard requests this search runs at once per node",
-            rich_help_panel=TUNING,
             show_default=False,
         ),
     ] = None,
@@ -300,7 +272,6 @@ def search_command(
             help="--cache: cache even what is not "
             "cached by default (now, per-user preference/routing); "
             "--no-cache: neither read nor write the cache",
-            rich_help_panel=CACHE,
             show_default=False,
         ),
     ] = None,
@@ -310,7 +281,6 @@ def search_command(
             "--cache-ttl",
             metavar="SECONDS",
             help="Seconds (or 90s, 5m, 2h) to keep the result [default: 300, or [cache] ttl in the config]",
-            rich_help_panel=CACHE,
             show_default=False,
         ),
     ] = None,
@@ -345,7 +315,9 @@ def search_command(
         aggs=agg or (),
         highlight=highlight or (),
     )
-    ttl = parse_ttl(cache_ttl) if cache_ttl is not None else None
+    from escli.durations import parse_duration
+
+    ttl = parse_duration(cache_ttl, "--cache-ttl") if cache_ttl is not None else None
     if body is not None:
         from escli.es.query_builder import load_body
         from escli.inputs import open_input, source_name
@@ -388,23 +360,6 @@ def _print_curl(app: "AppContext", settings: "Settings", built: "BuiltSearch") -
                                               params={k: str(v) for k, v in built.params.items()},
                                               body=orjson.dumps(built.body))]
     app.stdout.write(("\n".join(lines) + "\n").encode())
-
-
-def parse_ttl(text: str) -> float:
-    from escli.errors import UsageError
-
-    units = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-    raw = text.strip().lower()
-    scale = 1.0
-    if raw and raw[-1] in units:
-        scale, raw = units[raw[-1]], raw[:-1]
-    try:
-        value = float(raw) * scale
-    except ValueError:
-        raise UsageError(f"--cache-ttl {text}: expected seconds, or a number with s, m, h or d") from None
-    if not 0 < value < float("inf"):
-        raise UsageError(f"--cache-ttl {text}: must be more than 0 and finite")
-    return value
 
 
 def run_search(

@@ -41,7 +41,8 @@ def warm_cache_command(
 
     from escli.cache import open_cache
     from escli.core.search import cache_identity
-    from escli.core.warm import Problem, WarmLock, WarmOptions, WarmResult, parse_seconds, warm_cache
+    from escli.core.warm import Problem, WarmLock, WarmOptions, WarmResult, warm_cache
+    from escli.durations import parse_duration
     from escli.errors import InputError, PartialFailure, UsageError
     from escli.es.connect import open_es
     from escli.es.queries import aread_queries
@@ -52,8 +53,8 @@ def warm_cache_command(
     settings = app.settings
     if not settings.use_cache:
         raise UsageError("--no-cache: warm-cache fills the on-disk cache; run it without --no-cache")
-    ttl_s = parse_seconds(ttl, "--ttl") if ttl is not None else settings.cache_ttl
-    ahead = parse_seconds(refresh_ahead, "--refresh-ahead", allow_zero=True)
+    ttl_s = parse_duration(ttl, "--ttl") if ttl is not None else settings.cache_ttl
+    ahead = parse_duration(refresh_ahead, "--refresh-ahead", allow_zero=True)
     if ahead >= ttl_s:
         msgs.warn(f"--refresh-ahead {refresh_ahead} is not shorter than the TTL ({ttl_s:g}s): every entry is "
                   "refreshed on every run")

@@ -19,6 +19,8 @@ from typing import Any
 
 import orjson
 
+from escli.text import is_digits
+
 # --- the kinds a column can have -------------------------------------------------------------------------------
 
 LONG, DOUBLE, BOOLEAN, DATE, DATE_EPOCH, DATE_EPOCH_MS = "long", "double", "boolean", "date", "date_epoch", \
@@ -125,7 +127,7 @@ def infer(values: Sequence[str]) -> ColumnType:
         return ColumnType(STRING)
     sampled = len(values)
     values = list(dict.fromkeys(values))  # each distinct value checked once: most columns repeat a lot
-    if all(v.isdigit() or _INT.fullmatch(v) for v in values):
+    if all(is_digits(v) or _INT.fullmatch(v) for v in values):
         # Codes with leading zeros (ZIP codes, 007) and numbers too big for a long are identifiers, not numbers:
         # a long would drop the zeros and a double the last digits.
         if any(_has_leading_zero(v) for v in values) or not all(_is_long(v) for v in values):
@@ -213,14 +215,14 @@ Converter = Callable[[str], Any]
 def _to_long(v: str, _match: Callable[[str], Any] = _INT.fullmatch) -> int:
     # Plain digits (most cells) take the fast test; anything else must have the shape, since int() alone would
     # take "1_000" and " 7 ". The regex costs about as much as int() itself, so it is kept off the common path.
-    if v.isdigit() or _match(v) is not None:
+    if is_digits(v) or _match(v) is not None:
         return int(v)
     raise ValueError(f"{v!r} is not a long")
 
 
 def _to_double(v: str, _match: Callable[[str], Any] = _FLOAT.fullmatch) -> float:
     # float() alone would take "nan", "inf", "1_0" and " 1 "
-    if not v.replace(".", "", 1).isdigit() and _match(v) is None:
+    if not is_digits(v.replace(".", "", 1)) and _match(v) is None:
         raise ValueError(f"{v!r} is not a double")
     f = float(v)
     if f in (float("inf"), float("-inf")):

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -33,6 +32,7 @@ from escli.core.export_plan import Unit, choose_readers, plan_units, sorted_unit
 from escli.errors import EscliError, ExitCode, RefusedError, UnreachableError, UsageError
 from escli.es.paging import ELASTICSEARCH_ORDER, PageOrder, page_order, shard_doc_stable_after
 from escli.es.retry import RETRY_ON_STATUS
+from escli.files import write_private
 
 if TYPE_CHECKING:
     from escli.es.api import Es
@@ -169,11 +169,7 @@ class Checkpoint:
     def save(self) -> None:
         if self.path is None:
             return
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(orjson.dumps(self.as_dict(), option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE))
-        os.replace(tmp, self.path)
+        write_private(self.path, orjson.dumps(self.as_dict(), option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE))
 
     @classmethod
     def load(cls, path: Path) -> Checkpoint:

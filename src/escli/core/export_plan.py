@@ -22,7 +22,7 @@ from escli.errors import UsageError
 CHUNK = 50_000  # at most this many sequence numbers per unit: the most one reader reads twice after a lost PIT
 MIN_CHUNK = 1_000
 UNITS = 64  # aim: enough units for any --slices (up to 64 readers), few enough that none is tiny
-PARTITION = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
+PARTITION = re.compile(r"[ \t]*([0-9]+)[ \t]*/[ \t]*([0-9]+)[ \t]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +44,7 @@ def parse_partition(text: str | None) -> tuple[int, int] | None:
     """`K/N` (1 <= K <= N) -> (K, N)."""
     if text is None:
         return None
-    m = PARTITION.match(text)
+    m = PARTITION.fullmatch(text)
     if not m or not (1 <= int(m.group(1)) <= int(m.group(2))):
         raise UsageError(f"--partition {text}: K/N with 1 <= K <= N, e.g. 1/4")
     return int(m.group(1)), int(m.group(2))

@@ -14,7 +14,6 @@ raises for the cluster's sake: completion never shows an error in the shell.
 from __future__ import annotations
 
 import binascii
-import os
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager
@@ -22,6 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
+
+from escli.files import write_private
 
 if TYPE_CHECKING:
     from escli.es.api import Es
@@ -111,11 +112,7 @@ class NameCache:
     def _save(self, data: dict[str, Any]) -> None:
         try:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(orjson.dumps(data))
-            os.replace(tmp, self.path)
+            write_private(self.path, orjson.dumps(data))
         except OSError:
             pass  # a read-only cache dir: completion still answers, it just asks again next time
 

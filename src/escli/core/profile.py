@@ -46,11 +46,11 @@ from escli.profiler import (
     percentile_label,
     split_percentiles,
 )
+from escli.text import is_digits
 
 if TYPE_CHECKING:
     from escli.es.api import Es
 
-MODES = ("closed", "open")
 SCHEDULES = ("fixed", "poisson")
 # The event loop's timers wake up to 1 ms late (epoll rounds its timeout up to whole ms): aim that much early so a
 # send is not late by the timer alone; an early send's latency counts from its actual send.
@@ -75,7 +75,7 @@ class Warmup:
     def parse(cls, text: str) -> Warmup:
         """`--warmup 50` (requests) or `--warmup 5s` (time)."""
         raw = text.strip()
-        if raw.isdigit():
+        if is_digits(raw):
             return cls(requests=int(raw))
         if raw and raw[-1].isalpha():
             return cls(seconds=parse_duration(raw, "--warmup"))

@@ -26,7 +26,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from escli.errors import InputError, RefusedError, UnreachableError, UsageError, api_error_summary
+from escli.errors import InputError, RefusedError, UnreachableError, api_error_summary
 from escli.es.answers import connection_reason
 from escli.es.queries import QuerySpec
 
@@ -79,20 +79,6 @@ class WarmResult:
                 "failed": self.failed,
                 "skipped": self.skipped, "bad_lines": self.bad_lines, "retries": self.retries,
                 "seconds": round(self.seconds, 3)}
-
-
-def parse_seconds(text: str, option: str, allow_zero: bool = False) -> float:
-    """`300`, `90s`, `5m`, `2h`, `1d` as seconds; a UsageError naming the option otherwise."""
-    raw = text.strip().lower()
-    scale = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}.get(raw[-1:], 0.0)
-    number = raw[:-1] if scale else raw
-    try:
-        value = float(number) * (scale or 1.0)
-    except ValueError:
-        raise UsageError(f"{option} {text}: expected seconds, or a number with s, m, h or d") from None
-    if not (value >= 0 if allow_zero else value > 0) or value == float("inf"):
-        raise UsageError(f"{option} {text}: must be {'0 or more' if allow_zero else 'more than 0'} and finite")
-    return value
 
 
 class WarmLock:

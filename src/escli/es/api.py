@@ -20,6 +20,7 @@ from escli.es.nodes import Prepared
 from escli.es.retry import RetryPolicy
 from escli.es.target import JSON, NDJSON, index_path
 from escli.es.transport import Answer, Response, Transport, TransportStats
+from escli.text import is_digits
 
 ELASTICSEARCH = "elasticsearch"
 OPENSEARCH = "opensearch"
@@ -33,7 +34,7 @@ class ProductInfo:
     @property
     def major(self) -> int | None:
         head = (self.version or "").split(".", 1)[0]
-        return int(head) if head.isascii() and head.isdigit() else None
+        return int(head) if is_digits(head) else None
 
 
 def product_from_root(body: Any) -> ProductInfo:

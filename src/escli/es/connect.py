@@ -19,7 +19,7 @@ from escli.es.pace import Pace
 from escli.es.retry import NO_RETRY, OnRetry, RetryPolicy
 from escli.es.target import target_for
 from escli.es.transport import HttpTransport, Transport
-from escli.settings import Settings
+from escli.settings import FAILOVER, Settings
 
 
 def retry_policy(settings: Settings) -> RetryPolicy:
@@ -43,7 +43,7 @@ def make_transport(settings: Settings, *, concurrency: int = 1, on_warning: Call
                           HttpTransport(target_for(m), connections=max(m.connections, concurrency), policy=NO_RETRY,
                                         sniff=m.sniff, on_warning=on_warning, pace=pace()), m.weight)
                    for m in settings.members]
-        return RoutedTransport(members, settings.strategy or "failover", policy=policy, on_retry=on_retry)
+        return RoutedTransport(members, settings.strategy or FAILOVER, policy=policy, on_retry=on_retry)
     return HttpTransport(target_for(settings), connections=max(settings.connections, concurrency), policy=policy,
                          sniff=settings.sniff, on_warning=on_warning, on_retry=on_retry, pace=pace())
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from escli.es.target import Endpoint, Target, head_prefix, request_bytes, ssl_context
 from escli.es.wire import Pool
+from escli.text import is_digits
 
 if TYPE_CHECKING:
     import ssl
@@ -141,6 +142,6 @@ def nodes_from_info(info: Any, like: Endpoint) -> list[Endpoint]:
         address = str(((node or {}).get("http") or {}).get("publish_address") or "")
         host_port = address.rsplit("/", 1)[-1]
         host, _, port = host_port.rpartition(":")
-        if host and port.isascii() and port.isdigit():
+        if host and is_digits(port):
             out.append(Endpoint(like.scheme, host.strip("[]"), int(port), like.prefix))
     return out

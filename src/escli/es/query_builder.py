@@ -26,11 +26,12 @@ import orjson
 
 from escli.errors import InputError, UsageError
 from escli.es.queries import INT_PARAM_MIN, TUNE_PRESETS, build_short_body
+from escli.text import is_digits, parse_float
 
 RANGE_OPS = ("gt", "gte", "lt", "lte")
 RANGE_TEXT_OPS = ("format", "time_zone")
-_FIELD = re.compile(r"^[^\s^=]+(\^(\d+(\.\d*)?|\.\d+))?$")
-_TIME = re.compile(r"^\d+(nanos|micros|ms|s|m|h|d)$")
+_FIELD = re.compile(r"^[^\s^=]+(\^([0-9]+(\.[0-9]*)?|\.[0-9]+))?$")
+_TIME = re.compile(r"^[0-9]+(nanos|micros|ms|s|m|h|d)$")
 # Aggregation names may not hold [ ] or > (Elasticsearch uses them in buckets paths).
 _AGG_NAME = re.compile(r"^[^\[\]>\s=]+$")
 AGG_TYPES = ("terms", "histogram", "date_histogram", "stats", "percentiles")
@@ -39,7 +40,7 @@ AGG_SYNTAX = ("NAME=terms:FIELD[:SIZE], NAME=histogram:FIELD:INTERVAL, NAME=date
 # date_histogram: these are calendar intervals (a month is not 30 days); any other NUMBER+UNIT is a fixed one.
 CALENDAR_INTERVALS = frozenset({"minute", "1m", "hour", "1h", "day", "1d", "week", "1w", "month", "1M",
                                 "quarter", "1q", "year", "1y"})
-_FIXED_INTERVAL = re.compile(r"^\d+(ms|s|m|h|d)$")
+_FIXED_INTERVAL = re.compile(r"^[0-9]+(ms|s|m|h|d)$")
 
 
 @dataclass
@@ -184,7 +185,7 @@ def parse_track_total_hits(spec: str) -> bool | int:
     text = spec.strip().lower()
     if text in ("true", "false"):
         return text == "true"
-    if text.isdigit():
+    if is_digits(text):
         return int(text)
     raise UsageError(f"--track-total-hits {spec}: expected true, false or a number")
 
@@ -380,7 +381,7 @@ def parse_agg(spec: str) -> tuple[str, dict[str, Any]]:
     agg: dict[str, Any] = {"field": field_name}
     if kind == "terms":
         if arg:
-            if not arg.isdigit() or int(arg) < 1:
+            if not is_digits(arg) or int(arg) < 1:
                 raise UsageError(f"--agg {spec}: SIZE must be a whole number of at least 1, not {arg!r}")
             agg["size"] = int(arg)
     elif kind == "histogram":
@@ -399,7 +400,7 @@ def parse_agg(spec: str) -> tuple[str, dict[str, Any]]:
                              "day, month...) or a fixed one (30m, 12h, 7d)")
     elif kind == "percentiles" and arg:
         try:
-            pcts = [float(p) for p in arg.split(",")]
+            pcts = [parse_float(p) for p in arg.split(",")]
         except ValueError:
             raise UsageError(f"--agg {spec}: percentiles are numbers between 0 and 100, e.g. 50,95,99") from None
         if not all(0 <= p <= 100 for p in pcts):

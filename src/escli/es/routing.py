@@ -30,7 +30,7 @@ from escli.es.pace import Pace
 from escli.es.retry import NO_RETRY, OnRetry, RetryPolicy, retrying
 from escli.es.target import JSON, request_target
 from escli.es.transport import Answer, HttpTransport, Response, TransportStats, response
-from escli.settings import FAN_OUT
+from escli.settings import FAILOVER, FAN_OUT, ROUND_ROBIN
 
 CLUSTER_HEADER = "x-escli-cluster"
 BACKOFF_BASE = 1.0  # seconds a member stays down after its first failure; doubles per failure in a row
@@ -104,9 +104,9 @@ class Router:
         healthy = self.healthy()
         if not healthy:
             return [self.probe()]
-        if len(healthy) == 1 or self.strategy in ("failover", FAN_OUT):
+        if len(healthy) == 1 or self.strategy in (FAILOVER, FAN_OUT):
             return healthy
-        if self.strategy == "round-robin":
+        if self.strategy == ROUND_ROBIN:
             start = self._next % len(healthy)
             self._next += 1
             return healthy[start:] + healthy[:start]

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from escli.es.queries import param_text
+from escli.text import is_digits
 
 BODY_DEFAULTS: dict[str, Any] = {
     "from": 0,
@@ -52,7 +53,7 @@ def _body_value(text: str) -> Any:
     """A URL parameter's text as the JSON value it stands for in a body: true/false, integers, else the text."""
     if text in ("true", "false"):
         return text == "true"
-    if text.isdigit():
+    if is_digits(text):
         return int(text)
     return text
 

@@ -24,6 +24,7 @@ from typing import IO, Any
 import orjson
 
 from escli.errors import UsageError
+from escli.files import write_private
 from escli.output.writers import GZIP_LEVEL, partial_path
 
 MANIFEST = "_manifest.json"
@@ -160,8 +161,9 @@ class ExportOutput:
                 entries.append({"file": final.name, "documents": n, "bytes": final.stat().st_size,
                                 "sha256": sha256_of(final)})
             body = {**(manifest or {}), "documents": sum(rows), "parts": entries}
+            # the manifest says the directory is complete: on disk (fsync) before it is renamed into place
             write_private(self.out_dir / MANIFEST, orjson.dumps(body, option=orjson.OPT_INDENT_2 |
-                                                               orjson.OPT_APPEND_NEWLINE))
+                                                               orjson.OPT_APPEND_NEWLINE), fsync=True)
             return
         assert self.out is not None
         if not self._single(len(self.parts)):
@@ -261,11 +263,4 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
-def write_private(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+

@@ -8,7 +8,6 @@ repr gives back the decimal that was meant, and still round-trips through float(
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -51,13 +50,6 @@ def write_textfile(path: Path, text: str) -> None:
     The file is 0644 (it holds measurements, not secrets or results: node_exporter runs as another user and
     must read it); the temporary name starts with a dot and does not end in .prom, so the collector skips it.
     """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, TEXTFILE_MODE)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(text.encode("utf-8"))
-        os.chmod(tmp, TEXTFILE_MODE)  # the umask may have taken bits away at creation
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    from escli.files import write_private
+
+    write_private(path, text.encode("utf-8"), mode=TEXTFILE_MODE)
