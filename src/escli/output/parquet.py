@@ -265,19 +265,20 @@ def spool_to_parquet(spools: Sequence[Path], dest: Path, columns: Sequence[Colum
         rows, groups = 0, 0
         for spool in spools:
             for ipc, lines in _frames(spool):
-                batch = pa.ipc.open_stream(ipc).read_all()
-                if batch.num_rows:
-                    pending.append(batch)
-                    rows += batch.num_rows
+                for batch in pa.ipc.open_stream(ipc):
+                    if batch.num_rows:
+                        pending.append(batch)
+                        rows += batch.num_rows
                 if lines:
                     bad += lines.count(b"\n")
                     if errors is not None:
                         errors.write(lines)
                 if rows >= ROW_GROUP:
-                    writer.write_table(pa.concat_tables(pending), row_group_size=ROW_GROUP)
+                    # from_batches keeps the batches as chunks (no copy, unlike concat_tables): one row group's memory
+                    writer.write_table(pa.Table.from_batches(pending, schema), row_group_size=ROW_GROUP)
                     pending, rows, groups = [], 0, groups + 1
         if pending or not groups:  # the rest, or an empty file that still carries the schema
-            writer.write_table(pa.concat_tables(pending) if pending else schema.empty_table(),
+            writer.write_table(pa.Table.from_batches(pending, schema) if pending else schema.empty_table(),
                                row_group_size=ROW_GROUP)
         fh.flush()
         os.fsync(fh.fileno())
