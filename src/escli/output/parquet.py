@@ -211,26 +211,31 @@ def _column(values: list[Any], name: str, kind: str, is_list: bool, typ: Any, id
     return pa.array(out, typ)
 
 
+def _fill(doc: Mapping[str, Any], prefix: str, i: int, cells: dict[str, list[Any]]) -> None:
+    """Put document i's leaves into their columns in one walk (a column naming an object takes it whole, as JSON);
+    a value no column names is not written (the mapping, or --fields, chose the columns)."""
+    for key, value in doc.items():
+        name = prefix + key if prefix else key
+        column = cells.get(name)
+        if column is not None:
+            column[i] = value
+        elif type(value) is dict:
+            _fill(value, name + ".", i, cells)
+
+
 def encode_frame(hits: Sequence[dict[str, Any]], columns: Sequence[Column]) -> bytes:
     """One page as a spool frame: an Arrow IPC stream of one record batch, then the page's error lines."""
     import pyarrow as pa
 
-    from escli.output.flatten import _dotted, flatten
-
     schema = arrow_schema(columns)
-    sources = [h.get("_source") or {} for h in hits]
-    flat = [flatten(s) for s in sources]
+    n = len(hits)
     ids = [str(h.get("_id")) for h in hits]
+    cells: dict[str, list[Any]] = {name: [None] * n for name, _, _ in columns if name != "_id"}
+    for i, h in enumerate(hits):
+        _fill(h.get("_source") or {}, "", i, cells)
     errors: list[dict[str, Any]] = []
-    arrays = []
-    for (name, kind, is_list), fld in zip(columns, schema, strict=True):
-        if name == "_id":
-            values: list[Any] = list(ids)
-        elif kind == "json" or is_list:
-            values = [f.get(name) if name in f else _dotted(s, name) for f, s in zip(flat, sources, strict=True)]
-        else:
-            values = [f.get(name) for f in flat]
-        arrays.append(_column(values, name, kind, is_list, fld.type, ids, errors))
+    arrays = [_column(ids if name == "_id" else cells[name], name, kind, is_list, fld.type, ids, errors)
+              for (name, kind, is_list), fld in zip(columns, schema, strict=True)]
     batch = pa.RecordBatch.from_arrays(arrays, schema=schema)
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, schema) as writer:
