@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 	@scripts/bootstrap.sh
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[dev,parquet]'
 	@touch $@
 
 es-up:

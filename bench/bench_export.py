@@ -16,6 +16,10 @@ Contenders (each a separate process, rounds interleaved: round 1 runs every cont
   escli-proxy-N       escli export --slices 8 through a fault proxy that answers 429 above --proxy-limit (2)
                       requests in flight (tests/support/fault_proxy.py): refused share, PIT opens, exactness
   escli-throttle      escli export --throttle 1 (half the pace, by design)
+  escli-parquet       escli export INDEX --out FILE.parquet --array-fields tags
+  escli-since-1pct    escli export --since created_at --since-value V, V leaving the newest ~1% of the index: the
+                      window an incremental run finds after 1% of the documents changed; its time and engine CPU are
+                      compared with escli-ndjson's whole export (target <= 5%)
   elasticdump         the npm package, when installed under bench/.node (see bench/elasticdump_shim.js)
 
 Per contender: docs/s (median of rounds, from wall time), engine CPU seconds per 1M documents (from
@@ -224,8 +228,24 @@ def count_docs(outs: list[Path], fmt: str) -> int:
     for out in outs:
         files = sorted(out.glob("part-*")) if out.is_dir() else [out] if out.exists() else []
         for f in files:
-            total += count_csv_rows(f) if fmt == "csv" else count_lines(f)
+            if fmt == "parquet":
+                import pyarrow.parquet as pq
+
+                total += pq.ParquetFile(f).metadata.num_rows
+            else:
+                total += count_csv_rows(f) if fmt == "csv" else count_lines(f)
     return total
+
+
+def since_cutoff(url: str, index: str) -> tuple[str, int]:
+    """The created_at value above which the newest ~1% of the index lies, and how many documents that is."""
+    import httpx
+
+    body = {"size": 0, "aggs": {"p": {"percentiles": {"field": "created_at", "percents": [99]}}}}
+    agg = httpx.post(f"{url}/{index}/_search", json=body, timeout=60).json()["aggregations"]["p"]
+    cutoff = agg.get("values", {}).get("99.0_as_string") or str(int(agg["values"]["99.0"]))
+    query = {"query": {"range": {"created_at": {"gt": cutoff}}}}
+    return cutoff, int(httpx.post(f"{url}/{index}/_count", json=query, timeout=60).json()["count"])
 
 
 def ensure_index(url: str, index: str, docs: int) -> int:
@@ -254,7 +274,8 @@ def before_tree(ref: str) -> Path:
     return where
 
 
-def contenders(args: argparse.Namespace, tmp: Path, proxy_url: str | None) -> dict[str, Contender]:
+def contenders(args: argparse.Namespace, tmp: Path, proxy_url: str | None, cutoff: str = ""
+               ) -> dict[str, Contender]:
     escli = [str(BIN / "escli"), "-q", "--url", args.url, "export", args.index]
     me = [sys.executable, str(Path(__file__).resolve()), "--url", args.url, "--worker"]
     out: dict[str, Contender] = {}
@@ -281,6 +302,10 @@ def contenders(args: argparse.Namespace, tmp: Path, proxy_url: str | None) -> di
                                                   "ndjson")
     out["escli-throttle"] = ([[*escli, "--throttle", "1", "--out", str(tmp / "t.ndjson")]], [tmp / "t.ndjson"],
                              "ndjson")
+    out["escli-parquet"] = ([[*escli, "--out", str(tmp / "e.parquet"), "--array-fields", "tags"]],
+                            [tmp / "e.parquet"], "parquet")
+    out["escli-since-1pct"] = ([[*escli, "--since", "created_at", "--since-value", cutoff, "--out",
+                                 str(tmp / "s.ndjson")]], [tmp / "s.ndjson"], "ndjson")
     if not args.no_elasticdump and ELASTICDUMP.exists():
         for label, extra in (("elasticdump", []), ("elasticdump-limit10000", ["--limit=10000"])):
             f = tmp / f"{label}.json"
@@ -326,7 +351,9 @@ def main() -> int:
     proxy = FaultProxy(args.url, lifetime=24 * 3600, idle_timeout=600)
     proxy.__enter__()
     proxy.limit_in_flight(args.proxy_limit)
-    runs = contenders(args, tmp, proxy.url)
+    cutoff, changed = since_cutoff(args.url, args.index)
+    expect = {"escli-since-1pct": changed}
+    runs = contenders(args, tmp, proxy.url, cutoff)
     proxied = f"escli-proxy-{args.proxy_limit}"
     print(f"index {args.index}: {count:,} documents; {os.cpu_count()} CPUs shared with the engine; "
           f"{args.rounds} round(s) interleaved, medians shown", flush=True)
@@ -341,11 +368,11 @@ def main() -> int:
                 seconds, rss, code, cpu = (run := Run(cmds)).wait()
                 engine_cpu = engine_cpu_seconds(args.url) - engine_before
                 docs = count_docs(outs, fmt)
-                ok = code == 0 and docs == count
+                ok = code == 0 and docs == expect.get(name, count)
                 rate = docs / seconds if ok else 0.0
                 per_m = 1e6 / max(docs, 1)
                 rows[name].append({"docs_s": rate, "rss": rss, "tree": run.tree_peak, "cpu": cpu * per_m,
-                                   "engine": engine_cpu * per_m})
+                                   "engine": engine_cpu * per_m, "seconds": seconds, "engine_s": engine_cpu})
                 print(f"  round {rnd + 1} {name:20s} {seconds:7.2f}s {rate:>9,.0f} docs/s  RSS {rss:6.1f} MB "
                       f"(tree {run.tree_peak:6.1f})  CPU s per 1M docs: client {cpu * per_m:6.1f} "
                       f"engine {engine_cpu * per_m:6.1f}{'' if ok else f'  (FAILED: exit {code}, {docs} docs)'}",
@@ -380,7 +407,8 @@ def main() -> int:
         return f"{med[a][key] / med[b][key]:.2f}x"
 
     print("\nratios (docs/s; engine CPU per document):")
-    for mine in ("escli-ndjson", "escli-ndjson-ckpt", "escli-csv", "escli-out-dir", "escli-partition"):
+    for mine in ("escli-ndjson", "escli-ndjson-ckpt", "escli-csv", "escli-out-dir", "escli-partition",
+                 "escli-parquet"):
         if mine in med:
             print(f"  {mine:18s} vs ceiling-sliced {ratio(mine, 'ceiling-sliced'):>6s}   vs async_scan "
                   f"{ratio(mine, 'async_scan'):>6s}   engine CPU vs ceiling-sliced "
@@ -393,6 +421,12 @@ def main() -> int:
               "(target <= 1.2x)")
     if proxied in med:
         print(f"  {proxied}: {med[proxied].get('refused', 0):.1f}% of requests refused (target <= 3%)")
+    print(f"  parquet vs ndjson {ratio('escli-parquet', 'escli-ndjson')} (>= 0.8x)")
+    if "escli-since-1pct" in med and "escli-ndjson" in med:
+        since, full = med["escli-since-1pct"], med["escli-ndjson"]
+        print(f"  since-1pct ({changed:,} documents) vs the whole export: time "
+              f"{since['seconds'] / full['seconds']:.1%}, engine CPU "
+              f"{since['engine_s'] / max(full['engine_s'], 1e-9):.1%} (both <= 5%)")
     rss = {k: max(v["rss"], v["tree"]) for k, v in med.items() if k.startswith("escli")}
     if rss:
         print(f"  peak RSS of escli (largest of process and tree): max {max(rss.values()):.1f} MB (target < 200 MB)")

@@ -1,4 +1,5 @@
-"""`escli export INDEX`: every matching document as ndjson, csv or json, to stdout or a file; resumable."""
+"""`escli export INDEX`: every matching document as ndjson, csv, json or parquet, to stdout or a file; resumable,
+incremental with --since."""
 
 from __future__ import annotations
 
@@ -12,39 +13,36 @@ from escli.cli.common import app_context, global_options, run_async
 
 if TYPE_CHECKING:
     from escli.core.export import Checkpoint, ExportRequest
-    from escli.output.formats import Format
 
-KEEP_ALIVE = re.compile(r"[0-9]+(d|h|m|s|ms)")
+KEEP_ALIVE = re.compile(r"^[0-9]+(d|h|m|s|ms)$")
+# export's own formats (parquet is not a global -o choice: it is a file, never a terminal's or a pipe's text)
+FORMATS = ("ndjson", "csv", "json", "parquet")
+TEXT_FORMATS = ("ndjson", "csv", "json")
 
 
 def register(app: typer.Typer) -> None:
-    app.command("export", help="Export every matching document as ndjson, csv or json (point in time + "
-                "search_after, parallel slices, resumable).")(export_command)
+    app.command("export", help="Export every matching document as ndjson, csv, json or parquet (point in time + "
+                "search_after, parallel slices, resumable, incremental with --since).")(export_command)
 
 
-def _format_for(explicit: str | None, global_output: str | None, out: Path | None) -> Format:
+def _format_for(explicit: str | None, global_output: str | None, out: Path | None) -> str:
     from escli.errors import UsageError
-    from escli.output.formats import Format
 
-    choices = (Format.NDJSON, Format.CSV, Format.JSON)
-    if global_output and global_output.lower() not in ("ndjson", "csv", "json"):
+    if global_output and global_output.lower() not in TEXT_FORMATS:
         raise UsageError(f"-o {global_output}: export writes ndjson, csv or json (use --format)")
     if explicit:
-        try:
-            fmt = Format(explicit.lower())
-        except ValueError:
-            fmt = Format.TABLE
-        if fmt not in choices:
-            raise UsageError(f"--format {explicit}: choose ndjson, csv or json")
-        return fmt
+        if explicit.lower() not in FORMATS:
+            raise UsageError(f"--format {explicit}: choose ndjson, csv, json or parquet")
+        return explicit.lower()
     if out is not None:
         suffix = out.name.removesuffix(".gz").rsplit(".", 1)[-1].lower()
-        for fmt in choices:
-            if suffix == fmt.value or (fmt is Format.NDJSON and suffix == "jsonl"):
-                return fmt
-    if global_output and global_output.lower() in ("ndjson", "csv", "json"):
-        return Format(global_output.lower())
-    return Format.NDJSON
+        if suffix in FORMATS:
+            return suffix
+        if suffix == "jsonl":
+            return "ndjson"
+    if global_output:
+        return global_output.lower()
+    return "ndjson"
 
 
 def expand_fields(fields: list[str], mapped: list[str]) -> list[str]:
@@ -109,8 +107,9 @@ def export_command(
                                               "'category:laptops AND price:>100'", show_default=False)] = None,
     body: Annotated[str | None, typer.Option("--body", help="Search body FILE (or -): query, _source, sort, "
                                              "runtime_mappings", show_default=False, metavar="FILE|-")] = None,
-    format: Annotated[str | None, typer.Option("--format", "-F", help="ndjson|csv|json [default: from --out's "
-                                               "suffix, else ndjson]", show_default=False, metavar="FORMAT")] = None,
+    format: Annotated[str | None, typer.Option("--format", "-F", help="ndjson|csv|json|parquet [default: from "
+                                               "--out's suffix, else ndjson]", show_default=False,
+                                               metavar="FORMAT")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Write to FILE (temporary name, renamed on success; "
                                              ".gz compresses) instead of stdout", show_default=False)] = None,
     out_dir: Annotated[Path | None, typer.Option("--out-dir", help="Write one part file per slice into DIR, then "
@@ -146,6 +145,24 @@ def export_command(
                                              "with ' so spreadsheets do not run them")] = False,
     curl: Annotated[bool, typer.Option("--curl", help="Print an sh script of curl commands (open the point in "
                                        "time, the first page, close it) and send nothing")] = False,
+    since: Annotated[str | None, typer.Option("--since", help="Only documents whose FIELD (a date or number that "
+                                              "grows with every write) is above the last completed run's mark",
+                                              show_default=False, metavar="FIELD")] = None,
+    state: Annotated[Path | None, typer.Option("--state", help="--since: the last completed run's mark; written "
+                                               "(0600, atomically) when this run completes", show_default=False,
+                                               metavar="FILE")] = None,
+    since_value: Annotated[str | None, typer.Option("--since-value", help="--since: start above this value "
+                                                    "(overrides --state's mark)", show_default=False,
+                                                    metavar="VALUE")] = None,
+    lag: Annotated[str | None, typer.Option("--lag", help="--since on a date field: leave the newest DURATION for "
+                                            "the next run (documents indexed late)", show_default=False,
+                                            metavar="DURATION")] = None,
+    errors: Annotated[Path | None, typer.Option("--errors", help="parquet: write values that do not fit their "
+                                                "column here (NDJSON: _id, field, value); exit 1 if any",
+                                                show_default=False, metavar="FILE")] = None,
+    array_fields: Annotated[str | None, typer.Option("--array-fields", help="parquet: these fields hold arrays "
+                                                     "(list columns; patterns allowed); others are scalars",
+                                                     show_default=False, metavar="FIELDS")] = None,
 ) -> None:
     from escli.core.export_plan import parse_partition
     from escli.errors import UsageError
@@ -170,8 +187,13 @@ def export_command(
         raise UsageError("--gzip is for --out-dir; with --out, name the file .gz")
     parts = parse_partition(partition)
     fmt = _format_for(format, app.options.get("output"), out)
+    if fmt == "parquet":
+        _check_parquet(out, out_dir, gzip)
+    if errors is not None and not errors.parent.exists():
+        raise UsageError(f"--errors {errors}: directory {errors.parent} does not exist")
+    since_spec = _since_options(since, state, since_value, lag, max_docs)
     if out_dir is not None:
-        _check_out_dir(out_dir, fmt.value, force, resume)
+        _check_out_dir(out_dir, fmt, force, resume)
     field_list = [f.strip() for f in fields.split(",") if f.strip()] if fields else None
     if fields is not None and not field_list:
         raise UsageError("--fields: give at least one field name")
@@ -186,15 +208,25 @@ def export_command(
         source_only = bool(cp.request.get("source_only"))
         excel_safe = bool(cp.request.get("excel_safe"))
         gzip = bool(cp.output.get("gzip"))
+        state = Path(cp.request["state"]) if cp.request.get("state") else None
     else:
         query_clause = {"query_string": {"query": query}} if query else None
         req = ExportRequest(index=index, query=query_clause, body=_read_body(body) if body else {},
                             fields=field_list, page_size=page_size, slices=_slices(slices), max_docs=max_docs,
-                            keep_alive=keep_alive, method=method, partition=parts, throttle=throttle)
+                            keep_alive=keep_alive, method=method, partition=parts, throttle=throttle,
+                            since=since_spec)
+        if since_spec is not None and since_value is None and state is not None:
+            from escli.core.since import read_state
+
+            since_spec.since_value = read_state(state, since_spec, index, req.search_body().get("query"),
+                                                _partition_text(parts))
+            since_spec.since_from = f"--state {state}"
         cp = Checkpoint(path=checkpoint)
         cp.request = {"index": index, "query": query_clause, "body": req.body, "fields": field_list,
                       "max_docs": max_docs, "keep_alive": keep_alive, "source_only": source_only,
-                      "excel_safe": excel_safe, "format": fmt.value, "slices": req.slices, "partition": partition}
+                      "excel_safe": excel_safe, "format": fmt, "slices": req.slices, "partition": partition,
+                      "state": str(state) if state else None,
+                      "since": since_spec.as_dict() if since_spec is not None else None}
         cp.output = {"path": str(out) if out else None, "dir": str(out_dir) if out_dir else None, "gzip": gzip}
     if curl:  # the requests, not the loop: es/curl.export_script says why
         from escli.cache.product import remembered_product
@@ -205,7 +237,47 @@ def export_command(
         app.stdout.write(export_script(settings, remembered_product(settings), index, req.search_body(),
                                        [*req.user_sort(), TIEBREAK], page_size, keep_alive).encode())
         return
-    _run(app, req, cp, fmt, out, out_dir, gzip, source_only, excel_safe)
+    arrays = [f.strip() for f in (array_fields or "").split(",") if f.strip()]
+    _run(app, req, cp, fmt, out, out_dir, gzip, source_only, excel_safe, state, errors, arrays)
+
+
+def _partition_text(parts: tuple[int, int] | None) -> str | None:
+    return f"{parts[0]}/{parts[1]}" if parts else None
+
+
+def _since_options(since: str | None, state: Path | None, since_value: str | None, lag: str | None,
+                   max_docs: int | None) -> Any:
+    from escli.errors import UsageError
+
+    if since is None:
+        for name, value in (("--state", state), ("--since-value", since_value), ("--lag", lag)):
+            if value is not None:
+                raise UsageError(f"{name} needs --since FIELD")
+        return None
+    if not since.strip():
+        raise UsageError("--since: give a field name")
+    if max_docs is not None:
+        raise UsageError("--since with --max-docs: a run cut short cannot record its mark; leave --max-docs out")
+    if state is not None and (state.is_dir() or not state.parent.exists()):
+        raise UsageError(f"--state {state}: not a file in an existing directory")
+    from escli.core.since import Since
+    from escli.durations import parse_duration
+
+    return Since(field=since.strip(), since_value=since_value,
+                 lag_seconds=parse_duration(lag, "--lag") if lag is not None else None)
+
+
+def _check_parquet(out: Path | None, out_dir: Path | None, gzip: bool) -> None:
+    from escli.errors import UsageError
+
+    if out is None and out_dir is None:
+        raise UsageError("--format parquet: needs --out FILE.parquet or --out-dir DIR (a Parquet file is written "
+                         "whole, its footer last; it cannot stream to stdout)")
+    if gzip or (out is not None and out.suffix == ".gz"):
+        raise UsageError("--format parquet: compressed inside already (zstd); drop --gzip / .gz")
+    from escli.output.parquet import require_pyarrow
+
+    require_pyarrow()
 
 
 def _check_out_dir(out_dir: Path, fmt: str, force: bool, resume: bool) -> None:
@@ -227,12 +299,12 @@ def _check_out_dir(out_dir: Path, fmt: str, force: bool, resume: bool) -> None:
     out_dir.mkdir(mode=0o700, exist_ok=True)
 
 
-def _resumed_request(cp: Checkpoint, index: str, out: Path | None, out_dir: Path | None, fmt: Format,
-                     explicit_format: str | None, page_size: int, path: Path) -> tuple[ExportRequest, Format]:
+def _resumed_request(cp: Checkpoint, index: str, out: Path | None, out_dir: Path | None, fmt: str,
+                     explicit_format: str | None, page_size: int, path: Path) -> tuple[ExportRequest, str]:
     from escli.core.export import ExportRequest
     from escli.core.export_plan import parse_partition
+    from escli.core.since import Since
     from escli.errors import UsageError
-    from escli.output.formats import Format
 
     r = cp.request
     if r.get("index") != index:
@@ -241,20 +313,23 @@ def _resumed_request(cp: Checkpoint, index: str, out: Path | None, out_dir: Path
         raise UsageError(f"--out {out}: the checkpoint {path} writes {cp.output.get('path')}")
     if cp.output.get("dir") != (str(out_dir) if out_dir else None):
         raise UsageError(f"--out-dir {out_dir}: the checkpoint {path} writes {cp.output.get('dir')}")
-    recorded = Format(r.get("format", "ndjson"))
-    if explicit_format and recorded is not fmt:
-        raise UsageError(f"--format {explicit_format}: the checkpoint {path} writes {recorded.value}")
+    recorded = str(r.get("format", "ndjson"))
+    if explicit_format and recorded != fmt:
+        raise UsageError(f"--format {explicit_format}: the checkpoint {path} writes {recorded}")
     if cp.status == "done":
         raise UsageError(f"--checkpoint {path}: that export already finished")
     req = ExportRequest(index=index, query=r.get("query"), body=r.get("body") or {}, fields=r.get("fields"),
                         page_size=page_size, slices=r.get("slices"), max_docs=r.get("max_docs"),
                         keep_alive=str(r.get("keep_alive", "5m")), method=cp.method,
-                        partition=parse_partition(r.get("partition")))
+                        partition=parse_partition(r.get("partition")),
+                        # the window recorded when the run began: a resumed run exports the same documents
+                        since=Since.from_dict(r["since"]) if r.get("since") else None)
     return req, recorded
 
 
-def _run(app: Any, req: ExportRequest, cp: Checkpoint, fmt: Format, out: Path | None, out_dir: Path | None,
-         gzip: bool, source_only: bool, excel_safe: bool) -> None:
+def _run(app: Any, req: ExportRequest, cp: Checkpoint, fmt: str, out: Path | None, out_dir: Path | None,
+         gzip: bool, source_only: bool, excel_safe: bool, state: Path | None = None,
+         errors: Path | None = None, array_fields: list[str] | None = None) -> None:
     import asyncio
     import signal
 
@@ -264,12 +339,11 @@ def _run(app: Any, req: ExportRequest, cp: Checkpoint, fmt: Format, out: Path | 
     from escli.es.connect import open_es
     from escli.output.export_pages import PageSpec, make_encoder
     from escli.output.export_parts import ExportOutput
-    from escli.output.formats import Format
     from escli.output.writers import csv_header
 
     msgs = app.messages
     settings = app.one_cluster("export")
-    state: dict[str, Any] = {"output": None, "signal": None, "encoder": None}
+    state_: dict[str, Any] = {"output": None, "signal": None, "encoder": None}
     show_progress = msgs.err_is_tty and not msgs.quiet
     resume = cp.started
 
@@ -279,7 +353,7 @@ def _run(app: Any, req: ExportRequest, cp: Checkpoint, fmt: Format, out: Path | 
         assert task is not None
 
         def stop(signum: int) -> None:  # SIGTERM (cron, systemd, Kubernetes) and SIGHUP end the run like Ctrl-C
-            state["signal"] = signum
+            state_["signal"] = signum
             task.cancel()
 
         for sig in (signal.SIGTERM, signal.SIGHUP):
@@ -289,29 +363,40 @@ def _run(app: Any, req: ExportRequest, cp: Checkpoint, fmt: Format, out: Path | 
         async with open_es(settings, concurrency=readers, paced=True, on_pace=msgs.info,
                            on_warning=msgs.server_warning) as es:
             columns: list[str] = []
-            if fmt is Format.CSV:
+            schema: tuple[tuple[str, str, bool], ...] = ()
+            if fmt == "csv":
                 if "columns" in cp.request:
                     columns = list(cp.request["columns"])
                 else:
                     columns = choose_columns(await es.mapping(req.index), req.fields)
                 cp.request["columns"] = columns
                 columns = columns if source_only else ["_id", *[c for c in columns if c != "_id"]]
-            header = csv_header(columns) if fmt is Format.CSV else b""
+            elif fmt == "parquet":
+                from escli.core.columns import mapped_types
+                from escli.output.parquet import parquet_schema
+
+                if "schema" not in cp.request:  # a resumed run keeps the columns its parts began with
+                    mapping = await es.mapping(req.index)
+                    cp.request["schema"] = parquet_schema(choose_columns(mapping, req.fields), mapped_types(mapping),
+                                                          array_fields or [], source_only)
+                schema = tuple((str(n), str(k), bool(a)) for n, k, a in cp.request["schema"])
+            header = csv_header(columns) if fmt == "csv" else b""
             gz = gzip or (out is not None and out.suffix == ".gz")
-            output = ExportOutput(fmt.value, out=out, out_dir=out_dir, stdout=None if (out or out_dir) else
-                                  app.stdout, header=header, gz=gz)
-            state["output"] = output
-            encoder = make_encoder(PageSpec(fmt.value, tuple(columns), source_only, excel_safe), readers)
-            state["encoder"] = encoder
+            output = ExportOutput(fmt, out=out, out_dir=out_dir, stdout=None if (out or out_dir) else
+                                  app.stdout, header=header, gz=gz, schema=schema, errors=errors)
+            state_["output"] = output
+            encoder = make_encoder(PageSpec(fmt, tuple(columns), source_only, excel_safe, schema), readers)
+            state_["encoder"] = encoder
             total = await count_matching(es, req) if show_progress else None
             with msgs.progress(f"export {req.index}", total=total) as bar:
                 if resume and cp.written:
                     bar.advance(cp.written)
                 result = await run_export(es, req, cp, encoder, output.open_parts, bar.advance, msgs.detail)
             output.commit(result.part_rows, {"escli_version": __version__, "index": req.index,
-                                             "query": req.search_body(), "format": fmt.value,
+                                             "query": req.search_body(), "format": fmt,
                                              "partition": cp.request.get("partition")})
-            state["output"] = None
+            state_["output"] = None
+            state_["bad"] = output.bad_values
             return result
 
     import gc
@@ -322,11 +407,11 @@ def _run(app: Any, req: ExportRequest, cp: Checkpoint, fmt: Format, out: Path | 
     try:
         result = run_async(main(), many_requests=True)
     except BaseException as exc:
-        output = state["output"]
+        output = state_["output"]
         keep = cp.path is not None
         if output is not None:
             output.abort(keep=keep)
-        signum = state["signal"]
+        signum = state_["signal"]
         if isinstance(exc, KeyboardInterrupt | asyncio.CancelledError):
             if keep:
                 msgs.error(f"interrupted after {cp.written} documents; checkpoint saved to {cp.path}: run the same "
@@ -338,8 +423,10 @@ def _run(app: Any, req: ExportRequest, cp: Checkpoint, fmt: Format, out: Path | 
             raise KeyboardInterrupt from None
         raise
     finally:
-        if state["encoder"] is not None:
-            state["encoder"].close()
+        if state_["encoder"] is not None:
+            state_["encoder"].close()
+    # The output is in place: only now may the state move on (a crash before this line repeats the window).
+    since_note = _record_since(result, state, req, cp, __version__)
     if cp.path is not None:
         cp.path.unlink(missing_ok=True)
     rate = result.written / result.seconds if result.seconds else 0.0
@@ -348,4 +435,30 @@ def _run(app: Any, req: ExportRequest, cp: Checkpoint, fmt: Format, out: Path | 
     extra += f", {result.reread} unit(s) read again" if result.reread else ""
     msgs.info(f"exported {result.written} documents from {req.index}{where} in {result.seconds:.2f}s "
               f"({rate:,.0f} docs/s, {result.slices} slice{'s' if result.slices != 1 else ''}, "
-              f"{result.method}{extra})")
+              f"{result.method}{extra}){since_note}")
+    if state_.get("bad"):
+        _bad_values(state_["bad"], errors)
+
+
+def _record_since(result: Any, state: Path | None, req: ExportRequest, cp: Checkpoint, version: str) -> str:
+    """Write the state file of a completed --since run; the summary's note about the window."""
+    since = result.since
+    if since is None:
+        return ""
+    last = "the beginning" if since.last_mark is None else since.show(since.last_mark)
+    if since.nothing_new:
+        return f"; nothing new in {since.field} above {last}" + (f", {state} unchanged" if state else "")
+    if state is not None:
+        from escli.core.since import state_bytes
+        from escli.files import write_private
+
+        write_private(state, state_bytes(since, req.index, req.search_body().get("query"),
+                                         _partition_text(req.partition), result.written, version))
+    return f"; {since.field} above {last} up to {since.show(since.mark)}"
+
+
+def _bad_values(bad: int, errors: Path | None) -> None:
+    from escli.errors import PartialFailure
+
+    where = f"written to {errors}" if errors else "use --errors FILE to see them"
+    raise PartialFailure(f"{bad} value(s) did not fit their column and were left empty ({where})")

@@ -54,3 +54,29 @@ def _under(column: str, ordered: Mapping[str, None]) -> bool:
     """A mapped leaf inside a column that holds a whole object (a JSON cell), e.g. `specs.ram_gb` under `specs`."""
     parts = column.split(".")
     return any(".".join(parts[:i]) in ordered for i in range(1, len(parts)))
+
+
+def mapped_types(mapping_response: Mapping[str, Any]) -> dict[str, set[str]]:
+    """Every leaf field of a `GET INDEX/_mapping` answer (one or more indices), dotted, with the types the indices
+    give it, in mapping order: `{"price": {"double"}, "specs.cpu": {"keyword"}}`. Objects are walked into; a
+    `nested` field counts as a leaf of type `nested` (its documents are not flat columns); multi-fields (`fields`)
+    are not leaves of `_source`."""
+    out: dict[str, set[str]] = {}
+
+    def walk(props: Mapping[str, Any], prefix: str) -> None:
+        for name, spec in props.items():
+            if not isinstance(spec, Mapping):
+                continue
+            kind = spec.get("type")
+            if "properties" in spec and kind in (None, "object"):
+                walk(spec["properties"], f"{prefix}{name}.")
+            else:
+                out.setdefault(f"{prefix}{name}", set()).add(str(kind or "object"))
+
+    for name in sorted(mapping_response):
+        body = mapping_response[name]
+        mappings = body.get("mappings") if isinstance(body, Mapping) else None
+        props = mappings.get("properties") if isinstance(mappings, Mapping) else None
+        if isinstance(props, Mapping):
+            walk(props, "")
+    return out

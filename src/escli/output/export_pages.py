@@ -1,4 +1,5 @@
-"""Export pages: a raw search answer in, the output's bytes out (NDJSON inline, CSV in a process pool).
+"""Export pages: a raw search answer in, the output's bytes out (NDJSON inline, CSV and Parquet frames in a
+process pool).
 
 `encode_page` is pure and picklable, so CSV pages (Python-level cell work, ~80k docs/s on one core) are encoded
 in worker processes while the event loop keeps requests flowing; NDJSON is orjson in and out (C speed), cheaper
@@ -29,10 +30,11 @@ class Encoded(NamedTuple):
 
 @dataclass(frozen=True)
 class PageSpec:
-    fmt: str  # "ndjson" | "json" (encoded as NDJSON lines; the array is made on output) | "csv"
+    fmt: str  # "ndjson" | "json" (encoded as NDJSON lines; the array is made on output) | "csv" | "parquet"
     columns: tuple[str, ...] = ()
     source_only: bool = False
     excel_safe: bool = False
+    schema: tuple[tuple[str, str, bool], ...] = ()  # parquet: (column, kind, list), output/parquet.py
 
 
 def _problem(resp: dict[str, Any]) -> str | None:
@@ -62,6 +64,10 @@ def encode_page(raw: bytes, spec: PageSpec, skip: set[str] | None = None, want_i
 
 def encode_hits(hits: Sequence[dict[str, Any]], spec: PageSpec) -> bytes:
     dumps = orjson.dumps
+    if spec.fmt == "parquet":
+        from escli.output.parquet import encode_frame
+
+        return encode_frame(hits, spec.schema)
     if spec.fmt == "csv":
         from escli.output.writers import csv_rows
 
@@ -125,6 +131,6 @@ def make_encoder(spec: PageSpec, readers: int) -> InlineEncoder | PoolEncoder:
     import os
 
     cpus = os.cpu_count() or 1
-    if spec.fmt == "csv" and cpus > 1:  # even one reader gains: encoding overlaps the next request
+    if spec.fmt in ("csv", "parquet") and cpus > 1:  # even one reader gains: encoding overlaps the next request
         return PoolEncoder(spec, max(1, min(readers, cpus)))
     return InlineEncoder(spec)

@@ -7,6 +7,9 @@
     stdout          every reader writes to stdout as pages come; cannot be cut back (the exporter leaves out what
                     a unit read again already wrote instead)
 
+Parquet parts are spools of framed Arrow batches (output/parquet.py) under the hidden names, turned into Parquet
+files when the export succeeds.
+
 A part's `.gz` ends a gzip member at every mark, so it can be cut back to a mark and continued (a gzip file may
 hold many members, and concatenated gzip files are one gzip file). Files are 0600.
 """
@@ -110,8 +113,12 @@ class ExportOutput:
     """Makes the parts for n readers and, on success, turns them into the result (file, directory or stdout)."""
 
     def __init__(self, fmt: str, *, out: Path | None = None, out_dir: Path | None = None,
-                 stdout: IO[bytes] | None = None, header: bytes = b"", gz: bool = False) -> None:
+                 stdout: IO[bytes] | None = None, header: bytes = b"", gz: bool = False,
+                 schema: Sequence[tuple[str, str, bool]] = (), errors: Path | None = None) -> None:
         self.fmt = fmt
+        self.schema = schema
+        self.errors = errors
+        self.bad_values = 0  # parquet: values that did not fit their column (written to `errors`)
         self.out = out
         self.out_dir = out_dir
         self.stdout = stdout
@@ -126,7 +133,7 @@ class ExportOutput:
         return f".{self.fmt}" + (".gz" if self.gz else "")
 
     def _single(self, n: int) -> bool:
-        return self.out is not None and n == 1 and self.fmt != "json"
+        return self.out is not None and n == 1 and self.fmt not in ("json", "parquet")
 
     def open_parts(self, n: int, resume: Sequence[int] | None) -> Sequence[FilePart | StdoutPart]:
         if self.out is None and self.out_dir is None:
@@ -137,6 +144,8 @@ class ExportOutput:
             if self.out_dir is not None:
                 final = self.out_dir / f"part-{r:05d}{self.ext}"
                 tmp, header = partial_path(final), self.header
+                if self.fmt == "parquet":
+                    tmp = final.with_name(f".{final.name}.escli-spool")
             elif self._single(n):
                 assert self.out is not None
                 final, tmp, header = self.out, partial_path(self.out), self.header
@@ -154,10 +163,13 @@ class ExportOutput:
             return
         for p in self.parts:
             p.close()
+        if self.fmt == "parquet":
+            self._parquet()
         if self.out_dir is not None:
             entries = []
             for final, part, n in zip(self.names, self.parts, rows, strict=True):
-                os.replace(part.tmp, final)
+                if self.fmt != "parquet":
+                    os.replace(part.tmp, final)
                 entries.append({"file": final.name, "documents": n, "bytes": final.stat().st_size,
                                 "sha256": sha256_of(final)})
             body = {**(manifest or {}), "documents": sum(rows), "parts": entries}
@@ -166,9 +178,34 @@ class ExportOutput:
                                                                orjson.OPT_APPEND_NEWLINE), fsync=True)
             return
         assert self.out is not None
+        if self.fmt == "parquet":
+            return
         if not self._single(len(self.parts)):
             self._join(partial_path(self.out))
         os.replace(partial_path(self.out), self.out)
+
+    def _parquet(self) -> None:
+        """The spools as Parquet: one file per part (--out-dir) or all of them, in order, in one (--out), each
+        written under its temporary name and renamed; the values that did not fit go to --errors (0600)."""
+        from escli.output.parquet import spool_to_parquet
+
+        errors: IO[bytes] | None = None
+        if self.errors is not None:
+            errors = os.fdopen(os.open(partial_path(self.errors), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
+        try:
+            jobs = [([p.tmp], final) for p, final in zip(self.parts, self.names, strict=True)] \
+                if self.out_dir is not None else [([p.tmp for p in self.parts], self.out)]
+            for spools, final in jobs:
+                assert final is not None
+                self.bad_values += spool_to_parquet(spools, partial_path(final), self.schema, errors)
+                os.replace(partial_path(final), final)
+                for spool in spools:
+                    spool.unlink(missing_ok=True)
+        finally:
+            if errors is not None:
+                errors.close()
+        if self.errors is not None:
+            os.replace(partial_path(self.errors), self.errors)
 
     def _join(self, dest: Path) -> None:
         """The parts, in order, as one file: bytes copied in the kernel, or rewritten as one JSON array."""

@@ -1,0 +1,290 @@
+"""`export --format parquet`: columns and types from the index mapping, written in row groups.
+
+Schema choices (docs/ARCHITECTURE.md has the reasons):
+  * `_id` first, then the same columns as the CSV export (core/columns.py's order), dotted (`specs.cpu`): flat
+    columns read the same in DuckDB, Spark, Polars, pandas and every warehouse loader, need no struct evolution when
+    an object gains a field, and match the CSV header users already know.
+  * keyword/text/ip (and other string-like types) -> string; long/integer/short/byte -> int64;
+    double/float/half_float/scaled_float -> float64; boolean -> bool; date -> timestamp[ms, UTC];
+    date_nanos -> timestamp[ns, UTC]; anything else (objects the mapping does not describe, nested, geo, ...) ->
+    a string holding the value's JSON.
+  * Every column is a nullable scalar unless named in --array-fields (then list<type>): the mapping cannot say
+    which fields hold arrays and one streaming pass cannot learn it before the first row group is written, while a
+    warehouse table wants one schema every night. A one-element array is its element (the engine indexes both
+    alike); a longer array in a scalar column, or a value that breaks its column's type, leaves the cell null and
+    goes to --errors (exit 1), the same contract as elasticsearch-hadoop's `es.read.field.as.array.include`.
+
+How it is written: a page is converted (in the encoder's worker processes, like CSV) into one Arrow IPC message
+plus its error lines, framed (`spool_frame`); the frames are appended to the reader's part file exactly like NDJSON
+bytes, so cutting a part back to a mark (a unit read again, --resume) works unchanged. When the export succeeds,
+each part's frames are read in order and written as Parquet row groups of ROW_GROUP rows (zstd), one file per part
+(--out-dir) or all parts into one file (--out). Memory stays at about one row group.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from escli.errors import UsageError
+from escli.timestamps import MILLIS, NANOS, parse_date
+
+EXTRA = "parquet"  # the optional dependency group in pyproject.toml
+ROW_GROUP = 65_536
+FRAME = struct.Struct("<QQ")  # IPC bytes, error-line bytes
+STRING_TYPES = {"keyword", "text", "ip", "match_only_text", "wildcard", "constant_keyword", "version",
+                "search_as_you_type", "semantic_text"}
+INT_TYPES = {"long", "integer", "short", "byte", "unsigned_long"}
+FLOAT_TYPES = {"double", "float", "half_float", "scaled_float"}
+KINDS = {**dict.fromkeys(STRING_TYPES, "string"), **dict.fromkeys(INT_TYPES, "int64"),
+         **dict.fromkeys(FLOAT_TYPES, "float64"), "boolean": "bool", "date": "ts_ms", "date_nanos": "ts_ns"}
+INT64 = (-(2**63), 2**63 - 1)
+NL = orjson.OPT_APPEND_NEWLINE
+
+Column = tuple[str, str, bool]  # name, kind, list
+
+
+def require_pyarrow() -> None:
+    """One line naming the extra when pyarrow is missing (exit 2)."""
+    try:
+        import pyarrow.parquet  # noqa: F401  (imports pyarrow too)
+    except ImportError:
+        raise UsageError(f"--format parquet needs pyarrow: pip install '{_distribution()}[{EXTRA}]'") from None
+
+
+def _distribution() -> str:
+    """The name escli is installed under (the distribution may be renamed; the import package is escli)."""
+    from importlib.metadata import packages_distributions
+
+    names = packages_distributions().get("escli") or ["escli"]
+    return names[0]
+
+
+def column_kind(types: set[str]) -> str:
+    kinds = {KINDS.get(t, "json") for t in types} or {"json"}
+    if len(kinds) == 1:
+        return kinds.pop()
+    if kinds <= {"int64", "float64"}:
+        return "float64"  # an index pattern mapping a field as long in one index and double in another
+    return "string" if kinds <= {"string", "int64", "float64", "bool"} else "json"
+
+
+def parquet_schema(columns: Sequence[str], types: Mapping[str, set[str]], array_fields: Sequence[str],
+                   source_only: bool) -> list[Column]:
+    """The file's columns: `_id` first (unless --source-only), then `columns` (the CSV export's, from the mapping
+    or --fields) with their kinds; a column the mapping does not know holds JSON text."""
+    from fnmatch import fnmatchcase
+
+    def is_list(name: str) -> bool:
+        return any(name == f or name.startswith(f + ".") or fnmatchcase(name, f) for f in array_fields)
+
+    out: list[Column] = [] if source_only else [("_id", "string", False)]
+    for name in columns:
+        if name == "_id":
+            continue
+        out.append((name, column_kind(types.get(name, set())), is_list(name)))
+    return out
+
+
+def arrow_schema(columns: Sequence[Column]) -> Any:
+    import pyarrow as pa
+
+    base = {"string": pa.string(), "json": pa.string(), "int64": pa.int64(), "float64": pa.float64(),
+            "bool": pa.bool_(), "ts_ms": pa.timestamp("ms", tz="UTC"), "ts_ns": pa.timestamp("ns", tz="UTC")}
+    return pa.schema([pa.field(n, pa.list_(base[k]) if lst else base[k], nullable=n != "_id")
+                      for n, k, lst in columns])
+
+
+# --- one page -> one frame -------------------------------------------------------------------------------------
+
+class _Bad(ValueError):
+    pass
+
+
+def _int(v: Any) -> int:
+    if type(v) is int:
+        pass
+    elif isinstance(v, float) and math.isfinite(v):
+        v = int(v)  # the engine's coerce truncates a fraction on an integer field; so does this column
+    elif isinstance(v, str) and not isinstance(v, bool):
+        try:
+            v = int(v) if v.strip().lstrip("+-").isdigit() and v.isascii() else int(float(v))
+        except (ValueError, OverflowError):
+            raise _Bad("not an integer") from None
+    else:
+        raise _Bad("not an integer")
+    if not INT64[0] <= v <= INT64[1]:
+        raise _Bad("out of int64 range")
+    return int(v)
+
+
+def _float(v: Any) -> float:
+    if isinstance(v, int | float) and not isinstance(v, bool):
+        return float(v)
+    if isinstance(v, str):
+        try:
+            return float(v)
+        except ValueError:
+            pass
+    raise _Bad("not a number")
+
+
+def _bool(v: Any) -> bool:
+    if isinstance(v, bool):
+        return v
+    if v in ("true", "false"):
+        return bool(v == "true")
+    raise _Bad("not a boolean")
+
+
+def _string(v: Any) -> str:
+    if isinstance(v, str):
+        return v
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v) if isinstance(v, float) else str(v)
+    raise _Bad("an object in a string column")
+
+
+def _json(v: Any) -> str:
+    return orjson.dumps(v).decode()
+
+
+def _timestamp(unit: int) -> Any:
+    def convert(v: Any) -> int:
+        if isinstance(v, bool) or not isinstance(v, str | int | float):
+            raise _Bad("not a date")
+        try:
+            return parse_date(v, unit)
+        except (ValueError, OverflowError):
+            raise _Bad("not a date") from None
+    return convert
+
+
+CONVERT = {"string": _string, "json": _json, "int64": _int, "float64": _float, "bool": _bool,
+           "ts_ms": _timestamp(MILLIS), "ts_ns": _timestamp(NANOS)}
+
+
+def _column(values: list[Any], name: str, kind: str, is_list: bool, typ: Any, ids: Sequence[str],
+            errors: list[dict[str, Any]]) -> Any:
+    import pyarrow as pa
+
+    if kind not in ("json",) and not is_list:
+        try:  # the common case, converted in C: every value already of the column's type (or null)
+            if kind.startswith("ts_"):
+                return pa.array(values, pa.string()).cast(typ)
+            return pa.array(values, typ)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
+            pass
+    convert = CONVERT[kind]
+    out: list[Any] = []
+
+    def one(v: Any, i: int) -> Any:
+        try:
+            return convert(v)
+        except _Bad as exc:
+            errors.append({"_id": ids[i], "field": name, "value": v, "error": str(exc)})
+            return None
+
+    for i, v in enumerate(values):
+        if v is None:
+            out.append(None)
+        elif is_list:
+            out.append([one(x, i) for x in (v if isinstance(v, list) else [v])])
+        elif kind == "json":
+            out.append(_json(v))
+        elif isinstance(v, list):
+            if len(v) > 1:
+                errors.append({"_id": ids[i], "field": name, "value": v,
+                               "error": "an array in a scalar column (name the field in --array-fields)"})
+                out.append(None)
+            else:
+                out.append(one(v[0], i) if v and v[0] is not None else None)
+        else:
+            out.append(one(v, i))
+    return pa.array(out, typ)
+
+
+def _fill(doc: Mapping[str, Any], prefix: str, i: int, cells: dict[str, list[Any]]) -> None:
+    """Put document i's leaves into their columns in one walk (a column naming an object takes it whole, as JSON);
+    a value no column names is not written (the mapping, or --fields, chose the columns)."""
+    for key, value in doc.items():
+        name = prefix + key if prefix else key
+        column = cells.get(name)
+        if column is not None:
+            column[i] = value
+        elif type(value) is dict:
+            _fill(value, name + ".", i, cells)
+
+
+def encode_frame(hits: Sequence[dict[str, Any]], columns: Sequence[Column]) -> bytes:
+    """One page as a spool frame: an Arrow IPC stream of one record batch, then the page's error lines."""
+    import pyarrow as pa
+
+    schema = arrow_schema(columns)
+    n = len(hits)
+    ids = [str(h.get("_id")) for h in hits]
+    cells: dict[str, list[Any]] = {name: [None] * n for name, _, _ in columns if name != "_id"}
+    for i, h in enumerate(hits):
+        _fill(h.get("_source") or {}, "", i, cells)
+    errors: list[dict[str, Any]] = []
+    arrays = [_column(ids if name == "_id" else cells[name], name, kind, is_list, fld.type, ids, errors)
+              for (name, kind, is_list), fld in zip(columns, schema, strict=True)]
+    batch = pa.RecordBatch.from_arrays(arrays, schema=schema)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, schema) as writer:
+        writer.write_batch(batch)
+    ipc: bytes = sink.getvalue().to_pybytes()
+    bad = b"".join(orjson.dumps(e, option=NL) for e in errors)
+    return FRAME.pack(len(ipc), len(bad)) + ipc + bad
+
+
+# --- the spool -> Parquet ------------------------------------------------------------------------------------------
+
+def _frames(path: Path) -> Iterator[tuple[bytes, bytes]]:
+    with path.open("rb") as fh:
+        while head := fh.read(FRAME.size):
+            n, m = FRAME.unpack(head)
+            yield fh.read(n), fh.read(m)
+
+
+def spool_to_parquet(spools: Sequence[Path], dest: Path, columns: Sequence[Column], errors: IO[bytes] | None) -> int:
+    """Write the spools' rows, in order, to the Parquet file `dest` (0600) in row groups; the error lines go to
+    `errors`. Returns how many values went there."""
+    import os
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = arrow_schema(columns)
+    bad = 0
+    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh, pq.ParquetWriter(fh, schema, compression="zstd") as writer:
+        pending: list[Any] = []
+        rows, groups = 0, 0
+        for spool in spools:
+            for ipc, lines in _frames(spool):
+                for batch in pa.ipc.open_stream(ipc):
+                    if batch.num_rows:
+                        pending.append(batch)
+                        rows += batch.num_rows
+                if lines:
+                    bad += lines.count(b"\n")
+                    if errors is not None:
+                        errors.write(lines)
+                if rows >= ROW_GROUP:
+                    # from_batches keeps the batches as chunks (no copy, unlike concat_tables): one row group's memory
+                    writer.write_table(pa.Table.from_batches(pending, schema), row_group_size=ROW_GROUP)
+                    pending, rows, groups = [], 0, groups + 1
+        if pending or not groups:  # the rest, or an empty file that still carries the schema
+            writer.write_table(pa.Table.from_batches(pending, schema) if pending else schema.empty_table(),
+                               row_group_size=ROW_GROUP)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return bad
