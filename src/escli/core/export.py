@@ -632,7 +632,10 @@ class Exporter:
             self.cp.units = [Unit(shard) for shard in range(len(seq_nos))]
         else:
             self.cp.units = plan_units(seq_nos, req.partition, chunk)
-        n = choose_readers(req.slices, len(seq_nos), len(self.cp.units))
+        # --throttle is for staying out of production's way: auto then means one reader per shard (the least
+        # parallelism), so that F halves, thirds... the export's load instead of being absorbed by spare readers.
+        wanted = req.slices if req.slices is not None or not req.throttle else len(seq_nos)
+        n = choose_readers(wanted, len(seq_nos), len(self.cp.units))
         self.cp.readers = [ReaderState() for _ in range(n)]
 
     async def run(self) -> ExportResult:

@@ -33,7 +33,7 @@ from escli.es.nodes import Node, NodeSet, Prepared, nodes_from_info
 from escli.es.pace import Pace
 from escli.es.retry import NO_RETRY, OnRetry, RetryPolicy, retrying
 from escli.es.target import JSON, NDJSON, Target, request_target
-from escli.es.wire import Answer
+from escli.es.wire import Answer, Connection, Pool
 
 __all__ = ["JSON", "NDJSON", "Answer", "HttpTransport", "Prepared", "Response", "Transport", "TransportStats"]
 
@@ -213,20 +213,30 @@ class HttpTransport:
     async def _exchange(self, node: Node, p: Prepared, left: float) -> Answer:
         pool = node.pool
         payload = node.payload(p)
-        async with asyncio.timeout(left):  # waiting for a free connection and connecting included
+        conn = pool.idle_one()  # idle connections the server closed are skipped (connection_lost)
+        if conn is not None:
+            # The common case under load: a kept-alive connection at once. The connection's own timer bounds the
+            # exchange (one timer handle; asyncio.timeout's task machinery costs more, on every request).
+            return await self._on(pool, conn, payload, p.head_only, left)
+        started = time.monotonic()
+        async with asyncio.timeout(left):  # waiting for a free connection, or connecting
             try:
-                conn = await pool.acquire()  # idle connections the server closed are skipped (connection_lost)
+                conn = await pool.acquire()
             except (OSError, ValueError) as exc:
                 raise _NotConnected(exc) from exc
-            try:
-                answer = await conn.exchange(payload, head_only=p.head_only)
-            except BaseException:
-                # A reset is a failed try like any other, counted and paused by the policy: resending at once on
-                # a reused connection would hide a real drop from --max-retries.
-                pool.release(conn, reusable=False)
-                raise
-            pool.release(conn, reusable=answer.keep_alive)
-            return answer
+        return await self._on(pool, conn, payload, p.head_only, left - (time.monotonic() - started))
+
+    @staticmethod
+    async def _on(pool: Pool, conn: Connection, payload: bytes, head_only: bool, left: float) -> Answer:
+        try:
+            answer = await conn.exchange(payload, head_only=head_only, timeout=max(left, 0.001))
+        except BaseException:
+            # A reset is a failed try like any other, counted and paused by the policy: resending at once on a
+            # reused connection would hide a real drop from --max-retries.
+            pool.release(conn, reusable=False)
+            raise
+        pool.release(conn, reusable=answer.keep_alive)
+        return answer
 
     def _node_failed(self, node: Node) -> None:
         self.nodes.failed(node)

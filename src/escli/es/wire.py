@@ -85,6 +85,7 @@ class Connection(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._need = -1  # body bytes still expected (Content-Length); -2: chunked; -3: until close
         self._body_start = 0
+        self._chunks = _Chunks()  # a chunked body, decoded as its pieces arrive
         self._sent_at = 0.0
         self._head_only = False
         self._warned = False
@@ -186,6 +187,7 @@ class Connection(asyncio.Protocol):
             self._warned = b"\r\nwarning:" in head
             self._gzip = _header(head, b"content-encoding") == b"gzip"
             self._body_start = end + 4
+            self._chunks = _Chunks(end + 4)
             length = _header(head, b"content-length")
             if self._head_only or status in (204, 304):
                 self._need = 0
@@ -200,7 +202,7 @@ class Connection(asyncio.Protocol):
             if len(buf) - start >= self._need:
                 self._finish(bytes(buf[start:start + self._need]), keep=keep)
         elif self._need == -2:
-            body = _dechunk(buf, start)
+            body = self._chunks.feed(buf)
             if body is not None:
                 self._finish(body, keep=keep)
 
@@ -219,22 +221,36 @@ class Connection(asyncio.Protocol):
             self._waiter.set_result(Answer(status, head, body, self._sent_at, done_at, keep, self._warned))
 
 
-def _dechunk(buf: bytearray, pos: int) -> bytes | None:
-    """The body of a complete chunked message starting at `pos`, or None while it is incomplete."""
-    out = bytearray()
-    while True:
-        eol = buf.find(b"\r\n", pos)
-        if eol < 0:
-            return None
-        size = int(bytes(buf[pos:eol]).split(b";", 1)[0].strip() or b"0", 16)
-        pos = eol + 2
-        if size == 0:
-            end = buf.find(b"\r\n\r\n", pos - 2)  # trailers (usually none) end with an empty line
-            return bytes(out) if end >= 0 else None
-        if len(buf) < pos + size + 2:
-            return None
-        out += buf[pos:pos + size]
-        pos += size + 2
+class _Chunks:
+    """A chunked body decoded incrementally: each piece of the answer is scanned once (a page of hits arrives in
+    dozens of pieces; decoding from the start on each one copied the body over and over)."""
+
+    __slots__ = ("out", "pos")
+
+    def __init__(self, pos: int = 0) -> None:
+        self.pos = pos  # where the next chunk-size line starts in the buffer
+        self.out = bytearray()
+
+    def feed(self, buf: bytearray) -> bytes | None:
+        """The whole body once its last chunk and trailers are in `buf`, else None (and remember how far)."""
+        pos = self.pos
+        while True:
+            eol = buf.find(b"\r\n", pos)
+            if eol < 0:
+                self.pos = pos
+                return None
+            size = int(bytes(buf[pos:eol]).split(b";", 1)[0].strip() or b"0", 16)
+            if size == 0:
+                end = buf.find(b"\r\n\r\n", eol)  # trailers (usually none) end with an empty line
+                if end < 0:
+                    self.pos = pos
+                    return None
+                return bytes(self.out)
+            if len(buf) < eol + 2 + size + 2:
+                self.pos = pos
+                return None
+            self.out += buf[eol + 2:eol + 2 + size]
+            pos = eol + 2 + size + 2
 
 
 class Pool:
@@ -248,6 +264,15 @@ class Pool:
         self.idle: deque[Connection] = deque()
         self.open_count = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
+
+    def idle_one(self) -> Connection | None:
+        """An idle open connection at once, or None (then `acquire` may connect or wait)."""
+        while self.idle:
+            conn = self.idle.pop()
+            if not conn.closed:
+                return conn
+            self.open_count -= 1
+        return None
 
     async def acquire(self) -> Connection:
         while True:
