@@ -236,17 +236,28 @@ def test_slow_stdout_slows_the_reading_of_stdin(isolated_env: dict[str, str], sa
 
     feeder = threading.Thread(target=feed, daemon=True)
     feeder.start()
-    # Nobody reads stdout: wait until the feeder makes no progress any more (escli stopped reading stdin).
-    last, still = -1, 0
-    for _ in range(600):
-        time.sleep(0.1)
-        with lock:
-            now = written
-        still = still + 1 if now == last else 0
-        last = now
-        if still >= 20:
+    # Nobody reads stdout. Wait for the state backpressure ends in: escli's stdout pipe full (it wrote all it could)
+    # and its stdin pipe full (it stopped reading). A bounded poll on that state, not a judgement of elapsed time.
+    import fcntl
+    import struct
+    import termios
+
+    def queued(fd: int) -> int:
+        return int(struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0])
+
+    def full(fd: int) -> bool:
+        return queued(fd) > fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ) - 4096  # no room for the next 4 KiB write
+
+    in_fd, out_fd = proc.stdin.fileno(), proc.stdout.fileno()
+    for _ in range(12_000):  # not a time limit: how often to look, bounded so a broken run ends
+        if full(out_fd) and full(in_fd):
             break
-    assert still >= 20, "the feeder never stalled"
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        time.sleep(0.01)
+    else:
+        raise AssertionError("escli never stopped reading stdin while its stdout was blocked")
+    with lock:
+        last = written
     assert last < len(data) // 2, f"escli read {last} of {len(data)} bytes while its stdout was blocked"
     rss_stalled = psutil.Process(proc.pid).memory_info().rss
     # Now read everything: every query is answered, and the feeder finishes.

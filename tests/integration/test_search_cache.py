@@ -53,8 +53,8 @@ def test_miss_then_hit_with_the_same_answer(cli: Cli, sample_index: str) -> None
     assert a["hits"] == b["hits"] and a["took"] == b["took"]
     # key order and whitespace of a body do not matter: the same search from a body file is a hit too
     stats = entries(cli)
-    assert stats["entries"] == 1 and stats["indices"] == {sample_index: {"entries": 1, "bytes": stats["indices"][
-        sample_index]["bytes"], "expired": 0}}
+    assert stats["entries"] == 1 and stats["expired"] == 0
+    assert stats["indices"] == {sample_index: {"entries": 1, "bytes": stats["indices"][sample_index]["bytes"]}}
 
 
 def test_body_key_order_and_whitespace_share_an_entry(cli: Cli, sample_index: str, tmp_path: Path) -> None:

@@ -193,3 +193,25 @@ def test_delete_leaves_no_value_file_behind(cache: DiskCache) -> None:
     cache.delete("big")
     assert cache.get("big") is None
     assert not [p for p in cache.dir.rglob("*.val")]
+
+
+def test_the_stamp_keeps_the_answers_age_and_old_values_still_read() -> None:
+    from escli.cache.disk import stamp, unstamp
+
+    value = orjson.dumps(RESPONSE)
+    assert unstamp(stamp(1733112345.25, value)) == (1733112345.25, value)
+    before = time.time()
+    stored_at, same = unstamp(value)  # written before the stamp: counted as stored now, the bytes untouched
+    assert same == value and stored_at >= before
+
+
+def test_only_diskcache_public_api() -> None:
+    """No private diskcache names (`_sql`, the Disk's `_write`, ...) anywhere in escli's cache code."""
+    import re
+    from pathlib import Path
+
+    import escli.cache
+
+    for path in Path(escli.cache.__file__).parent.glob("*.py"):
+        text = path.read_text()
+        assert not re.search(r"\bdc\._[a-z]|diskcache\.[A-Za-z.]*\._|def _write\b|\._sql\b", text), path.name

@@ -23,6 +23,9 @@ from escli.cache.base import CacheEntry, Warn, _stderr_warning, looks_like_json_
 from escli.cache.keys import normalise_index
 
 DB_NAME = "cache.db"
+# Each value starts with a line saying when the answer was stored (its age survives copies between levels):
+# diskcache's public API does not expose its own store time.
+STAMP = b"#escli1 "
 DB_FILES = (DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm", f"{DB_NAME}-journal")
 
 
@@ -67,25 +70,18 @@ def _disk_class() -> type[Any]:
         def store(self, value: Any, read: bool, key: Any = diskcache.UNKNOWN) -> tuple[int, int, str | None, Any]:
             if type(value) is not bytes:
                 raise TypeError("escli caches JSON bytes only, never pickled objects")
-            return super().store(value, read, key)  # type: ignore[no-any-return]
+            # Large values go to files diskcache creates: under umask 077 they are born 0600 (directories 0700),
+            # with no window in which another user could open them, and without reaching into diskcache's writer.
+            old = os.umask(0o077)
+            try:
+                return super().store(value, read, key)  # type: ignore[no-any-return]
+            finally:
+                os.umask(old)
 
         def fetch(self, mode: int, filename: str | None, value: Any, read: bool) -> Any:
             if mode not in (diskcache.core.MODE_RAW, diskcache.core.MODE_BINARY) or read:
                 raise CorruptEntry(f"unexpected storage mode {mode}")
             return super().fetch(mode, filename, value, read)
-
-        def _write(self, full_path: str, iterator: Any, mode: str, encoding: str | None = None) -> int:
-            sub = os.path.dirname(full_path)  # <cache>/ab/cd: both levels 0700 (makedirs' mode is the leaf's only)
-            for level in (os.path.dirname(sub), sub):
-                with contextlib.suppress(FileExistsError):
-                    os.mkdir(level, 0o700)
-            fd = os.open(full_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            size = 0
-            with os.fdopen(fd, "wb") as fh:
-                for chunk in iterator:
-                    size += len(chunk)
-                    fh.write(chunk)
-            return size
 
     return JsonBytesDisk
 
@@ -207,9 +203,10 @@ class DiskCache:
             value, expires_at, tag = dc.get(key, default=None, expire_time=True, tag=True)
             if value is None:
                 return None
-            rows = dc._sql("SELECT store_time FROM Cache WHERE key = ? AND raw = 1", (key,)).fetchall()
-            stored_at = float(rows[0][0]) if rows and rows[0][0] is not None else time.time()
-            if not isinstance(value, bytes) or not looks_like_json_object(value):
+            if not isinstance(value, bytes):
+                raise CorruptEntry("not bytes")
+            stored_at, value = unstamp(value)
+            if not looks_like_json_object(value):
                 raise CorruptEntry("not a JSON object")
             return CacheEntry(value=value, stored_at=stored_at,
                               expires_at=float(expires_at) if expires_at is not None else float("inf"),
@@ -230,7 +227,8 @@ class DiskCache:
     def set(self, key: str, value: bytes, ttl: float, index: str) -> None:
         if type(value) is not bytes:
             raise TypeError("escli caches JSON bytes only")
-        self._run("writing", lambda dc: dc.set(key, value, expire=ttl, tag=normalise_index(index)), None)
+        data = stamp(time.time(), value)
+        self._run("writing", lambda dc: dc.set(key, data, expire=ttl, tag=normalise_index(index)), None)
 
     def put(self, key: str, entry: CacheEntry) -> None:
         """Store an entry read from another level as it is: same expiry, same time of storing."""
@@ -238,14 +236,8 @@ class DiskCache:
         if ttl <= 0 or type(entry.value) is not bytes:
             return
 
-        def write(dc: Any) -> None:
-            dc.set(key, entry.value, expire=ttl, tag=normalise_index(entry.index))
-            # diskcache stamps store_time itself; the entry's age is that of the answer, not of this copy (a
-            # fresh write is within a second of it: no second statement then)
-            if abs(time.time() - entry.stored_at) >= 1.0:
-                dc._sql("UPDATE Cache SET store_time = ? WHERE key = ? AND raw = 1", (entry.stored_at, key))
-
-        self._run("writing", write, None)
+        data = stamp(entry.stored_at, entry.value)  # the entry's age is that of the answer, not of this copy
+        self._run("writing", lambda dc: dc.set(key, data, expire=ttl, tag=normalise_index(entry.index)), None)
 
     def delete(self, key: str) -> None:
         def drop(dc: Any) -> None:
@@ -262,18 +254,24 @@ class DiskCache:
 
     def stats(self) -> dict[str, Any]:
         def collect(dc: Any) -> dict[str, Any]:
-            now = time.time()
-            rows = dc._sql("SELECT tag, COUNT(*), SUM(size + COALESCE(LENGTH(value), 0)), "
-                           "SUM(CASE WHEN expire_time IS NOT NULL AND expire_time <= ? THEN 1 ELSE 0 END) "
-                           "FROM Cache GROUP BY tag ORDER BY tag", (now,)).fetchall()
-            indices = {str(tag): {"entries": int(n), "bytes": int(size or 0), "expired": int(exp or 0)}
-                       for tag, n, size, exp in rows}
+            # Through the public API: every key, and for each its value and tag; a key whose value is gone by
+            # now is an expired entry diskcache has not culled yet (its index is not known any more).
+            indices: dict[str, dict[str, int]] = {}
+            expired = 0
+            for key in list(dc.iterkeys()):
+                value, _, tag = dc.get(key, default=None, expire_time=True, tag=True)
+                if value is None:
+                    expired += 1
+                    continue
+                per = indices.setdefault(str(tag or ""), {"entries": 0, "bytes": 0})
+                per["entries"] += 1
+                per["bytes"] += len(value) if isinstance(value, bytes) else 0
             return {
-                "entries": sum(v["entries"] for v in indices.values()),
-                "expired": sum(v["expired"] for v in indices.values()),
+                "entries": sum(v["entries"] for v in indices.values()) + expired,
+                "expired": expired,
                 "bytes_on_disk": int(dc.volume()),
                 "size_limit": self.size_limit,
-                "indices": indices,
+                "indices": dict(sorted(indices.items())),
             }
 
         base: dict[str, Any] = {"enabled": True, "path": str(self.dir)}
@@ -287,6 +285,22 @@ class DiskCache:
             with contextlib.suppress(Exception):
                 self._dc.close()
             self._dc = None
+
+
+def stamp(stored_at: float, value: bytes) -> bytes:
+    return STAMP + b"%.6f\n" % stored_at + value
+
+
+def unstamp(data: bytes) -> tuple[float, bytes]:
+    """(stored_at, the JSON bytes); a value written before the stamp counts as stored now."""
+    if data.startswith(STAMP):
+        end = data.find(b"\n", len(STAMP))
+        if end > 0:
+            try:
+                return float(data[len(STAMP):end]), data[end + 1:]
+            except ValueError:
+                pass
+    return time.time(), data
 
 
 def _rmdir_quietly(path: Path) -> None:
