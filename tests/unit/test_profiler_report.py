@@ -110,3 +110,11 @@ def test_table_names_what_is_not_shown_and_the_deltas() -> None:
     assert "p99.9 n/a: needs at least 1,000 samples (have (all) 150, q1 75, q2 75)" in text
     assert "(+0.0%)" in text and "429 es_rejected_execution_exception: 1" in text
     assert "cache hit ratio: none" in text
+
+
+def test_a_spike_at_the_max_leaves_every_row_a_bar() -> None:
+    from escli.output.plot import _bar
+
+    assert _bar(1.0, 10_000.0, 60).strip() == "▏"  # 1 ms on a 10 s scale: still drawn
+    assert _bar(0.0, 10.0, 20).strip() == ""
+    assert _bar(10.0, 10.0, 20) == "█" * 20

@@ -36,6 +36,8 @@ def _label(p: float) -> str:
 
 def _bar(value: float, scale: float, width: int) -> str:
     eighths = round(value / scale * width * 8) if scale > 0 else 0
+    if value > 0:
+        eighths = max(eighths, 1)  # a spike at the max must not make the other rows' bars vanish
     full, part = divmod(min(eighths, width * 8), 8)
     return ("█" * full + (EIGHTHS[part] if part else "")).ljust(width)
 
