@@ -389,3 +389,14 @@ def test_exports_from_elasticsearch_8(cli: Callable[..., Any], es8: httpx.Client
         assert all(row[2] == 'x,"y"' for row in rows[1:])
     finally:
         es8.delete(f"/{index}")
+
+
+def test_export_leaves_the_process_as_it_found_it(cli: Callable[..., Any], sample_index: str) -> None:
+    """In-process runs (these tests, an embedding program): export's gc thresholds end with the command."""
+    import gc
+    import warnings
+
+    before, shown = gc.get_threshold(), warnings.showwarning
+    r = cli("export", sample_index, "--max-docs", "10")
+    assert r.code == 0, r.stderr
+    assert gc.get_threshold() == before and warnings.showwarning is shown
