@@ -392,6 +392,10 @@ def _run(app: Any, req: ExportRequest, cp: Checkpoint, fmt: str, out: Path | Non
                 if resume and cp.written:
                     bar.advance(cp.written)
                 result = await run_export(es, req, cp, encoder, output.open_parts, bar.advance, msgs.detail)
+            # Every page is encoded: the workers go before the commit, which for Parquet loads pyarrow here, so
+            # the two never hold memory at the same time (the process tree's peak).
+            encoder.close(wait=True)
+            state_["encoder"] = None
             output.commit(result.part_rows, {"escli_version": __version__, "index": req.index,
                                              "query": req.search_body(), "format": fmt,
                                              "partition": cp.request.get("partition")})

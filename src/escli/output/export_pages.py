@@ -88,7 +88,7 @@ class InlineEncoder:
     async def encode(self, raw: bytes, skip: set[str] | None, want_ids: bool, limit: int | None = None) -> Encoded:
         return encode_page(raw, self.spec, skip, want_ids, limit)
 
-    def close(self) -> None:
+    def close(self, wait: bool = False) -> None:
         pass
 
 
@@ -123,8 +123,9 @@ class PoolEncoder:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.pool, _encode_in_worker, raw, skip, want_ids, limit)
 
-    def close(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
+    def close(self, wait: bool = False) -> None:
+        """`wait`: until the workers are gone (their memory with them), e.g. before the Parquet files are written."""
+        self.pool.shutdown(wait=wait, cancel_futures=True)
 
 
 def make_encoder(spec: PageSpec, readers: int) -> InlineEncoder | PoolEncoder:

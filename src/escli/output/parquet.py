@@ -50,11 +50,16 @@ Column = tuple[str, str, bool]  # name, kind, list
 
 
 def require_pyarrow() -> None:
-    """One line naming the extra when pyarrow is missing (exit 2)."""
+    """One line naming the extra when pyarrow is missing (exit 2). Found, not imported: the main process loads it
+    only to write the files at the end, after the encoder's workers (which load it) are gone."""
+    import importlib.util
+
     try:
-        import pyarrow.parquet  # noqa: F401  (imports pyarrow too)
-    except ImportError:
-        raise UsageError(f"--format parquet needs pyarrow: pip install '{_distribution()}[{EXTRA}]'") from None
+        found = importlib.util.find_spec("pyarrow") is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise UsageError(f"--format parquet needs pyarrow: pip install '{_distribution()}[{EXTRA}]'")
 
 
 def _distribution() -> str:
