@@ -72,8 +72,12 @@ class Pane:
         self.tmux("send-keys", "C-c")
         end = time.time() + 60
         while self.screen().strip() != PROMPT.strip() and time.time() < end:
-            self.tmux("send-keys", "C-l")  # again if the shell was still busy with the interrupt
+            # Again, both keys: a C-c that landed while a completion was still being shown only closed it (fish
+            # keeps the line then), and C-l alone never drops a line.
             time.sleep(0.3)
+            if self.screen().strip() != PROMPT.strip():
+                self.tmux("send-keys", "C-c")
+                self.tmux("send-keys", "C-l")
         assert self.screen().strip() == PROMPT.strip(), self.screen()
 
     def close(self) -> None:
