@@ -15,11 +15,11 @@ given, and the pools of the nodes that stay.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from escli.es.target import Endpoint, Target, head_prefix, request_bytes, ssl_context
+from escli.es.target import Endpoint, Target, head_prefix, request_bytes, request_target, ssl_context
 from escli.es.wire import Pool
 from escli.text import is_digits
 
@@ -43,6 +43,11 @@ class Prepared:
     @property
     def head_only(self) -> bool:
         return self.method == "HEAD"
+
+
+def prepare(method: str, path: str, params: Mapping[str, str] | None, body: bytes | None,
+            content_type: str) -> Prepared:
+    return Prepared(method, request_target(path, params), body, content_type)
 
 
 @dataclass(eq=False, slots=True)

@@ -26,6 +26,8 @@ from collections import deque
 from collections.abc import Callable
 from types import TracebackType
 
+from escli.es.wire import wait_in_line
+
 PROBE_WAIT = 32  # answers at the ceiling's level below it before the next probe above it (doubles per refusal)
 LATENCY_HOLD = 4.0  # no growth while the recent latency is this many times the best one
 
@@ -51,13 +53,7 @@ class Pace:
     # -- slots ---------------------------------------------------------------------------------------------------
     async def __aenter__(self) -> Pace:
         while self.in_flight >= self.limit:
-            fut = asyncio.get_running_loop().create_future()
-            self._waiters.append(fut)
-            try:
-                await fut
-            finally:
-                if fut in self._waiters:
-                    self._waiters.remove(fut)
+            await wait_in_line(self._waiters)
         self.in_flight += 1
         return self
 

@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from escli.errors import UnreachableError
-from escli.es.nodes import Prepared
+from escli.es.nodes import Prepared, prepare
 from escli.es.pace import Pace
 from escli.es.retry import NO_RETRY, OnRetry, RetryPolicy, retrying
-from escli.es.target import JSON, request_target
+from escli.es.target import JSON
 from escli.es.transport import Answer, HttpTransport, Response, TransportStats, response
 from escli.settings import FAILOVER, FAN_OUT, ROUND_ROBIN
 
@@ -174,7 +174,7 @@ class RoutedTransport:
 
     def prepare(self, method: str, path: str, *, params: Mapping[str, str] | None = None, body: bytes | None = None,
                 content_type: str = JSON) -> Prepared:
-        return Prepared(method, request_target(path, params), body, content_type)
+        return prepare(method, path, params, body, content_type)
 
     async def send(self, p: Prepared, *, timeout: float | None = None, retry: bool = True,
                    stop: Callable[[], bool] | None = None) -> Answer:

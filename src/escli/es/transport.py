@@ -29,10 +29,10 @@ import orjson
 
 from escli.errors import UnreachableError
 from escli.es.answers import connection_reason, refused, unreachable
-from escli.es.nodes import Node, NodeSet, Prepared, nodes_from_info
+from escli.es.nodes import Node, NodeSet, Prepared, nodes_from_info, prepare
 from escli.es.pace import Pace
 from escli.es.retry import NO_RETRY, OnRetry, RetryPolicy, retrying
-from escli.es.target import JSON, NDJSON, Target, request_target
+from escli.es.target import JSON, NDJSON, Target
 from escli.es.wire import Answer, Connection, Pool
 
 __all__ = ["JSON", "NDJSON", "Answer", "HttpTransport", "Prepared", "Response", "Transport", "TransportStats"]
@@ -129,7 +129,7 @@ class HttpTransport:
 
     def prepare(self, method: str, path: str, *, params: Mapping[str, str] | None = None, body: bytes | None = None,
                 content_type: str = JSON) -> Prepared:
-        return Prepared(method, request_target(path, params), body, content_type)
+        return prepare(method, path, params, body, content_type)
 
     # -- the loop ------------------------------------------------------------------------------------------------
     async def send(self, p: Prepared, *, timeout: float | None = None, retry: bool = True,

@@ -253,6 +253,17 @@ class _Chunks:
             pos = eol + 2 + size + 2
 
 
+async def wait_in_line(waiters: deque[asyncio.Future[None]]) -> None:
+    """Wait until the holder of a slot wakes us (the first waiter's future set); leave the line if cancelled."""
+    fut = asyncio.get_running_loop().create_future()
+    waiters.append(fut)
+    try:
+        await fut
+    finally:
+        if fut in waiters:
+            waiters.remove(fut)
+
+
 class Pool:
     """Keep-alive connections to one endpoint: at most `limit` open; `acquire` waits (queues) beyond that."""
 
@@ -289,13 +300,7 @@ class Pool:
                     self.open_count -= 1
                     self._wake()
                     raise
-            fut = asyncio.get_running_loop().create_future()
-            self._waiters.append(fut)
-            try:
-                await fut
-            finally:
-                if fut in self._waiters:
-                    self._waiters.remove(fut)
+            await wait_in_line(self._waiters)
 
     def release(self, conn: Connection, reusable: bool) -> None:
         if reusable and not conn.closed and len(self.idle) < self.max_idle:
