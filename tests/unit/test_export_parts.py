@@ -20,7 +20,7 @@ from escli.core.export import Checkpoint, ExportRequest, ReaderState, check_body
 from escli.core.export_plan import Unit, choose_readers, parse_partition, plan_units, unit_body
 from escli.errors import UsageError
 from escli.output.export_pages import PageSpec, encode_page
-from escli.output.export_parts import MANIFEST, ExportOutput, FilePart, StdoutPart
+from escli.output.export_parts import MANIFEST, ExportOutput, FilePart, SharedFileView, StdoutPart
 from escli.output.flatten import flatten, row_cells
 from escli.output.writers import CsvWriter, csv_header
 
@@ -85,6 +85,34 @@ def test_gzip_part_cuts_back_to_a_mark_and_continues(tmp_path: Path) -> None:
     p2.write(b"d\n")
     p2.close()
     assert gzip.decompress(tmp.read_bytes()) == b"a\nb\nc\nd\n"
+
+
+@pytest.mark.parametrize("gz", [False, True], ids=["plain", "gzip"])
+def test_readers_share_one_file_and_a_unit_read_again_is_left_out(tmp_path: Path, gz: bool) -> None:
+    out = tmp_path / ("out.csv.gz" if gz else "out.csv")
+    output = ExportOutput("csv", out=out, header=b"h\n", gz=gz)
+    a, b = output.open_parts(2, None)
+    assert isinstance(a, SharedFileView) and a.shared is b.shared  # one file, nothing to join
+    a.write(b"a1\n")
+    unit = b.mark()
+    b.write(b"lost1\n")
+    a.write(b"a2\n")
+    b.write(b"lost2\n")
+    b.rewind(unit)  # b's unit is read again: its two pages go, a's page between them stays
+    b.write(b"b1\n")
+    a.write(b"a3\n")
+    output.commit([3, 1])
+    data = out.read_bytes()
+    assert (gzip.decompress(data) if gz else data) == b"h\na1\na2\nb1\na3\n"
+    assert out.stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]
+
+
+def test_a_checkpointed_export_keeps_a_part_per_reader(tmp_path: Path) -> None:
+    output = ExportOutput("ndjson", out=tmp_path / "o.ndjson", resumable=True)
+    parts = output.open_parts(2, None)
+    assert all(isinstance(p, FilePart) for p in parts) and parts[0] is not parts[1]
+    output.abort(keep=False)
 
 
 def test_resume_without_the_partial_file_says_so(tmp_path: Path) -> None:
