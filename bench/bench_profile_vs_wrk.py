@@ -101,18 +101,29 @@ def child_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def run_wrk(wrk: str, url: str, index: str, conc: int, seconds: float, lua: Path, threads: int = 1
-            ) -> dict[str, float]:
-    cpu0 = child_cpu()
+def server_cpu(server: subprocess.Popen[bytes] | None) -> float:
+    """CPU seconds of the canned server so far (nginx's master and its worker)."""
+    if server is None:
+        return 0.0
+    import psutil
+
+    procs = [psutil.Process(server.pid), *psutil.Process(server.pid).children(recursive=True)]
+    return sum(t.user + t.system for t in (p.cpu_times() for p in procs))
+
+
+def run_wrk(wrk: str, url: str, index: str, conc: int, seconds: float, lua: Path, threads: int = 1,
+            server: subprocess.Popen[bytes] | None = None) -> dict[str, float]:
+    cpu0, srv0 = child_cpu(), server_cpu(server)
     out = subprocess.run([wrk, f"-t{threads}", f"-c{conc}", f"-d{seconds:g}s", "--latency", "-s", str(lua),
                           f"{url}/{index}/_search"], capture_output=True, text=True, check=True).stdout
-    cpu = child_cpu() - cpu0
+    cpu, srv = child_cpu() - cpu0, server_cpu(server) - srv0
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     if "Non-2xx" in out:
         raise SystemExit(f"wrk saw errors:\n{out}")
     pct = {int(p): float(v) * UNITS[u] for p, v, u in re.findall(r"^\s+(\d+)%\s+([\d.]+)(us|ms|s|m)\s*$", out, re.M)}
-    return {"rps": rate, "p50": pct[50], "p90": pct[90], "p99": pct[99], "cpu_us": cpu / total * 1e6}
+    return {"rps": rate, "p50": pct[50], "p90": pct[90], "p99": pct[99], "cpu_us": cpu / total * 1e6,
+            "server_us": srv / total * 1e6}
 
 
 def run_escli(url: str, index: str, conc: int, seconds: float, qfile: Path, workers: int = 1) -> dict[str, float]:
@@ -205,7 +216,7 @@ def workers_row(wrk: str, nginx: str, tmp: Path, qfile: Path, lua: Path, index: 
         for _ in range(rounds):
             runs["escli 1 worker"].append(run_escli(url, index, 16, seconds, qfile, workers=1))
             runs["escli 2 workers"].append(run_escli(url, index, 16, seconds, qfile, workers=2))
-            runs["wrk -t2"].append(run_wrk(wrk, url, index, 16, seconds, lua, threads=2))
+            runs["wrk -t2"].append(run_wrk(wrk, url, index, 16, seconds, lua, threads=2, server=server))
     finally:
         server.terminate()
         server.wait()
@@ -218,6 +229,12 @@ def workers_row(wrk: str, nginx: str, tmp: Path, qfile: Path, lua: Path, index: 
     one, two = med["escli 1 worker"], med["escli 2 workers"]
     print(f"  2 workers / 1 worker: throughput {two['rps'] / one['rps']:.2f}x (target >= 1.4x); "
           f"escli 2 workers / wrk: {two['rps'] / med['wrk -t2']['rps']:.2f}x")
+    # One worker keeps one core busy; two share the machine with the server. With c the client's CPU per request
+    # and n the server's (measured during the wrk runs, which send the same requests), the cores give 2 workers
+    # at most min(2, cpus * c / (c + n)) times one worker's throughput.
+    c, n, cpus = one["cpu_us"], med["wrk -t2"]["server_us"], os.cpu_count() or 1
+    print(f"  nginx CPU per request {n:.1f} us, escli {c:.1f} us: {cpus} CPUs shared with the server allow 2 workers "
+          f"at most {min(2.0, cpus * c / (c + n)):.2f}x one worker")
 
 
 if __name__ == "__main__":

@@ -182,6 +182,41 @@ def test_page_encoding_skips_ids_and_reports_partial_pages() -> None:
     assert buf.getvalue().startswith(b"[\n{") and b"},\n{" in buf.getvalue()
 
 
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=8)
+
+
+@given(sources=st.lists(st.dictionaries(st.text(max_size=6), JSON, max_size=4), max_size=6),
+       pretty=st.booleans(), ascii_only=st.booleans(), source_only=st.booleans(), limit=st.none() | st.integers(0, 6),
+       skip_every=st.integers(0, 3))
+def test_ndjson_lines_are_the_documents_whatever_their_bytes(sources: list[dict[str, Any]], pretty: bool,
+                                                             ascii_only: bool, source_only: bool, limit: int | None,
+                                                             skip_every: int) -> None:
+    """The raw-bytes path and the orjson path agree on every page: the same documents, one per line, pretty-printed
+    sources (raw newlines) included, and the same ids, positions and context."""
+    hits_ = [{"_index": "i", "_id": f"d{k}\u00e9\"", "_score": None, "src": src, "sort": [k, "s"]}
+             for k, src in enumerate(sources)]
+    body = b",".join(
+        b'{"_index":"i","_id":%s,"_score":null,"_source":%s,"sort":%s}' % (
+            json.dumps(h["_id"], ensure_ascii=ascii_only).encode(),
+            json.dumps(h["src"], ensure_ascii=ascii_only, indent=2 if pretty else None).encode(),
+            orjson.dumps(h["sort"])) for h in hits_)
+    raw = b'{"pit_id":"p2","took":3,"timed_out":false,"_shards":{"total":1,"failed":0},"hits":{"hits":[%s]}}' % body
+    skip = {h["_id"] for k, h in enumerate(hits_) if skip_every and k % skip_every == 0}
+    enc = encode_page(raw, PageSpec("ndjson", source_only=source_only), skip=skip, want_ids=True, limit=limit)
+    kept = [h for h in hits_ if h["_id"] not in skip][:limit]
+    want = [h["src"] if source_only else {"_index": "i", "_id": h["_id"], "_source": h["src"]} for h in kept]
+    lines = enc.data.split(b"\n")
+    assert lines.pop() == b""
+    assert [orjson.loads(line) for line in lines] == want
+    assert (enc.hits, enc.rows, enc.ids, enc.context_id, enc.problem) == (
+        len(hits_), len(kept), [h["_id"] for h in kept], "p2", None)
+    assert enc.last_sort == (hits_[-1]["sort"] if hits_ else None)
+
+
 @given(st.lists(st.integers(-1, 300_000), min_size=1, max_size=6), st.integers(1, 7))
 def test_partitions_cover_every_unit_exactly_once(seq_nos: list[int], n: int) -> None:
     whole = plan_units(seq_nos)

@@ -18,6 +18,7 @@ EVIDENCE = {
     "typer": r"^\s*import typer\b",
     "rich": r"^\s*from rich\b",
     "orjson": r"^\s*import orjson\b",
+    "msgspec": r"^\s*import msgspec\b",
     "diskcache": r"^\s*import diskcache\b|^\s*from diskcache\b",
     "redis": r"^\s*from redis\b",
     "psutil": r"^\s*import psutil\b",
