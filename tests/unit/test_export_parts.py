@@ -108,11 +108,32 @@ def test_readers_share_one_file_and_a_unit_read_again_is_left_out(tmp_path: Path
     assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]
 
 
-def test_a_checkpointed_export_keeps_a_part_per_reader(tmp_path: Path) -> None:
-    output = ExportOutput("ndjson", out=tmp_path / "o.ndjson", resumable=True)
-    parts = output.open_parts(2, None)
-    assert all(isinstance(p, FilePart) for p in parts) and parts[0] is not parts[1]
-    output.abort(keep=False)
+def test_a_shared_file_resumes_from_its_checkpointed_state(tmp_path: Path) -> None:
+    """Interrupted after pages nobody recorded: the resume cuts them off, keeps the dead ranges, and can still cut
+    a resumed reader's unit out (its PIT was gone)."""
+    out = tmp_path / "o.ndjson"
+    output = ExportOutput("ndjson", out=out)
+    a, b = output.open_parts(2, None)
+    assert isinstance(a, SharedFileView) and isinstance(b, SharedFileView)
+    a.write(b"a1\n")
+    a_unit = a.mark()
+    a.write(b"a-lost\n")
+    a.rewind(a_unit)  # dead before the interruption
+    saved_a = (a.mark(), a.saved(a_unit))
+    b_unit = b.mark()
+    b.write(b"b1\n")
+    saved_b = (b.mark(), b.saved(b_unit))
+    a.write(b"never recorded\n")
+    output.abort(keep=True)
+    assert (tmp_path / ".o.ndjson.escli-partial").exists()
+    again = ExportOutput("ndjson", out=out)
+    a2, b2 = again.open_parts(2, [saved_a, saved_b])
+    assert isinstance(b2, SharedFileView)
+    b2.rewind(b_unit)  # b's unit is read again in a new PIT: its page from before the interruption goes
+    b2.write(b"b1 again\n")
+    a2.write(b"a2\n")
+    again.commit([2, 1])
+    assert out.read_bytes() == b"a1\nb1 again\na2\n"
 
 
 def test_resume_without_the_partial_file_says_so(tmp_path: Path) -> None:

@@ -383,8 +383,7 @@ def _run(app: Any, req: ExportRequest, cp: Checkpoint, fmt: str, out: Path | Non
             header = csv_header(columns) if fmt == "csv" else b""
             gz = gzip or (out is not None and out.suffix == ".gz")
             output = ExportOutput(fmt, out=out, out_dir=out_dir, stdout=None if (out or out_dir) else
-                                  app.stdout, header=header, gz=gz, schema=schema, errors=errors,
-                                  resumable=cp.path is not None)
+                                  app.stdout, header=header, gz=gz, schema=schema, errors=errors)
             state_["output"] = output
             encoder = make_encoder(PageSpec(fmt, tuple(columns), source_only, excel_safe, schema), readers)
             state_["encoder"] = encoder

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from escli.core.since import Since
     from escli.es.api import Es
 
-CHECKPOINT_VERSION = 2
+CHECKPOINT_VERSION = 3  # 3: --out FILE is one file shared by the readers (each reader's state keeps its part's)
 CONTROLLED_KEYS = ("pit", "search_after", "slice", "from", "size", "scroll", "track_total_hits")
 TIEBREAK: dict[str, str] = {"_shard_doc": "asc"}
 # No filter_path on searches: with one, Elasticsearch re-parses every _source through the filter instead of
@@ -132,16 +132,18 @@ class ReaderState:
     rows: int = 0
     unit_bytes: int = 0
     unit_rows: int = 0
+    part: dict[str, Any] = field(default_factory=dict)  # what the part itself needs for a resume (Part.saved)
 
     def as_dict(self, generation: int) -> dict[str, Any]:
         return {"unit": self.unit, "after": self.after, "exact": self.after is None or self.gen == generation,
-                "bytes": self.bytes, "rows": self.rows, "unit_bytes": self.unit_bytes, "unit_rows": self.unit_rows}
+                "bytes": self.bytes, "rows": self.rows, "unit_bytes": self.unit_bytes, "unit_rows": self.unit_rows,
+                "part": self.part}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ReaderState:
         return cls(unit=d.get("unit"), after=d.get("after"), gen=1 if d.get("exact", True) else 0,
                    bytes=int(d.get("bytes", 0)), rows=int(d.get("rows", 0)), unit_bytes=int(d.get("unit_bytes", 0)),
-                   unit_rows=int(d.get("unit_rows", 0)))
+                   unit_rows=int(d.get("unit_rows", 0)), part=dict(d.get("part") or {}))
 
 
 @dataclass
@@ -239,6 +241,10 @@ class Part(Protocol):
         ...
 
     def rewind(self, to: int) -> None: ...
+
+    def saved(self, since: int) -> dict[str, Any]:
+        """What a resume needs of this part beyond its offset, given the current unit's start `since`."""
+        ...
 
 
 @dataclass
@@ -389,7 +395,7 @@ async def shard_seq_nos(es: Es, index: str) -> list[int]:
 
 class Exporter:
     def __init__(self, es: Es, req: ExportRequest, checkpoint: Checkpoint, encoder: PageEncoder,
-                 open_parts: Callable[[int, list[int] | None], Sequence[Part]],
+                 open_parts: Callable[[int, list[tuple[int, dict[str, Any]]] | None], Sequence[Part]],
                  on_progress: Callable[[int], None] = lambda n: None,
                  on_warning: Callable[[str], None] = lambda s: None) -> None:
         self.es = es
@@ -667,7 +673,8 @@ class Exporter:
             self.budget = max(0, self.req.max_docs - self.cp.written)
         busy = {s.unit for s in self.cp.readers if s.unit is not None}
         self.pending = deque(i for i in range(len(self.cp.units)) if i not in self.cp.done and i not in busy)
-        self.parts = self.open_parts(len(self.cp.readers), [s.bytes for s in self.cp.readers] if resuming else None)
+        self.parts = self.open_parts(len(self.cp.readers),
+                                     [(s.bytes, s.part) for s in self.cp.readers] if resuming else None)
         total = len(self.cp.readers)
         self.result.slices = total
         self.cp.status = "running"
@@ -742,6 +749,8 @@ class Exporter:
         self.parts[r].rewind(state.unit_bytes)
         self.cp.written -= state.rows - state.unit_rows
         state.rows, state.bytes, state.after = state.unit_rows, state.unit_bytes, None
+        if self.cp.path is not None:
+            state.part = self.parts[r].saved(state.unit_bytes)
         self.cp.save()
 
     def _write(self, page: Page) -> None:
@@ -767,6 +776,7 @@ class Exporter:
             self.cp.generation = self.pit.generation
         if self.cp.path is not None:
             state.bytes = part.mark()
+            state.part = part.saved(state.unit_bytes)
             self.cp.save()
         if enc.rows:
             self.on_progress(enc.rows)
@@ -790,7 +800,7 @@ async def count_matching(es: Es, req: ExportRequest) -> int | None:
 
 
 async def run_export(es: Es, req: ExportRequest, checkpoint: Checkpoint, encoder: PageEncoder,
-                     open_parts: Callable[[int, list[int] | None], Sequence[Part]],
+                     open_parts: Callable[[int, list[tuple[int, dict[str, Any]]] | None], Sequence[Part]],
                      on_progress: Callable[[int], None] = lambda n: None,
                      on_warning: Callable[[str], None] = lambda s: None) -> ExportResult:
     exporter = Exporter(es, req, checkpoint, encoder, open_parts, on_progress, on_warning)

@@ -21,7 +21,7 @@ import contextlib
 import hashlib
 import os
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -74,27 +74,41 @@ class FilePart:
         self.out.truncate(to)
         self.out.seek(to)
 
+    def saved(self, since: int) -> dict[str, Any]:
+        return {}  # its byte offset is all a resume needs
+
     def close(self) -> None:
         self.mark()
         self.out.close()
 
 
 class SharedFile:
-    """--out FILE with several readers and no checkpoint: pages appended in arrival order to one file, so nothing
-    is joined at the end (joining the 8 parts of a 1M-document export rewrote 500 MB and cost 1.2-2 s of a 3-5 s
-    run). A unit read again cannot be cut out of the middle: the byte ranges of its pages are marked dead and left
-    out by one copy at commit, only when a unit was read again. gzip: every page is a gzip member of its own (a
-    gzip file may hold many), so a dead range never splits a stream."""
+    """--out FILE with several readers: pages appended in arrival order to one file, so nothing is joined at the
+    end (joining the 8 parts of a 1M-document export rewrote 500 MB and cost 1.2-2 s of a 3-5 s run). A unit read
+    again cannot be cut out of the middle: the byte ranges of its pages are marked dead and left out by one copy at
+    commit, only when a unit was read again. gzip: every page is a gzip member of its own (a gzip file may hold
+    many), so a dead range never splits a stream. A resume cuts the file back to the end the checkpoint recorded
+    and takes the dead ranges it recorded."""
 
-    def __init__(self, tmp: Path, gz: bool, header: bytes = b"") -> None:
+    def __init__(self, tmp: Path, gz: bool, header: bytes = b"", resume: tuple[int, list[tuple[int, int]]] | None
+                 = None) -> None:
         self.tmp = tmp
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.fchmod(fd, 0o600)
-        self.out: IO[bytes] = os.fdopen(fd, "wb", buffering=1 << 20)
         self.gz = gz
         self.end = 0
         self.dead: list[tuple[int, int]] = []
-        if header:
+        if resume is not None:
+            if not tmp.exists():
+                raise UsageError(f"--resume: the partial output {tmp} is gone; start the export again without "
+                                 "--resume")
+            self.end, self.dead = resume[0], list(resume[1])
+            fd = os.open(tmp, os.O_WRONLY)
+            os.ftruncate(fd, self.end)
+            os.lseek(fd, self.end, os.SEEK_SET)
+        else:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)
+        self.out: IO[bytes] = os.fdopen(fd, "wb", buffering=1 << 20)
+        if header and resume is None:
             self.append(header)
 
     def append(self, data: bytes) -> tuple[int, int]:
@@ -111,10 +125,9 @@ class SharedFile:
         self.out.close()
         if not self.dead:
             return
-        dead = sorted(self.dead)
         live: list[tuple[int, int]] = []
         at = 0
-        for start, end in dead:
+        for start, end in sorted(self.dead):
             if start > at:
                 live.append((at, start))
             at = max(at, end)
@@ -134,27 +147,43 @@ class SharedFile:
 
 
 class SharedFileView:
-    """One reader's handle on a SharedFile: a mark is the file's end, a rewind kills this reader's pages since."""
+    """One reader's handle on a SharedFile: a mark is the file's end, a rewind kills this reader's pages since.
+    `saved()` is what a checkpoint keeps of it for a resume (`resume_shared`)."""
 
     rewindable = True
 
-    def __init__(self, shared: SharedFile) -> None:
+    def __init__(self, shared: SharedFile, ranges: Sequence[tuple[int, int]] = ()) -> None:
         self.shared = shared
         self.tmp = shared.tmp
-        self.ranges: list[tuple[int, int]] = []
+        self.ranges: list[tuple[int, int]] = list(ranges)
 
     def write(self, data: bytes) -> None:
         self.ranges.append(self.shared.append(data))
 
     def mark(self) -> int:
+        self.shared.out.flush()
         return self.shared.end
 
     def rewind(self, to: int) -> None:
         self.shared.dead.extend(r for r in self.ranges if r[0] >= to)
         self.ranges = [r for r in self.ranges if r[0] < to]
 
+    def saved(self, since: int) -> dict[str, Any]:
+        """This reader's ranges from `since` (its unit's start: only those can still be cut), the file's end and
+        its dead ranges. Each reader's copy is saved when it writes: a resume takes the largest end and the union
+        of the dead ranges (both only grow)."""
+        self.ranges = [r for r in self.ranges if r[0] >= since]
+        return {"ranges": [list(r) for r in self.ranges], "end": self.shared.end,
+                "dead": [list(r) for r in self.shared.dead]}
+
     def close(self) -> None:
         self.shared.close()
+
+
+def resume_shared(saved: Sequence[Mapping[str, Any]]) -> tuple[int, list[tuple[int, int]]]:
+    end = max((int(s.get("end", 0)) for s in saved), default=0)
+    dead = sorted({(int(a), int(b)) for s in saved for a, b in s.get("dead", [])})
+    return end, dead
 
 
 class StdoutPart:
@@ -182,6 +211,9 @@ class StdoutPart:
     def rewind(self, to: int) -> None:
         raise RuntimeError("stdout cannot be cut back")
 
+    def saved(self, since: int) -> dict[str, Any]:
+        return {}
+
     def close(self) -> None:
         if self.json:
             self.out.write(b"[]\n" if self.first else b"\n]\n")
@@ -193,10 +225,8 @@ class ExportOutput:
 
     def __init__(self, fmt: str, *, out: Path | None = None, out_dir: Path | None = None,
                  stdout: IO[bytes] | None = None, header: bytes = b"", gz: bool = False,
-                 schema: Sequence[tuple[str, str, bool]] = (), errors: Path | None = None,
-                 resumable: bool = False) -> None:
+                 schema: Sequence[tuple[str, str, bool]] = (), errors: Path | None = None) -> None:
         self.fmt = fmt
-        self.resumable = resumable  # --checkpoint: a part per reader, each cut back to its own byte offset
         self.schema = schema
         self.errors = errors
         self.bad_values = 0  # parquet: values that did not fit their column (written to `errors`)
@@ -217,16 +247,20 @@ class ExportOutput:
     def _single(self, n: int) -> bool:
         return self.out is not None and n == 1 and self.fmt not in ("json", "parquet")
 
-    def open_parts(self, n: int, resume: Sequence[int] | None
+    def open_parts(self, n: int, resume: Sequence[tuple[int, Mapping[str, Any]]] | None
                    ) -> Sequence[FilePart | StdoutPart | SharedFileView]:
+        """`resume`: per reader, the byte offset and the part's saved state the checkpoint recorded."""
         if self.out is None and self.out_dir is None:
             assert self.stdout is not None
             self.shared = StdoutPart(self.stdout, self.fmt == "json", self.header)
             return [self.shared] * n
-        if self.out is not None and n > 1 and not self.resumable and resume is None \
-                and self.fmt in ("ndjson", "csv"):
-            self.joined = SharedFile(partial_path(self.out), self.gz, self.header)
-            return [SharedFileView(self.joined) for _ in range(n)]
+        if self.out is not None and n > 1 and self.fmt in ("ndjson", "csv"):
+            saved = [s for _, s in resume] if resume else None
+            self.joined = SharedFile(partial_path(self.out), self.gz, self.header,
+                                     resume_shared(saved) if saved is not None else None)
+            return [SharedFileView(self.joined, [(int(a), int(b)) for a, b in (saved[r].get("ranges", [])
+                                                                                 if saved else [])])
+                    for r in range(n)]
         for r in range(n):
             if self.out_dir is not None:
                 final = self.out_dir / f"part-{r:05d}{self.ext}"
@@ -241,7 +275,7 @@ class ExportOutput:
                 final = self.out.with_name(f".{self.out.name}.escli-part-{r:05d}")
                 tmp, header = final, b""
             self.names.append(final)
-            self.parts.append(FilePart(tmp, self.gz, resume[r] if resume else None, header))
+            self.parts.append(FilePart(tmp, self.gz, resume[r][0] if resume else None, header))
         return self.parts
 
     def commit(self, rows: Sequence[int], manifest: dict[str, Any] | None = None) -> None:
@@ -325,10 +359,11 @@ class ExportOutput:
             with contextlib.suppress(OSError, ValueError):
                 self.shared.out.flush()
             return
-        if self.joined is not None:  # never resumable
+        if self.joined is not None:
             with contextlib.suppress(OSError, ValueError):
-                self.joined.out.close()
-            self.joined.tmp.unlink(missing_ok=True)
+                self.joined.out.close()  # as it is: a resume cuts it back and knows its dead ranges
+            if not keep:
+                self.joined.tmp.unlink(missing_ok=True)
             return
         for p in self.parts:
             with contextlib.suppress(OSError, ValueError):
