@@ -132,8 +132,9 @@ def export_command(
     page_size: Annotated[int, typer.Option("--page-size", min=1, max=10000, help="Documents per request")] = 1000,
     max_docs: Annotated[int | None, typer.Option("--max-docs", min=0, help="Stop after exactly N documents",
                                                  show_default=False)] = None,
-    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help="Record progress in FILE after every page "
-                                                    "(needs --out or --out-dir)", show_default=False)] = None,
+    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help="Record progress in FILE as pages are "
+                                                    "written, at most 10 times a second (needs --out or --out-dir)",
+                                                    show_default=False)] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the export recorded in --checkpoint")] = False,
     keep_alive: Annotated[str, typer.Option("--keep-alive", help="How long the point in time lives between "
                                             "requests", metavar="DURATION")] = "5m",
