@@ -23,7 +23,7 @@ Contenders (each a separate process, rounds interleaved: round 1 runs every cont
   elasticdump         the npm package, when installed under bench/.node (see bench/elasticdump_shim.js)
 
 Per contender: docs/s (median of rounds, from wall time), engine CPU seconds per 1M documents (from
-`GET _nodes/stats/process` before and after: far less sensitive to other load than docs/s), client CPU, and peak
+the nodes' processes in /proc before and after, or `GET _nodes/stats/process` for remote nodes: far less sensitive to other load than docs/s), client CPU, and peak
 RSS: the largest single process (wait4) and the peak of the process tree's summed RSS (sampled every 20 ms with
 psutil), so a pool of CSV workers counts in full. The index is created if missing (`--docs` sample documents,
 scripts/sample_data.sh) and reused when it already holds them. Every contender writes into a temporary directory,
@@ -155,9 +155,20 @@ WORKERS = {"async_scan": worker_async_scan, "ceiling": worker_ceiling, "ceiling-
 # --- the harness ----------------------------------------------------------------------------------------------------
 
 def engine_cpu_seconds(url: str) -> float:
-    """Total CPU seconds of every node serving `url` (the engine's own counter, whatever else runs here)."""
+    """Total CPU seconds of every node serving `url`, whatever else runs here. Nodes on this machine are read from
+    /proc (psutil, exact to the clock tick): the engine's own counter (`_nodes/stats/process`) is refreshed once a
+    second, so a run shorter than that (an incremental export) read 0 from it. Other nodes use that counter."""
     import httpx
+    import psutil
 
+    info = httpx.get(f"{url}/_nodes/process", params={"filter_path": "nodes.*.process.id"}, timeout=30).json()
+    pids = [int(n["process"]["id"]) for n in info["nodes"].values()]
+    try:
+        procs = [psutil.Process(pid) for pid in pids]
+        if all("java" in p.name() for p in procs):
+            return sum(t.user + t.system for t in (p.cpu_times() for p in procs))
+    except psutil.Error:
+        pass
     stats = httpx.get(f"{url}/_nodes/stats/process", params={"filter_path": "nodes.*.process.cpu"},
                       timeout=30).json()
     return sum(n["process"]["cpu"]["total_in_millis"] for n in stats["nodes"].values()) / 1000
