@@ -22,8 +22,9 @@ Contenders (each a separate process, rounds interleaved: round 1 runs every cont
                       compared with escli-ndjson's whole export (target <= 5%)
   elasticdump         the npm package, when installed under bench/.node (see bench/elasticdump_shim.js)
 
-Per contender: docs/s (median of rounds, from wall time), engine CPU seconds per 1M documents (from
-the nodes' processes in /proc before and after, or `GET _nodes/stats/process` for remote nodes: far less sensitive to other load than docs/s), client CPU, and peak
+Per contender: docs/s (median of rounds, from wall time), engine CPU seconds per 1M documents (from the nodes'
+processes in /proc before and after, or `GET _nodes/stats/process` for remote nodes: far less sensitive to other
+load than docs/s), client CPU, and peak
 RSS: the largest single process (wait4) and the peak of the process tree's summed RSS (sampled every 20 ms with
 psutil), so a pool of CSV workers counts in full. The index is created if missing (`--docs` sample documents,
 scripts/sample_data.sh) and reused when it already holds them. Every contender writes into a temporary directory,
