@@ -252,6 +252,10 @@ class Part(Protocol):
         ...
 
 
+# n readers, and on a resume each reader's (byte offset, Part.saved()) from the checkpoint -> their parts
+OpenParts = Callable[[int, list[tuple[int, dict[str, Any]]] | None], Sequence[Part]]
+
+
 @dataclass
 class ExportResult:
     index: str
@@ -400,7 +404,7 @@ async def shard_seq_nos(es: Es, index: str) -> list[int]:
 
 class Exporter:
     def __init__(self, es: Es, req: ExportRequest, checkpoint: Checkpoint, encoder: PageEncoder,
-                 open_parts: Callable[[int, list[tuple[int, dict[str, Any]]] | None], Sequence[Part]],
+                 open_parts: OpenParts,
                  on_progress: Callable[[int], None] = lambda n: None,
                  on_warning: Callable[[str], None] = lambda s: None) -> None:
         self.es = es
@@ -809,7 +813,7 @@ async def count_matching(es: Es, req: ExportRequest) -> int | None:
 
 
 async def run_export(es: Es, req: ExportRequest, checkpoint: Checkpoint, encoder: PageEncoder,
-                     open_parts: Callable[[int, list[tuple[int, dict[str, Any]]] | None], Sequence[Part]],
+                     open_parts: OpenParts,
                      on_progress: Callable[[int], None] = lambda n: None,
                      on_warning: Callable[[str], None] = lambda s: None) -> ExportResult:
     exporter = Exporter(es, req, checkpoint, encoder, open_parts, on_progress, on_warning)
