@@ -17,7 +17,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from escli.core.export import Checkpoint, ExportRequest, ReaderState, check_body, stable_after
-from escli.core.export_plan import Unit, choose_readers, parse_partition, plan_units, unit_body
+from escli.core.export_plan import (
+    WINDOW_PIECES,
+    Unit,
+    choose_readers,
+    parse_partition,
+    plan_units,
+    unit_body,
+    window_units,
+)
 from escli.errors import UsageError
 from escli.output.export_pages import PageSpec, encode_page
 from escli.output.export_parts import MANIFEST, ExportOutput, FilePart, SharedFileView, StdoutPart
@@ -247,6 +255,25 @@ def test_partitions_cover_every_unit_exactly_once(seq_nos: list[int], n: int) ->
         mine = sorted((u.lo or 0, u.hi or 0) for u in whole if u.shard == shard)
         assert (mine[0][0] == 0 and mine[-1][1] == max(0, top) + 1) or top < 0
         assert all(a[1] == b[0] for a, b in itertools.pairwise(mine))
+
+
+@given(st.integers(1, 6), st.integers(0, 500_000), st.integers(0, 60_000), st.integers(1, 60_000),
+       st.integers(1, 10_000))
+def test_window_units_tile_the_span_on_every_shard(shards: int, lo: int, width: int, docs: int, page: int) -> None:
+    units = window_units(shards, (lo, lo + width), docs, page)
+    for shard in range(shards):  # each shard's units tile [lo, hi] exactly: every window document in one unit
+        mine = sorted((u.lo, u.hi) for u in units if u.shard == shard)
+        assert mine[0][0] == lo and mine[-1][1] == lo + width + 1
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(mine))
+        assert 1 <= len(mine) <= WINDOW_PIECES and all(a < b for a, b in mine)  # type: ignore[operator]
+
+
+def test_window_units_size() -> None:
+    assert window_units(2, None, 10_000, 1000) == [Unit(0), Unit(1)]  # no span: a unit per shard
+    assert window_units(2, (100, 199), 100, 1000) == [Unit(0, 100, 200), Unit(1, 100, 200)]  # a page: one each
+    many = window_units(2, (0, 9_999), 10_000, 1000)  # 10 pages: 4 pieces per shard, shards interleaved
+    assert [(u.shard, u.lo, u.hi) for u in many[:3]] == [(0, 0, 2500), (1, 0, 2500), (0, 2500, 5000)]
+    assert len(many) == 8 and window_units(1, (7, 7), 1, 1000) == [Unit(0, 7, 8)]
 
 
 def test_partition_and_unit_bodies() -> None:

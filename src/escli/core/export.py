@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
-from escli.core.export_plan import CHUNK, Unit, choose_readers, plan_units, sorted_units, unit_body
+from escli.core.export_plan import CHUNK, Unit, choose_readers, plan_units, sorted_units, unit_body, window_units
 from escli.errors import EscliError, ExitCode, RefusedError, UnreachableError, UsageError
 from escli.es.paging import ELASTICSEARCH_ORDER, PageOrder, page_order, shard_doc_stable_after
 from escli.es.retry import RETRY_ON_STATUS
@@ -643,9 +643,10 @@ class Exporter:
         # between two partitions' runs and be exported by both or by neither. A fixed chunk keeps it in place.
         chunk = CHUNK if req.partition and req.since is not None else None
         if req.since is not None and req.partition is None and req.since.new <= CHUNK:
-            # A small window: one unit per shard. A lost PIT rereads at most CHUNK documents all the same, and the
-            # run does not pay ~64 searches for a few changed documents (bench: since-1pct).
-            self.cp.units = [Unit(shard) for shard in range(len(seq_nos))]
+            # A small window: its _seq_no span cut into a few units per shard. A lost PIT rereads at most CHUNK
+            # documents all the same, the run does not pay ~64 searches for a few changed documents, and several
+            # pages are in flight at once (bench: since-changed).
+            self.cp.units = window_units(len(seq_nos), req.since.seq_span, req.since.new, req.page_size)
         else:
             self.cp.units = plan_units(seq_nos, req.partition, chunk)
         # --throttle is for staying out of production's way: auto then means one reader per shard (the least
@@ -739,7 +740,7 @@ class Exporter:
             from escli.core.columns import mapped_types
 
             since.resolve(mapped_types(await self.es.mapping(self.req.index)))
-            body = since.mark_body(self.query)
+            body = since.mark_body(self.query, seq_span=not self.sorted)
             if self.pit is not None:
                 body["pit"] = {"id": self.pit.id, "keep_alive": self.pit.keep_alive}
             resp = await self.es.search(None if self.pit is not None else self.req.index, body, params=SEARCH_PARAMS)

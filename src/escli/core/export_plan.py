@@ -75,6 +75,23 @@ def plan_units(max_seq_nos: Sequence[int], partition: tuple[int, int] | None = N
     return sorted(units, key=lambda u: (u.lo or 0, u.shard))
 
 
+WINDOW_PIECES = 4
+
+
+def window_units(shards: int, span: tuple[int, int] | None, docs: int, page_size: int) -> list[Unit]:
+    """A small --since window's units: the span of its documents' _seq_no (lowest, highest; from the mark search,
+    in the same PIT) cut into up to WINDOW_PIECES pieces per shard, about a page each, so that several readers'
+    pages are in flight at once; each shard's documents of the window lie inside the span, whatever shard they
+    are on. Without a span (an engine that did not give one), one unit per shard."""
+    if span is None:
+        return [Unit(shard) for shard in range(shards)]
+    lo, hi = span[0], span[1] + 1
+    pieces = max(1, min(WINDOW_PIECES, -(-docs // max(1, page_size * shards)), hi - lo))
+    step = -(-(hi - lo) // pieces)
+    units = [Unit(shard, a, min(a + step, hi)) for shard in range(shards) for a in range(lo, hi, step)]
+    return sorted(units, key=lambda u: (u.lo or 0, u.shard))
+
+
 def sorted_units(slices: int) -> list[Unit]:
     return [Unit(0, slice=(n, slices) if slices > 1 else None) for n in range(slices)]
 

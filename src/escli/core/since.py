@@ -51,6 +51,7 @@ class Since:
     mark: Mark | None = None
     new: int = 0  # documents in the window (the whole query, not one partition's share)
     taken: bool = False  # the window is known (taken in this run's PIT, or restored from a checkpoint)
+    seq_span: tuple[int, int] | None = None  # the window's lowest and highest _seq_no, when the mark search asked
 
     @property
     def is_date(self) -> bool:
@@ -116,20 +117,28 @@ class Since:
             bounds["format"] = DATE_FORMAT
         return {"range": {self.field: bounds}}
 
-    def mark_body(self, query: dict[str, Any] | None, now: float | None = None) -> dict[str, Any]:
+    def mark_body(self, query: dict[str, Any] | None, now: float | None = None, *, seq_span: bool = False
+                  ) -> dict[str, Any]:
         """One search: the top FIELD value (its raw sort value is exact) and how many documents lie in the window
-        up to the --lag ceiling. The caller adds the PIT."""
+        up to the --lag ceiling (with `seq_span`, also their _seq_no span, for cutting a small window into units).
+        The caller adds the PIT."""
         must = [q for q in (query,) if q]
+        window: dict[str, Any] = {"filter": self.range(self.ceiling(now))}
+        if seq_span:
+            window["aggs"] = {"seq": {"stats": {"field": "_seq_no"}}}
         return {"size": 1, "_source": False, "track_total_hits": False,
                 "query": {"bool": {"filter": [{"exists": {"field": self.field}}], "must": must}},
-                "sort": [{self.field: {"order": "desc"}}],
-                "aggs": {"window": {"filter": self.range(self.ceiling(now))}}}
+                "sort": [{self.field: {"order": "desc"}}], "aggs": {"window": window}}
 
     def take(self, answer: Mapping[str, Any], now: float | None = None) -> None:
         """mark = min(the top value, now - lag); nothing new when the window holds no document."""
         hits = (answer.get("hits") or {}).get("hits") or []
         top = (hits[0].get("sort") or [None])[0] if hits else None
-        self.new = int(((answer.get("aggregations") or {}).get("window") or {}).get("doc_count", 0))
+        window = (answer.get("aggregations") or {}).get("window") or {}
+        self.new = int(window.get("doc_count", 0))
+        seq = window.get("seq") or {}
+        if seq.get("count"):
+            self.seq_span = (int(seq["min"]), int(seq["max"]))
         self.taken = True
         if top is None:
             self.mark = None
