@@ -159,8 +159,34 @@ def run(argv: list[str] | None = None, app_ctx: AppContext | None = None) -> int
         gc.set_threshold(*saved_gc)
     if argv is None:
         _flush_quietly()
+        _exit_now(code)
         sys.exit(code)
     return code
+
+
+def _exit_now(code: int) -> None:
+    """The console script's exit without the interpreter's teardown, which spends ~18 ms freeing every module's
+    objects (here, a tenth of an incremental export's run). Taken only when teardown has nothing left to finish:
+    no other thread, no multiprocessing, no file still open beyond the standard streams. atexit functions run as
+    they would; otherwise (any doubt) the caller exits the usual way."""
+    import threading
+
+    if threading.active_count() > 1 or "multiprocessing" in sys.modules:
+        return
+    import gc
+    import io
+
+    std = {id(getattr(getattr(s, "buffer", None), "raw", None)) for s in (sys.stdin, sys.stdout, sys.stderr)}
+    if any(type(o) is io.FileIO and not o.closed and id(o) not in std for o in gc.get_objects()):
+        return
+    import atexit
+    import contextlib
+
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
 
 
 def _route_warnings(ctx_obj: AppContext) -> None:
