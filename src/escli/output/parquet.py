@@ -23,6 +23,7 @@ each part's frames are read in order and written as Parquet row groups of ROW_GR
 
 from __future__ import annotations
 
+import functools
 import math
 import struct
 from collections.abc import Iterator, Mapping, Sequence
@@ -97,6 +98,11 @@ def parquet_schema(columns: Sequence[str], types: Mapping[str, set[str]], array_
 
 
 def arrow_schema(columns: Sequence[Column]) -> Any:
+    return _arrow_schema(tuple(columns))
+
+
+@functools.lru_cache(maxsize=8)
+def _arrow_schema(columns: tuple[Column, ...]) -> Any:  # once per export, not once per page (0.1 ms each)
     import pyarrow as pa
 
     base = {"string": pa.string(), "json": pa.string(), "int64": pa.int64(), "float64": pa.float64(),
@@ -180,11 +186,18 @@ def _column(values: list[Any], name: str, kind: str, is_list: bool, typ: Any, id
             errors: list[dict[str, Any]]) -> Any:
     import pyarrow as pa
 
-    if kind not in ("json",) and not is_list:
-        try:  # the common case, converted in C: every value already of the column's type (or null)
+    if kind != "json" and (not is_list or all(v is None or type(v) is list for v in values)):
+        # The common case, converted in C: every value already of the column's type (or null); a list column's
+        # values all lists (pyarrow would read a string as a list of its characters) with no null element (which
+        # the loop below reports).
+        try:
             if kind.startswith("ts_"):
-                return pa.array(values, pa.string()).cast(typ)
-            return pa.array(values, typ)
+                text = pa.list_(pa.string()) if is_list else pa.string()
+                arr = pa.array(values, text).cast(typ)
+            else:
+                arr = pa.array(values, typ)
+            if not is_list or arr.values.null_count == 0:
+                return arr
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
             pass
     convert = CONVERT[kind]
