@@ -30,8 +30,9 @@ Contenders (each a separate process, rounds interleaved: round 1 runs every cont
 Per contender: docs/s (median of rounds, from wall time), engine CPU seconds per 1M documents (from the nodes'
 processes in /proc before and after, or `GET _nodes/stats/process` for remote nodes: far less sensitive to other
 load than docs/s), client CPU, and peak
-RSS: the largest single process (wait4) and the peak of the process tree's summed RSS (sampled every 20 ms with
-psutil), so a pool of CSV workers counts in full. The index is created if missing (`--docs` sample documents,
+RSS: the largest single process (its VmHWM, read every 20 ms; not wait4's, which on Linux carries this bench's own
+RSS over from the fork) and the peak of the process tree's summed RSS (sampled every 20 ms with psutil), so a pool
+of CSV workers counts in full. The index is created if missing (`--docs` sample documents,
 scripts/sample_data.sh) and reused when it already holds them. Every contender writes into a temporary directory,
 removed afterwards. The engine runs on the same machine: figures are for this machine only.
 """
@@ -180,8 +181,21 @@ def engine_cpu_seconds(url: str) -> float:
     return sum(n["process"]["cpu"]["total_in_millis"] for n in stats["nodes"].values()) / 1000
 
 
+def _hwm_mb(pid: int) -> float:
+    """The process's own peak RSS (VmHWM: of its memory since exec). wait4's ru_maxrss is not: Linux keeps the
+    high-water mark of the forked copy of the parent across exec, so every child would report this bench's RSS."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
 class Run:
-    """One or more processes started together; peak RSS per process (wait4) and of the summed tree (sampled)."""
+    """One or more processes started together; peak RSS per process (VmHWM, sampled) and of the summed tree."""
 
     def __init__(self, cmds: list[list[str]]) -> None:
         import psutil
@@ -189,6 +203,7 @@ class Run:
         self.started = time.monotonic()
         self.procs = [subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for c in cmds]
         self.tree_peak = 0.0
+        self.process_peak = 0.0
         self.stop = threading.Event()
         handles = [psutil.Process(p.pid) for p in self.procs]
 
@@ -197,7 +212,9 @@ class Run:
                 total = 0
                 for h in handles:
                     with contextlib.suppress(psutil.Error):
-                        total += h.memory_info().rss + sum(c.memory_info().rss for c in h.children(recursive=True))
+                        family = [h, *h.children(recursive=True)]
+                        total += sum(c.memory_info().rss for c in family)
+                        self.process_peak = max(self.process_peak, *(_hwm_mb(c.pid) for c in family))
                 self.tree_peak = max(self.tree_peak, total / 2**20)
                 self.stop.wait(0.02)
 
@@ -206,7 +223,7 @@ class Run:
 
     def wait(self) -> tuple[float, float, int, float]:
         """(seconds, largest process RSS in MB, worst exit code, client CPU seconds)."""
-        rss, cpu, worst = 0.0, 0.0, 0
+        cpu, worst = 0.0, 0
         for p in self.procs:
             assert p.stderr is not None
             err = p.stderr.read()
@@ -216,12 +233,11 @@ class Run:
                 worst = p.returncode
                 print(f"  ! {' '.join(map(str, p.args[:5]))}... exited {p.returncode}: "  # type: ignore[index]
                       f"{err.decode(errors='replace')[-500:]}", file=sys.stderr)
-            rss = max(rss, usage.ru_maxrss / 1024)
             cpu += usage.ru_utime + usage.ru_stime
         seconds = time.monotonic() - self.started
         self.stop.set()
         self.sampler.join()
-        return seconds, rss, worst, cpu
+        return seconds, self.process_peak, worst, cpu
 
 
 def count_csv_rows(path: Path) -> int:
