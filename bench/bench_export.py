@@ -292,13 +292,20 @@ def since_prepare(url: str, index: str, cmd: list[str]) -> None:
 
 
 def _settle(url: str) -> None:
+    """Until the engine is quiet after a write: merges done, then its CPU still for 0.2 s (a bulk's aftermath,
+    flushes and syncs, measured here at ~50 ms of engine CPU, is not the next run's cost)."""
     import httpx
 
     for _ in range(600):  # not a limit on the export: how long merges may take to settle before the timed run
         merges = httpx.get(f"{url}/_nodes/stats/indices/merge", timeout=60).json()["nodes"]
         if not any(n["indices"]["merges"]["current"] for n in merges.values()):
-            return
+            break
         time.sleep(0.1)
+    for _ in range(100):
+        before = engine_cpu_seconds(url)
+        time.sleep(0.2)
+        if engine_cpu_seconds(url) - before < 0.005:
+            return
 
 
 def _bulk(url: str, index: str, body: bytes) -> None:

@@ -176,7 +176,10 @@ def _exit_now(code: int) -> None:
     import gc
     import io
 
-    std = {id(getattr(getattr(s, "buffer", None), "raw", None)) for s in (sys.stdin, sys.stdout, sys.stderr)}
+    std = set()  # the standard streams' own FileIO: below their buffer, or their buffer itself when unbuffered
+    for stream in (sys.stdin, sys.stdout, sys.stderr, sys.__stdin__, sys.__stdout__, sys.__stderr__):
+        buffer = getattr(stream, "buffer", None)
+        std |= {id(buffer), id(getattr(buffer, "raw", None))}
     if any(type(o) is io.FileIO and not o.closed and id(o) not in std for o in gc.get_objects()):
         return
     import atexit
