@@ -247,6 +247,10 @@ class Part(Protocol):
 
     def rewind(self, to: int) -> None: ...
 
+    def final(self) -> None:
+        """What was written is final: the reader's unit is done, nothing will cut it back."""
+        ...
+
     def saved(self, since: int) -> dict[str, Any]:
         """What a resume needs of this part beyond its offset, given the current unit's start `since`."""
         ...
@@ -782,6 +786,7 @@ class Exporter:
         if page.done and self.cp.method == "pit":
             self.cp.done.add(page.unit)
             state.unit, state.after = None, None
+            part.final()
         if self.pit is not None:
             self.cp.pit_id = self.pit.id
             self.cp.generation = self.pit.generation

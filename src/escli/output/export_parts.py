@@ -21,15 +21,18 @@ import contextlib
 import hashlib
 import os
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 
 from escli.errors import UsageError
 from escli.files import write_private
 from escli.output.writers import GZIP_LEVEL, partial_path
+
+if TYPE_CHECKING:
+    from escli.output.parquet import ParquetStream
 
 MANIFEST = "_manifest.json"
 
@@ -41,8 +44,11 @@ def _gzip() -> Any:
 class FilePart:
     rewindable = True
 
-    def __init__(self, tmp: Path, gz: bool, resume: int | None = None, header: bytes = b"") -> None:
+    def __init__(self, tmp: Path, gz: bool, resume: int | None = None, header: bytes = b"",
+                 on_final: Callable[[Path, int, int], None] | None = None) -> None:
         self.tmp = tmp
+        self.on_final = on_final  # told of bytes [start, end) that no rewind can take back (output/parquet.py)
+        self.final_to = 0
         if resume is not None:
             if not tmp.exists():
                 raise UsageError(f"--resume: the partial output {tmp} is gone; start the export again without "
@@ -73,6 +79,13 @@ class FilePart:
         self.mark()
         self.out.truncate(to)
         self.out.seek(to)
+
+    def final(self) -> None:
+        """Everything written so far is final (the reader's unit is done)."""
+        if self.on_final is not None:
+            end = self.mark()
+            self.on_final(self.tmp, self.final_to, end)
+            self.final_to = end
 
     def saved(self, since: int) -> dict[str, Any]:
         return {}  # its byte offset is all a resume needs
@@ -168,6 +181,9 @@ class SharedFileView:
         self.shared.dead.extend(r for r in self.ranges if r[0] >= to)
         self.ranges = [r for r in self.ranges if r[0] < to]
 
+    def final(self) -> None:
+        pass
+
     def saved(self, since: int) -> dict[str, Any]:
         """This reader's ranges from `since` (its unit's start: only those can still be cut), the file's end and
         its dead ranges. Each reader's copy is saved when it writes: a resume takes the largest end and the union
@@ -211,6 +227,9 @@ class StdoutPart:
     def rewind(self, to: int) -> None:
         raise RuntimeError("stdout cannot be cut back")
 
+    def final(self) -> None:
+        pass
+
     def saved(self, since: int) -> dict[str, Any]:
         return {}
 
@@ -239,6 +258,8 @@ class ExportOutput:
         self.shared: StdoutPart | None = None
         self.joined: SharedFile | None = None
         self.names: list[Path] = []  # final names (out-dir) or hidden part names (out)
+        self.stream: ParquetStream | None = None  # --out FILE.parquet: row groups written as units finish
+        self.errors_out: IO[bytes] | None = None
 
     @property
     def ext(self) -> str:
@@ -261,6 +282,14 @@ class ExportOutput:
             return [SharedFileView(self.joined, [(int(a), int(b)) for a, b in (saved[r].get("ranges", [])
                                                                                  if saved else [])])
                     for r in range(n)]
+        on_final = None
+        if self.fmt == "parquet" and self.out is not None and resume is None:
+            # (a resumed run writes its file at the end, from the spools it resumes: simpler than knowing which
+            # of their bytes an interrupted stream had written)
+            from escli.output.parquet import ParquetStream
+
+            self.stream = ParquetStream(partial_path(self.out), self.schema, self._open_errors())
+            on_final = self.stream.add
         for r in range(n):
             if self.out_dir is not None:
                 final = self.out_dir / f"part-{r:05d}{self.ext}"
@@ -275,8 +304,14 @@ class ExportOutput:
                 final = self.out.with_name(f".{self.out.name}.escli-part-{r:05d}")
                 tmp, header = final, b""
             self.names.append(final)
-            self.parts.append(FilePart(tmp, self.gz, resume[r][0] if resume else None, header))
+            self.parts.append(FilePart(tmp, self.gz, resume[r][0] if resume else None, header, on_final))
         return self.parts
+
+    def _open_errors(self) -> IO[bytes] | None:
+        if self.errors is not None and self.errors_out is None:
+            self.errors_out = os.fdopen(os.open(partial_path(self.errors), os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+                                                0o600), "wb")
+        return self.errors_out
 
     def commit(self, rows: Sequence[int], manifest: dict[str, Any] | None = None) -> None:
         if self.shared is not None:
@@ -288,6 +323,9 @@ class ExportOutput:
             _fsync(self.joined.tmp)
             os.replace(self.joined.tmp, self.out)
             return
+        if self.stream is not None:
+            for p in self.parts:
+                p.final()  # every unit is done: the rest of each spool
         for p in self.parts:
             p.close()
         if self.fmt == "parquet":
@@ -318,21 +356,28 @@ class ExportOutput:
         written under its temporary name and renamed; the values that did not fit go to --errors (0600)."""
         from escli.output.parquet import spool_to_parquet
 
-        errors: IO[bytes] | None = None
-        if self.errors is not None:
-            errors = os.fdopen(os.open(partial_path(self.errors), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
+        errors = self._open_errors()
         try:
-            jobs = [([p.tmp], final) for p, final in zip(self.parts, self.names, strict=True)] \
-                if self.out_dir is not None else [([p.tmp for p in self.parts], self.out)]
-            for spools, final in jobs:
-                assert final is not None
-                self.bad_values += spool_to_parquet(spools, partial_path(final), self.schema, errors)
-                os.replace(partial_path(final), final)
-                for spool in spools:
-                    spool.unlink(missing_ok=True)
+            if self.stream is not None:
+                assert self.out is not None
+                stream, self.stream = self.stream, None
+                self.bad_values += stream.finish()
+                os.replace(partial_path(self.out), self.out)
+                for p in self.parts:
+                    p.tmp.unlink(missing_ok=True)
+            else:
+                jobs = [([p.tmp], final) for p, final in zip(self.parts, self.names, strict=True)] \
+                    if self.out_dir is not None else [([p.tmp for p in self.parts], self.out)]
+                for spools, final in jobs:
+                    assert final is not None
+                    self.bad_values += spool_to_parquet(spools, partial_path(final), self.schema, errors)
+                    os.replace(partial_path(final), final)
+                    for spool in spools:
+                        spool.unlink(missing_ok=True)
         finally:
             if errors is not None:
                 errors.close()
+                self.errors_out = None
         if self.errors is not None:
             os.replace(partial_path(self.errors), self.errors)
 
@@ -365,6 +410,15 @@ class ExportOutput:
             if not keep:
                 self.joined.tmp.unlink(missing_ok=True)
             return
+        if self.stream is not None:  # its file is written again from the spools by a resumed run
+            stream, self.stream = self.stream, None
+            stream.abort()
+        if self.errors_out is not None:
+            with contextlib.suppress(OSError, ValueError):
+                self.errors_out.close()
+            self.errors_out = None
+            if self.errors is not None:
+                partial_path(self.errors).unlink(missing_ok=True)
         for p in self.parts:
             with contextlib.suppress(OSError, ValueError):
                 p.close()
