@@ -19,7 +19,11 @@ def test_take_reads_the_span_and_ignores_an_empty_one() -> None:
     since = Since(field="n", kind="long", last_mark=5)
     since.take({"hits": {"hits": [{"sort": [90]}]},
                 "aggregations": {"window": {"doc_count": 3, "seq": {"count": 3, "min": 10.0, "max": 42.0}}}})
-    assert (since.mark, since.new, since.seq_span) == (90, 3, (10, 42))
+    assert (since.mark, since.new, since.seq_span) == (90, 3, (9, 43))  # widened by the doubles' spacing
+    big = Since(field="n", kind="long")
+    big.take({"hits": {"hits": [{"sort": [1]}]},
+              "aggregations": {"window": {"doc_count": 2, "seq": {"count": 2, "min": 0.0, "max": 2.0**53 + 2}}}})
+    assert big.seq_span is not None and big.seq_span[0] == 0 and big.seq_span[1] >= 2**53 + 3
     empty = Since(field="n", kind="long", last_mark=5)
     empty.take({"hits": {"hits": [{"sort": [5]}]},
                 "aggregations": {"window": {"doc_count": 0, "seq": {"count": 0, "min": None, "max": None}}}})

@@ -16,6 +16,7 @@ starts above them). Dates go to the engine and into the state as ISO-8601 UTC st
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Mapping
@@ -138,7 +139,10 @@ class Since:
         self.new = int(window.get("doc_count", 0))
         seq = window.get("seq") or {}
         if seq.get("count"):
-            self.seq_span = (int(seq["min"]), int(seq["max"]))
+            # an aggregation answers doubles: widened by their spacing, so that a _seq_no past 2^53 rounded either
+            # way stays inside (the units only cut the window; a wider span takes in no other document)
+            low, high = float(seq["min"]), float(seq["max"])
+            self.seq_span = (max(0, math.floor(low - math.ulp(low))), math.ceil(high + math.ulp(high)))
         self.taken = True
         if top is None:
             self.mark = None
