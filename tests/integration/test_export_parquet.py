@@ -100,11 +100,15 @@ def test_parquet_columns_types_rows_and_sums(cli: Cli, es: httpx.Client, index: 
     assert solo == (["solo"],)
 
 
+@pytest.mark.parametrize("target", ["--out", "--out-dir"])
 def test_a_value_that_breaks_its_column_goes_to_errors(cli: Cli, es: httpx.Client, index: str,
-                                                       tmp_path: Path) -> None:
+                                                       tmp_path: Path, target: str) -> None:
+    """--out writes row groups as units finish (a thread); --out-dir each part at the end, two at a time: the
+    same lines either way, each in --errors once."""
     put_docs(es, index, {"bad": {**doc(1), "loose": "not a number"}})
-    out, errors = tmp_path / "o.parquet", tmp_path / "errors.ndjson"
-    r = cli("export", index, "--out", str(out), "--errors", str(errors))
+    dest, errors = tmp_path / ("o.parquet" if target == "--out" else "dir"), tmp_path / "errors.ndjson"
+    r = cli("export", index, target, str(dest), "--format", "parquet", "--errors", str(errors), "--slices", "3")
+    out = dest if target == "--out" else dest / "*.parquet"
     assert r.code == 1, r.stderr
     assert "did not fit" in r.stderr and str(errors) in r.stderr
     lines = [orjson.loads(x) for x in errors.read_bytes().splitlines()]
@@ -112,6 +116,8 @@ def test_a_value_that_breaks_its_column_goes_to_errors(cli: Cli, es: httpx.Clien
     assert {"_id": "bad", "field": "loose", "value": "not a number", "error": "not an integer"} in lines
     assert {x["field"] for x in lines} == {"loose", "tags"}
     assert all(x["value"] != "solo" for x in lines)
+    assert len({(x["_id"], x["field"]) for x in lines}) == len(lines)
+    assert sorted(p.name for p in tmp_path.rglob(".*")) == []  # no spool or per-part error file left
     count = duckdb.sql(f"select count(*), count(loose) from read_parquet('{out}')").fetchall()[0]
     assert count == (N + 1, N)  # every row is there; the bad cell is null
     assert errors.stat().st_mode & 0o777 == 0o600

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -365,21 +366,48 @@ class ExportOutput:
                 os.replace(partial_path(self.out), self.out)
                 for p in self.parts:
                     p.tmp.unlink(missing_ok=True)
-            else:
-                jobs = [([p.tmp], final) for p, final in zip(self.parts, self.names, strict=True)] \
-                    if self.out_dir is not None else [([p.tmp for p in self.parts], self.out)]
-                for spools, final in jobs:
-                    assert final is not None
-                    self.bad_values += spool_to_parquet(spools, partial_path(final), self.schema, errors)
-                    os.replace(partial_path(final), final)
-                    for spool in spools:
-                        spool.unlink(missing_ok=True)
+            elif self.out_dir is not None:
+                self.bad_values += self._parquet_parts(errors)
+            else:  # a resumed --out: all the spools, in order, into the one file
+                assert self.out is not None
+                self.bad_values += spool_to_parquet([p.tmp for p in self.parts], partial_path(self.out),
+                                                    self.schema, errors)
+                os.replace(partial_path(self.out), self.out)
+                for p in self.parts:
+                    p.tmp.unlink(missing_ok=True)
         finally:
             if errors is not None:
                 errors.close()
                 self.errors_out = None
         if self.errors is not None:
             os.replace(partial_path(self.errors), self.errors)
+
+    def _parquet_parts(self, errors: IO[bytes] | None) -> int:
+        """--out-dir: each part's spool as its own file, two at a time (the encoder's workers are gone by now, so
+        both cores are free, and pyarrow's writer releases the GIL); each part's error lines go to a file of its
+        own, appended to --errors in part order, so that file reads the same whatever finished first."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from escli.output.parquet import spool_to_parquet
+
+        def one(job: tuple[FilePart, Path]) -> tuple[int, Path | None]:
+            part, final = job
+            lines = final.with_name(f".{final.name}.escli-errors") if errors is not None else None
+            with (open(lines, "wb") if lines is not None else contextlib.nullcontext()) as fh:
+                bad = spool_to_parquet([part.tmp], partial_path(final), self.schema, fh)
+            os.replace(partial_path(final), final)
+            part.tmp.unlink(missing_ok=True)
+            return bad, lines
+
+        jobs = list(zip(self.parts, self.names, strict=True))
+        with ThreadPoolExecutor(max_workers=max(1, min(2, len(jobs), os.cpu_count() or 1))) as pool:
+            done = list(pool.map(one, jobs))
+        for _, lines in done:
+            if lines is not None and errors is not None:
+                with lines.open("rb") as src:
+                    shutil.copyfileobj(src, errors, 1 << 20)
+                lines.unlink()
+        return sum(bad for bad, _ in done)
 
     def _join(self, dest: Path) -> None:
         """The parts, in order, as one file: bytes copied in the kernel, or rewritten as one JSON array."""
