@@ -71,7 +71,11 @@ def plan_units(max_seq_nos: Sequence[int], partition: tuple[int, int] | None = N
             if partition is not None and (shard + j) % partition[1] != partition[0] - 1:
                 continue
             units.append(Unit(shard, j * chunk, min((j + 1) * chunk, top + 1)))
-    # interleave shards so that readers taking units in order spread over shards (and nodes)
+    return _interleaved(units)
+
+
+def _interleaved(units: list[Unit]) -> list[Unit]:
+    """Shards interleaved, so that readers taking units in order spread over shards (and nodes)."""
     return sorted(units, key=lambda u: (u.lo or 0, u.shard))
 
 
@@ -88,8 +92,7 @@ def window_units(shards: int, span: tuple[int, int] | None, docs: int, page_size
     lo, hi = span[0], span[1] + 1
     pieces = max(1, min(WINDOW_PIECES, -(-docs // max(1, page_size * shards)), hi - lo))
     step = -(-(hi - lo) // pieces)
-    units = [Unit(shard, a, min(a + step, hi)) for shard in range(shards) for a in range(lo, hi, step)]
-    return sorted(units, key=lambda u: (u.lo or 0, u.shard))
+    return _interleaved([Unit(shard, a, min(a + step, hi)) for shard in range(shards) for a in range(lo, hi, step)])
 
 
 def sorted_units(slices: int) -> list[Unit]:

@@ -359,19 +359,14 @@ class ExportOutput:
 
         errors = self._open_errors()
         try:
-            if self.stream is not None:
+            if self.out_dir is not None:
+                self.bad_values += self._parquet_parts(errors)
+            else:
                 assert self.out is not None
                 stream, self.stream = self.stream, None
-                self.bad_values += stream.finish()
-                os.replace(partial_path(self.out), self.out)
-                for p in self.parts:
-                    p.tmp.unlink(missing_ok=True)
-            elif self.out_dir is not None:
-                self.bad_values += self._parquet_parts(errors)
-            else:  # a resumed --out: all the spools, in order, into the one file
-                assert self.out is not None
-                self.bad_values += spool_to_parquet([p.tmp for p in self.parts], partial_path(self.out),
-                                                    self.schema, errors)
+                # the stream has written what its units handed over; a resumed run has every spool still to write
+                self.bad_values += stream.finish() if stream is not None else spool_to_parquet(
+                    [p.tmp for p in self.parts], partial_path(self.out), self.schema, errors)
                 os.replace(partial_path(self.out), self.out)
                 for p in self.parts:
                     p.tmp.unlink(missing_ok=True)

@@ -332,11 +332,10 @@ class _Sink:
 
     def close(self) -> int:
         """The rest (or an empty file that still carries the schema), the footer, and all of it on disk."""
-        if self.pending or not self.groups:
-            if self.pending:
-                self._flush(rest=True)
-            else:
-                self.writer.write_table(self.schema.empty_table(), row_group_size=ROW_GROUP)
+        if self.pending:
+            self._flush(rest=True)
+        elif not self.groups:
+            self.writer.write_table(self.schema.empty_table(), row_group_size=ROW_GROUP)
         self.writer.close()
         self.fh.flush()
         os.fsync(self.fh.fileno())
@@ -415,14 +414,14 @@ class ParquetStream:
         """Every range handed over is written; then the rest, the footer, fsync. Returns the values in --errors."""
         self.jobs.put(None)
         self.thread.join()
-        if self.failed is not None:
-            self.abort()
-            raise self.failed
-        assert self.sink is not None
         try:
+            if self.failed is not None:
+                raise self.failed
+            assert self.sink is not None
             return self.sink.close()
         except BaseException:
-            self.sink.discard()
+            if self.sink is not None:
+                self.sink.discard()
             raise
 
     def abort(self) -> None:
