@@ -6,6 +6,7 @@ import csv
 import gzip
 import io
 import json
+import os
 import re
 import signal
 import subprocess
@@ -264,7 +265,14 @@ def test_failed_export_leaves_no_partial_file(cli: Callable[..., Any], tmp_path:
 # --- real processes: signals, pipes -------------------------------------------------------------------------------
 
 def spawn(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([EXE, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    """In a process group of its own, so a test can signal it the way a terminal does (`ctrl_c`)."""
+    return subprocess.Popen([EXE, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                            start_new_session=True)
+
+
+def ctrl_c(proc: subprocess.Popen[bytes]) -> None:
+    """SIGINT to the whole group, as a terminal's Ctrl-C: the export's encoder workers get it too."""
+    os.killpg(proc.pid, signal.SIGINT)
 
 
 def wait_for_progress(cp: Path, proc: subprocess.Popen[bytes], at_least: int = 1) -> dict[str, Any]:
@@ -294,7 +302,7 @@ def test_sigint_then_resume_gives_the_exact_set(isolated_env: dict[str, str], cl
             *(("--array-fields", "tags") if fmt == "parquet" else ()))
     proc = spawn(isolated_env, "-v", *args, "--page-size", "20")
     wait_for_progress(cp, proc, at_least=200)
-    proc.send_signal(signal.SIGINT)
+    ctrl_c(proc)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert b"Traceback" not in err and b"--resume" in err

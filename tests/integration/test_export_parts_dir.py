@@ -21,6 +21,7 @@ from tests.integration.test_export import (
     PIT_OPENED,
     N,
     assert_released,
+    ctrl_c,
     ids_of,
     ndjson_rows,
     sample_docs,  # noqa: F401  (fixture)
@@ -93,7 +94,7 @@ def test_partitions_together_hold_the_index_once(cli: Callable[..., Any], isolat
     args = ("export", sample_index, "--partition", "1/2", "--out", str(out), "--checkpoint", str(cp))
     proc = spawn(isolated_env, "-v", *args, "--page-size", "20")
     wait_for_progress(cp, proc, at_least=200)
-    proc.send_signal(signal.SIGINT)
+    ctrl_c(proc)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert_released(es, err)

@@ -395,7 +395,7 @@ def _run(app: Any, req: ExportRequest, cp: Checkpoint, fmt: str, out: Path | Non
                 result = await run_export(es, req, cp, encoder, output.open_parts, bar.advance, msgs.detail)
             # Every page is encoded: the workers go before the commit (which for Parquet --out-dir loads pyarrow
             # here; --out has had it in its writer's thread all along), so their memory is gone by then.
-            encoder.close(wait=True)
+            encoder.close()
             state_["encoder"] = None
             output.commit(result.part_rows, {"escli_version": __version__, "index": req.index,
                                              "query": req.search_body(), "format": fmt,

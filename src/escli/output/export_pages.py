@@ -12,6 +12,7 @@ strings escape their newlines) is re-serialized with orjson instead, so every li
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -161,7 +162,7 @@ class InlineEncoder:
     async def encode(self, raw: bytes, skip: set[str] | None, want_ids: bool, limit: int | None = None) -> Encoded:
         return encode_page(raw, self.spec, skip, want_ids, limit)
 
-    def close(self, wait: bool = False) -> None:
+    def close(self) -> None:
         pass
 
 
@@ -172,6 +173,12 @@ def _init_worker(spec: PageSpec) -> None:
     global _WORKER_SPEC
     _WORKER_SPEC = spec
     import gc
+    import signal
+
+    # A Ctrl-C reaches the whole process group: the parent stops the pool; a worker killed by it would print a
+    # KeyboardInterrupt traceback. It was started with SIGINT blocked (see PoolEncoder.encode), so none is lost.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
     gc.set_threshold(50_000, 20, 100)  # pages are acyclic trees of fresh objects (see cli/export.py)
 
@@ -194,11 +201,22 @@ class PoolEncoder:
 
     async def encode(self, raw: bytes, skip: set[str] | None, want_ids: bool, limit: int | None = None) -> Encoded:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.pool, _encode_in_worker, raw, skip, want_ids, limit)
+        # The pool starts a worker inside a submit, when it needs one: SIGINT blocked across it, so the worker
+        # inherits the block through exec and a Ctrl-C while it imports cannot kill it; here the signal stays
+        # pending until the mask is restored (~1 us per page).
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            fut = loop.run_in_executor(self.pool, _encode_in_worker, raw, skip, want_ids, limit)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        return await fut
 
-    def close(self, wait: bool = False) -> None:
-        """`wait`: until the workers are gone (their memory with them), e.g. before the Parquet files are written."""
-        self.pool.shutdown(wait=wait, cancel_futures=True)
+    def close(self) -> None:
+        """Until the workers are gone (their memory with them, before the Parquet files are written). Never
+        without waiting: at exit Python 3.11's `_python_exit` writes to the pool's wakeup pipe, which the pool's
+        manager thread may be closing at that moment (EBADF, a traceback after a Ctrl-C). Pages not started are
+        cancelled; a running one takes milliseconds."""
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def make_encoder(spec: PageSpec, readers: int) -> InlineEncoder | PoolEncoder:
