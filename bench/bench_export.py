@@ -401,6 +401,8 @@ def contenders(args: argparse.Namespace, tmp: Path, proxy_url: str | None, cutof
         cmd = ["env", f"PYTHONPATH={old / 'src'}", sys.executable, "-m", "escli", "-q", "--url", args.url, "export",
                args.index]
         out["escli-before"] = ([[*cmd, "--out", str(tmp / "b.ndjson")]], [tmp / "b.ndjson"], "ndjson")
+        out["escli-before-parquet"] = ([[*cmd, "--out", str(tmp / "b.parquet"), "--array-fields", "tags"]],
+                                       [tmp / "b.parquet"], "parquet")
     out[f"escli-slices-{args.slices}"] = ([[*escli, "--slices", str(args.slices), "--out", str(tmp / "s.ndjson")]],
                                           [tmp / "s.ndjson"], "ndjson")
     if proxy_url is not None:
@@ -540,6 +542,8 @@ def main() -> int:
     if proxied in med:
         print(f"  {proxied}: {med[proxied].get('refused', 0):.1f}% of requests refused (target <= 3%)")
     print(f"  parquet vs ndjson {ratio('escli-parquet', 'escli-ndjson')} (>= 0.8x)")
+    if "escli-before-parquet" in med:
+        print(f"  parquet vs parquet at {args.before} {ratio('escli-parquet', 'escli-before-parquet')}")
     for name, label, n in (("escli-since-changed", "since-changed", expect.get("escli-since-changed", 0)),
                            ("escli-since-1pct", "since-1pct scattered", changed)):
         if name in med and "escli-ndjson" in med:
