@@ -12,6 +12,7 @@ import httpx
 import orjson
 import pytest
 
+from tests.integration.test_export import assert_released
 from tests.support.fault_proxy import FaultProxy
 from tests.support.indices import make_index, put_docs
 
@@ -203,6 +204,16 @@ def test_bad_since_options_are_one_line_exit_2(cli: Cli, index: str, tmp_path: P
     r = cli("export", index, "--out", str(tmp_path / "o.ndjson"), *args)
     assert r.code == 2, r.stderr
     assert needle in r.stderr and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("field", ["nope", "name"])
+def test_a_refused_since_field_leaves_no_point_in_time_open(cli: Cli, es: httpx.Client, index: str,
+                                                           tmp_path: Path, field: str) -> None:
+    """The field is checked against the mapping fetched while the PIT opens (both at once): the PIT is closed."""
+    r = cli("-v", "export", index, "--out", str(tmp_path / "o.ndjson"), "--since", field)
+    assert r.code == 2, r.stderr
+    assert f"--since {field}:" in r.stderr
+    assert_released(es, r.stderr)
 
 
 def test_a_state_for_another_export_is_refused(cli: Cli, index: str, tmp_path: Path) -> None:

@@ -175,13 +175,19 @@ def _exit_now(code: int) -> None:
         return
     import gc
     import io
+    import itertools
+    import operator
 
     std = set()  # the standard streams' own FileIO: below their buffer, or their buffer itself when unbuffered
     for stream in (sys.stdin, sys.stdout, sys.stderr, sys.__stdin__, sys.__stdout__, sys.__stderr__):
         buffer = getattr(stream, "buffer", None)
         std |= {id(buffer), id(getattr(buffer, "raw", None))}
-    if any(type(o) is io.FileIO and not o.closed and id(o) not in std for o in gc.get_objects()):
+    objects = gc.get_objects()
+    # the FileIO objects picked out in C (a generator over every object was ~4 ms of an incremental export)
+    files = itertools.compress(objects, map(operator.is_, map(type, objects), itertools.repeat(io.FileIO)))
+    if any(not f.closed and id(f) not in std for f in files):
         return
+    del objects
     import atexit
     import contextlib
 

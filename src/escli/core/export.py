@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -624,7 +624,7 @@ class Exporter:
             return True
         return False
 
-    async def _plan(self, scroll: bool) -> None:
+    async def _plan(self, scroll: bool, seq_nos: list[int] | None) -> None:
         req = self.req
         if scroll:
             n = req.slices or 1
@@ -640,7 +640,8 @@ class Exporter:
             self.cp.units = sorted_units(n)
             self.cp.readers = [ReaderState() for _ in range(n)]
             return
-        seq_nos = await shard_seq_nos(self.es, req.index)
+        if seq_nos is None:
+            seq_nos = await shard_seq_nos(self.es, req.index)
         self.cp.shards = len(seq_nos)
         # --since with --partition: runs of one partition follow each other for months while the index grows, so
         # the grid must not move with the index's size (grid()); otherwise a document could change partition
@@ -662,25 +663,43 @@ class Exporter:
     async def run(self) -> ExportResult:
         started = time.monotonic()
         resuming = self.cp.started
-        self.order = page_order(await self.es.product())
+        try:
+            await self._prepare(resuming)
+        except BaseException:
+            if self.pit is not None:  # a bad --since field, an unreadable mapping...: no PIT left open
+                await self.pit.close()
+            raise
+        return await self._read(started, resuming)
+
+    async def _prepare(self, resuming: bool) -> None:
+        """The run's setup requests, those that do not need each other's answers sent together (an incremental
+        run is mostly setup: bench since-changed): the product, the PIT and --since's mapping; then the mark and
+        the shards' _seq_no."""
+        since = self.req.since
+        want_types = since is not None and not since.taken
+        product, scroll, types = await _together(self.es.product(), self._start(),
+                                                 self.es.mapping(self.req.index) if want_types else None)
+        self.order = page_order(product)
         if self.order is not ELASTICSEARCH_ORDER:
             # no `_shard_doc` here (OpenSearch): one stream per slice in the product's own stable order
             self.sorted = True
         if self.sorted:
             self.sort = [*self.req.user_sort(), *self.order.sort]
-        scroll = await self._start()
         if resuming and scroll:
             raise UsageError(f"--checkpoint {self.cp.path}: a scroll export cannot be resumed; start it again")
         self.cp.method = "scroll" if scroll else "pit"
         self.result.method = self.cp.method
-        if self.req.since is not None:
-            await self._since()
+        planned = not resuming and not scroll and not self.sorted
+        _, seq_nos = await _together(self._since(types) if since is not None else None,
+                                     shard_seq_nos(self.es, self.req.index) if planned else None)
         if not resuming:
-            if self.req.since is not None and self.req.since.nothing_new:
+            if since is not None and since.nothing_new:
                 self.cp.units, self.cp.readers = [], [ReaderState()]  # one reader with nothing to read: 0 documents
             else:
-                await self._plan(scroll)
+                await self._plan(scroll, seq_nos)
             self.cp.written = 0
+
+    async def _read(self, started: float, resuming: bool) -> ExportResult:
         if self.pit is not None:
             self.cp.pit_id = self.pit.id
             self.cp.generation = self.pit.generation
@@ -695,7 +714,7 @@ class Exporter:
         self.cp.status = "running"
         self.cp.save()
         queue: asyncio.Queue[Item] = asyncio.Queue(maxsize=max(2, total + 1))
-        readers = [asyncio.create_task(self._reader(n, queue, scroll)) for n in range(total)]
+        readers = [asyncio.create_task(self._reader(n, queue, self.cp.method == "scroll")) for n in range(total)]
         live = total
         try:
             while live:
@@ -734,7 +753,7 @@ class Exporter:
             self.result.seconds = time.monotonic() - started
         return self.result
 
-    async def _since(self) -> None:
+    async def _since(self, types: Mapping[str, Any] | None) -> None:
         """--since: take the mark inside our PIT (the documents the export will read), unless the checkpoint of a
         resumed run already holds the window; then every unit's query carries last_mark < FIELD <= mark."""
         since = self.req.since
@@ -743,7 +762,7 @@ class Exporter:
         if not since.taken:
             from escli.core.columns import mapped_types
 
-            since.resolve(mapped_types(await self.es.mapping(self.req.index)))
+            since.resolve(mapped_types(types if types is not None else await self.es.mapping(self.req.index)))
             body = since.mark_body(self.query, seq_span=not self.sorted)
             if self.pit is not None:
                 body["pit"] = {"id": self.pit.id, "keep_alive": self.pit.keep_alive}
@@ -799,6 +818,26 @@ class Exporter:
                 self.saved_at = now
         if enc.rows:
             self.on_progress(enc.rows)
+
+
+async def _together(*steps: Awaitable[Any] | None) -> list[Any]:
+    """Await the steps at once (None: a step not needed, None back) and every one to its end: the first failure in
+    argument order is raised once none is still running (a step left running could open a PIT nobody closes)."""
+    tasks = [None if s is None else asyncio.ensure_future(s) for s in steps]
+    live = [t for t in tasks if t is not None]
+    try:
+        if live:
+            await asyncio.wait(live)
+    except BaseException:
+        for t in live:
+            t.cancel()
+        await asyncio.gather(*live, return_exceptions=True)
+        raise
+    for t in live:
+        exc = t.exception()
+        if exc is not None:
+            raise exc
+    return [None if t is None else t.result() for t in tasks]
 
 
 def _describe(exc: BaseException) -> str:

@@ -15,8 +15,9 @@ Schema choices (docs/ARCHITECTURE.md has the reasons):
     goes to --errors (exit 1), the same contract as elasticsearch-hadoop's `es.read.field.as.array.include`.
 
 How it is written: a page is converted (in the encoder's worker processes, like CSV; decoded into typed rows,
-`row_type`, or as dicts by the general path) into one Arrow IPC message plus its error lines, framed; the frames are appended to the reader's part file exactly like NDJSON
-bytes, so cutting a part back to a mark (a unit read again, --resume) works unchanged. When the export succeeds,
+`row_type`, or as dicts by the general path) into one Arrow IPC message plus its error lines, framed; the frames
+are appended to the reader's part file exactly like NDJSON bytes, so cutting a part back to a mark (a unit read
+again, --resume) works unchanged. When the export succeeds,
 each part's frames are read in order and written as Parquet row groups of ROW_GROUP rows (zstd), one file per part
 (--out-dir) or all parts into one file (--out). Memory stays at about one row group.
 """
