@@ -20,6 +20,7 @@ from escli.core.search import cache_identity, search_with_cache
 from escli.es.connect import open_es
 from escli.settings import resolve
 from tests.conftest import ES_URL, Result
+from tests.support.fault_proxy import FaultProxy
 
 Cli = Callable[..., Result]
 
@@ -215,3 +216,16 @@ def test_a_hit_in_a_fresh_process_imports_no_client(escli_proc: Callable[..., An
     assert imported and not {m for m in imported if m.split(".")[0] in ("elasticsearch", "elastic_transport",
                                                                         "aiohttp")}
     assert ES_URL  # the engine served the first search; the second one never reached it
+
+
+def test_a_csv_hit_asks_the_cluster_nothing(cli: Cli, sample_index: str) -> None:
+    """CSV of hits takes its columns from the mapping; a hit finds them cached beside the answer."""
+    with FaultProxy(ES_URL, lifetime=120) as proxy:
+        args = ("--url", proxy.url, "search", sample_index, "toaster", "-n", "3", "-o", "csv")
+        first = cli(*args)
+        assert first.code == 0, first.stderr
+        asked = proxy.forwarded
+        second = cli(*args)
+        assert second.code == 0, second.stderr
+        assert proxy.forwarded == asked, [(r.method, r.target) for r in proxy.requests]  # nothing went out again
+        assert second.out == first.out and second.out.splitlines()[0].startswith("_id,_score,")

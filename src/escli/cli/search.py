@@ -6,6 +6,7 @@ on a miss, and the cache write happens after the result is written.
 
 # No `from __future__ import annotations` here: Typer would then evaluate ~30 string annotations (compiling each)
 # on every run; real annotation objects cost nothing. Names imported for type checking only are quoted.
+import contextlib
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from escli.settings import Settings
 
 TABLE_DEFAULT_COLUMNS = 6
+CSV_COLUMNS = ":csv-columns"  # the cache key of a CSV search's columns: the answer's key plus this
 
 
 def register(app: typer.Typer) -> None:
@@ -387,7 +389,7 @@ def run_search(
         if outcome is None:
             outcome = run_async(_ask_elasticsearch(app, settings, cache, built, ttl, force, product))
         _report_cache(app, outcome)
-        write_result(app, fmt, built, outcome, _csv_columns(app, settings, built, fmt, columns, outcome))
+        write_result(app, fmt, built, outcome, _csv_columns(app, settings, cache, built, fmt, columns, outcome, ttl))
         if outcome.status == "miss":
             store(cache, outcome, ttl)
     finally:
@@ -434,16 +436,29 @@ async def _ask_elasticsearch(
         return outcome
 
 
-def _csv_columns(app: "AppContext", settings: "Settings", built: "BuiltSearch", fmt: Any,
-                 chosen: list[str] | None, outcome: "SearchOutcome") -> list[str] | None:
+def _csv_columns(app: "AppContext", settings: "Settings", cache: "Cache", built: "BuiltSearch", fmt: Any,
+                 chosen: list[str] | None, outcome: "SearchOutcome", ttl: float) -> list[str] | None:
     """The fields after _id and _score: --fields, else for CSV of hits the index mapping's (as export chooses
     them), so that every search on an index has one header and CSV files of several searches append. What the
-    request itself narrows (--source, --stored-fields) keeps its columns: those are the same for that request."""
+    request itself narrows (--source, --stored-fields) keeps its columns: those are the same for that request.
+    The mapping's columns are cached beside the answer (same key plus a suffix, same index, as long as it lives),
+    so a hit asks the cluster nothing."""
     from escli.output.formats import Format
 
     if (chosen is not None or fmt is not Format.CSV or outcome.response.get("aggregations")
             or "_source" in built.body or "stored_fields" in built.body or "stored_fields" in built.params):
         return chosen
+    import time
+
+    import orjson
+
+    key = f"{outcome.key}{CSV_COLUMNS}" if outcome.key and outcome.status != "bypass" else None
+    entry = cache.get(key) if key is not None and outcome.cache_hit else None
+    if entry is not None:
+        with contextlib.suppress(orjson.JSONDecodeError, AttributeError):
+            cached = orjson.loads(entry.value).get("columns")  # an object: every cache level holds JSON objects
+            if isinstance(cached, list) and all(isinstance(c, str) for c in cached):
+                return cached
     from escli.cli.export import choose_columns
     from escli.es.connect import open_es
 
@@ -451,7 +466,12 @@ def _csv_columns(app: "AppContext", settings: "Settings", built: "BuiltSearch", 
         async with open_es(settings, on_warning=app.messages.server_warning) as es:
             return await es.mapping(built.index)
 
-    return choose_columns(run_async(read()), None)
+    columns = choose_columns(run_async(read()), None)
+    if key is not None:
+        left = outcome.expires_at - time.time() if outcome.cache_hit and outcome.expires_at else ttl
+        if left > 0:
+            cache.set(key, orjson.dumps({"columns": columns}), left, outcome.index or built.index)
+    return columns
 
 
 def _describe(app: "AppContext", settings: "Settings", built: "BuiltSearch") -> None:
