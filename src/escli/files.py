@@ -7,10 +7,18 @@ the Prometheus textfile is the one 0644 file (node_exporter, another user, reads
 from __future__ import annotations
 
 import os
-import secrets
 from pathlib import Path
 
 PRIVATE = 0o600
+
+
+def require_parent(option: str, path: Path) -> None:
+    """One line naming the option when a file to be written has no directory to go in (exit 2), checked before
+    anything is asked of the cluster."""
+    if not path.parent.is_dir():
+        from escli.errors import UsageError
+
+        raise UsageError(f"{option} {path}: directory {path.parent} does not exist")
 
 
 def write_private(path: Path, data: bytes, *, mode: int = PRIVATE, fsync: bool = False) -> None:
@@ -18,7 +26,7 @@ def write_private(path: Path, data: bytes, *, mode: int = PRIVATE, fsync: bool =
     earlier file's wider mode is inherited), optionally fsync'd, then renamed over `path`. Readers see the old
     file or the new one. The temporary name starts with a dot (collectors and globs skip it) and is removed if
     anything fails; the error is raised."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         with os.fdopen(fd, "wb") as fh:

@@ -248,10 +248,15 @@ def test_errors_are_one_line_with_exit_codes(cli: Callable[..., Any], sample_ind
     r = cli("export", sample_index, "--out", str(tmp_path / "x.ndjson"), "--checkpoint", str(tmp_path / "cp.json"),
             "--resume")
     assert r.code == 2 and "nothing to resume" in r.stderr
+    for option in ("--out", "--checkpoint"):  # refused before anything is asked (it used to leave a PIT open)
+        args = {"--out": str(tmp_path / "x.ndjson"), option: str(tmp_path / "missing" / "f.json")}
+        r = cli("-v", "export", sample_index, *[x for kv in args.items() for x in kv])
+        assert r.code == 2 and f"{option} {tmp_path / 'missing' / 'f.json'}: directory" in r.stderr, r.stderr
+        assert "point in time" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
     r = cli("export", sample_index, "--query", "name:(unclosed AND")
     assert r.code == 4 and "Traceback" not in r.stderr
     r = cli("--url", "http://127.0.0.1:9", "--max-retries", "0", "--timeout", "2", "export", sample_index)
-    assert r.code == 3 and "cluster unreachable" in r.stderr
+    assert r.code == 3 and "cluster unreachable" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not list(tmp_path.glob(".*escli-partial"))
 
 

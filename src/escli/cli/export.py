@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from escli.cli.common import app_context, global_options, run_async
+from escli.files import require_parent
 
 if TYPE_CHECKING:
     from escli.core.export import Checkpoint, ExportRequest
@@ -182,16 +183,15 @@ def export_command(
                          "checkpoint)")
     if out is not None and out.is_dir():
         raise UsageError(f"--out {out}: is a directory")
-    if out is not None and not out.parent.exists():
-        raise UsageError(f"--out {out}: directory {out.parent} does not exist")
+    for option, path in (("--out", out), ("--checkpoint", checkpoint), ("--errors", errors)):
+        if path is not None:
+            require_parent(option, path)
     if gzip and out_dir is None:
         raise UsageError("--gzip is for --out-dir; with --out, name the file .gz")
     parts = parse_partition(partition)
     fmt = _format_for(format, app.options.get("output"), out)
     if fmt == "parquet":
         _check_parquet(out, out_dir, gzip)
-    if errors is not None and not errors.parent.exists():
-        raise UsageError(f"--errors {errors}: directory {errors.parent} does not exist")
     since_spec = _since_options(since, state, since_value, lag, max_docs)
     if out_dir is not None:
         _check_out_dir(out_dir, fmt, force, resume)
@@ -289,8 +289,7 @@ def _check_out_dir(out_dir: Path, fmt: str, force: bool, resume: bool) -> None:
         raise UsageError("--out-dir with --format json: a JSON array does not split into parts; use ndjson")
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"--out-dir {out_dir}: not a directory")
-    if not out_dir.parent.exists():
-        raise UsageError(f"--out-dir {out_dir}: directory {out_dir.parent} does not exist")
+    require_parent("--out-dir", out_dir)
     if (out_dir / MANIFEST).exists() and not resume:
         if not force:
             raise UsageError(f"--out-dir {out_dir}: holds a finished export ({MANIFEST}); --force replaces it")

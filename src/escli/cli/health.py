@@ -174,8 +174,10 @@ def _run(app: Any, fmt: str, wait_for_status: str | None, timeout: str | None, a
         raise UsageError(f"{thresholds.probe_rules()[0]}: a probe threshold needs --probe or --probe-file")
     if index is not None and not index.strip():
         raise UsageError("--index: give an index name or pattern")
-    if prometheus_file is not None and not prometheus_file.parent.is_dir():
-        raise UsageError(f"--prometheus-file {prometheus_file}: directory {prometheus_file.parent} does not exist")
+    if prometheus_file is not None:
+        from escli.files import require_parent
+
+        require_parent("--prometheus-file", prometheus_file)
 
     targets = _targets(app, all_clusters)
     if curl:

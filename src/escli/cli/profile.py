@@ -307,11 +307,11 @@ def _parse_workers(text: str) -> int:
 
 
 def _check_dirs(*paths: Path | None) -> None:
-    from escli.errors import UsageError
+    from escli.files import require_parent
 
     for opt, path in zip(("--save", "--prometheus-file", "--report"), paths, strict=True):
-        if path is not None and not path.parent.is_dir():
-            raise UsageError(f"{opt} {path}: directory {path.parent} does not exist")
+        if path is not None:
+            require_parent(opt, path)
 
 
 def _merge_command(app: Any, files: list[str], fmt: str, percentiles: str, fail_if: list[str], save: Path | None,

@@ -665,11 +665,11 @@ class Exporter:
         resuming = self.cp.started
         try:
             await self._prepare(resuming)
+            return await self._read(started, resuming)
         except BaseException:
-            if self.pit is not None:  # a bad --since field, an unreadable mapping...: no PIT left open
-                await self.pit.close()
+            if self.pit is not None:  # a bad --since field, a checkpoint that cannot be saved...: no PIT left
+                await self.pit.close()  # open (a no-op when the reading loop's own `finally` closed it)
             raise
-        return await self._read(started, resuming)
 
     async def _prepare(self, resuming: bool) -> None:
         """The run's setup requests, those that do not need each other's answers sent together (an incremental
@@ -833,10 +833,9 @@ async def _together(*steps: Awaitable[Any] | None) -> list[Any]:
             t.cancel()
         await asyncio.gather(*live, return_exceptions=True)
         raise
-    for t in live:
-        exc = t.exception()
-        if exc is not None:
-            raise exc
+    failures = [exc for exc in (t.exception() for t in live) if exc is not None]  # each one read: none is
+    if failures:  # logged later as "never retrieved"
+        raise failures[0]
     return [None if t is None else t.result() for t in tasks]
 
 
