@@ -379,6 +379,28 @@ def test_closed_stdout_is_quiet(isolated_env: dict[str, str], es: httpx.Client, 
         assert_released(es, log.stderr)
 
 
+@pytest.mark.parametrize("fmt", ["ndjson", "parquet"])
+def test_a_file_that_cannot_be_written_is_named_and_nothing_is_kept(isolated_env: dict[str, str], es: httpx.Client,
+                                                                     sample_index: str, tmp_path: Path,
+                                                                     fmt: str) -> None:
+    """A write that fails half-way (here a file size limit: EFBIG, as a full disk gives ENOSPC) is one line that
+    names the output and how far the run got; the partial file is removed and the PIT closed."""
+    out = tmp_path / f"x.{fmt}"
+    runs = [(f"--out '{out}'", f"--out {out}: file too large after ")]
+    if fmt == "ndjson":  # parquet is written to a file only
+        runs.append((f"> '{tmp_path / 'stdout.ndjson'}'", "stdout: file too large after "))
+    for target, shown in runs:
+        proc = subprocess.run(f"ulimit -f 256; exec '{EXE}' -v export {sample_index} --format {fmt} {target}",
+                              shell=True, executable="/bin/bash", capture_output=True, env=isolated_env,
+                              timeout=120, check=False)
+        errors = [line for line in proc.stderr.decode().splitlines() if line.startswith("escli: error")]
+        assert proc.returncode == 1 and len(errors) == 1 and shown in errors[0], proc.stderr
+        assert "Traceback" not in proc.stderr.decode()
+        assert ("what came out is incomplete" if target.startswith(">") else "nothing was kept") in errors[0]
+        assert_released(es, proc.stderr)
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["stdout.ndjson"] if fmt == "ndjson" else [])
+
+
 def test_progress_stays_off_when_stderr_is_not_a_terminal(escli_proc: Callable[..., Any],
                                                           sample_index: str) -> None:
     p = escli_proc("export", sample_index, "--max-docs", "3000", "--page-size", "100")

@@ -425,6 +425,8 @@ def _run(app: Any, req: ExportRequest, cp: Checkpoint, fmt: str, out: Path | Non
                     msgs.error(f"stopped by {signal.Signals(signum).name} after {cp.written} documents")
                 raise SystemExit(128 + signum) from None
             raise KeyboardInterrupt from None
+        if isinstance(exc, OSError) and not isinstance(exc, BrokenPipeError | ConnectionError):
+            raise _write_failure(exc, out, out_dir, cp, keep) from exc
         raise
     finally:
         if state_["encoder"] is not None:
@@ -442,6 +444,20 @@ def _run(app: Any, req: ExportRequest, cp: Checkpoint, fmt: str, out: Path | Non
               f"{result.method}{extra}){since_note}")
     if state_.get("bad"):
         _bad_values(state_["bad"], errors)
+
+
+def _write_failure(exc: OSError, out: Path | None, out_dir: Path | None, cp: Checkpoint, kept: bool) -> Exception:
+    """A file that could not be written (a full disk, a read-only or vanished directory): one line naming the
+    output, how far the run got and what is left of it, instead of a bare `OSError: [Errno 28] ...`."""
+    from escli.errors import PartialFailure
+
+    where = f"--out {out}" if out else f"--out-dir {out_dir}" if out_dir else "stdout"
+    what = (exc.strerror or str(exc)).lower()
+    if exc.filename:
+        what += f" ({exc.filename})"
+    left = (f"checkpoint saved to {cp.path}: run the same command with --resume once it can be written" if kept
+            else "nothing was kept" if out or out_dir else "what came out is incomplete")
+    return PartialFailure(f"{where}: {what} after {cp.written} documents; {left}")
 
 
 def _record_since(result: Any, state: Path | None, req: ExportRequest, cp: Checkpoint, version: str) -> str:
