@@ -187,7 +187,6 @@ def _exit_now(code: int) -> None:
     files = itertools.compress(objects, map(operator.is_, map(type, objects), itertools.repeat(io.FileIO)))
     if any(not f.closed and id(f) not in std for f in files):
         return
-    del objects
     import atexit
     import contextlib
 

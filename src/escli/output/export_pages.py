@@ -149,7 +149,7 @@ def typed_parquet(raw: bytes, spec: PageSpec, skip: set[str] | None = None, want
     if kept is None:
         return None
     ids = [h.id for h in kept.hits]
-    data = parquet.encode_rows(ids, [h.source for h in kept.hits], spec.schema)
+    data = parquet.encode_rows(node, ids, [h.source for h in kept.hits], spec.schema)
     return Encoded(data, kept.in_answer, len(ids), kept.last_sort, ids if want_ids else None, kept.context_id, None)
 
 

@@ -25,6 +25,7 @@ each part's frames are read in order and written as Parquet row groups of ROW_GR
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import os
 import struct
@@ -318,7 +319,7 @@ def row_type(columns: tuple[Column, ...]) -> _Node | None:
         if parts[-1] in node:
             return None
         node[parts[-1]] = (name, Any if kind == "json" else _list_or_item(_ITEM[kind]) if is_list else _LEAF[kind])
-    count = iter(range(1 << 30))
+    count = itertools.count()
 
     def build(node: dict[str, Any]) -> _Node:
         specs, fields = [], []
@@ -340,33 +341,30 @@ def _list_or_item(item: Any) -> Any:
     return list[item | None] | item  # type: ignore[valid-type]
 
 
-def _spread(rows: Sequence[Any], node: _Node, n: int, cells: dict[str, Sequence[Any]]) -> None:
+def _spread(rows: Sequence[Any], node: _Node, cells: dict[str, Sequence[Any]]) -> None:
     from msgspec.structs import astuple
 
     empty = node.empty
-    columns = list(zip(*[empty if r is None else astuple(r) for r in rows], strict=True)) if n else \
+    columns = list(zip(*[empty if r is None else astuple(r) for r in rows], strict=True)) if rows else \
         [()] * len(node.fields)
     for (_, target), values in zip(node.fields, columns, strict=True):
         if isinstance(target, str):
             cells[target] = values
         else:
-            _spread(values, target, n, cells)
+            _spread(values, target, cells)
 
 
-def encode_rows(ids: Sequence[str], sources: Sequence[Any], columns: Sequence[Column]) -> bytes:
-    """One page as a spool frame from rows decoded with `row_type(columns)` (a missing `_source` is None)."""
-    node = row_type(tuple(columns))
-    assert node is not None
+def encode_rows(node: _Node, ids: Sequence[str], sources: Sequence[Any], columns: Sequence[Column]) -> bytes:
+    """One page as a spool frame from rows decoded with `node` (`row_type(columns)`; a missing `_source` is None)."""
     cells: dict[str, Sequence[Any]] = {}
-    _spread(sources, node, len(ids), cells)
+    _spread(sources, node, cells)
     return _encode_cells(ids, cells, columns)
 
 
-def page_missed(missed: bool) -> bool:
-    """Count a page the typed decoder refused (or one it took); True while it is still worth trying."""
+def page_missed(missed: bool) -> None:
+    """Count a page the typed decoder refused (or reset the count on one it took)."""
     global _misses
     _misses = _misses + 1 if missed else 0
-    return _misses < MISSES
 
 
 def typed_pages() -> bool:
