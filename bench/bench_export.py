@@ -16,7 +16,10 @@ Contenders (each a separate process, rounds interleaved: round 1 runs every cont
   escli-proxy-N       escli export --slices 8 through a fault proxy that answers 429 above --proxy-limit (2)
                       requests in flight (tests/support/fault_proxy.py): refused share, PIT opens, exactness
   escli-throttle      escli export --throttle 1 (half the pace, by design)
-  escli-parquet       escli export INDEX --out FILE.parquet --array-fields tags
+  escli-parquet       escli export INDEX --out FILE.parquet --array-fields tags; with escli-ndjson beside it, the
+                      budget line: the CPU the cores leave a Parquet run at 0.8x NDJSON's speed to convert and
+                      write, against escli's and DuckDB's (DuckDB turning escli-ndjson's output into zstd
+                      Parquet, untimed, after each of its rounds)
   escli-since-changed escli export --since updated_at --state FILE after the bench wrote 1% of the documents (a bulk
                       update setting updated_at, refreshed, merges settled, before the timed run): the incremental
                       run of issue 23; its time and engine CPU are compared with escli-ndjson's whole export
@@ -42,7 +45,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -268,6 +273,51 @@ def count_docs(outs: list[Path], fmt: str) -> int:
             else:
                 total += count_csv_rows(f) if fmt == "csv" else count_lines(f)
     return total
+
+
+DUCKDB_CONVERT = """
+import json, sys, duckdb
+columns = ", ".join(f"'{k}': '{v}'" for k, v in json.loads(sys.argv[3]).items())
+duckdb.sql(f"COPY (SELECT * FROM read_ndjson('{sys.argv[1]}', columns={{{columns}}})) TO '{sys.argv[2]}' "
+           "(FORMAT parquet, COMPRESSION zstd)")
+"""
+DUCKDB_TYPES = {"keyword": "VARCHAR", "text": "VARCHAR", "ip": "VARCHAR", "long": "BIGINT", "integer": "BIGINT",
+                "short": "BIGINT", "byte": "BIGINT", "double": "DOUBLE", "float": "DOUBLE", "half_float": "DOUBLE",
+                "scaled_float": "DOUBLE", "boolean": "BOOLEAN", "date": "TIMESTAMPTZ", "date_nanos": "TIMESTAMPTZ"}
+
+
+def duckdb_columns(properties: dict[str, Any], lists: tuple[str, ...] = ("tags",)) -> dict[str, str]:
+    """The mapping as DuckDB column types (objects as structs, --array-fields as lists): the typed columns escli's
+    Parquet has, so DuckDB neither guesses from a sample nor reads the file twice to infer them."""
+    out: dict[str, str] = {}
+    for name, spec in properties.items():
+        if "properties" in spec:
+            inner = duckdb_columns(spec["properties"], ())
+            out[name] = "STRUCT(" + ", ".join(f'"{k}" {v}' for k, v in inner.items()) + ")"
+        elif spec.get("type") in DUCKDB_TYPES:
+            out[name] = DUCKDB_TYPES[spec["type"]] + ("[]" if name in lists else "")
+    return out
+
+
+def duckdb_convert_cpu(url: str, index: str, ndjson: Path) -> float:
+    """CPU seconds (all its threads) DuckDB takes to turn an export's NDJSON into zstd Parquet with the mapping's
+    types: the cost of the fastest converter measured here, for the Parquet budget line (untimed, the NDJSON
+    already on disk)."""
+    import httpx
+
+    mapping = httpx.get(f"{url}/{index}/_mapping", timeout=60).json()
+    columns = duckdb_columns(next(iter(mapping.values()))["mappings"]["properties"])
+    out = ndjson.with_suffix(".duckdb.parquet")
+    before = child_cpu()
+    subprocess.run([sys.executable, "-c", DUCKDB_CONVERT, str(ndjson), str(out), json.dumps(columns)],
+                   check=True)
+    out.unlink(missing_ok=True)
+    return child_cpu() - before
+
+
+def child_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def since_cutoff(url: str, index: str) -> tuple[str, int]:
@@ -505,6 +555,8 @@ def main() -> int:
                     print(f"      through the proxy: {proxy.refused} of {sent} requests refused "
                           f"({100.0 * proxy.refused / max(sent, 1):.1f}%), PIT opened {opens}x, "
                           f"most in flight {proxy.max_in_flight}, every document exactly once: {ok}", flush=True)
+                if name == "escli-ndjson" and "escli-parquet" in runs and ok:
+                    rows[name][-1]["duckdb"] = duckdb_convert_cpu(args.url, args.index, outs[0]) * per_m
                 for o in outs:
                     if o.is_dir():
                         shutil.rmtree(o, ignore_errors=True)
@@ -513,7 +565,7 @@ def main() -> int:
         proxy.__exit__(None, None, None)
         shutil.rmtree(tmp, ignore_errors=True)
 
-    med = {name: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for name, rs in rows.items() if rs}
+    med = {name: {k: statistics.median(r[k] for r in rs if k in r) for k in rs[0]} for name, rs in rows.items() if rs}
     print(f"\nmedian of {args.rounds} round(s):")
     print(f"  {'contender':20s} {'docs/s':>10s} {'engine CPU s/1M':>16s} {'client CPU s/1M':>16s} "
           f"{'peak RSS MB':>12s} {'tree RSS MB':>12s}")
@@ -542,6 +594,15 @@ def main() -> int:
     if proxied in med:
         print(f"  {proxied}: {med[proxied].get('refused', 0):.1f}% of requests refused (target <= 3%)")
     print(f"  parquet vs ndjson {ratio('escli-parquet', 'escli-ndjson')} (>= 0.8x)")
+    if "escli-parquet" in med and "duckdb" in med.get("escli-ndjson", {}):
+        # At 0.8x the Parquet run may last 1.25x the NDJSON run: the cores give it that much CPU, of which the
+        # engine and the part NDJSON also does (requests, pages) take what they took in the NDJSON run.
+        nd, pq_ = med["escli-ndjson"], med["escli-parquet"]
+        cpus = os.cpu_count() or 1
+        budget = cpus * 1.25 * nd["seconds"] * 1e6 / count - nd["engine"] - nd["cpu"]
+        print(f"  parquet budget at 0.8x: {cpus} CPUs x 1.25 x the NDJSON time leave {budget:.1f} CPU s per 1M docs "
+              f"to convert and write; escli's Parquet takes {pq_['cpu'] - nd['cpu']:.1f} more than NDJSON; DuckDB "
+              f"turning the NDJSON into zstd Parquet alone takes {nd['duckdb']:.1f}")
     if "escli-before-parquet" in med:
         print(f"  parquet vs parquet at {args.before} {ratio('escli-parquet', 'escli-before-parquet')}")
     for name, label, n in (("escli-since-changed", "since-changed", expect.get("escli-since-changed", 0)),

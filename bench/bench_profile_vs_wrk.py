@@ -9,6 +9,11 @@ latency percentiles) and the load generator's own CPU per request (wrk and escli
 from process_time). Figures are medians over rounds, with the min-max spread of req/s. Targets (issue 10):
 escli throughput >= 0.9x wrk's; p50 and p90 within 15% of wrk's. wrk is Debian's package: installed here when
 missing (as root). This is a benchmark, not a test.
+
+Then the --workers row (issue 24), against nginx answering one canned search answer: escli profile -j 16 with 1
+and 2 workers, wrk -t2, and bench/minimal_client.py in 1 and 2 processes (the least a Python client can do per
+request); it prints the ceiling the cores allow 2 workers (the server shares them) and what a second process
+costs per request, for escli and for the minimal client.
 """
 
 from __future__ import annotations
@@ -207,16 +212,32 @@ def main() -> int:
     return 0
 
 
+def run_minimal(url: str, index: str, conc: int, seconds: float, tmp: Path, processes: int) -> dict[str, float]:
+    """bench/minimal_client.py: the least per request a Python client can do, in 1 or 2 processes."""
+    body = tmp / "minimal-body.json"
+    body.write_bytes(orjson.dumps(BODY))
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "minimal_client.py"), f"{url}/{index}/_search",
+                          str(body), str(conc), f"{seconds:g}", str(processes)],
+                         capture_output=True, check=True).stdout
+    doc = orjson.loads(out)
+    nan = float("nan")
+    return {"rps": doc["rps"], "p50": nan, "p90": nan, "p99": nan, "cpu_us": doc["cpu_us"]}
+
+
 def workers_row(wrk: str, nginx: str, tmp: Path, qfile: Path, lua: Path, index: str, seconds: float,
                 rounds: int) -> None:
-    """escli profile -j 16 with 1 and 2 workers against nginx's canned answer, rounds interleaved, wrk beside."""
+    """escli profile -j 16 with 1 and 2 workers against nginx's canned answer, rounds interleaved, wrk beside, and
+    the minimal client in 1 and 2 processes: what a second process costs per request on this machine."""
     server, url = start_nginx(nginx, tmp)
     try:
-        runs: dict[str, list[dict[str, float]]] = {"wrk -t2": [], "escli 1 worker": [], "escli 2 workers": []}
+        runs: dict[str, list[dict[str, float]]] = {"wrk -t2": [], "escli 1 worker": [], "escli 2 workers": [],
+                                                   "minimal 1 proc": [], "minimal 2 procs": []}
         for _ in range(rounds):
             runs["escli 1 worker"].append(run_escli(url, index, 16, seconds, qfile, workers=1))
             runs["escli 2 workers"].append(run_escli(url, index, 16, seconds, qfile, workers=2))
             runs["wrk -t2"].append(run_wrk(wrk, url, index, 16, seconds, lua, threads=2, server=server))
+            runs["minimal 1 proc"].append(run_minimal(url, index, 16, seconds, tmp, 1))
+            runs["minimal 2 procs"].append(run_minimal(url, index, 16, seconds, tmp, 2))
     finally:
         server.terminate()
         server.wait()
@@ -225,16 +246,21 @@ def workers_row(wrk: str, nginx: str, tmp: Path, qfile: Path, lua: Path, index: 
     print(f"  {'contender':<16} {'req/s':>8} {'(spread)':>15} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/req':>10}")
     for name, m in med.items():
         print(f"  {name:<16} {m['rps']:>8,.0f} {m['spread']:>15} {m['p50']:>8.2f} {m['p99']:>8.2f} "
-              f"{m['cpu_us']:>10.0f}")
+              f"{m['cpu_us']:>10.1f}")
     one, two = med["escli 1 worker"], med["escli 2 workers"]
     print(f"  2 workers / 1 worker: throughput {two['rps'] / one['rps']:.2f}x (target >= 1.4x); "
           f"escli 2 workers / wrk: {two['rps'] / med['wrk -t2']['rps']:.2f}x")
     # One worker keeps one core busy; two share the machine with the server. With c the client's CPU per request
     # and n the server's (measured during the wrk runs, which send the same requests), the cores give 2 workers
-    # at most min(2, cpus * c / (c + n)) times one worker's throughput.
+    # at most min(2, cpus * c / (c + n)) times one worker's throughput, if a second process cost nothing per
+    # request. What it does cost: k, the CPU per request of 2 processes over 1's, for escli and the minimal client.
     c, n, cpus = one["cpu_us"], med["wrk -t2"]["server_us"], os.cpu_count() or 1
+    k = two["cpu_us"] / c
+    k_min = med["minimal 2 procs"]["cpu_us"] / med["minimal 1 proc"]["cpu_us"]
     print(f"  nginx CPU per request {n:.1f} us, escli {c:.1f} us: {cpus} CPUs shared with the server allow 2 workers "
-          f"at most {min(2.0, cpus * c / (c + n)):.2f}x one worker")
+          f"at most {min(2.0, cpus * c / (c + n)):.2f}x one worker at no cost per request, "
+          f"{min(2.0, cpus * c / (k * c + n)):.2f}x at escli's measured cost (CPU/request x{k:.2f}; "
+          f"the minimal client's x{k_min:.2f})")
 
 
 if __name__ == "__main__":
