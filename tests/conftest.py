@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import os
+import ssl
 import subprocess
 import sys
 import uuid
@@ -101,7 +102,7 @@ def secure_engine() -> Iterator[tuple[httpx.Client, str, Path]]:
     password = (SECURE_DIR / "elastic-password").read_text().strip() if (SECURE_DIR / "elastic-password").exists() \
         else pytest.fail(f"no secured engine in {SECURE_DIR}; make test starts it", pytrace=False)
     ca = SECURE_DIR / "tls" / "ca.crt"
-    client = _reachable(SECURE_URL, auth=("elastic", password), verify=str(ca))
+    client = _reachable(SECURE_URL, auth=("elastic", password), verify=ssl.create_default_context(cafile=str(ca)))
     yield client, password, ca
     client.close()
 
