@@ -287,32 +287,38 @@ print(s.ru_utime + s.ru_stime - r.ru_utime - r.ru_stime)
 """
 # What the check reads back: the rows, and how many have an id in their source (none if the columns missed).
 DUCKDB_CHECK = "select count(*), count(id) from '{}'"
-DUCKDB_TYPES = {"keyword": "VARCHAR", "text": "VARCHAR", "ip": "VARCHAR", "long": "BIGINT", "integer": "BIGINT",
-                "short": "BIGINT", "byte": "BIGINT", "double": "DOUBLE", "float": "DOUBLE", "half_float": "DOUBLE",
-                "scaled_float": "DOUBLE", "boolean": "BOOLEAN", "date": "TIMESTAMPTZ", "date_nanos": "TIMESTAMPTZ"}
+# The kinds of escli's Parquet columns (output/parquet.KINDS, from the mapping's types) as DuckDB's types.
+DUCKDB_TYPES = {"string": "VARCHAR", "int64": "BIGINT", "float64": "DOUBLE", "bool": "BOOLEAN",
+                "ts_ms": "TIMESTAMPTZ", "ts_ns": "TIMESTAMPTZ"}
+ARRAY_FIELDS = "tags"  # the Parquet contenders' --array-fields
 
 
-def duckdb_columns(properties: dict[str, Any], lists: tuple[str, ...] = ("tags",)) -> dict[str, str]:
+def duckdb_columns(properties: dict[str, Any], lists: tuple[str, ...] = (ARRAY_FIELDS,)) -> dict[str, str]:
     """The mapping as DuckDB column types (objects as structs, --array-fields as lists): the typed columns escli's
     Parquet has, so DuckDB neither guesses from a sample nor reads the file twice to infer them."""
+    from escli.output.parquet import KINDS
+
     out: dict[str, str] = {}
     for name, spec in properties.items():
         if "properties" in spec:
             inner = duckdb_columns(spec["properties"], ())
             out[name] = "STRUCT(" + ", ".join(f'"{k}" {v}' for k, v in inner.items()) + ")"
-        elif spec.get("type") in DUCKDB_TYPES:
-            out[name] = DUCKDB_TYPES[spec["type"]] + ("[]" if name in lists else "")
+        elif KINDS.get(spec.get("type", "")) in DUCKDB_TYPES:
+            out[name] = DUCKDB_TYPES[KINDS[spec["type"]]] + ("[]" if name in lists else "")
     return out
 
 
-def duckdb_convert_cpu(url: str, index: str, ndjson: Path) -> float:
-    """CPU seconds DuckDB takes to turn an export's NDJSON into zstd Parquet with the mapping's
-    types: the cost of the fastest converter measured here, for the Parquet budget line (untimed, the NDJSON
-    already on disk)."""
+def index_properties(url: str, index: str) -> dict[str, Any]:
     import httpx
 
     mapping = httpx.get(f"{url}/{index}/_mapping", timeout=60).json()
-    columns = duckdb_columns(next(iter(mapping.values()))["mappings"]["properties"])
+    return dict(next(iter(mapping.values()))["mappings"]["properties"])
+
+
+def duckdb_convert_cpu(columns: dict[str, str], ndjson: Path) -> float:
+    """CPU seconds DuckDB takes to turn an export's NDJSON into zstd Parquet with the mapping's types
+    (`duckdb_columns`): the cost of the fastest converter measured here, for the Parquet budget line (untimed,
+    the NDJSON already on disk)."""
     out = ndjson.with_suffix(".duckdb.parquet")
     cpu = float(subprocess.run([sys.executable, "-c", DUCKDB_CONVERT, str(ndjson), str(out), json.dumps(columns)],
                                check=True, capture_output=True).stdout)  # the COPY's own CPU, not the imports'
@@ -456,7 +462,7 @@ def contenders(args: argparse.Namespace, tmp: Path, proxy_url: str | None, cutof
         cmd = ["env", f"PYTHONPATH={old / 'src'}", sys.executable, "-m", "escli", "-q", "--url", args.url, "export",
                args.index]
         out["escli-before"] = ([[*cmd, "--out", str(tmp / "b.ndjson")]], [tmp / "b.ndjson"], "ndjson")
-        out["escli-before-parquet"] = ([[*cmd, "--out", str(tmp / "b.parquet"), "--array-fields", "tags"]],
+        out["escli-before-parquet"] = ([[*cmd, "--out", str(tmp / "b.parquet"), "--array-fields", ARRAY_FIELDS]],
                                        [tmp / "b.parquet"], "parquet")
     out[f"escli-slices-{args.slices}"] = ([[*escli, "--slices", str(args.slices), "--out", str(tmp / "s.ndjson")]],
                                           [tmp / "s.ndjson"], "ndjson")
@@ -466,7 +472,7 @@ def contenders(args: argparse.Namespace, tmp: Path, proxy_url: str | None, cutof
                                                   "ndjson")
     out["escli-throttle"] = ([[*escli, "--throttle", "1", "--out", str(tmp / "t.ndjson")]], [tmp / "t.ndjson"],
                              "ndjson")
-    out["escli-parquet"] = ([[*escli, "--out", str(tmp / "e.parquet"), "--array-fields", "tags"]],
+    out["escli-parquet"] = ([[*escli, "--out", str(tmp / "e.parquet"), "--array-fields", ARRAY_FIELDS]],
                             [tmp / "e.parquet"], "parquet")
     out["escli-since-1pct"] = ([[*escli, "--since", "created_at", "--since-value", cutoff, "--out",
                                  str(tmp / "s.ndjson")]], [tmp / "s.ndjson"], "ndjson")
@@ -521,6 +527,7 @@ def main() -> int:
     cutoff, changed = since_cutoff(args.url, args.index)
     expect = {"escli-since-1pct": changed}
     runs = contenders(args, tmp, proxy.url, cutoff)
+    duck_columns = duckdb_columns(index_properties(args.url, args.index)) if "escli-parquet" in runs else None
     proxied = f"escli-proxy-{args.proxy_limit}"
     print(f"index {args.index}: {count:,} documents; {os.cpu_count()} CPUs shared with the engine; "
           f"{args.rounds} round(s) interleaved, medians shown", flush=True)
@@ -560,8 +567,8 @@ def main() -> int:
                     print(f"      through the proxy: {proxy.refused} of {sent} requests refused "
                           f"({100.0 * proxy.refused / max(sent, 1):.1f}%), PIT opened {opens}x, "
                           f"most in flight {proxy.max_in_flight}, every document exactly once: {ok}", flush=True)
-                if name == "escli-ndjson" and "escli-parquet" in runs and ok:
-                    rows[name][-1]["duckdb"] = duckdb_convert_cpu(args.url, args.index, outs[0]) * per_m
+                if name == "escli-ndjson" and duck_columns and ok:
+                    rows[name][-1]["duckdb"] = duckdb_convert_cpu(duck_columns, outs[0]) * per_m
                 for o in outs:
                     if o.is_dir():
                         shutil.rmtree(o, ignore_errors=True)

@@ -212,10 +212,8 @@ def main() -> int:
     return 0
 
 
-def run_minimal(url: str, index: str, conc: int, seconds: float, tmp: Path, processes: int) -> dict[str, float]:
+def run_minimal(url: str, index: str, conc: int, seconds: float, body: Path, processes: int) -> dict[str, float]:
     """bench/minimal_client.py: the least per request a Python client can do, in 1 or 2 processes."""
-    body = tmp / "minimal-body.json"
-    body.write_bytes(orjson.dumps(BODY))
     out = subprocess.run([sys.executable, str(ROOT / "bench" / "minimal_client.py"), f"{url}/{index}/_search",
                           str(body), str(conc), f"{seconds:g}", str(processes)],
                          capture_output=True, check=True).stdout
@@ -229,6 +227,8 @@ def workers_row(wrk: str, nginx: str, tmp: Path, qfile: Path, lua: Path, index: 
     """escli profile -j 16 with 1 and 2 workers against nginx's canned answer, rounds interleaved, wrk beside, and
     the minimal client in 1 and 2 processes: what a second process costs per request on this machine."""
     server, url = start_nginx(nginx, tmp)
+    body = tmp / "minimal-body.json"
+    body.write_bytes(orjson.dumps(BODY))
     try:
         runs: dict[str, list[dict[str, float]]] = {"wrk -t2": [], "escli 1 worker": [], "escli 2 workers": [],
                                                    "minimal 1 proc": [], "minimal 2 procs": []}
@@ -236,8 +236,8 @@ def workers_row(wrk: str, nginx: str, tmp: Path, qfile: Path, lua: Path, index: 
             runs["escli 1 worker"].append(run_escli(url, index, 16, seconds, qfile, workers=1))
             runs["escli 2 workers"].append(run_escli(url, index, 16, seconds, qfile, workers=2))
             runs["wrk -t2"].append(run_wrk(wrk, url, index, 16, seconds, lua, threads=2, server=server))
-            runs["minimal 1 proc"].append(run_minimal(url, index, 16, seconds, tmp, 1))
-            runs["minimal 2 procs"].append(run_minimal(url, index, 16, seconds, tmp, 2))
+            runs["minimal 1 proc"].append(run_minimal(url, index, 16, seconds, body, 1))
+            runs["minimal 2 procs"].append(run_minimal(url, index, 16, seconds, body, 2))
     finally:
         server.terminate()
         server.wait()
