@@ -21,8 +21,11 @@ from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
-from escli.cli.app import run
-from escli.cli.common import AppContext
+# the shared smoke set's asserts explain themselves like a test module's
+pytest.register_assert_rewrite("tests.support.engine_smoke")
+
+from escli.cli.app import run  # noqa: E402
+from escli.cli.common import AppContext  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 ES_URL = os.environ.get("ESCLI_TEST_URL", "http://127.0.0.1:9200")
