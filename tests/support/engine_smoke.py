@@ -231,6 +231,23 @@ class EngineSmoke:
         finally:
             engine.delete(f"/{name}")
 
+    def test_import_creates_the_index_from_a_typed_mapping_file(self, run: Cli, engine: httpx.Client,
+                                                                 tmp_path: Path) -> None:
+        """A mapping saved from a 6.x/7.x cluster (`_mapping?include_type_name=true`) has a `_doc` level, which no
+        engine takes today: es/api.py's `typeless` drops it, so the index gets the mapping, not a dynamic one."""
+        name = f"t-smoke-typed-{uuid.uuid4().hex[:8]}"
+        mapping = tmp_path / "mapping.json"
+        mapping.write_bytes(orjson.dumps({"mappings": {"_doc": MAPPING["mappings"]}, "settings": MAPPING["settings"]}))
+        src = tmp_path / "docs.ndjson"
+        src.write_bytes(b"".join(orjson.dumps(d) + b"\n" for d in generate(20, seed=7)))
+        try:
+            r = run("import", name, str(src), "--id-field", "id", "--mapping", str(mapping))
+            assert r.code == 0, r.stderr
+            got = engine.get(f"/{name}/_mapping").json()[name]["mappings"]["properties"]
+            assert got["price"] == {"type": "float"} and got["category"] == {"type": "keyword"}
+        finally:
+            engine.delete(f"/{name}")
+
     # -- health, profile, completion -----------------------------------------------------------------------------
     @pytest.mark.parametrize("fmt", ["table", "json", "nagios", "prometheus"])
     def test_health_in_every_format(self, run: Cli, smoke_index: str, fmt: str) -> None:

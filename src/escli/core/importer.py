@@ -255,14 +255,11 @@ async def ensure_index(client: Es, index: str, mapping_file: Path | None) -> Non
 
 async def index_properties(client: Es, index: str) -> dict[str, Any] | None:
     """The mapped `properties` of an existing index (merged over every index a pattern names), None if absent."""
-    from escli.es.target import index_path
-
-    resp = await client.request("GET", index_path(index, "_mapping"), ignore=(404,))
-    if resp.status == 404:
+    data = await client.mapping_if_any(index)
+    if data is None:
         return None
-    data = resp.json()
     props: dict[str, Any] = {}
-    for body in (data.values() if isinstance(data, dict) else []):
+    for body in data.values():
         found = (body.get("mappings") or {}).get("properties") if isinstance(body, dict) else None
         if isinstance(found, dict):
             props.update(found)
@@ -287,8 +284,10 @@ async def plan_csv(client: Es | None, index: str, table: CsvTable, nulls: frozen
     if unknown:
         raise UsageError(f"--types: no column {unknown[0]!r} in {table.source} (columns: {', '.join(table.header)})")
     if mapping_file is not None:
+        from escli.es.api import typeless
+
         body = read_mapping_file(mapping_file)
-        mappings = body.setdefault("mappings", {})
+        mappings = body["mappings"] = typeless(body.get("mappings", {}))  # a 6.x/7.x file's `_doc` level
         if isinstance(mappings, dict):
             meta = mappings.setdefault("_meta", {})
             if isinstance(meta, dict):

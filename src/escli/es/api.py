@@ -10,8 +10,10 @@ Measured differences (each on the versions README's "Supported servers" names):
   OpenSearch `POST /INDEX/_search/point_in_time` answering `pit_id`; a cluster without either gets scroll.
 - `GET /_data_stream/NAME`: 404 for a name that is no data stream where data streams exist; Elasticsearch's test
   build answers 400 (9.x, no handler) or 405 (7.17, only a POST handler at that path): no data streams at all.
-- 7.x still names the mapping type in some answers (`_type: _doc` on hits and bulk items); nothing escli reads
-  depends on it: `_mapping` answers have no type level unless asked for one.
+- 7.x still names the mapping type in some answers (`_type: _doc` on hits and bulk items, a `_doc` level in
+  `_mapping?include_type_name=true` and in what 6.x-era tools saved); escli reads hits by `_id`/`_source` only,
+  and `typeless` takes the type level out of every mapping it reads or sends (`Es.mapping`, `Es.create_index`),
+  so a mapping saved from a 6.x/7.x cluster creates the same index on 8.x, 9.x and OpenSearch.
 """
 
 from __future__ import annotations
@@ -73,6 +75,33 @@ def product_from_headers(headers: Mapping[str, str]) -> ProductInfo | None:
         if name.strip().lower() == OPENSEARCH:
             return ProductInfo(OPENSEARCH, rest.split(" ", 1)[0] or None)
     return None
+
+
+# What a mapping's top level can hold besides `properties` (Elasticsearch 6.x to 9.x, OpenSearch): a single other
+# key whose value is itself a mapping is a mapping type (`_doc`, or a 6.x type's own name).
+MAPPING_PARAMETERS = frozenset({
+    "properties", "dynamic", "dynamic_templates", "dynamic_date_formats", "date_detection", "numeric_detection",
+    "runtime", "subobjects", "enabled", "_source", "_meta", "_routing", "_field_names", "_size", "_all",
+    "_data_stream_timestamp", "_parent", "_timestamp", "_ttl", "_index", "_id", "_doc_count"})
+
+
+def typeless(mappings: Any) -> Any:
+    """A mapping without its type level: `{"_doc": {"properties": ...}}` -> `{"properties": ...}`; anything else
+    as it is."""
+    if isinstance(mappings, dict) and len(mappings) == 1:
+        (name, inner), = mappings.items()
+        if name not in MAPPING_PARAMETERS and isinstance(inner, dict) and \
+                (not inner or any(key in MAPPING_PARAMETERS for key in inner)):
+            return inner
+    return mappings
+
+
+def typeless_answer(answer: Any) -> dict[str, Any]:
+    """A `GET INDEX/_mapping` answer with every index's mapping typeless."""
+    if not isinstance(answer, dict):
+        return {}
+    return {name: ({**body, "mappings": typeless(body["mappings"])} if isinstance(body, dict) and "mappings" in body
+                   else body) for name, body in answer.items()}
 
 
 PRODUCT_PROBE_IGNORE = frozenset(range(400, 500)) - {429}
@@ -190,8 +219,13 @@ class Es:
         return int(data["count"])
 
     async def mapping(self, index: str) -> dict[str, Any]:
-        data = await self.json("GET", index_path(index, "_mapping"))
-        return data if isinstance(data, dict) else {}
+        """`GET INDEX/_mapping`, every index's mapping typeless."""
+        return typeless_answer(await self.json("GET", index_path(index, "_mapping")))
+
+    async def mapping_if_any(self, index: str) -> dict[str, Any] | None:
+        """The same, or None when no index has the name."""
+        resp = await self.request("GET", index_path(index, "_mapping"), ignore=(404,))
+        return None if resp.status == 404 else typeless_answer(resp.json())
 
     # -- point in time and scroll --------------------------------------------------------------------------------
     async def open_pit(self, index: str, keep_alive: str) -> str:
@@ -233,7 +267,10 @@ class Es:
         return bool(isinstance(data, dict) and data.get("data_streams"))
 
     async def create_index(self, index: str, body: Mapping[str, Any]) -> None:
-        await self.json("PUT", index_path(index, "").rstrip("/"), body=dict(body))
+        spec = dict(body)
+        if "mappings" in spec:
+            spec["mappings"] = typeless(spec["mappings"])  # every engine from 7.0 on takes it without a type
+        await self.json("PUT", index_path(index, "").rstrip("/"), body=spec)
 
     async def refresh(self, index: str) -> None:
         await self.json("POST", index_path(index, "_refresh"))
