@@ -67,11 +67,14 @@ class Engine:
     version_prefix: str  # "7.17.", "3."
     marks_answers: bool  # its answers name the product (no `GET /` needed to learn it)
     manager_role: str  # the role `health` shows for the elected-master-capable node
+    refuser: str  # who a refusal says refused (es/answers.py)
 
 
-ES7 = Engine(ES7_URL, "es7", ELASTICSEARCH, "7.17.", True, "master")  # X-Elastic-Product from 7.14 on
-OPENSEARCH2 = Engine(OPENSEARCH_URL, "opensearch", OPENSEARCH, "2.", False, "cluster_manager")  # marks nothing
-OPENSEARCH3 = Engine(OPENSEARCH3_URL, "opensearch3", OPENSEARCH, "3.", True, "cluster_manager")  # X-OpenSearch-Version
+# Elasticsearch marks every answer with X-Elastic-Product from 7.14 on, OpenSearch 3.x with X-OpenSearch-Version;
+# OpenSearch 2.x marks nothing.
+ES7 = Engine(ES7_URL, "es7", ELASTICSEARCH, "7.17.", True, "master", "Elasticsearch")
+OPENSEARCH2 = Engine(OPENSEARCH_URL, "opensearch", OPENSEARCH, "2.", False, "cluster_manager", "the server")
+OPENSEARCH3 = Engine(OPENSEARCH3_URL, "opensearch3", OPENSEARCH, "3.", True, "cluster_manager", "OpenSearch")
 
 
 class EngineSmoke:
@@ -176,6 +179,8 @@ class EngineSmoke:
         assert len(rows) == 4 and all(row.endswith(",books") for row in rows[1:]), csv.out
         r = run("search", "t-smoke-missing-index", "x")
         assert r.code == ExitCode.REFUSED and "index_not_found_exception" in r.stderr and "Traceback" not in r.stderr
+        # named only by an answer that names itself (OpenSearch 2.x's do not)
+        assert f"{self.spec.refuser} refused the request (404 " in r.stderr, r.stderr
         assert len(r.stderr.strip().splitlines()) == 1
 
     def test_batch_with_msearch_and_without(self, run: Cli, smoke_index: str, tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
 """The one error map: an answer's status and body, or a failed connection, to escli's errors and their one line.
 
 Words are product-neutral unless the answer says who sent it: "Elasticsearch refused the request" only when the
-answer carries `X-Elastic-Product: Elasticsearch`, "the server refused the request" otherwise (OpenSearch, a
+answer carries `X-Elastic-Product: Elasticsearch`, "OpenSearch refused the request" when it carries OpenSearch
+3.x's `X-OpenSearch-Version: OpenSearch/...`, "the server refused the request" otherwise (OpenSearch 2.x, a
 proxy, a load balancer).
 """
 
@@ -19,6 +20,8 @@ def who(headers: Mapping[str, str] | None) -> str:
     """Who refused: the product when the answer names it, else the server."""
     if (headers or {}).get("x-elastic-product", "").lower() == "elasticsearch":
         return "Elasticsearch"
+    if (headers or {}).get("x-opensearch-version", "").lower().startswith("opensearch/"):
+        return "OpenSearch"
     return "the server"
 
 
