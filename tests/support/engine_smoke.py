@@ -360,6 +360,26 @@ class EngineSmoke:
         assert not cp.exists()
         assert all(pit_is_gone(engine, pit) for pit in pits_opened(r.stderr))
 
+    def test_export_without_a_point_in_time_reads_with_scroll(self, run: Cli, smoke_index: str,
+                                                              smoke_docs: dict[str, dict[str, Any]],
+                                                              tmp_path: Path) -> None:
+        """A cluster with no point in time (Elasticsearch before 7.10: `POST /INDEX/_pit` is refused with 400)
+        is read with scroll, every document once. The refusal comes from a proxy in front of this engine; every
+        other request is the engine's own."""
+        from tests.support.fault_proxy import FaultProxy
+
+        opening = b"/_search/point_in_time" if self.spec.product == OPENSEARCH else b"/_pit?"
+        with FaultProxy(self.spec.url) as proxy:
+            proxy.fail(400, times=1, match=opening, error_type="invalid_type_name_exception")
+            out = tmp_path / "dump.ndjson"
+            r = run("-v", "export", smoke_index, "--out", str(out), "--slices", "2", "--page-size", "100",
+                    env={"ESCLI_URL": proxy.url})
+            assert proxy.injected == 1
+        assert r.code == 0, r.stderr
+        assert "point in time not available" in r.stderr and "reading with scroll" in r.stderr
+        ids = export_ids(out)
+        assert len(ids) == N and set(ids) == set(smoke_docs)
+
     def test_export_scroll_method(self, run: Cli, smoke_index: str, smoke_docs: dict[str, dict[str, Any]],
                                   tmp_path: Path) -> None:
         out = tmp_path / "dump.ndjson"
