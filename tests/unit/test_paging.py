@@ -13,7 +13,9 @@ from escli.es.paging import DOC_BITS, ELASTICSEARCH_ORDER, OPENSEARCH_ORDER, pag
 def test_each_product_gets_its_order() -> None:
     assert page_order(ProductInfo(ELASTICSEARCH, "9.5.4")) is ELASTICSEARCH_ORDER
     assert page_order(ProductInfo(ELASTICSEARCH, "7.17.29")) is ELASTICSEARCH_ORDER
-    assert page_order(ProductInfo(ELASTICSEARCH)) is ELASTICSEARCH_ORDER
+    assert page_order(ProductInfo(ELASTICSEARCH)) is ELASTICSEARCH_ORDER  # learnt from X-Elastic-Product: 7.14+
+    assert page_order(ProductInfo(ELASTICSEARCH, "7.12.0")) is ELASTICSEARCH_ORDER
+    assert page_order(ProductInfo(ELASTICSEARCH, "7.10.2")) is OPENSEARCH_ORDER  # PIT without `_shard_doc`
     assert page_order(ProductInfo(OPENSEARCH, "2.19.6")) is OPENSEARCH_ORDER
     # OpenSearch sorts a PIT on `_shard_doc` from 3.3 on; an unknown version keeps the order every version takes
     assert page_order(ProductInfo(OPENSEARCH, "3.2.0")) is OPENSEARCH_ORDER

@@ -12,6 +12,7 @@ OpenSearch 3.3 and later take `_shard_doc` as Elasticsearch does (opensearch-pro
 without a field on a PIT picks whole shards there too: checked by hand on 3.9.0 (three shards, `slice {id: s,
 max: 3}` gave exactly shard s's documents, `_shard_doc` = (s << 32) | doc), so they get Elasticsearch's order.
 The version comes with every 3.x answer (`X-OpenSearch-Version`, es/api.py); when it is unknown, the order below.
+Elasticsearch 7.10 and 7.11 have a PIT but no `_shard_doc`: the order below too (`page_order`).
 
 OpenSearch 2.x has no `_shard_doc` (the sort is refused) and refuses `preference` on a PIT search, so no shard can
 be named in the order. The tiebreak is `_index` then `_id` instead: ids are unique within an index, so the order is
@@ -60,12 +61,14 @@ ELASTICSEARCH_ORDER = PageOrder(({"_seq_no": "asc"}, {"_shard_doc": "asc"}), sha
 OPENSEARCH_ORDER = PageOrder(({"_index": "asc"}, {"_id": "asc"}), _same)
 
 
-SHARD_DOC_SINCE = {OPENSEARCH: (3, 3)}  # the first version of a product whose PIT sorts on `_shard_doc`
-
-
 def page_order(product: ProductInfo | str) -> PageOrder:
+    """OpenSearch sorts a PIT on `_shard_doc` from 3.3 on, Elasticsearch from 7.12 (its PIT came in 7.10). An
+    Elasticsearch's version is known only where `GET /` was asked, that is where its answers carry no
+    X-Elastic-Product (before 7.14); so an unknown version is a recent one there, and an old one on OpenSearch.
+    Elasticsearch 7.10 and 7.11 are not among the engines tested here: their order follows the changelogs."""
     info = ProductInfo(product) if isinstance(product, str) else product
-    since = SHARD_DOC_SINCE.get(info.name)
-    if since is None or info.at_least(*since):
-        return ELASTICSEARCH_ORDER
-    return OPENSEARCH_ORDER
+    if info.name == OPENSEARCH:
+        return ELASTICSEARCH_ORDER if info.at_least(3, 3) else OPENSEARCH_ORDER
+    if info.version is not None and not info.at_least(7, 12):
+        return OPENSEARCH_ORDER  # `_index`, `_id`: sorting on `_id` is allowed in 7.x
+    return ELASTICSEARCH_ORDER
