@@ -144,8 +144,8 @@ class Es:
             if marked is not None:
                 self._product = marked
             elif self._expected == OPENSEARCH and 200 <= resp.status < 300:
-                # OpenSearch never sends the header: a success without it confirms what the caller remembered
-                # (an Elasticsearch 8+ marks every success), so no `GET /` is needed to know the product.
+                # OpenSearch 2.x sends no product header: a success without one confirms what the caller
+                # remembered (Elasticsearch 7.14+ and OpenSearch 3.x mark every answer), so no `GET /` is needed.
                 self._product = ProductInfo(OPENSEARCH)
 
     def expect(self, product: str | None) -> None:
