@@ -27,6 +27,7 @@ from escli.core.columns import columns_meta
 from escli.core.csv_import import CsvPlan, CsvTable, RowError, plan_columns
 from escli.core.csv_infer import ColumnType
 from escli.errors import InputError, UsageError
+from escli.es.answers import OBJECT
 from escli.es.retry import RETRY_ON_STATUS
 
 if TYPE_CHECKING:
@@ -207,8 +208,8 @@ async def is_data_stream(client: Es, name: str) -> bool:
     400 "no handler", a name that is no data stream 404: both mean no."""
     from escli.es.target import index_path
 
-    resp = await client.request("GET", "/_data_stream" + index_path(name, "").rstrip("/"), ignore=(400, 404))
-    data = resp.json() if resp.status == 200 else None
+    data = await client.json("GET", "/_data_stream" + index_path(name, "").rstrip("/"), ignore=(400, 404),
+                             need=OBJECT)
     return bool(isinstance(data, dict) and data.get("data_streams"))
 
 
@@ -265,12 +266,13 @@ async def ensure_index(client: Es, index: str, mapping_file: Path | None) -> Non
 
 async def index_properties(client: Es, index: str) -> dict[str, Any] | None:
     """The mapped `properties` of an existing index (merged over every index a pattern names), None if absent."""
+    from escli.es.api import body_of
     from escli.es.target import index_path
 
     resp = await client.request("GET", index_path(index, "_mapping"), ignore=(404,))
     if resp.status == 404:
         return None
-    data = resp.json()
+    data = body_of(resp, OBJECT)
     props: dict[str, Any] = {}
     for body in (data.values() if isinstance(data, dict) else []):
         found = (body.get("mappings") or {}).get("properties") if isinstance(body, dict) else None
