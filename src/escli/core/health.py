@@ -237,6 +237,8 @@ async def check(client: Es, label: str, url: str, wait_for_status: str | None = 
         raise
     except TimeoutError:
         result.error = f"no answer within {timeout:g}s"
+    except BadAnswerError as exc:  # it names the URL; the line that shows it starts with the cluster's
+        result.error = str(exc).removeprefix(url)
     except UnreachableError as exc:
         result.error = f"cluster unreachable: no answer within {timeout:g}s" if exc.timed_out else one_line(exc)
     except RefusedError as exc:

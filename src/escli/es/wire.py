@@ -145,6 +145,10 @@ class Connection(asyncio.Protocol):
                     self._finish(bytes(self._buf[self._body_start:]), keep=False)
                 except BrokenAnswer as broken:  # a gzip body that does not inflate, or inflates past the bound
                     w.set_exception(broken)
+            elif self._head is None and self._buf and exc is None and not self._buf.startswith(b"HTTP/"[:len(
+                    self._buf)]):
+                # Bytes, then the end, and never a status line: an HTTP/0.9 server or something else on the port.
+                w.set_exception(BrokenAnswer(f"something that is not an HTTP answer: {bytes(self._buf[:60])!r}"))
             else:
                 w.set_exception(exc or ConnectionResetError("connection closed before the answer"))
 
@@ -203,7 +207,7 @@ class Connection(asyncio.Protocol):
         buf = self._buf
         if self._head is None:
             end = buf.find(b"\r\n\r\n")
-            if end < 0:
+            if end < 0 or end > LINE_LIMIT:
                 if len(buf) > LINE_LIMIT:
                     raise BrokenAnswer("headers larger than 64 KiB")
                 return
@@ -267,11 +271,13 @@ class _Chunks:
     dozens of pieces; decoding from the start on each one copied the body over and over), and the raw bytes
     decoded are dropped from the buffer, so an endless answer holds at most the bound, not twice it."""
 
-    __slots__ = ("limit", "out", "pos")
+    __slots__ = ("limit", "out", "pos", "size")
 
     def __init__(self, pos: int = 0, limit: int = 0) -> None:
         self.pos = pos  # where the next chunk-size line starts in the buffer
-        self.out = bytearray()
+        # The decoded pieces, apart until the end: a growing buffer is copied as it grows (twice the bound).
+        self.out: list[bytes] = []
+        self.size = 0
         self.limit = limit
 
     def feed(self, buf: bytearray) -> bytes | None:
@@ -290,15 +296,16 @@ class _Chunks:
             if size == 0:
                 end = buf.find(b"\r\n\r\n", eol)  # trailers (usually none) end with an empty line
                 if end >= 0:
-                    return bytes(self.out)
+                    return b"".join(self.out)
                 if len(buf) - eol > LINE_LIMIT:
                     raise BrokenAnswer("trailers larger than 64 KiB")
                 break
-            if len(self.out) + size > self.limit:
+            if self.size + size > self.limit:
                 raise TooLarge(self.limit)  # said by the chunk header: its bytes are not waited for
             if len(buf) < eol + 2 + size + 2:
                 break
-            self.out += buf[eol + 2:eol + 2 + size]
+            self.out.append(bytes(buf[eol + 2:eol + 2 + size]))
+            self.size += size
             pos = eol + 2 + size + 2
         # Drop what was decoded (bytearray deletes at the front in place): the buffer holds one piece at most.
         del buf[:pos]
@@ -307,31 +314,27 @@ class _Chunks:
 
 
 def inflate(body: bytes, limit: int) -> bytes:
-    """A gzip body (one member or several) inflated, never past `limit` bytes: TooLarge instead."""
+    """A gzip body (one member or several) inflated, never past `limit` bytes: TooLarge instead. The pieces are
+    kept apart until the end (a growing buffer would be copied as it grows: twice the bound at its peak)."""
     import zlib
 
+    pieces: list[bytes] = []
+    size = 0
+    rest = body
     try:
-        d = zlib.decompressobj(wbits=31)
-        out = d.decompress(body, limit + 1)
-        if len(out) > limit:
-            raise TooLarge(limit)
-        if not d.eof:
-            raise BrokenAnswer("a gzip body cut short")
-        rest = d.unused_data.lstrip(b"\0")
-        if not rest:
-            return out
-        more = bytearray(out)
         while rest:
             d = zlib.decompressobj(wbits=31)
-            more += d.decompress(rest, limit + 1 - len(more))
-            if len(more) > limit:
+            piece = d.decompress(rest, limit + 1 - size)
+            size += len(piece)
+            if size > limit:
                 raise TooLarge(limit)
             if not d.eof:
                 raise BrokenAnswer("a gzip body cut short")
+            pieces.append(piece)
             rest = d.unused_data.lstrip(b"\0")
-        return bytes(more)
     except zlib.error:
         raise BrokenAnswer("a gzip body that does not inflate") from None
+    return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
 
 async def wait_in_line(waiters: deque[asyncio.Future[None]]) -> None:
