@@ -8,10 +8,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-import pytest
 
 from escli.es.wire import Answer, BrokenAnswer, Connection, TooLarge, inflate
 
