@@ -44,7 +44,7 @@ DEFAULT_CACHE_TTL = 300.0
 DEFAULT_CACHE_SIZE_LIMIT = 512 * 1024 * 1024
 DEFAULT_CACHE_MEMORY_LIMIT = 64 * 1024 * 1024
 # The bound on one answer, inflated size included (es/wire.py): 128 MiB. The largest page escli asks for is an
-# export page at --page-size 10000 (the engine's max_result_window): ~6 MB of the sample `products` hits, so the
+# export page at --page-size 10000 (the engine's max_result_window): 5.4 MB of the sample `products` hits, so the
 # bound leaves room for documents averaging ~13 KB at that page size, and it sits above the engine's own bound
 # on a request (http.max_content_length, 100 MB). A server that sends more is stopped there, with memory at
 # most the bound; `max_answer_mb` (config) or ESCLI_MAX_ANSWER_MB raise it.
