@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -74,10 +74,10 @@ class Need:
 
     what: str
     fields: tuple[str, ...] = ()
+    keys: tuple[bytes, ...] = field(init=False)  # the fields as they appear in JSON, encoded once
 
-    @property
-    def keys(self) -> tuple[bytes, ...]:
-        return tuple(f'"{f}"'.encode() for f in self.fields)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "keys", tuple(f'"{f}"'.encode() for f in self.fields))
 
 
 OBJECT = Need("a JSON object")
@@ -154,16 +154,12 @@ def problem(status: int, body: bytes, url: str, need: Need, location: str | None
         return redirect(url, status, location)
     if status >= 400:
         return None
-    start = 0
-    n = len(body)
-    while start < n and body[start] in _BLANK:
-        start += 1
-    if start >= n or body[start] != 0x7B:  # "{"
+    if body[:1] != b"{" and body.lstrip(_BLANK)[:1] != b"{":  # the first test is the engine's answers
         return _not_json(url, body, need)
     if not filtered:
-        for field, key in zip(need.fields, need.keys, strict=True):
-            if body.find(key, start) < 0:
-                return _missing(url, body, need, field)
+        for name, key in zip(need.fields, need.keys, strict=True):
+            if key not in body:
+                return _missing(url, body, need, name)
     return None
 
 
