@@ -184,7 +184,7 @@ def parsed(status: int, body: bytes, url: str, need: Need | None, location: str 
         return data
     if not isinstance(data, dict):
         raise _not_json(url, body, need)
-    for field in need.fields:
-        if field not in data:
-            raise _missing(url, body, need, field)
+    for name in need.fields:
+        if name not in data:
+            raise _missing(url, body, need, name)
     return data
