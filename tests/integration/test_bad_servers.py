@@ -140,8 +140,8 @@ def test_every_command_stays_bounded_and_says_what_answered(name: str, mode: str
     assert said in line and server.url in line, line
     if name == "batch":  # each query is a failed line naming what came back; none passes as answered
         lines = [orjson.loads(x) for x in run.stdout.splitlines()]
-        assert [(x["id"], x["ok"], x["error"]["type"]) for x in lines] == [("a", False, KIND[mode]),
-                                                                            ("b", False, KIND[mode])]
+        assert sorted((x["id"], x["ok"], x["error"]["type"]) for x in lines) == [("a", False, KIND[mode]),
+                                                                                  ("b", False, KIND[mode])]
         assert said in lines[0]["error"]["reason"]
         assert f"errors: {KIND[mode]} 2" in run.stderr  # the summary counts them by kind
         assert line.startswith("escli: error: no query got an answer escli can use (")
@@ -241,3 +241,14 @@ def test_health_probes_count_bad_answers(proxy: FaultProxy, escli_run: Callable[
     run = escli_run("--url", proxy.url, *FAST, "health", "--format", "json", "--probe", f"{sample_index} laptop")
     assert PYTHON_NAME.search(run.stderr) is None and run.rss_mb < RSS_BOUND_MB, run.stderr
     assert b"not_json" in run.stdout, run.stdout
+
+
+@pytest.mark.parametrize("mode", ["html", "empty_object", "redirect"])
+def test_batch_msearch_groups_say_what_answered(mode: str, escli_run: Callable[..., Run], files: Path) -> None:
+    said, env, options = SAID[mode]
+    with BadServer(mode) as server:
+        run = escli_run("--url", server.url, *options, "batch", str(files / "queries.ndjson"), "--msearch", "2",
+                        env=env)
+    assert run.code == 3, run.stderr
+    assert said in run.error_line() and f"{server.url}/_msearch answered" in run.error_line()
+    assert [orjson.loads(x)["error"]["type"] for x in run.stdout.splitlines()] == [KIND[mode]] * 2
