@@ -244,14 +244,17 @@ class Connection(asyncio.Protocol):
         start, keep = self._body_start, self._head[2]
         if self._need >= 0:
             if len(buf) - start >= self._need:
-                self._finish(bytes(buf[start:start + self._need]), keep=keep)
+                # One copy through a view (a bytearray slice would be a second one: three bodies at the peak).
+                with memoryview(buf) as view:
+                    body = bytes(view[start:start + self._need])
+                self._finish(body, keep=keep)
         elif self._need == -3:
             if len(buf) - start > self.max_answer:
                 raise TooLarge(self.max_answer)
         elif self._need == -2:
-            body = self._chunks.feed(buf)
-            if body is not None:
-                self._finish(body, keep=keep)
+            whole = self._chunks.feed(buf)
+            if whole is not None:
+                self._finish(whole, keep=keep)
 
     def _finish(self, body: bytes, keep: bool) -> None:
         assert self._head is not None and self._waiter is not None
