@@ -120,6 +120,7 @@ CLUSTER_KEYS: dict[str, Check] = {
     "password_env": _text, "password_file": _text, "password": _inline_secret("password"),
     "ca_certs": _text, "verify": _bool, "sniff": _bool,
     "timeout": _seconds, "max_retries": _whole(0), "connections": _whole(1), "weight": _positive(),
+    "max_answer_mb": _positive(),
 }
 GROUP_KEYS: dict[str, Check] = {"clusters": _names, "strategy": _strategy}
 CACHE_KEYS: dict[str, Check] = {

@@ -54,6 +54,21 @@ class UnreachableError(EscliError):
         self.kind = "timeout" if timed_out else "connection_error"  # or tls_error (es/transport.failure_kind)
         self.cluster = ""  # several clusters: the member that could not be reached (profile counts per cluster)
 
+    retryable = True  # the retry policy tries again (es/retry.py); an answer escli cannot use is not
+
+
+class BadAnswerError(UnreachableError):
+    """Something answered, but not what escli can use: past the answer bound, not JSON, JSON of another shape,
+    a redirect, a broken HTTP framing (es/answers.py says which, `kind` names it for counts). Exit 3 like an
+    unreachable cluster: no usable Elasticsearch was reached at that URL, and health's UNKNOWN is the same state.
+    Not retried: the same request gets the same answer."""
+
+    retryable = False
+
+    def __init__(self, message: str, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
 
 class RefusedError(EscliError):
     """The server answered with an error status (exit 4)."""

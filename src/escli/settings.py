@@ -34,6 +34,7 @@ ENV_CONFIG = "ESCLI_CONFIG"
 # A file holding the secret (docker/systemd secrets style); it must be 0600 like the config file's *_file.
 ENV_API_KEY_FILE = "ESCLI_API_KEY_FILE"
 ENV_PASSWORD_FILE = "ESCLI_PASSWORD_FILE"
+ENV_MAX_ANSWER_MB = "ESCLI_MAX_ANSWER_MB"
 
 DEFAULT_URL = "http://127.0.0.1:9200"
 DEFAULT_TIMEOUT = 30.0
@@ -42,6 +43,13 @@ DEFAULT_CONNECTIONS = 16
 DEFAULT_CACHE_TTL = 300.0
 DEFAULT_CACHE_SIZE_LIMIT = 512 * 1024 * 1024
 DEFAULT_CACHE_MEMORY_LIMIT = 64 * 1024 * 1024
+# The bound on one answer, inflated size included (es/wire.py): 128 MiB. The largest page escli asks for is an
+# export page at --page-size 10000 (the engine's max_result_window): 5.4 MB of the sample `products` hits, so the
+# bound leaves room for documents averaging ~13 KB at that page size, and it sits above the engine's own bound
+# on a request (http.max_content_length, 100 MB). A server that sends more is stopped there, with memory at
+# most the bound; `max_answer_mb` (config) or ESCLI_MAX_ANSWER_MB raise it.
+DEFAULT_MAX_ANSWER_MB = 128
+DEFAULT_MAX_ANSWER = DEFAULT_MAX_ANSWER_MB * 2**20
 DEFAULT_CACHE_TIMEOUT = 0.2  # the shared level's own short timeout: never more than this lost to it per search
 # How a request is spread over several clusters (es/routing.py); with several and none named: failover.
 # The one spelling of each name: routing, completion, the config check and the messages use these.
@@ -113,6 +121,7 @@ class Settings:
     verbose: int = 0
     debug: bool = False
     weight: float = 1.0  # this cluster's share under --strategy weighted
+    max_answer: int = DEFAULT_MAX_ANSWER  # bytes one answer may have, inflated (es/wire.py)
     # Several clusters (-c a -c b, or a group): each member is a whole single-cluster Settings (its own URLs,
     # credentials, TLS, weight, name); empty for one cluster, so every single-cluster path is unchanged. With
     # members, the fields above are the first member's, so anything that is not routing-aware talks to it.
@@ -302,7 +311,25 @@ def resolve(
         verbose=verbose,
         debug=debug,
         weight=table.get("weight", 1.0),
+        max_answer=_max_answer(env, table, cfg_path, name),
     )
+
+
+def _max_answer(env: Mapping[str, str], table: Mapping[str, Any], cfg_path: Path, name: str | None) -> int:
+    """ESCLI_MAX_ANSWER_MB > [clusters.NAME] max_answer_mb > 128, in bytes."""
+    raw = env.get(ENV_MAX_ANSWER_MB, "").strip()
+    if raw:
+        from escli.text import parse_float
+
+        try:
+            mb = parse_float(raw)
+        except ValueError:
+            mb = 0.0
+        if not 0 < mb < float("inf"):
+            raise UsageError(f"{ENV_MAX_ANSWER_MB}={raw}: must be a number of MiB above 0 (default "
+                             f"{DEFAULT_MAX_ANSWER_MB})")
+        return max(1, int(mb * 2**20))
+    return max(1, int(table.get("max_answer_mb", DEFAULT_MAX_ANSWER_MB) * 2**20))
 
 
 def _check_options(timeout: float | None, max_retries: int | None, connections: int | None) -> None:

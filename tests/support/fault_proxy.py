@@ -8,6 +8,7 @@
         proxy.refuse_first_try(429, retry_after="0")  # the first try of each distinct request gets 429
         proxy.limit_in_flight(2)                      # 429 for a request that arrives while 2 are in flight
         proxy.warn('"[x] is deprecated"')             # a Warning: 299 header on every forwarded answer
+        proxy.misbehave("html", match=b"/_bulk")      # bad_server.py's misbehaviours, on the requests matched
         cli("--url", proxy.url, "batch", ...)
         assert proxy.injected == 7
 
@@ -31,7 +32,7 @@ from tests.support.loop_server import LoopServer
 
 @dataclass
 class Rule:
-    kind: str  # "status", "drop" or "delay"
+    kind: str  # "status", "drop", "delay" or "misbehave"
     times: int
     status: int = 0
     seconds: float = 0.0
@@ -39,9 +40,17 @@ class Rule:
     match: bytes | None = None
     hits: int = 0
     error_type: str | None = None  # the error body's type (default: es_rejected_execution_exception for 429)
+    mode: str = ""  # misbehave: a tests/support/bad_server.py MODE
+    after: int = 0  # let this many matching requests through first
+    passed: int = 0
 
     def applies(self, head: bytes, body: bytes) -> bool:
-        return self.hits < self.times and (self.match is None or self.match in head or self.match in body)
+        if self.hits >= self.times or not (self.match is None or self.match in head or self.match in body):
+            return False
+        if self.passed < self.after:
+            self.passed += 1
+            return False
+        return True
 
 
 @dataclass
@@ -102,6 +111,13 @@ class FaultProxy(LoopServer):
 
     def delay(self, seconds: float, times: int = 1_000_000, match: bytes | None = None) -> Rule:
         rule = Rule("delay", times, seconds=seconds, match=match)
+        with self._lock:
+            self.rules.append(rule)
+        return rule
+
+    def misbehave(self, mode: str, times: int = 1_000_000, match: bytes | None = None, after: int = 0) -> Rule:
+        """Answer the matching requests (after the first `after` of them) as bad_server.py's MODE does."""
+        rule = Rule("misbehave", times, match=match, mode=mode, after=after)
         with self._lock:
             self.rules.append(rule)
         return rule
@@ -196,11 +212,17 @@ class FaultProxy(LoopServer):
                 rule = self._choose(head, body)
                 with self._lock:
                     fault = None if rule is None or rule.kind == "delay" else (
-                        "drop" if rule.kind == "drop" else str(rule.status))
+                        rule.kind if rule.kind in ("drop", "misbehave") else str(rule.status))
                     self.requests.append(Request(method, target, body, fault, time.monotonic()))
                 if rule is not None and rule.kind == "drop":
                     writer.transport.abort()
                     return
+                if rule is not None and rule.kind == "misbehave":
+                    from tests.support.bad_server import misbehave
+
+                    if not await misbehave(rule.mode, writer):
+                        return
+                    continue
                 if rule is not None and rule.kind == "status":
                     writer.write(_error_response(rule.status, rule.retry_after, rule.error_type))
                     await writer.drain()

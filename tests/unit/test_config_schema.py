@@ -33,6 +33,8 @@ def write_config(tmp_path: Path, text: str) -> dict[str, str]:
     ("sniff = 1", "[clusters.prod] sniff: 1 is not true or false"),
     ("default = 1", "[clusters.prod] default: 1 is not true or false"),
     ("weight = 0", "[clusters.prod] weight: 0 must be more than 0"),
+    ("max_answer_mb = 0", "[clusters.prod] max_answer_mb: 0 must be more than 0"),
+    ('max_answer_mb = "big"', '[clusters.prod] max_answer_mb: "big" is not a number'),
     ("urls = []", "[clusters.prod] urls: [] is not a URL or a list of URLs"),
     ("urls = [1]", "[clusters.prod] urls: [1] is not a URL or a list of URLs"),
     ("username = 7", "[clusters.prod] username: 7 is not a non-empty string"),
@@ -112,3 +114,14 @@ def test_the_cli_says_one_line_and_exits_2(tmp_path: Path, cli: Callable[..., An
     assert r.code == 3  # nothing listens on port 1: the warning came first, then the run went on
     assert r.stderr.splitlines()[0] == (f"escli: warning: {path}: [clusters.prod] max_retry: not a key escli knows, "
                                         "ignored (did you mean max_retries?)")
+
+
+def test_the_answer_bound_env_over_config_over_default(tmp_path: Path) -> None:
+    from escli.settings import DEFAULT_MAX_ANSWER
+
+    env = write_config(tmp_path, '[clusters.prod]\nurl = "http://a:9200"\nmax_answer_mb = 512\n')
+    assert resolve(cluster="prod", env=env).max_answer == 512 * 2**20
+    assert resolve(cluster="prod", env={**env, "ESCLI_MAX_ANSWER_MB": "0.5"}).max_answer == 2**19
+    assert resolve(urls=["http://b:9200"], env=env).max_answer == DEFAULT_MAX_ANSWER == 128 * 2**20
+    with pytest.raises(UsageError, match="ESCLI_MAX_ANSWER_MB=-1: must be a number of MiB above 0"):
+        resolve(cluster="prod", env={**env, "ESCLI_MAX_ANSWER_MB": "-1"})

@@ -8,10 +8,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from escli.es.wire import Answer, Connection
+from escli.es.wire import Answer, BrokenAnswer, Connection, TooLarge, inflate
 
 
 class FakeSocket(asyncio.Transport):
@@ -42,9 +43,10 @@ def chunked(body: bytes, sizes: list[int]) -> bytes:
     return bytes(out + b"0\r\n\r\n")
 
 
-def exchange(raw: bytes, cuts: list[int], head_only: bool = False) -> tuple[Answer, Connection, FakeSocket]:
+def exchange(raw: bytes, cuts: list[int], head_only: bool = False,
+             max_answer: int = 2**20) -> tuple[Answer, Connection, FakeSocket]:
     async def run() -> tuple[Answer, Connection, FakeSocket]:
-        conn, sock = Connection(), FakeSocket()
+        conn, sock = Connection(max_answer), FakeSocket()
         conn.connection_made(sock)
         task = asyncio.ensure_future(conn.exchange(b"GET / HTTP/1.1\r\n\r\n", head_only=head_only))
         await asyncio.sleep(0)
@@ -168,3 +170,87 @@ def test_gzip_answers_are_decoded_and_warnings_flagged_with_their_case() -> None
     assert answer.header("content-encoding") == "gzip"
     plain, _, _ = exchange(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}", [])
     assert not plain.warned and plain.header("warning") is None
+
+
+# -- the answer bound and broken framing (issue 35) ----------------------------------------------------------------
+
+def test_a_content_length_past_the_bound_fails_before_its_bytes_and_closes() -> None:
+    async def run() -> None:
+        conn, sock = Connection(1000), FakeSocket()
+        conn.connection_made(sock)
+        task = asyncio.ensure_future(conn.exchange(b"GET / HTTP/1.1\r\n\r\n"))
+        await asyncio.sleep(0)
+        conn.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: 100000000000000\r\n\r\n")
+        with pytest.raises(TooLarge) as err:
+            await task
+        assert err.value.limit == 1000 and sock.closed and conn.closed
+
+    asyncio.run(run())
+
+
+@given(cuts=st.lists(st.integers(0, 5000), max_size=12))
+def test_a_chunked_body_past_the_bound_fails_and_holds_no_more_than_it(cuts: list[int]) -> None:
+    body = b"x" * 3000
+    raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked(body, [100] * 30)
+    with pytest.raises(TooLarge):
+        exchange(raw, cuts, max_answer=2999)
+    answer, _, _ = exchange(raw, cuts, max_answer=3000)  # exactly the bound is an answer
+    assert answer.body == body
+
+
+def test_a_chunk_header_announcing_more_than_the_bound_fails_at_once() -> None:
+    with pytest.raises(TooLarge):
+        exchange(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffff\r\nabc", [], max_answer=1000)
+
+
+def test_a_body_until_close_past_the_bound_fails() -> None:
+    with pytest.raises(TooLarge):
+        exchange(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + b"y" * 2000, [40, 900], max_answer=1000)
+
+
+def test_gzip_is_inflated_within_the_bound_member_by_member() -> None:
+    import gzip
+
+    member = gzip.compress(bytes(600))
+    assert inflate(member * 2, 1200) == bytes(1200)  # two members, exactly the bound
+    with pytest.raises(TooLarge):
+        inflate(member * 3, 1200)
+    with pytest.raises(TooLarge):  # one member, never inflated past the bound + 1 (max_length)
+        inflate(gzip.compress(bytes(10**7)), 1000)
+    with pytest.raises(BrokenAnswer, match="cut short"):
+        inflate(member[:-12], 1200)
+    with pytest.raises(BrokenAnswer, match="does not inflate"):
+        inflate(b"\x1f\x8b" + b"garbage" * 5, 1200)
+    packed = gzip.compress(bytes(5000))
+    raw = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(packed) + packed
+    with pytest.raises(TooLarge):
+        exchange(raw, [], max_answer=4999)
+
+
+@pytest.mark.parametrize(("raw", "said"), [
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n", "a bad chunk header: b'zz'"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\n{}\r\n0\r\n\r\n", "a bad chunk header"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0x2\r\n{}\r\n0\r\n\r\n", "a bad chunk header"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: -5\r\n\r\n{}", "a Content-Length that is not a length: b'-5'"),
+    (b"HTTP/1.1 abc Nonsense\r\nContent-Length: 2\r\n\r\n{}", "something that is not an HTTP answer"),
+    (b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n", "headers larger than 64 KiB"),
+    (b"HTTP/1.1 200 OK\r\n" + b"X-More: m\r\n" * 7000, "headers larger than 64 KiB"),
+])
+def test_broken_framing_is_said_as_what_came_back(raw: bytes, said: str) -> None:
+    with pytest.raises(BrokenAnswer) as err:
+        exchange(raw, [len(raw) // 2])
+    assert said in str(err.value)
+
+
+def test_bytes_then_the_end_without_a_status_line_is_not_http() -> None:
+    async def run() -> None:
+        conn, sock = Connection(), FakeSocket()
+        conn.connection_made(sock)
+        task = asyncio.ensure_future(conn.exchange(b"GET / HTTP/1.1\r\n\r\n"))
+        await asyncio.sleep(0)
+        conn.data_received(b'{"took":1}')  # HTTP/0.9: the body alone
+        conn.connection_lost(None)
+        with pytest.raises(BrokenAnswer, match="not an HTTP answer"):
+            await task
+
+    asyncio.run(run())

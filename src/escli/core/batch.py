@@ -38,8 +38,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from escli.errors import InputError, UnreachableError, error_summary
-from escli.es.answers import connection_reason
+from escli.errors import BadAnswerError, InputError, UnreachableError, error_summary
+from escli.es.answers import MSEARCH, SEARCH, Need, connection_reason, parsed
 from escli.es.queries import QuerySpec, search_target
 from escli.es.retry import RETRY_ON_STATUS
 from escli.es.target import JSON, NDJSON
@@ -193,15 +193,26 @@ class Reply:
     raw: bytes | None = None  # the answer's bytes (the memory cache level keeps them as they came)
     cluster: str | None = None  # several clusters: the one that answered
     extra: dict[str, Any] | None = None  # fan-out: per-cluster took/total/error for the result line
+    bad: BadAnswerError | None = None  # an answer that is not what the request needs (es/answers.py)
 
 
-def reply_of(answer: Answer) -> Reply:
+def reply_of(answer: Answer, need: Need = SEARCH) -> Reply:
+    """The answer read: a status below 400 through the one check (es/answers.parsed), an error's body as well as
+    it can be read (JSON, else its text)."""
     raw = answer.body
-    try:
-        data: Any = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        data = raw.decode("utf-8", "replace").strip()[:500]
-    return Reply(answer.status, data, answer.done_at - answer.sent_at, raw, answer.cluster or None)
+    bad: BadAnswerError | None = None
+    data: Any = None
+    if answer.status < 400:
+        try:
+            data = parsed(answer.status, raw, answer.url, need, answer.header("location"))
+        except BadAnswerError as exc:
+            bad = exc
+    else:
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            data = raw.decode("utf-8", "replace").strip()[:500]
+    return Reply(answer.status, data, answer.done_at - answer.sent_at, raw, answer.cluster or None, bad=bad)
 
 
 def reply_error(reply: Reply) -> tuple[str, str]:
@@ -237,6 +248,7 @@ class _Run:
         self.workers_left = opts.concurrency
         self.conn_streak = 0
         self.last_conn_error = ""
+        self.last_failure: UnreachableError | None = None
 
     # -- outcomes --
 
@@ -279,13 +291,26 @@ class _Run:
         self.conn_streak = 0
 
     def unreachable(self, exc: UnreachableError) -> None:
-        """A request that failed to connect even after its retries."""
+        """A request that failed to connect even after its retries, or got an answer escli cannot use."""
         self.last_conn_error = connection_reason(exc)
+        self.last_failure = exc
         self.conn_streak += 1
         if self.conn_streak >= self.opts.unreachable_after and self.fatal is None:
-            self.fatal = UnreachableError(f"cluster unreachable: {self.conn_streak} requests in a row failed to "
-                                          f"connect ({self.last_conn_error})")
+            if isinstance(exc, BadAnswerError):
+                self.fatal = BadAnswerError(f"{self.conn_streak} requests in a row got no answer escli can use "
+                                            f"({exc})", exc.kind)
+            else:
+                self.fatal = UnreachableError(f"cluster unreachable: {self.conn_streak} requests in a row failed "
+                                              f"to connect ({self.last_conn_error})")
             self.stop()
+
+    def bad_answer(self, spec: QuerySpec, reply: Reply) -> bytes:
+        """A query whose answer is not a search answer: a failed line naming what came back; counted with the
+        connection failures (no cluster answered it), so a run where every answer is one exits 3."""
+        assert reply.bad is not None
+        self.stats.connection_failures += 1
+        self.unreachable(reply.bad)
+        return self.failed(spec, reply.bad.kind, str(reply.bad), reply.status)
 
     def stop(self) -> None:
         if not self.stopping:
@@ -301,7 +326,7 @@ class _Run:
     async def post(self, target: str, body: bytes, ndjson: bool = False) -> Reply:
         """The answer after the transport's retries, whatever its status; UnreachableError when none came."""
         p = self.client.prepare("POST", target, body=body, content_type=NDJSON if ndjson else JSON)
-        return reply_of(await self.client.send(p, stop=self.stopped))
+        return reply_of(await self.client.send(p, stop=self.stopped), MSEARCH if ndjson else SEARCH)
 
     async def one(self, seq: int, spec: QuerySpec) -> Outcome:
         target = search_target(spec)
@@ -312,6 +337,8 @@ class _Run:
             self.stats.connection_failures += 1
             self.unreachable(exc)
             return seq, self.failed(spec, exc.kind, connection_reason(exc), None)
+        if reply.bad is not None:
+            return seq, self.bad_answer(spec, reply)
         self.reached()
         if 200 <= reply.status < 300 and isinstance(reply.body, dict):
             return seq, self.succeeded(spec, reply.body, reply.duration, reply.raw, reply.cluster, reply.extra)
@@ -351,6 +378,10 @@ class _Run:
                 for seq, spec in pending:
                     self.stats.connection_failures += 1
                     results[seq] = self.failed(spec, exc.kind, connection_reason(exc), None)
+                break
+            if reply.bad is not None:
+                for seq, spec in pending:
+                    results[seq] = self.bad_answer(spec, reply)
                 break
             self.reached()
             status = reply.status
@@ -495,6 +526,9 @@ async def run_batch(client: Es, items: AsyncIterator[QuerySpec | InputError], op
             if run.workers_left == 0 and not run.ready_slots:
                 break
         if stats.ok == 0 and stats.failed and stats.failed == stats.connection_failures:
+            if isinstance(run.last_failure, BadAnswerError):
+                raise BadAnswerError(f"no query got an answer escli can use ({run.last_failure})",
+                                     run.last_failure.kind)
             raise UnreachableError(f"cluster unreachable: no query could connect ({run.last_conn_error})")
     finally:
         stats.seconds = time.monotonic() - stats.started

@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import orjson
 
 from escli.core.export_plan import CHUNK, Unit, choose_readers, plan_units, sorted_units, unit_body, window_units
-from escli.errors import EscliError, ExitCode, RefusedError, UnreachableError, UsageError
+from escli.errors import BadAnswerError, EscliError, ExitCode, RefusedError, UnreachableError, UsageError
+from escli.es.answers import SEARCH, WRONG_SHAPE, bad, parsed
 from escli.es.paging import ELASTICSEARCH_ORDER, PageOrder, page_order, shard_doc_stable_after
 from escli.es.retry import RETRY_ON_STATUS
 from escli.files import write_private
@@ -37,6 +38,7 @@ from escli.files import write_private
 if TYPE_CHECKING:
     from escli.core.since import Since
     from escli.es.api import Es
+    from escli.es.transport import Response
 
 SAVE_EVERY = 0.1  # seconds between two checkpoint saves while pages are written
 CHECKPOINT_VERSION = 3  # 3: --out FILE is one file shared by the readers (each reader's state keeps its part's)
@@ -452,10 +454,22 @@ class Exporter:
 
     async def _search_page(self, body: dict[str, Any], skip: set[str] | None, want_ids: bool) -> EncodedPage:
         resp = await self.es.search(None, body, params=SEARCH_PARAMS)
-        enc = await self.encoder.encode(resp.body, skip, want_ids)
+        enc = await self._encode(resp, skip, want_ids)
         if enc.problem:
             raise _PartialResults(f"incomplete page ({enc.problem})")
         return enc
+
+    async def _encode(self, resp: Response, skip: set[str] | None, want_ids: bool,
+                      limit: int | None = None) -> EncodedPage:
+        """A page's bytes encoded; an answer Es.search let through (it starts as an object with hits) that still
+        does not decode as a search answer is said as what came back (es/answers.py), not as a decoder's error."""
+        import msgspec  # loaded already: the encoders decode with it
+
+        try:
+            return await self.encoder.encode(resp.body, skip, want_ids, limit)
+        except (ValueError, TypeError, KeyError, AttributeError, msgspec.MsgspecError) as exc:
+            raise bad(resp.url, "JSON that does not read as a search answer: is this Elasticsearch?", WRONG_SHAPE,
+                      resp.body) from exc
 
     async def _read_unit(self, r: int, u: int, after: list[Any] | None, gen: int, queue: asyncio.Queue[Item]) -> bool:
         """Read unit u to its end (True) or until the budget runs out (False)."""
@@ -566,12 +580,9 @@ class Exporter:
             body["query"] = self.query
         if total > 1:
             body["slice"] = {"id": r, "max": total}
-        from escli.es.target import index_path
-
-        resp = await self.es.request("POST", index_path(self.req.index, "_search"),
-                                     params={"scroll": self.req.keep_alive}, body=orjson.dumps(body))
+        resp = await self.es.search(self.req.index, body, params={"scroll": self.req.keep_alive})
         while True:
-            enc = await self.encoder.encode(resp.body, None, False)
+            enc = await self._encode(resp, None, False)
             if enc.problem:
                 raise _PartialResults(f"incomplete page ({enc.problem})")
             scroll_id = enc.context_id
@@ -581,7 +592,7 @@ class Exporter:
                 self.scroll_ids.add(scroll_id)
             if self.budget is not None:
                 if enc.rows > self.budget:  # scroll pages have a fixed size: cut the last one by rows
-                    enc = await self.encoder.encode(resp.body, None, False, limit=self.budget)
+                    enc = await self._encode(resp, None, False, limit=self.budget)
                 self.budget -= enc.rows
             done = enc.hits == 0 or self.stop.is_set() or self.budget == 0
             await queue.put(Page(r, r, enc, done))
@@ -767,7 +778,7 @@ class Exporter:
             if self.pit is not None:
                 body["pit"] = {"id": self.pit.id, "keep_alive": self.pit.keep_alive}
             resp = await self.es.search(None if self.pit is not None else self.req.index, body, params=SEARCH_PARAMS)
-            answer = orjson.loads(resp.body)
+            answer = parsed(resp.status, resp.body, resp.url, SEARCH)
             since.take(answer)
             if self.pit is not None:
                 self.pit.update(answer.get("pit_id"), self.pit.generation)
@@ -868,8 +879,10 @@ async def run_export(es: Es, req: ExportRequest, checkpoint: Checkpoint, encoder
     except _RetriesExhausted as exc:
         where = f"; checkpoint kept in {checkpoint.path}: run again with --resume" if checkpoint.path else \
             "; use --checkpoint FILE to be able to resume"
-        stalled = ExportStalled(f"export of {req.index} stopped after {checkpoint.written} documents, retries "
-                                f"exhausted ({_describe(exc.cause)}){where}")
+        # An answer escli cannot use is not retried (es/answers.py): it is said as it is.
+        why = f": {exc.cause}" if isinstance(exc.cause, BadAnswerError) else \
+            f", retries exhausted ({_describe(exc.cause)})"
+        stalled = ExportStalled(f"export of {req.index} stopped after {checkpoint.written} documents{why}{where}")
         if isinstance(exc.cause, EscliError):
             stalled.exit_code = exc.cause.exit_code
         raise stalled from exc.cause

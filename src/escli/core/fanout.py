@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from escli.errors import RefusedError, UnreachableError, error_summary
-from escli.es.answers import refused
+from escli.es.answers import SEARCH, parsed, refused
 
 if TYPE_CHECKING:
     from escli.es.routing import Member, RoutedTransport
@@ -174,8 +174,10 @@ async def fan_out_search(routed: RoutedTransport, path: str, body: Mapping[str, 
             on_answer(resp)
         if resp.status >= 400:
             return m, refused(resp.status, resp.body, resp.headers)
-        data = resp.json()
-        return m, data if isinstance(data, dict) else refused(502, resp.body)
+        try:
+            return m, parsed(resp.status, resp.body, resp.url, SEARCH)
+        except UnreachableError as exc:  # an answer that is not a search answer: this cluster failed
+            return m, exc
 
     results = await asyncio.gather(*(ask(m) for m in members))
     clusters: dict[str, dict[str, Any]] = {}

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from escli.core.thresholds import Metric, Rule, parse_rule
 from escli.core.watermarks import SETTINGS_FILTER, Watermark, crossed, watermarks_from_settings
-from escli.errors import RefusedError, UnreachableError, api_error_summary, one_line
+from escli.errors import BadAnswerError, RefusedError, UnreachableError, api_error_summary, one_line
+from escli.es.answers import SEARCH, parsed
 
 if TYPE_CHECKING:
     from escli.es.api import Es
@@ -236,6 +237,8 @@ async def check(client: Es, label: str, url: str, wait_for_status: str | None = 
         raise
     except TimeoutError:
         result.error = f"no answer within {timeout:g}s"
+    except BadAnswerError as exc:  # it names the URL; the line that shows it starts with the cluster's
+        result.error = str(exc).removeprefix(url)
     except UnreachableError as exc:
         result.error = f"cluster unreachable: no answer within {timeout:g}s" if exc.timed_out else one_line(exc)
     except RefusedError as exc:
@@ -352,7 +355,6 @@ async def _probe_once(client: Es, index: str, body: bytes, params: dict[str, str
 
     An answer with failed shards or `timed_out` is a failure too: the user got a partial result.
     """
-    import orjson
 
     left = deadline - time.perf_counter()
     if left <= 0:
@@ -364,6 +366,8 @@ async def _probe_once(client: Es, index: str, body: bytes, params: dict[str, str
         raise
     except TimeoutError:
         return None, ("timeout", f"no answer within the check's --timeout ({left:.3g}s left)")
+    except BadAnswerError as exc:  # not a search answer (es/answers.py): counted by what came back
+        return None, (exc.kind, one_line(exc))
     except UnreachableError as exc:
         return None, ("timeout" if exc.timed_out else "unreachable", one_line(exc))
     except RefusedError as exc:
@@ -373,11 +377,9 @@ async def _probe_once(client: Es, index: str, body: bytes, params: dict[str, str
         return None, (type(exc).__name__, one_line(exc))
     latency_us = int((time.perf_counter() - started) * 1_000_000)
     try:
-        answer = orjson.loads(resp.body)
-    except orjson.JSONDecodeError:
-        return latency_us, ("bad_answer", "the search answer is not JSON")
-    if not isinstance(answer, dict):
-        return latency_us, ("bad_answer", "the search answer is not a JSON object")
+        answer = parsed(resp.status, resp.body, resp.url, SEARCH)
+    except BadAnswerError as exc:
+        return latency_us, (exc.kind, one_line(exc))
     if answer.get("timed_out"):
         return latency_us, ("search_timed_out", "the search timed out on the server (partial hits)")
     shards = answer.get("_shards")

@@ -35,7 +35,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from escli.durations import parse_duration
-from escli.errors import InputError, RefusedError, UnreachableError, UsageError, api_error_summary
+from escli.errors import BadAnswerError, InputError, RefusedError, UnreachableError, UsageError, api_error_summary
+from escli.es.answers import BAD_KINDS, SEARCH, check, parsed, problem
 from escli.es.queries import QuerySpec, build_short_body, read_queries, search_target
 from escli.profiler import (
     DEFAULT_PERCENTILES,
@@ -356,6 +357,7 @@ class Runner:
         # the seam's timed send (`send_once`) takes the next node's pool, as many connections as may be in flight.
         # Several clusters: the seam's router picks the member of each request and hears how it went.
         self.client = client
+        self.first_bad: BadAnswerError | None = None  # the first answer that was not a search answer
         self.requests = {id(p): client.prepare("POST", p.target, body=p.body) for p in prepared}
         self.timeout = timeout
         self.opts = opts
@@ -403,6 +405,9 @@ class Runner:
             service_s = answer.done_at - answer.sent_at
             if answer.status >= 400:
                 error = http_error_kind(answer.status, answer.body)
+            elif (bad := problem(answer.status, answer.body, answer.url, SEARCH)) is not None:
+                error = bad.kind  # not a search answer (HTML, a redirect, `{}`): counted by what came back
+                self.first_bad = self.first_bad or bad
             else:
                 took = took_of(answer.body)
         except asyncio.CancelledError:
@@ -410,6 +415,8 @@ class Runner:
         except Exception as exc:
             error = error_kind(exc)
             cluster = exc.cluster if isinstance(exc, UnreachableError) else ""
+            if isinstance(exc, BadAnswerError):
+                self.first_bad = self.first_bad or exc
         end = perf()
         if intended < self.measure_from:
             return
@@ -515,7 +522,8 @@ async def preflight(client: Es, prepared: Sequence[Prepared]) -> None:
     """One request per query before any load: a query the engine refuses stops here, named by its id and line."""
     for item in prepared:
         try:
-            await client.request("POST", item.target, body=item.body)
+            resp = await client.request("POST", item.target, body=item.body)
+            check(resp.status, resp.body, resp.url, SEARCH)
         except (RefusedError, UnreachableError) as exc:
             where = f"query {item.spec.id}" + (f" (line {item.spec.line})" if item.spec.line else "")
             if isinstance(exc, RefusedError):
@@ -575,6 +583,10 @@ async def run_profile(client: Es, queries: Sequence[QuerySpec], opts: ProfileOpt
     result.seconds = max(runner.last_end - runner.measure_from, 0.0) if result.overall.requests else 0.0
     result.warmup_sent = runner.sent - result.overall.requests
     result.rss_bytes = proc.memory_info().rss
+    if result.overall.requests and not result.overall.ok and runner.first_bad is not None and all(
+            k in BAD_KINDS or k in ("connection_error", "timeout", "tls_error") for k in result.overall.errors):
+        raise BadAnswerError(f"every request failed ({', '.join(result.overall.errors)}): {runner.first_bad}",
+                             runner.first_bad.kind)
     if result.overall.requests and not result.overall.ok and all(
             k in ("connection_error", "timeout", "tls_error") for k in result.overall.errors):
         raise UnreachableError(f"cluster unreachable: every request failed ({', '.join(result.overall.errors)})")
@@ -592,8 +604,7 @@ async def shard_profiles(client: Es, queries: Sequence[QuerySpec]) -> list[dict[
         body = {**q.body, "profile": True}
         resp = await client.request("POST", prepare(QuerySpec(q.id, q.index, body, q.params)).target,
                                     body=orjson.dumps(body))
-        data = resp.json()
-        data = data if isinstance(data, dict) else {}
+        data = parsed(resp.status, resp.body, resp.url, SEARCH)
         out.append({"id": q.id, "index": q.index, "took_ms": data.get("took"),
                     "shards": (data.get("profile") or {}).get("shards", [])})
     return out

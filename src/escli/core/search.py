@@ -167,10 +167,10 @@ async def routed_search(es: Es, index: str, body: Mapping[str, Any], params: Map
                                    on_answer=es.learn)
         raw = orjson.dumps(fan.response)
         return fan.response, raw, {"strategy": FAN_OUT, "clusters": fan.clusters, "failed": fan.failed}
+    from escli.es.answers import SEARCH, parsed
+
     resp = await es.search(index, dict(body), text_params, timeout=request_timeout)
-    result = resp.json()
-    if not isinstance(result, dict):
-        raise TypeError(f"unexpected search response of type {type(result).__name__}")
+    result: dict[str, Any] = parsed(resp.status, resp.body, resp.url, SEARCH)
     who = resp.headers.get(CLUSTER_HEADER)
     return result, resp.body, ({"cluster": who, "strategy": routed.strategy} if routed is not None and who else {})
 

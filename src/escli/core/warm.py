@@ -26,7 +26,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from escli.errors import InputError, RefusedError, UnreachableError, api_error_summary
+from escli.errors import BadAnswerError, InputError, RefusedError, UnreachableError, api_error_summary
 from escli.es.answers import connection_reason
 from escli.es.queries import QuerySpec
 
@@ -169,10 +169,13 @@ async def warm_cache(client: Es, cache: Cache, identity: str,
             result.connection_failures += 1
             state["last"] = connection_reason(exc)
             state["streak"] += 1
+            bad = isinstance(exc, BadAnswerError)  # it answered, but not a search answer (es/answers.py)
             if state["streak"] >= opts.unreachable_after and state["fatal"] is None:
-                state["fatal"] = UnreachableError(f"cluster unreachable: {state['streak']} queries in a row "
-                                                  f"failed to connect ({state['last']})")
-            on_problem(Problem(source, spec.line, spec.id, f"connection error: {state['last']}"))
+                state["fatal"] = BadAnswerError(f"{state['streak']} queries in a row got no answer escli can use "
+                                                f"({exc})", exc.kind) if bad else \
+                    UnreachableError(f"cluster unreachable: {state['streak']} queries in a row failed to connect "
+                                     f"({state['last']})")
+            on_problem(Problem(source, spec.line, spec.id, str(exc) if bad else f"connection error: {state['last']}"))
             return
         state["streak"] = 0
         if outcome.failed_clusters:  # fan-out without some cluster's hits: not stored, not warm

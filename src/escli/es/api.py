@@ -26,6 +26,8 @@ from typing import Any
 import orjson
 
 from escli.errors import UnreachableError
+from escli.es import answers
+from escli.es.answers import BULK, COUNT, HEALTH, MSEARCH, OBJECT, SEARCH, Need
 from escli.es.nodes import Prepared
 from escli.es.retry import RetryPolicy
 from escli.es.target import JSON, NDJSON, index_path
@@ -107,6 +109,28 @@ def typeless_answer(answer: Any) -> dict[str, Any]:
 PRODUCT_PROBE_IGNORE = frozenset(range(400, 500)) - {429}
 # No data streams at this path: Elasticsearch's test build has no handler (9.x: 400) or only a POST one (7.17: 405).
 NO_DATA_STREAMS = (400, 404, 405)
+ROOT = Need("the root answer of Elasticsearch or OpenSearch", ("version",))
+PIT = Need("a point in time", ("id",))
+OPENSEARCH_PIT = Need("a point in time", ("pit_id",))
+
+
+def body_of(resp: Response, need: Need | None) -> Any:
+    """The answer's JSON, checked for what the call needs (es/answers.py): `need` None takes any JSON value. An
+    error status the caller ignored (a 404 of an expired PIT) is read as well as it can be, never refused."""
+    if resp.status >= 400:
+        try:
+            return orjson.loads(resp.body) if resp.body else None
+        except orjson.JSONDecodeError:
+            return None
+    return answers.parsed(resp.status, resp.body, resp.url, need, resp.headers.get("location"))
+
+
+def searched(resp: Response, params: Mapping[str, str] | None = None, need: Need = SEARCH) -> Response:
+    """A search answer's raw bytes, checked without parsing (es/answers.check): export pages and health probes
+    read them as they are. A filter_path may leave `hits` out."""
+    answers.check(resp.status, resp.body, resp.url, need, resp.headers.get("location"),
+                  filtered=bool(params) and "filter_path" in params)  # type: ignore[operator]
+    return resp
 
 # (method, path, status or None when no answer came, seconds): for -vv request logs.
 RequestLog = Callable[[str, str, "int | None", float], None]
@@ -153,9 +177,11 @@ class Es:
         self._expected = product
 
     async def json(self, method: str, path: str, *, params: Mapping[str, str] | None = None, body: Any = None,
-                   timeout: float | None = None, ignore: Collection[int] = ()) -> Any:
+                   timeout: float | None = None, ignore: Collection[int] = (), need: Need | None = None) -> Any:
+        """The answer's JSON, checked: `need` names the fields the caller reads (es/answers.py); None: any JSON."""
         data = None if body is None else body if isinstance(body, bytes) else orjson.dumps(body)
-        return (await self.request(method, path, params=params, body=data, timeout=timeout, ignore=ignore)).json()
+        resp = await self.request(method, path, params=params, body=data, timeout=timeout, ignore=ignore)
+        return body_of(resp, need)
 
     async def product(self) -> ProductInfo:
         if self._product is None:
@@ -164,7 +190,7 @@ class Es:
             # proxy's 429 carries no product header and says nothing about what is behind it).
             resp = await self.request("GET", "/", ignore=PRODUCT_PROBE_IGNORE)
             if self._product is None:
-                self._product = product_from_root(resp.json() if resp.status == 200 else None)
+                self._product = product_from_root(body_of(resp, ROOT) if resp.status == 200 else None)
         return self._product
 
     # -- the fast paths: a request encoded once, sent many times (batch), or timed (profile) -----------------------
@@ -206,35 +232,35 @@ class Es:
         """POST /INDEX/_search (or /_search without an index, as a PIT search must be); raw bytes back."""
         path = index_path(index, "_search") if index else "/_search"
         data = body if isinstance(body, bytes) else orjson.dumps(body)
-        return await self.request("POST", path, params=params, body=data, timeout=timeout)
+        return searched(await self.request("POST", path, params=params, body=data, timeout=timeout), params)
 
     async def msearch(self, ndjson: bytes, params: Mapping[str, str] | None = None,
                       timeout: float | None = None) -> Response:
-        return await self.request("POST", "/_msearch", params=params, body=ndjson, content_type=NDJSON,
-                                  timeout=timeout)
+        return searched(await self.request("POST", "/_msearch", params=params, body=ndjson, content_type=NDJSON,
+                                           timeout=timeout), params, MSEARCH)
 
     async def count(self, index: str, query: Mapping[str, Any] | None = None) -> int:
         body = {"query": query} if query else None
-        data = await self.json("POST", index_path(index, "_count"), body=body)
+        data = await self.json("POST", index_path(index, "_count"), body=body, need=COUNT)
         return int(data["count"])
 
     async def mapping(self, index: str) -> dict[str, Any]:
         """`GET INDEX/_mapping`, every index's mapping typeless."""
-        return typeless_answer(await self.json("GET", index_path(index, "_mapping")))
+        return typeless_answer(await self.json("GET", index_path(index, "_mapping"), need=OBJECT))
 
     async def mapping_if_any(self, index: str) -> dict[str, Any] | None:
         """The same, or None when no index has the name."""
         resp = await self.request("GET", index_path(index, "_mapping"), ignore=(404,))
-        return None if resp.status == 404 else typeless_answer(resp.json())
+        return None if resp.status == 404 else typeless_answer(body_of(resp, OBJECT))
 
     # -- point in time and scroll --------------------------------------------------------------------------------
     async def open_pit(self, index: str, keep_alive: str) -> str:
         product = await self.product()
         if product.name == OPENSEARCH:
             data = await self.json("POST", index_path(index, "_search/point_in_time"),
-                                   params={"keep_alive": keep_alive})
+                                   params={"keep_alive": keep_alive}, need=OPENSEARCH_PIT)
             return str(data["pit_id"])
-        data = await self.json("POST", index_path(index, "_pit"), params={"keep_alive": keep_alive})
+        data = await self.json("POST", index_path(index, "_pit"), params={"keep_alive": keep_alive}, need=PIT)
         return str(data["id"])
 
     async def close_pit(self, pit_id: str, timeout: float | None = None) -> None:
@@ -247,8 +273,8 @@ class Es:
             await self.json("DELETE", "/_pit", body={"id": pit_id}, timeout=timeout, ignore=(404,))
 
     async def scroll(self, scroll_id: str, keep_alive: str) -> Response:
-        return await self.request("POST", "/_search/scroll",
-                                  body=orjson.dumps({"scroll": keep_alive, "scroll_id": scroll_id}))
+        return searched(await self.request("POST", "/_search/scroll",
+                                           body=orjson.dumps({"scroll": keep_alive, "scroll_id": scroll_id})))
 
     async def clear_scroll(self, scroll_id: str, timeout: float | None = None) -> None:
         await self.json("DELETE", "/_search/scroll", body={"scroll_id": [scroll_id]}, timeout=timeout,
@@ -257,13 +283,13 @@ class Es:
     # -- indices and documents -----------------------------------------------------------------------------------
     async def bulk(self, ndjson: bytes, params: Mapping[str, str] | None = None) -> dict[str, Any]:
         resp = await self.request("POST", "/_bulk", params=params, body=ndjson, content_type=NDJSON)
-        data = resp.json()
-        return data if isinstance(data, dict) else {}
+        data: dict[str, Any] = body_of(resp, BULK)
+        return data
 
     async def is_data_stream(self, name: str) -> bool:
         """Whether `name` is a data stream now; an engine without data streams says no (NO_DATA_STREAMS)."""
         resp = await self.request("GET", "/_data_stream" + index_path(name, "").rstrip("/"), ignore=NO_DATA_STREAMS)
-        data = resp.json() if resp.status == 200 else None
+        data = body_of(resp, OBJECT) if resp.status == 200 else None
         return bool(isinstance(data, dict) and data.get("data_streams"))
 
     async def create_index(self, index: str, body: Mapping[str, Any]) -> None:
@@ -280,16 +306,16 @@ class Es:
                              timeout: float | None = None) -> dict[str, Any]:
         """GET /_cluster/health[/INDEX]; a wait that times out answers 408 with the health body: an answer."""
         path = "/_cluster/health" + (index_path(index, "").rstrip("/") if index else "")
-        data = await self.json("GET", path, params=params, timeout=timeout, ignore=(408,))
+        data = await self.json("GET", path, params=params, timeout=timeout, ignore=(408,), need=HEALTH)
         return data if isinstance(data, dict) else {}
 
     async def nodes_stats(self, metric: str, filter_path: str | None = None) -> dict[str, Any]:
         params = {"filter_path": filter_path} if filter_path else None
-        data = await self.json("GET", f"/_nodes/stats/{metric}", params=params)
+        data = await self.json("GET", f"/_nodes/stats/{metric}", params=params, need=OBJECT)
         return data if isinstance(data, dict) else {}
 
     async def pending_tasks(self) -> dict[str, Any]:
-        data = await self.json("GET", "/_cluster/pending_tasks")
+        data = await self.json("GET", "/_cluster/pending_tasks", need=OBJECT)
         return data if isinstance(data, dict) else {}
 
     async def close(self) -> None:

@@ -88,7 +88,8 @@ class NodeSet:
                 self._tls = ssl_context(self.target)
             tls = self._tls
         # Idle connections kept: as many as may be open (a load keeps them all busy; a one-shot needs one).
-        return Node(e, Pool(e.host, e.port, tls, self.connections), head_prefix(self.target, e))
+        return Node(e, Pool(e.host, e.port, tls, self.connections, max_answer=self.target.max_answer),
+                    head_prefix(self.target, e))
 
     def order(self) -> list[Node]:
         """The nodes to try for one request: the next live one (round robin), then the other live ones; when none

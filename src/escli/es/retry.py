@@ -83,6 +83,8 @@ async def retrying(attempt: Callable[[float], Awaitable[A]], policy: RetryPolicy
         try:
             answer = await attempt(max(left, 0.05))
         except UnreachableError as exc:
+            if not exc.retryable:  # an answer escli cannot use (es/answers.py): the same request gets it again
+                raise
             failure = exc
         if answer is not None:
             if answer.status not in RETRY_ON_STATUS:

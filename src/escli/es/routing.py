@@ -149,7 +149,7 @@ class Router:
 
 
 def tagged(resp: Response, name: str) -> Response:
-    return Response(resp.status, {**resp.headers, CLUSTER_HEADER: name}, resp.body)
+    return Response(resp.status, {**resp.headers, CLUSTER_HEADER: name}, resp.body, resp.url)
 
 
 class RoutedTransport:

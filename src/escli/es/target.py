@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
 from escli.errors import UsageError
-from escli.settings import Settings
+from escli.settings import DEFAULT_MAX_ANSWER, Settings
 
 if TYPE_CHECKING:
     import ssl
@@ -47,6 +47,7 @@ class Target:
     ca_certs: str | None = None
     verify: bool = True
     timeout: float = 30.0
+    max_answer: int = DEFAULT_MAX_ANSWER  # bytes one answer may have, inflated (es/wire.py)
 
 
 def endpoint(url: str) -> Endpoint:
@@ -84,7 +85,8 @@ def target_for(settings: Settings) -> Target:
         endpoints: tuple[Endpoint, ...] = (cloud_endpoint(creds.cloud_id),)
     else:
         endpoints = tuple(endpoint(u) for u in settings.urls)
-    return Target(endpoints, headers, settings.ca_certs, settings.verify_certs, settings.timeout)
+    return Target(endpoints, headers, settings.ca_certs, settings.verify_certs, settings.timeout,
+                  settings.max_answer)
 
 
 def request_target(path: str, params: Mapping[str, str] | None) -> str:

@@ -27,12 +27,12 @@ from typing import Any, Protocol
 import orjson
 
 from escli.errors import UnreachableError
-from escli.es.answers import connection_reason, refused, unreachable
+from escli.es.answers import broken, connection_reason, redirect, refused, too_large, unreachable
 from escli.es.nodes import Node, NodeSet, Prepared, nodes_from_info, prepare
 from escli.es.pace import Pace
 from escli.es.retry import NO_RETRY, OnRetry, RetryPolicy, retrying
 from escli.es.target import JSON, NDJSON, Target
-from escli.es.wire import Answer, Connection, Pool
+from escli.es.wire import Answer, BrokenAnswer, Connection, Pool, TooLarge
 
 __all__ = ["JSON", "NDJSON", "Answer", "HttpTransport", "Prepared", "Response", "Transport", "TransportStats"]
 
@@ -45,6 +45,7 @@ class Response:
     status: int
     headers: Mapping[str, str]  # names lower-cased, values as sent
     body: bytes
+    url: str = ""  # where it came from: the node's URL and the path (escli's messages name it)
 
     def json(self) -> Any:
         return orjson.loads(self.body) if self.body else None
@@ -78,11 +79,18 @@ class Transport(Protocol):
 
 
 def response(answer: Answer, ignore: Collection[int] = ()) -> Response:
-    """The answer as a Response, or the RefusedError its status means."""
+    """The answer as a Response, or the RefusedError its status means (a redirect: the BadAnswerError that says
+    it was not followed)."""
     headers = answer.headers
     if answer.status >= 400 and answer.status not in ignore:
         raise refused(answer.status, answer.body, headers)
-    return Response(answer.status, headers, answer.body)
+    if 300 <= answer.status < 400 and answer.status not in ignore:
+        raise redirect(answer.url, answer.status, headers.get("location"))
+    return Response(answer.status, headers, answer.body, answer.url)
+
+
+def bad_answer(url: str, exc: BrokenAnswer) -> UnreachableError:
+    return too_large(url, exc.limit) if isinstance(exc, TooLarge) else broken(url, exc)
 
 
 def failure_kind(exc: BaseException) -> str:
@@ -193,6 +201,9 @@ class HttpTransport:
         except (_NotConnected, TimeoutError):
             self._node_failed(node)
             raise
+        except BrokenAnswer as exc:  # past the answer bound, or not HTTP: said as what came back, not retried
+            self._node_failed(node)
+            raise bad_answer(node.url + p.target.partition("?")[0], exc) from exc
         except (OSError, ValueError) as exc:  # reset, TLS, or a broken answer, after the request went out
             self._node_failed(node)
             err = unreachable(node.url, connection_reason(exc))
@@ -209,6 +220,7 @@ class HttpTransport:
                 self.pace.answered(answer.done_at - answer.sent_at)
         if answer.warned:
             self._warnings(answer)
+        answer.node_url, answer.target = node.url, p.target
         return answer
 
     async def _exchange(self, node: Node, p: Prepared, left: float) -> Answer:
@@ -258,6 +270,9 @@ class HttpTransport:
             answer = await conn.exchange(node.payload(p), timeout=self.target.timeout if timeout is None else timeout)
         except BaseException as exc:
             pool.release(conn, reusable=False)
+            if isinstance(exc, BrokenAnswer):
+                self.nodes.failed(node)
+                raise bad_answer(node.url + p.target.partition("?")[0], exc) from exc
             if isinstance(exc, OSError | ValueError):
                 self.nodes.failed(node)
                 err = unreachable(node.url, connection_reason(exc), timed_out=isinstance(exc, TimeoutError))
@@ -267,6 +282,7 @@ class HttpTransport:
         pool.release(conn, reusable=answer.keep_alive)
         if answer.warned:
             self._warnings(answer)
+        answer.node_url, answer.target = node.url, p.target
         return answer
 
     # -- the request most callers make ---------------------------------------------------------------------------

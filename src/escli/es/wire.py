@@ -11,6 +11,14 @@ recorded there, so service time is measured where the bytes move, without hooks.
 
 A connection carries one request at a time (no pipelining). `Pool` keeps idle keep-alive connections per
 endpoint and bounds how many are open at once; waiting for a free one is queueing, not service.
+
+Whatever answers is bounded: a body (chunked, Content-Length or until close) larger than `max_answer` bytes, or a
+gzip body that would inflate past it, fails the exchange with `TooLarge` as soon as that is known (a
+Content-Length above the bound at once, before any of its bytes) and the connection is closed, so memory stays
+below the bound whatever the server sends. Chunked bodies keep only the decoded bytes (each piece of the raw
+buffer is dropped once decoded); gzip inflates with a `max_length`, so a bomb never materialises. An answer
+that breaks HTTP/1.1's framing (a status line, a Content-Length, a chunk header that is not one) fails with
+`BrokenAnswer`, which says what came back in a few words; es/answers.py turns both into escli's one line.
 """
 
 from __future__ import annotations
@@ -21,10 +29,26 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from escli.settings import DEFAULT_MAX_ANSWER
+
 if TYPE_CHECKING:
     import ssl
 
 _perf = time.perf_counter
+_HEX = b"0123456789abcdefABCDEF"
+LINE_LIMIT = 65536  # the header block, one chunk-size line, the trailers
+
+
+class BrokenAnswer(ValueError):
+    """An answer that is not HTTP/1.1 as it must be; the message says what came back (`a bad chunk header`)."""
+
+
+class TooLarge(BrokenAnswer):
+    """A body past the answer bound (`max_answer` bytes, inflated size included)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"an answer larger than the bound of {limit} bytes")
+        self.limit = limit
 
 
 @dataclass(slots=True)
@@ -38,6 +62,13 @@ class Answer:
     warned: bool = False  # the answer carries a Warning header (a deprecation, usually)
     attempts: int = 1  # tries it took (set by the transport's retry loop)
     cluster: str = ""  # several clusters: the member that answered (set by es/routing.py)
+    node_url: str = ""  # the node's base URL and the request's target (set by the transport; see `url`)
+    target: str = ""
+
+    @property
+    def url(self) -> str:
+        """Where the answer came from, as escli's messages name it: the node's URL and the path, no query."""
+        return self.node_url + self.target.partition("?")[0]
 
     @property
     def headers(self) -> dict[str, str]:
@@ -76,7 +107,8 @@ def _header(head: bytes, name: bytes, original: bytes | None = None) -> bytes | 
 class Connection(asyncio.Protocol):
     """One keep-alive HTTP/1.1 connection; `exchange` sends a whole request and returns the whole answer."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_answer: int = DEFAULT_MAX_ANSWER) -> None:
+        self.max_answer = max_answer  # bytes a body may have, inflated (settings: max_answer_mb)
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self._waiter: asyncio.Future[Answer] | None = None
@@ -93,9 +125,10 @@ class Connection(asyncio.Protocol):
         self.uses = 0  # answers received on this connection (a reused one may have been closed by the server)
 
     @classmethod
-    async def open(cls, host: str, port: int, ssl_context: ssl.SSLContext | None = None) -> Connection:
+    async def open(cls, host: str, port: int, ssl_context: ssl.SSLContext | None = None,
+                   max_answer: int = DEFAULT_MAX_ANSWER) -> Connection:
         loop = asyncio.get_running_loop()
-        _, proto = await loop.create_connection(cls, host, port, ssl=ssl_context,
+        _, proto = await loop.create_connection(lambda: cls(max_answer), host, port, ssl=ssl_context,
                                                 server_hostname=host if ssl_context is not None else None)
         return proto
 
@@ -108,7 +141,14 @@ class Connection(asyncio.Protocol):
         w = self._waiter
         if w is not None and not w.done():
             if self._need == -3 and self._head is not None and exc is None:
-                self._finish(bytes(self._buf[self._body_start:]), keep=False)
+                try:
+                    self._finish(bytes(self._buf[self._body_start:]), keep=False)
+                except BrokenAnswer as broken:  # a gzip body that does not inflate, or inflates past the bound
+                    w.set_exception(broken)
+            elif self._head is None and self._buf and exc is None and not self._buf.startswith(b"HTTP/"[:len(
+                    self._buf)]):
+                # Bytes, then the end, and never a status line: an HTTP/0.9 server or something else on the port.
+                w.set_exception(BrokenAnswer(f"something that is not an HTTP answer: {bytes(self._buf[:60])!r}"))
             else:
                 w.set_exception(exc or ConnectionResetError("connection closed before the answer"))
 
@@ -167,16 +207,16 @@ class Connection(asyncio.Protocol):
         buf = self._buf
         if self._head is None:
             end = buf.find(b"\r\n\r\n")
-            if end < 0:
-                if len(buf) > 65536:
-                    raise ValueError("answer headers larger than 64 KiB")
+            if end < 0 or end > LINE_LIMIT:
+                if len(buf) > LINE_LIMIT:
+                    raise BrokenAnswer("headers larger than 64 KiB")
                 return
             raw = bytes(buf[:end])
             head = raw.lower()
             first = head[:head.find(b"\r\n")] if b"\r\n" in head else head
             parts = first.split(None, 2)
-            if len(parts) < 2 or not parts[0].startswith(b"http/"):
-                raise ValueError(f"not an HTTP answer: {first[:60]!r}")
+            if len(parts) < 2 or not parts[0].startswith(b"http/") or not parts[1].isdigit():
+                raise BrokenAnswer(f"something that is not an HTTP answer: {bytes(raw[:60])!r}")
             status = int(parts[1])
             keep = parts[0] != b"http/1.0" and _header(head, b"connection") != b"close"
             if 100 <= status < 200:  # an interim answer (100 Continue): skip it
@@ -187,24 +227,34 @@ class Connection(asyncio.Protocol):
             self._warned = b"\r\nwarning:" in head
             self._gzip = _header(head, b"content-encoding") == b"gzip"
             self._body_start = end + 4
-            self._chunks = _Chunks(end + 4)
+            self._chunks = _Chunks(end + 4, self.max_answer)
             length = _header(head, b"content-length")
             if self._head_only or status in (204, 304):
                 self._need = 0
             elif b"chunked" in (_header(head, b"transfer-encoding") or b""):
                 self._need = -2
             elif length is not None:
+                if not length.isdigit():
+                    raise BrokenAnswer(f"a Content-Length that is not a length: {bytes(length[:30])!r}")
                 self._need = int(length)
+                if self._need > self.max_answer:
+                    raise TooLarge(self.max_answer)  # said before a byte of it came: not one is read
             else:
                 self._need = -3
         start, keep = self._body_start, self._head[2]
         if self._need >= 0:
             if len(buf) - start >= self._need:
-                self._finish(bytes(buf[start:start + self._need]), keep=keep)
-        elif self._need == -2:
-            body = self._chunks.feed(buf)
-            if body is not None:
+                # One copy through a view (a bytearray slice would be a second one: three bodies at the peak).
+                with memoryview(buf) as view:
+                    body = bytes(view[start:start + self._need])
                 self._finish(body, keep=keep)
+        elif self._need == -3:
+            if len(buf) - start > self.max_answer:
+                raise TooLarge(self.max_answer)
+        elif self._need == -2:
+            whole = self._chunks.feed(buf)
+            if whole is not None:
+                self._finish(whole, keep=keep)
 
     def _finish(self, body: bytes, keep: bool) -> None:
         assert self._head is not None and self._waiter is not None
@@ -214,22 +264,24 @@ class Connection(asyncio.Protocol):
         self.uses += 1
         done_at = _perf()
         if self._gzip and body:
-            import gzip
-
-            body = gzip.decompress(body)
+            body = inflate(body, self.max_answer)
         if not self._waiter.done():  # cancelled meanwhile (see data_received): the answer is dropped
             self._waiter.set_result(Answer(status, head, body, self._sent_at, done_at, keep, self._warned))
 
 
 class _Chunks:
     """A chunked body decoded incrementally: each piece of the answer is scanned once (a page of hits arrives in
-    dozens of pieces; decoding from the start on each one copied the body over and over)."""
+    dozens of pieces; decoding from the start on each one copied the body over and over), and the raw bytes
+    decoded are dropped from the buffer, so an endless answer holds at most the bound, not twice it."""
 
-    __slots__ = ("out", "pos")
+    __slots__ = ("limit", "out", "pos", "size")
 
-    def __init__(self, pos: int = 0) -> None:
+    def __init__(self, pos: int = 0, limit: int = 0) -> None:
         self.pos = pos  # where the next chunk-size line starts in the buffer
-        self.out = bytearray()
+        # The decoded pieces, apart until the end: a growing buffer is copied as it grows (twice the bound).
+        self.out: list[bytes] = []
+        self.size = 0
+        self.limit = limit
 
     def feed(self, buf: bytearray) -> bytes | None:
         """The whole body once its last chunk and trailers are in `buf`, else None (and remember how far)."""
@@ -237,20 +289,55 @@ class _Chunks:
         while True:
             eol = buf.find(b"\r\n", pos)
             if eol < 0:
-                self.pos = pos
-                return None
-            size = int(bytes(buf[pos:eol]).split(b";", 1)[0].strip() or b"0", 16)
+                if len(buf) - pos > LINE_LIMIT:
+                    raise BrokenAnswer("a chunk header longer than 64 KiB")
+                break
+            line = bytes(buf[pos:eol]).split(b";", 1)[0].strip()
+            if not line or line.strip(_HEX):
+                raise BrokenAnswer(f"a bad chunk header: {bytes(buf[pos:min(eol, pos + 30)])!r}")
+            size = int(line, 16)
             if size == 0:
                 end = buf.find(b"\r\n\r\n", eol)  # trailers (usually none) end with an empty line
-                if end < 0:
-                    self.pos = pos
-                    return None
-                return bytes(self.out)
+                if end >= 0:
+                    return b"".join(self.out)
+                if len(buf) - eol > LINE_LIMIT:
+                    raise BrokenAnswer("trailers larger than 64 KiB")
+                break
+            if self.size + size > self.limit:
+                raise TooLarge(self.limit)  # said by the chunk header: its bytes are not waited for
             if len(buf) < eol + 2 + size + 2:
-                self.pos = pos
-                return None
-            self.out += buf[eol + 2:eol + 2 + size]
+                break
+            self.out.append(bytes(buf[eol + 2:eol + 2 + size]))
+            self.size += size
             pos = eol + 2 + size + 2
+        # Drop what was decoded (bytearray deletes at the front in place): the buffer holds one piece at most.
+        del buf[:pos]
+        self.pos = 0
+        return None
+
+
+def inflate(body: bytes, limit: int) -> bytes:
+    """A gzip body (one member or several) inflated, never past `limit` bytes: TooLarge instead. The pieces are
+    kept apart until the end (a growing buffer would be copied as it grows: twice the bound at its peak)."""
+    import zlib
+
+    pieces: list[bytes] = []
+    size = 0
+    rest = body
+    try:
+        while rest:
+            d = zlib.decompressobj(wbits=31)
+            piece = d.decompress(rest, limit + 1 - size)
+            size += len(piece)
+            if size > limit:
+                raise TooLarge(limit)
+            if not d.eof:
+                raise BrokenAnswer("a gzip body cut short")
+            pieces.append(piece)
+            rest = d.unused_data.lstrip(b"\0")
+    except zlib.error:
+        raise BrokenAnswer("a gzip body that does not inflate") from None
+    return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
 
 async def wait_in_line(waiters: deque[asyncio.Future[None]]) -> None:
@@ -268,9 +355,10 @@ class Pool:
     """Keep-alive connections to one endpoint: at most `limit` open; `acquire` waits (queues) beyond that."""
 
     def __init__(self, host: str, port: int, ssl_context: ssl.SSLContext | None, limit: int,
-                 max_idle: int | None = None) -> None:
+                 max_idle: int | None = None, max_answer: int = DEFAULT_MAX_ANSWER) -> None:
         self.host, self.port, self.ssl_context = host, port, ssl_context
         self.limit = limit
+        self.max_answer = max_answer
         self.max_idle = limit if max_idle is None else max_idle
         self.idle: deque[Connection] = deque()
         self.open_count = 0
@@ -295,7 +383,7 @@ class Pool:
             if self.open_count < self.limit:
                 self.open_count += 1
                 try:
-                    return await Connection.open(self.host, self.port, self.ssl_context)
+                    return await Connection.open(self.host, self.port, self.ssl_context, self.max_answer)
                 except BaseException:
                     self.open_count -= 1
                     self._wake()
