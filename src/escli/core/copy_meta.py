@@ -19,6 +19,7 @@ its `_meta`. Both are gone once the copy is finished.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -45,6 +46,8 @@ DATA_STREAM = "data_stream"
 MARK_PREFIX = "escli-copying-"
 MARK_META = "escli_copy"
 # What a bulk load runs with, put back by finish_plan: the engines' own advice for loading an index.
+# Above any template a cluster is likely to hold, so the simulated one is the one that applies.
+SIMULATE_PRIORITY = 2_000_000_000
 LOAD_SETTINGS = {"index.refresh_interval": "-1", "index.number_of_replicas": 0}
 
 
@@ -179,7 +182,7 @@ async def plan_copy(source: Es, target: Es, expr: str, rename: Rename, *, metada
         if not metadata:
             continue
         notes = await (_plan_stream(source, target, pair, rename, plan, into_existing, resuming) if kind == DATA_STREAM
-                       else _plan_index(source, pair, existing.get(dest), plan, into_existing, resuming))
+                       else _plan_index(source, target, pair, existing.get(dest), plan, into_existing, resuming))
         plan.changes += [Change(name, n.what, n.action, n.why) for n in notes]
     return plan
 
@@ -191,7 +194,7 @@ def _exists_note(pair: IndexPair, into_existing: bool) -> list[Note]:
     return []
 
 
-async def _plan_index(source: Es, pair: IndexPair, there: Mapping[str, Any] | None, plan: CopyPlan,
+async def _plan_index(source: Es, target: Es, pair: IndexPair, there: Mapping[str, Any] | None, plan: CopyPlan,
                       into_existing: bool, resuming: bool) -> list[Note]:
     assert plan.source_product is not None and plan.target_product is not None
     meta = await source.index_metadata(pair.source)
@@ -213,7 +216,40 @@ async def _plan_index(source: Es, pair: IndexPair, there: Mapping[str, Any] | No
     pair.restore = {key: body_settings.get(key) for key in LOAD_SETTINGS}
     pair.create = {"settings": {**body_settings, **LOAD_SETTINGS}, "mappings": mappings.body,
                    "aliases": {MARK_PREFIX + pair.dest: {"is_hidden": True}}}
+    if there is None and not any(n.action == REFUSED for n in notes):
+        notes += await _ask_target(target, pair.dest, body_settings, mappings.body, mappings.needed_by)
     return notes
+
+
+# Where an engine's refusal names the field or setting at fault, most precise first.
+_NAMED = (re.compile(r"on field \[([^\]]+)\]"), re.compile(r"on mapper \[([^\]]+)\]"),
+          re.compile(r"[Mm]apping definition for \[([^\]]+)\]"), re.compile(r"setting \[([^\]]+)\]"),
+          re.compile(r"field \[([^\]]+)\]"))
+
+
+def named_in(reason: str) -> str | None:
+    """The field or setting an engine's refusal names, if it names one."""
+    for pattern in _NAMED:
+        found = pattern.search(reason)
+        if found:
+            return found.group(1)
+    return None
+
+
+async def _ask_target(target: Es, dest: str, settings: Mapping[str, Any], mappings: Mapping[str, Any],
+                      needed_by: Mapping[str, list[str]]) -> list[Note]:
+    """What the rules cannot know (a module the target lacks, a value it does not take): the target validates
+    the index as a simulated template, which creates nothing."""
+    body = {"index_patterns": [dest], "priority": SIMULATE_PRIORITY,
+            "template": {"settings": dict(settings), "mappings": dict(mappings)}}
+    reason = await target.simulate_template(body)
+    if reason is None:
+        return []
+    named = named_in(reason) or dest
+    fields = needed_by.get(named)
+    if fields:  # a setting the rewrite of these fields added: the fields are what the target cannot take
+        return [Note(f, REFUSED, f"needs {named}, which the target refuses: {reason}") for f in fields]
+    return [Note(named, REFUSED, f"the target says {reason}")]
 
 
 async def _plan_stream(source: Es, target: Es, pair: IndexPair, rename: Rename, plan: CopyPlan,

@@ -43,6 +43,7 @@ class Cleaned:
     body: dict[str, Any]
     notes: list[Note] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)  # settings a mapping rewrite needs (index.knn, ...)
+    needed_by: dict[str, list[str]] = field(default_factory=dict)  # such a setting -> the fields that need it
 
 
 def name_of(p: ProductInfo) -> str:
@@ -243,6 +244,7 @@ class _MappingRewrite:
         self.target = target
         self.notes: list[Note] = []
         self.settings: dict[str, Any] = {}
+        self.needed_by: dict[str, list[str]] = {}
         self.to_os = source.name == ELASTICSEARCH and target.name == OPENSEARCH
         self.to_es = source.name == OPENSEARCH and target.name == ELASTICSEARCH
 
@@ -370,6 +372,7 @@ class _MappingRewrite:
             out["method"] = {"name": "hnsw", "engine": "lucene",
                              "space_type": ES_SIMILARITY_TO_OS_SPACE.get(str(similarity), "l2")}
         self.settings["index.knn"] = True
+        self.needed_by.setdefault("index.knn", []).append(path)
         self.note(path, REWRITTEN, f"dense_vector -> knn_vector (dimension {dims}"
                   + (f", {similarity} -> {out['method']['space_type']}" if "method" in out else "")
                   + "), and index.knn: true")
@@ -397,7 +400,7 @@ def clean_mappings(mappings: Mapping[str, Any], source: ProductInfo, target: Pro
         rewrite.note("mappings", REWRITTEN, f"the mapping type [{type_name}] unwrapped: "
                      f"{name_of(target)} has no mapping types")
     body = rewrite.root(copy.deepcopy(inner))
-    return Cleaned(body, rewrite.notes, rewrite.settings)
+    return Cleaned(body, rewrite.notes, rewrite.settings, rewrite.needed_by)
 
 
 # -- an existing target's mapping -----------------------------------------------------------------------------------

@@ -236,6 +236,20 @@ class Es:
                                        "allow_no_indices": "true"})
         return data if isinstance(data, dict) else {}
 
+    async def simulate_template(self, body: Mapping[str, Any]) -> str | None:
+        """POST /_index_template/_simulate: None when the target would take the template (its settings and
+        mappings are validated as at index creation, and nothing is created), else the deepest reason given."""
+        resp = await self.request("POST", "/_index_template/_simulate", body=orjson.dumps(body), ignore=(400,))
+        if resp.status < 300:
+            return None
+        err = resp.json().get("error") if isinstance(resp.json(), dict) else None
+        reason = f"HTTP {resp.status}"
+        while isinstance(err, dict):
+            if err.get("reason"):
+                reason = f"{err.get('type')}: {err['reason']}"
+            err = err.get("caused_by")
+        return reason
+
     async def put_mapping(self, index: str, body: Mapping[str, Any]) -> None:
         await self.json("PUT", index_path(index, "_mapping"), body=dict(body))
 
