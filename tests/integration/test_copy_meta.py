@@ -324,9 +324,17 @@ def test_an_opensearch_data_stream_with_its_templates(engines: Engines) -> None:
                  f"/_data_stream/cp-{stream}"):
         engines.remember(url, path)
 
-    plan = copy_meta(url, url, stream, Rename(prefix="cp-"))
+    plan = plan_only(url, url, stream, Rename(prefix="cp-"))
     assert [(p.source, p.dest, p.kind) for p in plan.pairs] == [(stream, f"cp-{stream}", "data_stream")]
     assert [(c.what, c.action) for c in plan.changes] == [(f"index template {tpl}", "rewritten")]
+    # interrupted after the stream was made: a new run refuses it, a resumed one knows it for its own
+    run(url, url, lambda s, t: _plan_and_apply(s, t, stream, Rename(prefix="cp-")))
+    marked = engines.get(url, f"/_index_template/cp-{tpl}")["index_templates"][0]["index_template"]
+    assert marked["_meta"] == {"escli_copy": {"dest": f"cp-{stream}"}}
+    assert {c.what for c in plan_only(url, url, stream, Rename(prefix="cp-")).refused} == {
+        f"cp-{stream}", f"index template cp-{tpl}", f"component template cp-{cmap}", f"component template cp-{cset}"}
+    plan = copy_meta(url, url, stream, Rename(prefix="cp-"), resuming=True)
+    assert plan.pairs[0].ours
 
     got = engines.get(url, f"/_index_template/cp-{tpl}")["index_templates"][0]["index_template"]
     assert got == {"index_patterns": [f"cp-{stream}"], "composed_of": [f"cp-{cmap}", f"cp-{cset}"], "priority": 78,
@@ -343,3 +351,44 @@ def test_an_opensearch_data_stream_with_its_templates(engines: Engines) -> None:
     assert s["index.refresh_interval"] == "3s" and s["index.number_of_replicas"] == "0"
     # the source is untouched
     assert engines.get(url, f"/_index_template/{tpl}")["index_templates"][0]["index_template"]["priority"] == 77
+
+
+def test_an_alias_whose_write_index_is_another_on_the_target_is_refused_while_planning(engines: Engines) -> None:
+    name, alias = engines.name("src"), engines.name("al")
+    make_source(engines, ES8_URL, name, alias)
+    other = engines.name("other")
+    engines.put(ES_URL, f"/{other}", {"aliases": {alias: {"is_write_index": True}}})
+    plan = plan_only(ES8_URL, ES_URL, name, Rename(prefix="w-"))
+    assert [(c.what, c.why) for c in plan.refused] == [(f"alias {alias}", f"its write index on the target is {other} "
+                                                                          "already")]
+    taken = engines.name("taken")
+    engines.put(ES_URL, f"/{taken}", {})
+    engines(ES8_URL).post("/_aliases", json={"actions": [{"add": {"index": name, "alias": taken}}]})
+    plan = plan_only(ES8_URL, ES_URL, name, Rename(prefix="w-"))
+    assert (f"alias {taken}", "an index of that name exists on the target") in [(c.what, c.why) for c in plan.refused]
+
+
+def test_a_data_stream_to_an_engine_without_data_streams_is_refused_while_planning(engines: Engines) -> None:
+    tag = uuid.uuid4().hex[:8]
+    tpl, stream = f"t-tpl-{tag}", f"t-nods-{tag}"
+    engines.put(OPENSEARCH_URL, f"/_index_template/{tpl}", {"index_patterns": [stream], "data_stream": {}})
+    engines.put(OPENSEARCH_URL, f"/_data_stream/{stream}", {})
+    plan = plan_only(OPENSEARCH_URL, ES_URL, stream, Rename())
+    assert [(p.dest, p.kind) for p in plan.pairs] == [(stream, "data_stream")]
+    assert [(c.what, c.why) for c in plan.refused] == [(stream, "the target has no data streams")]
+
+
+@pytest.mark.parametrize("target", [ES_URL, OPENSEARCH_URL])
+def test_a_partitioned_routed_index(engines: Engines, target: str) -> None:
+    # A simulated template's index has one shard: the partition size must not be judged against it.
+    name = engines.name("part")
+    engines.put(ES8_URL, f"/{name}", {
+        "settings": {"number_of_shards": 4, "routing_partition_size": 2, "number_of_replicas": 0},
+        "mappings": {"_routing": {"required": True}, "properties": {"a": {"type": "keyword"}}}})
+    engines.remember(target, f"/p-{name}")
+    plan = copy_meta(ES8_URL, target, name, Rename(prefix="p-"))
+    assert plan.changes == []
+    s = settings_of(engines, target, f"p-{name}")
+    assert (s["index.number_of_shards"], s["index.routing_partition_size"]) == ("4", "2")
+    got = engines.get(target, f"/p-{name}/_mapping")[f"p-{name}"]["mappings"]
+    assert got == {"_routing": {"required": True}, "properties": {"a": {"type": "keyword"}}}

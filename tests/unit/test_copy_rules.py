@@ -13,6 +13,7 @@ from escli.core.copy_rules import (
     clean_settings,
     clean_template,
     compare_mappings,
+    compose_template,
     flatten_settings,
     unwrap_type,
 )
@@ -153,6 +154,7 @@ def test_source_mode_moves_to_the_setting_on_elasticsearch_and_is_dropped_for_op
     es = clean_mappings(mapping, ES8, ES9)
     assert es.body == {"properties": {"a": {"type": "long"}}}
     assert es.settings == {"index.mapping.source.mode": "synthetic"}
+    assert clean_mappings(mapping, ES8, ES8).body == mapping  # 8.x knows only the mapping's form before 8.17
     os_ = clean_mappings(mapping, ES8, OS2)
     assert os_.body == {"properties": {"a": {"type": "long"}}} and os_.settings == {}
     assert actions(os_.notes) == {"mappings._source.mode": DROPPED}
@@ -219,3 +221,15 @@ def test_rename() -> None:
     assert Rename(dest="x").apply("a") == "x"
     assert Rename(prefix="p-", suffix="-s").apply("a") == "p-a-s"
     assert Rename().apply("a") == "a" and not Rename().renames
+
+
+def test_templates_compose_later_parts_winning() -> None:
+    got = compose_template([
+        {"settings": {"index": {"number_of_shards": 1, "refresh_interval": "1s"}},
+         "mappings": {"properties": {"a": {"type": "keyword"}, "o": {"properties": {"x": {"type": "long"}}}}}},
+        {"settings": {"refresh_interval": "5s"},
+         "mappings": {"properties": {"o": {"properties": {"y": {"type": "ip"}}}}}},
+    ])
+    assert got == {"settings": {"index.number_of_shards": 1, "index.refresh_interval": "5s"},
+                   "mappings": {"properties": {"a": {"type": "keyword"},
+                                               "o": {"properties": {"x": {"type": "long"}, "y": {"type": "ip"}}}}}}

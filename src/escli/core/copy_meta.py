@@ -34,6 +34,7 @@ from escli.core.copy_rules import (
     clean_settings,
     clean_template,
     compare_mappings,
+    compose_template,
     flatten_settings,
 )
 from escli.errors import RefusedError, UsageError, api_error_summary
@@ -46,6 +47,10 @@ DATA_STREAM = "data_stream"
 MARK_PREFIX = "escli-copying-"
 MARK_META = "escli_copy"
 # What a bulk load runs with, put back by finish_plan: the engines' own advice for loading an index.
+# The simulated index always has one shard: a partition size checked against it would be refused wrongly
+# (`routing partition size [2] should be ... less than the number of shards [1]`), so the shard arithmetic is
+# left to the create, where the real shard count is known.
+UNSIMULATED = frozenset({"index.number_of_shards", "index.number_of_routing_shards", "index.routing_partition_size"})
 # Above any template a cluster is likely to hold, so the simulated one is the one that applies.
 SIMULATE_PRIORITY = 2_000_000_000
 LOAD_SETTINGS = {"index.refresh_interval": "-1", "index.number_of_replicas": 0}
@@ -176,6 +181,10 @@ async def plan_copy(source: Es, target: Es, expr: str, rename: Rename, *, metada
         if kind == DATA_STREAM:
             streams = await target.data_streams(dest)
             pair = IndexPair(name, dest, kind, exists=bool(streams))
+            if metadata and not streams and not await target.has_data_streams():
+                plan.pairs.append(pair)
+                plan.changes.append(Change(name, dest, REFUSED, "the target has no data streams"))
+                continue
         else:
             pair = IndexPair(name, dest, kind, exists=dest in existing)
         plan.pairs.append(pair)
@@ -184,7 +193,33 @@ async def plan_copy(source: Es, target: Es, expr: str, rename: Rename, *, metada
         notes = await (_plan_stream(source, target, pair, rename, plan, into_existing, resuming) if kind == DATA_STREAM
                        else _plan_index(source, target, pair, existing.get(dest), plan, into_existing, resuming))
         plan.changes += [Change(name, n.what, n.action, n.why) for n in notes]
+    if metadata:
+        await _check_aliases(target, plan)
     return plan
+
+
+async def _check_aliases(target: Es, plan: CopyPlan) -> None:
+    """The aliases finish_plan will add, against what the target holds: a name that is an index or data stream
+    there, or an alias whose write index is another one, would fail after every document was copied."""
+    wanted = {alias: pair for pair in plan.pairs if pair.loads or pair.creates for alias in pair.aliases}
+    if not wanted:
+        return
+    taken, there = await asyncio.gather(target.resolve_index(",".join(wanted)), target.aliases(list(wanted)))
+    dests = {p.dest for p in plan.pairs}
+    for kind in ("indices", "data_streams"):
+        for item in taken.get(kind, []):
+            name = str(item.get("name")) if isinstance(item, dict) else ""
+            if name in wanted:
+                plan.changes.append(Change(wanted[name].source, f"alias {name}", REFUSED,
+                                           f"a{'n index' if kind == 'indices' else ' data stream'} of that name "
+                                           "exists on the target"))
+    for index, aliases in there.items():
+        for alias, spec in aliases.items():
+            pair = wanted.get(alias)
+            if (pair is not None and index not in dests and spec.get("is_write_index")
+                    and pair.aliases[alias].get("is_write_index")):
+                plan.changes.append(Change(pair.source, f"alias {alias}", REFUSED,
+                                           f"its write index on the target is {index} already"))
 
 
 def _exists_note(pair: IndexPair, into_existing: bool) -> list[Note]:
@@ -237,11 +272,14 @@ def named_in(reason: str) -> str | None:
 
 
 async def _ask_target(target: Es, dest: str, settings: Mapping[str, Any], mappings: Mapping[str, Any],
-                      needed_by: Mapping[str, list[str]]) -> list[Note]:
+                      needed_by: Mapping[str, list[str]], *, data_stream: Any = None) -> list[Note]:
     """What the rules cannot know (a module the target lacks, a value it does not take): the target validates
     the index as a simulated template, which creates nothing."""
-    body = {"index_patterns": [dest], "priority": SIMULATE_PRIORITY,
-            "template": {"settings": dict(settings), "mappings": dict(mappings)}}
+    shown = {k: v for k, v in settings.items() if k not in UNSIMULATED}
+    body: dict[str, Any] = {"index_patterns": [dest], "priority": SIMULATE_PRIORITY,
+            "template": {"settings": shown, "mappings": dict(mappings)}}
+    if data_stream is not None:
+        body["data_stream"] = data_stream
     reason = await target.simulate_template(body)
     if reason is None:
         return []
@@ -308,6 +346,10 @@ async def _plan_stream(source: Es, target: Es, pair: IndexPair, rename: Rename, 
                               "exists on the target (--into-existing uses the target's own)"))
     pair.templates = [*components, final]
     notes += _exists_note(pair, into_existing)
+    if not pair.exists and not any(n.action == REFUSED for n in notes):
+        merged = compose_template([t.body.get("template") or {} for t in pair.templates])
+        notes += await _ask_target(target, pair.dest, merged["settings"], merged["mappings"], {},
+                                   data_stream=body.get("data_stream"))
     # The write index's mapping holds what was mapped dynamically since the stream began: put on the copy, it
     # keeps a keyword a keyword instead of letting the target guess again from the documents.
     write_index = str((stream.get("indices") or [{}])[-1].get("index_name") or "")

@@ -275,7 +275,8 @@ class _MappingRewrite:
                 del out["_field_names"]
                 self.note("mappings._field_names", DROPPED, "disabling _field_names is refused by Elasticsearch 8+")
         src = out.get("_source")
-        if isinstance(src, Mapping) and "mode" in src:
+        if isinstance(src, Mapping) and "mode" in src and (
+                self.target.name == OPENSEARCH or (self.target.major or 0) >= 9):
             rest = {k: v for k, v in src.items() if k != "mode"}
             if self.target.name == OPENSEARCH:
                 self.note("mappings._source.mode", DROPPED, "OpenSearch has no synthetic _source")
@@ -569,3 +570,24 @@ def _data_stream_part(value: Mapping[str, Any], where: str, source: ProductInfo,
         notes.append(Note(f"{where}.data_stream.timestamp_field", REFUSED,
                           f"Elasticsearch data streams use @timestamp, not {ts_name}"))
     return {}
+
+
+def merge_mapping(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """Two mappings as one, `over` winning leaf by leaf (objects and properties merged)."""
+    out = dict(base)
+    for key, value in over.items():
+        old = out.get(key)
+        out[key] = merge_mapping(old, value) if isinstance(old, Mapping) and isinstance(value, Mapping) else value
+    return out
+
+
+def compose_template(parts: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """Component templates' `template` blocks then the index template's own, composed as the engine composes
+    them (later wins): the settings and mappings an index made from them would get."""
+    settings: dict[str, Any] = {}
+    mappings: dict[str, Any] = {}
+    for part in parts:
+        settings.update(flatten_settings(part.get("settings") or {}))
+        mappings = merge_mapping(mappings, part.get("mappings") or {})
+    return {"settings": settings, "mappings": mappings}
+

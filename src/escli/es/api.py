@@ -265,6 +265,22 @@ class Es:
         streams = data.get("data_streams") if isinstance(data, dict) else None
         return [s for s in streams if isinstance(s, dict)] if isinstance(streams, list) else []
 
+    async def has_data_streams(self) -> bool:
+        """Whether the engine has data streams (Elasticsearch's test build has not: `_data_stream` is an index
+        name to it, refused with 400)."""
+        resp = await self.request("GET", "/_data_stream", ignore=(400, 404, 405))
+        return resp.status == 200
+
+    async def aliases(self, names: Collection[str]) -> dict[str, dict[str, Any]]:
+        """GET /_alias/NAMES: index -> {alias: spec} for the aliases of these names that exist (none: {})."""
+        if not names:
+            return {}
+        data = await self.json("GET", "/_alias" + index_path(",".join(names), "").rstrip("/"), ignore=(404,))
+        if not isinstance(data, dict):
+            return {}
+        return {str(index): dict(entry["aliases"]) for index, entry in data.items()
+                if isinstance(entry, dict) and isinstance(entry.get("aliases"), dict)}
+
     async def create_data_stream(self, name: str) -> None:
         await self.json("PUT", "/_data_stream" + index_path(name, "").rstrip("/"))
 
