@@ -46,11 +46,20 @@ def test_the_sources_own_life_is_left_out_silently() -> None:
 
 def test_what_ties_the_copy_to_the_source_is_dropped_and_said() -> None:
     flat = {"index.blocks.write": "true", "index.routing.allocation.require.box": "hot",
-            "index.lifecycle.name": "logs", "index.default_pipeline": "p", "index.refresh_interval": "5s"}
+            "index.lifecycle.name": "logs", "index.default_pipeline": "p", "index.refresh_interval": "5s",
+            "index.xpack.ccr.following_index": "true", "index.store.type": "snapshot",
+            "index.plugins.index_state_management.policy_id": "hot"}
     out = clean_settings(flat, ES9, ES9)
     assert out.body == {"index.refresh_interval": "5s"}
     assert actions(out.notes) == {k: DROPPED for k in flat if k != "index.refresh_interval"}
     assert all(n.why for n in out.notes)
+
+
+def test_opensearch_internals_are_left_out_silently() -> None:
+    flat = {"index.context.created_version": "1", "index.remote_store.enabled": "true",
+            "index.replication.type": "SEGMENT", "index.number_of_shards": "1"}
+    assert clean_settings(flat, OS2, OS2).body == {"index.replication.type": "SEGMENT", "index.number_of_shards": "1"}
+    assert clean_settings(flat, OS2, OS2).notes == []
 
 
 def test_soft_deletes_off_is_dropped_going_to_8_or_later() -> None:
@@ -110,7 +119,8 @@ def test_es_only_field_types_are_rewritten_for_opensearch() -> None:
     mapping = {"properties": {
         "f": {"type": "flattened", "depth_limit": 5}, "s": {"type": "semantic_text", "inference_id": "e5"},
         "v": {"type": "dense_vector", "dims": 3, "similarity": "cosine"},
-        "k": {"type": "keyword", "time_series_dimension": True}, "h": {"type": "histogram"}}}
+        "k": {"type": "keyword", "time_series_dimension": True}, "h": {"type": "histogram"},
+        "o": {"type": "object", "subobjects": False, "properties": {"a.b": {"type": "long"}}}}}
     out = clean_mappings(mapping, ES9, OS2)
     props = out.body["properties"]
     assert props["f"] == {"type": "flat_object"}
@@ -119,9 +129,10 @@ def test_es_only_field_types_are_rewritten_for_opensearch() -> None:
                           "method": {"name": "hnsw", "engine": "lucene", "space_type": "cosinesimil"}}
     assert props["k"] == {"type": "keyword"}
     assert props["h"] == {"type": "object", "enabled": False}
+    assert props["o"] == {"type": "object", "properties": {"a.b": {"type": "long"}}}
     assert out.settings == {"index.knn": True}
     assert actions(out.notes) == {"f": REWRITTEN, "s": REWRITTEN, "v": REWRITTEN, "k.time_series_dimension": DROPPED,
-                                  "h": REWRITTEN}
+                                  "h": REWRITTEN, "o.subobjects": DROPPED}
 
 
 def test_opensearch_field_types_are_rewritten_for_elasticsearch() -> None:

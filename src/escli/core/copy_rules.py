@@ -65,6 +65,7 @@ PRIVATE_KEYS = frozenset({
 PRIVATE_PREFIXES = ("index.version.", "index.resize.", "index.shrink.", "index.routing.initial_recovery.",
                     "index.downsample.", "index.rollup.", "index.store.snapshot.", "index.ephemeral.",
                     "index.searchable_snapshots.", "index.remote_store.", "index.searchable_snapshot.",
+                    "index.context.created_version", "index.context.current_version", "index.tiering.",
                     "archived.")
 
 # Said when dropped: each ties the copy to the source cluster, or would make it behave unlike a copy.
@@ -78,6 +79,11 @@ SAID_PREFIXES: tuple[tuple[str, str], ...] = (
     ("opendistro.index_state_management.", "the ISM policy belongs to the source cluster"),
     ("index.default_pipeline", "the documents come already processed: the pipeline would run on them again"),
     ("index.final_pipeline", "the documents come already processed: the pipeline would run on them again"),
+    ("index.xpack.ccr.", "cross-cluster replication state belongs to the source cluster"),
+    ("index.ccr.", "cross-cluster replication state belongs to the source cluster"),
+    ("index.plugins.replication.", "cross-cluster replication state belongs to the source cluster"),
+    ("index.ingestion_source.", "pull-based ingestion reads the source's stream: attach one on the target"),
+    ("index.default_search_pipeline", "the search pipeline belongs to the source cluster"),
     ("index.frozen", "a frozen index is a source-side storage state"),
     ("index.search.throttled", "a frozen index is a source-side storage state"),
     ("index.time_series.start_time", "the time-series bounds belong to the source's backing index"),
@@ -148,6 +154,9 @@ def clean_settings(flat: Mapping[str, Any], source: ProductInfo, target: Product
     for key, value in flatten_settings(flat).items():
         if key in PRIVATE_KEYS or key.startswith(PRIVATE_PREFIXES):
             continue
+        if key == "index.store.type" and str(value) == "snapshot":
+            notes.append(Note(key, DROPPED, "a searchable snapshot mount belongs to the source's repository"))
+            continue
         if key == "index.replication.type" and target.name != OPENSEARCH:
             continue  # OpenSearch sets it on every index (DOCUMENT by default); Elasticsearch has no such thing
         why = _said(key)
@@ -211,7 +220,7 @@ OS_TO_ES_TYPES: dict[str, tuple[dict[str, Any] | None, str]] = {
 # Mapping parameters only one product knows, by the product that knows them.
 ES_ONLY_PARAMS = frozenset({"time_series_dimension", "time_series_metric", "synthetic_source_keep",
                             "store_array_source", "script", "on_script_error", "inference_id",
-                            "search_inference_id", "model_settings", "chunking_settings"})
+                            "search_inference_id", "model_settings", "chunking_settings", "subobjects"})
 OS_ONLY_PARAMS = frozenset({"derived_source"})
 # Mapping parameters an Elasticsearch major refuses for new indices, with the first major that does.
 ES_REMOVED_PARAMS = {
