@@ -1,9 +1,17 @@
 """Es: the requests escli makes, on either transport, aware of which product answers.
 
-Elasticsearch 8.x and 9.x and OpenSearch 2.x share most of the REST API; where they differ (point in time, the
-product check) the difference lives in a method here, so the commands above never ask which one they talk to.
-The product is learnt from the first answer: Elasticsearch marks every answer with `X-Elastic-Product`; without
-it, `GET /` says `version.distribution: opensearch`.
+Elasticsearch 7.17, 8.x and 9.x and OpenSearch 2.x and 3.x share most of the REST API; where they differ (point in
+time, the product check, data streams) the difference lives in a method here, so the commands above never ask
+which one they talk to. The product is learnt from the first answer: Elasticsearch (7.14 and later) marks every
+answer with `X-Elastic-Product`, OpenSearch 3.x with `X-OpenSearch-Version: OpenSearch/3.9.0 (opensearch)`, which
+names the version too; OpenSearch 2.x marks nothing, so there `GET /` says `version.distribution: opensearch`.
+Measured differences (each on the versions README's "Supported servers" names):
+- point in time: Elasticsearch `POST /INDEX/_pit` answering `id` (7.17's test build has it: x-pack-core is in it),
+  OpenSearch `POST /INDEX/_search/point_in_time` answering `pit_id`; a cluster without either gets scroll.
+- `GET /_data_stream/NAME`: 404 for a name that is no data stream where data streams exist; Elasticsearch's test
+  build answers 400 (9.x, no handler) or 405 (7.17, only a POST handler at that path): no data streams at all.
+- 7.x still names the mapping type in some answers (`_type: _doc` on hits and bulk items); nothing escli reads
+  depends on it: `_mapping` answers have no type level unless asked for one.
 """
 
 from __future__ import annotations
@@ -36,6 +44,13 @@ class ProductInfo:
         head = (self.version or "").split(".", 1)[0]
         return int(head) if is_digits(head) else None
 
+    def at_least(self, major: int, minor: int = 0) -> bool:
+        """Whether the version is known and is major.minor or later (unknown: False, the cautious answer)."""
+        parts = (self.version or "").split(".")
+        if len(parts) < 2 or not (is_digits(parts[0]) and is_digits(parts[1])):
+            return False
+        return (int(parts[0]), int(parts[1])) >= (major, minor)
+
 
 def product_from_root(body: Any) -> ProductInfo:
     version = body.get("version") if isinstance(body, dict) else None
@@ -47,7 +62,22 @@ def product_from_root(body: Any) -> ProductInfo:
     raise UnreachableError("the server at the URL is neither Elasticsearch nor OpenSearch (GET / said no version)")
 
 
+def product_from_headers(headers: Mapping[str, str]) -> ProductInfo | None:
+    """What an answer's own headers say: `X-Elastic-Product` (Elasticsearch 7.14+) or `X-OpenSearch-Version`
+    (OpenSearch 3.x: `OpenSearch/3.9.0 (opensearch)`); None when neither is there (OpenSearch 2.x, a proxy)."""
+    if headers.get("x-elastic-product", "").lower() == "elasticsearch":
+        return ProductInfo(ELASTICSEARCH)
+    marked = headers.get("x-opensearch-version", "")
+    if marked:
+        name, _, rest = marked.partition("/")
+        if name.strip().lower() == OPENSEARCH:
+            return ProductInfo(OPENSEARCH, rest.split(" ", 1)[0] or None)
+    return None
+
+
 PRODUCT_PROBE_IGNORE = frozenset(range(400, 500)) - {429}
+# No data streams at this path: Elasticsearch's test build has no handler (9.x: 400) or only a POST one (7.17: 405).
+NO_DATA_STREAMS = (400, 404, 405)
 
 # (method, path, status or None when no answer came, seconds): for -vv request logs.
 RequestLog = Callable[[str, str, "int | None", float], None]
@@ -81,8 +111,9 @@ class Es:
     def learn(self, resp: Response) -> None:
         """What an answer says about the product (also for answers that came another way: a fan-out's)."""
         if self._product is None:
-            if resp.headers.get("x-elastic-product", "").lower() == "elasticsearch":
-                self._product = ProductInfo(ELASTICSEARCH)
+            marked = product_from_headers(resp.headers)
+            if marked is not None:
+                self._product = marked
             elif self._expected == OPENSEARCH and 200 <= resp.status < 300:
                 # OpenSearch never sends the header: a success without it confirms what the caller remembered
                 # (an Elasticsearch 8+ marks every success), so no `GET /` is needed to know the product.
@@ -194,6 +225,12 @@ class Es:
         resp = await self.request("POST", "/_bulk", params=params, body=ndjson, content_type=NDJSON)
         data = resp.json()
         return data if isinstance(data, dict) else {}
+
+    async def is_data_stream(self, name: str) -> bool:
+        """Whether `name` is a data stream now; an engine without data streams says no (NO_DATA_STREAMS)."""
+        resp = await self.request("GET", "/_data_stream" + index_path(name, "").rstrip("/"), ignore=NO_DATA_STREAMS)
+        data = resp.json() if resp.status == 200 else None
+        return bool(isinstance(data, dict) and data.get("data_streams"))
 
     async def create_index(self, index: str, body: Mapping[str, Any]) -> None:
         await self.json("PUT", index_path(index, "").rstrip("/"), body=dict(body))
