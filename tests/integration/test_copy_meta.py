@@ -7,7 +7,6 @@ target's own mapping, settings and aliases back.
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
@@ -20,9 +19,8 @@ from escli.errors import ExitCode, RefusedError, UsageError, exit_code_for
 from escli.es.api import Es
 from escli.es.connect import open_es
 from escli.settings import Settings
-from tests.conftest import ES8_URL, ES_URL, OPENSEARCH_URL, _reachable
+from tests.conftest import ES7_URL, ES8_URL, ES_URL, OPENSEARCH3_URL, OPENSEARCH_URL, _reachable
 
-ES7_URL = os.environ.get("ESCLI_TEST_ES7_URL", "http://127.0.0.1:9270")
 T = TypeVar("T")
 
 
@@ -188,18 +186,19 @@ def test_7_17_to_9(engines: Engines) -> None:
     assert "index.soft_deletes.enabled" not in s and s["index.refresh_interval"] == "7s"
 
 
-def test_9_to_opensearch_rewrites_what_opensearch_names_otherwise(engines: Engines) -> None:
+@pytest.mark.parametrize("target", [OPENSEARCH_URL, OPENSEARCH3_URL], ids=["2.19", "3.x"])
+def test_9_to_opensearch_rewrites_what_opensearch_names_otherwise(engines: Engines, target: str) -> None:
     name, alias = engines.name("src9"), engines.name("al")
     make_source(engines, ES_URL, name, alias)
     engines(ES_URL).put(f"/{name}/_mapping", json={"properties": {
         "labels": {"type": "flattened"}, "dim": {"type": "keyword", "time_series_dimension": True}}})
     dest = f"os-{name}"
-    engines.remember(OPENSEARCH_URL, f"/{dest}")
-    plan = copy_meta(ES_URL, OPENSEARCH_URL, name, Rename(prefix="os-"))
+    engines.remember(target, f"/{dest}")
+    plan = copy_meta(ES_URL, target, name, Rename(prefix="os-"))
     assert {(c.what, c.action) for c in plan.changes} == {("labels", "rewritten"), ("dim.time_series_dimension",
                                                                                     "dropped")}
-    check_copy(engines, OPENSEARCH_URL, dest, alias, {"labels": {"type": "flat_object"}, "dim": {"type": "keyword"}})
-    assert "index.routing.allocation.include._tier_preference" not in settings_of(engines, OPENSEARCH_URL, dest)
+    check_copy(engines, target, dest, alias, {"labels": {"type": "flat_object"}, "dim": {"type": "keyword"}})
+    assert "index.routing.allocation.include._tier_preference" not in settings_of(engines, target, dest)
 
 
 def test_a_dense_vector_needs_knn_which_this_opensearch_lacks(engines: Engines) -> None:
@@ -214,13 +213,14 @@ def test_a_dense_vector_needs_knn_which_this_opensearch_lacks(engines: Engines) 
     assert engines(OPENSEARCH_URL).head(f"/os-{name}").status_code == 404
 
 
-def test_opensearch_to_9(engines: Engines) -> None:
+@pytest.mark.parametrize("source", [OPENSEARCH_URL, OPENSEARCH3_URL], ids=["2.19", "3.x"])
+def test_opensearch_to_9(engines: Engines, source: str) -> None:
     name, alias = engines.name("srcos"), engines.name("al")
-    make_source(engines, OPENSEARCH_URL, name, alias)
-    engines(OPENSEARCH_URL).put(f"/{name}/_mapping", json={"properties": {"labels": {"type": "flat_object"}}})
+    make_source(engines, source, name, alias)
+    engines(source).put(f"/{name}/_mapping", json={"properties": {"labels": {"type": "flat_object"}}})
     dest = f"es-{name}"
     engines.remember(ES_URL, f"/{dest}")
-    plan = copy_meta(OPENSEARCH_URL, ES_URL, name, Rename(prefix="es-"))
+    plan = copy_meta(source, ES_URL, name, Rename(prefix="es-"))
     assert [(c.what, c.action) for c in plan.changes] == [("labels", "rewritten")]
     check_copy(engines, ES_URL, dest, alias, {"labels": {"type": "flattened"}})
     assert "index.replication.type" not in settings_of(engines, ES_URL, dest)
@@ -305,7 +305,9 @@ def test_bad_sources_and_dest_are_usage_errors(engines: Engines) -> None:
     assert {(p.source, p.dest) for p in pattern.pairs} >= {(a, f"{a}-c"), (b, f"{b}-c")}
 
 
-def test_an_opensearch_data_stream_with_its_templates(engines: Engines) -> None:
+@pytest.mark.parametrize("target", [OPENSEARCH_URL, OPENSEARCH3_URL], ids=["beside", "to-3.x"])
+def test_an_opensearch_data_stream_with_its_templates(engines: Engines, target: str) -> None:
+    # beside the source on the same OpenSearch 2.19 (renamed), and to OpenSearch 3.x
     tag = uuid.uuid4().hex[:8]
     url = OPENSEARCH_URL
     cmap, cset, tpl, stream = f"t-ct-map-{tag}", f"t-ct-set-{tag}", f"t-tpl-{tag}", f"t-logs-{tag}-app"
@@ -322,32 +324,32 @@ def test_an_opensearch_data_stream_with_its_templates(engines: Engines) -> None:
     assert doc.status_code == 201
     for path in (f"/_component_template/cp-{cmap}", f"/_component_template/cp-{cset}", f"/_index_template/cp-{tpl}",
                  f"/_data_stream/cp-{stream}"):
-        engines.remember(url, path)
+        engines.remember(target, path)
 
-    plan = plan_only(url, url, stream, Rename(prefix="cp-"))
+    plan = plan_only(url, target, stream, Rename(prefix="cp-"))
     assert [(p.source, p.dest, p.kind) for p in plan.pairs] == [(stream, f"cp-{stream}", "data_stream")]
     assert [(c.what, c.action) for c in plan.changes] == [(f"index template {tpl}", "rewritten")]
     # interrupted after the stream was made: a new run refuses it, a resumed one knows it for its own
-    run(url, url, lambda s, t: _plan_and_apply(s, t, stream, Rename(prefix="cp-")))
-    marked = engines.get(url, f"/_index_template/cp-{tpl}")["index_templates"][0]["index_template"]
+    run(url, target, lambda s, t: _plan_and_apply(s, t, stream, Rename(prefix="cp-")))
+    marked = engines.get(target, f"/_index_template/cp-{tpl}")["index_templates"][0]["index_template"]
     assert marked["_meta"] == {"escli_copy": {"dest": f"cp-{stream}"}}
-    assert {c.what for c in plan_only(url, url, stream, Rename(prefix="cp-")).refused} == {
+    assert {c.what for c in plan_only(url, target, stream, Rename(prefix="cp-")).refused} == {
         f"cp-{stream}", f"index template cp-{tpl}", f"component template cp-{cmap}", f"component template cp-{cset}"}
-    plan = copy_meta(url, url, stream, Rename(prefix="cp-"), resuming=True)
+    plan = copy_meta(url, target, stream, Rename(prefix="cp-"), resuming=True)
     assert plan.pairs[0].ours
 
-    got = engines.get(url, f"/_index_template/cp-{tpl}")["index_templates"][0]["index_template"]
+    got = engines.get(target, f"/_index_template/cp-{tpl}")["index_templates"][0]["index_template"]
     assert got == {"index_patterns": [f"cp-{stream}"], "composed_of": [f"cp-{cmap}", f"cp-{cset}"], "priority": 78,
                    "data_stream": {"timestamp_field": {"name": "@timestamp"}},
                    "template": {"mappings": {"properties": {"msg": {"type": "text"}}}}}  # no copy mark left
-    assert engines.get(url, f"/_component_template/cp-{cmap}")["component_templates"][0]["component_template"] == \
+    assert engines.get(target, f"/_component_template/cp-{cmap}")["component_templates"][0]["component_template"] == \
         {"template": {"mappings": {"properties": {"@timestamp": {"type": "date"}, "host": {"type": "keyword"}}}}}
-    ds = engines.get(url, f"/_data_stream/cp-{stream}")["data_streams"][0]
+    ds = engines.get(target, f"/_data_stream/cp-{stream}")["data_streams"][0]
     assert ds["template"] == f"cp-{tpl}"
     backing = ds["indices"][0]["index_name"]
-    props = engines.get(url, f"/{backing}/_mapping")[backing]["mappings"]["properties"]
+    props = engines.get(target, f"/{backing}/_mapping")[backing]["mappings"]["properties"]
     assert props["host"] == {"type": "keyword"} and props["code"] == {"type": "long"}  # the dynamic one too
-    s = settings_of(engines, url, backing)
+    s = settings_of(engines, target, backing)
     assert s["index.refresh_interval"] == "3s" and s["index.number_of_replicas"] == "0"
     # the source is untouched
     assert engines.get(url, f"/_index_template/{tpl}")["index_templates"][0]["index_template"]["priority"] == 77

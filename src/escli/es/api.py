@@ -228,9 +228,7 @@ class Es:
 
     async def is_data_stream(self, name: str) -> bool:
         """Whether `name` is a data stream now; an engine without data streams says no (NO_DATA_STREAMS)."""
-        resp = await self.request("GET", "/_data_stream" + index_path(name, "").rstrip("/"), ignore=NO_DATA_STREAMS)
-        data = resp.json() if resp.status == 200 else None
-        return bool(isinstance(data, dict) and data.get("data_streams"))
+        return bool(await self.data_streams(name))
 
     async def create_index(self, index: str, body: Mapping[str, Any]) -> None:
         await self.json("PUT", index_path(index, "").rstrip("/"), body=dict(body))
@@ -297,15 +295,16 @@ class Es:
         await self.json("POST", "/_aliases", body={"actions": actions})
 
     async def data_streams(self, name: str) -> list[dict[str, Any]]:
-        """GET /_data_stream/NAME; an engine without data streams (400) or no such stream (404): []."""
-        data = await self.json("GET", "/_data_stream" + index_path(name, "").rstrip("/"), ignore=(400, 404, 405))
+        """GET /_data_stream/NAME; no such stream, or an engine without data streams (NO_DATA_STREAMS): []."""
+        resp = await self.request("GET", "/_data_stream" + index_path(name, "").rstrip("/"), ignore=NO_DATA_STREAMS)
+        data = resp.json() if resp.status == 200 else None
         streams = data.get("data_streams") if isinstance(data, dict) else None
         return [s for s in streams if isinstance(s, dict)] if isinstance(streams, list) else []
 
     async def has_data_streams(self) -> bool:
         """Whether the engine has data streams (Elasticsearch's test build has not: `_data_stream` is an index
         name to it, refused with 400)."""
-        resp = await self.request("GET", "/_data_stream", ignore=(400, 404, 405))
+        resp = await self.request("GET", "/_data_stream", ignore=NO_DATA_STREAMS)
         return resp.status == 200
 
     async def aliases(self, names: Collection[str]) -> dict[str, dict[str, Any]]:
