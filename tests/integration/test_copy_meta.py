@@ -301,6 +301,8 @@ def test_bad_sources_and_dest_are_usage_errors(engines: Engines) -> None:
         plan_only(ES8_URL, ES_URL, f"{a},{b}", Rename(dest="one"))
     with pytest.raises(UsageError, match=r"^SOURCE nothing-here-"):
         plan_only(ES8_URL, ES_URL, f"nothing-here-{a}*", Rename(prefix="x-"))
+    with pytest.raises(UsageError, match=rf"^SOURCE {a},gone-{a}: no such index \[gone-{a}\]"):
+        plan_only(ES8_URL, ES_URL, f"{a},gone-{a}", Rename(prefix="x-"))  # never half a copy in silence
     pattern = plan_only(ES8_URL, ES_URL, "t-copymeta-a-*,t-copymeta-b-*", Rename(suffix="-c"))
     assert {(p.source, p.dest) for p in pattern.pairs} >= {(a, f"{a}-c"), (b, f"{b}-c")}
 
@@ -394,3 +396,13 @@ def test_a_partitioned_routed_index(engines: Engines, target: str) -> None:
     assert (s["index.number_of_shards"], s["index.routing_partition_size"]) == ("4", "2")
     got = engines.get(target, f"/p-{name}/_mapping")[f"p-{name}"]["mappings"]
     assert got == {"_routing": {"required": True}, "properties": {"a": {"type": "keyword"}}}
+
+
+def test_a_dest_that_is_an_alias_on_the_target_is_refused_while_planning(engines: Engines) -> None:
+    name = engines.name("src")
+    engines.put(ES8_URL, f"/{name}", {})
+    holder = engines.name("holder")
+    engines.put(ES_URL, f"/{holder}", {"aliases": {f"x-{name}": {}}})
+    plan = plan_only(ES8_URL, ES_URL, name, Rename(prefix="x-"))
+    assert [(c.what, c.why) for c in plan.refused] == [(f"x-{name}", "the target has an alias of that name")]
+

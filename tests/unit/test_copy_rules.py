@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from escli.core.copy_meta import Rename
+from escli.core.copy_meta import Rename, named_in
 from escli.core.copy_rules import (
     DROPPED,
     REFUSED,
@@ -244,3 +244,14 @@ def test_templates_compose_later_parts_winning() -> None:
     assert got == {"settings": {"index.number_of_shards": 1, "index.refresh_interval": "5s"},
                    "mappings": {"properties": {"a": {"type": "keyword"},
                                                "o": {"properties": {"x": {"type": "long"}, "y": {"type": "ip"}}}}}}
+
+
+def test_the_field_an_engines_refusal_names() -> None:
+    assert named_in("mapper_parsing_exception: No handler for type [wildcard] declared on field [pattern]") == \
+        "pattern"
+    assert named_in("unknown parameter [script] on mapper [i] of type [ip]") == "i"
+    assert named_in("Mapping definition for [o] has unsupported parameters:  [subobjects : false]") == "o"
+    assert named_in("unknown setting [index.foo] please check that any required plugins are installed") == \
+        "index.foo"
+    assert named_in("something else entirely") is None
+

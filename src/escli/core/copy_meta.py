@@ -136,7 +136,12 @@ class CopyPlan:
 async def resolve_sources(source: Es, expr: str) -> list[tuple[str, str]]:
     """SOURCE (index, alias, data stream, pattern, or a comma list of them) -> [(name, INDEX | DATA_STREAM)],
     sorted by name: concrete indices and data streams, never a data stream's backing index on its own."""
-    data = await source.resolve_index(expr)
+    try:
+        data = await source.resolve_index(expr)
+    except RefusedError as exc:
+        if exc.status != 404:
+            raise
+        raise UsageError(f"SOURCE {expr}: {api_error_summary(exc)[2]} on the source cluster") from exc
     found: dict[str, str] = {}
     streams = {str(d["name"]): d for d in data.get("data_streams", []) if isinstance(d, dict)}
     backing = {str(b) for d in streams.values() for b in d.get("backing_indices", [])}
@@ -175,9 +180,16 @@ async def plan_copy(source: Es, target: Es, expr: str, rename: Rename, *, metada
                          "renames one index, --prefix/--suffix rename many")
     dests = [rename.apply(name) for name, _ in sources]
     source_product, target_product = await asyncio.gather(source.version(), target.version())
-    existing = await target.existing(dests)
+    existing, taken = await asyncio.gather(target.existing(dests),
+                                           target.resolve_index(",".join(dests), ignore_unavailable=True))
+    other = _other_kinds(taken)
     plan = CopyPlan([], [], source_product, target_product)
     for (name, kind), dest in zip(sources, dests, strict=True):
+        clash = other.get(dest)
+        if metadata and clash is not None and clash != ("index" if kind == INDEX else "data stream"):
+            plan.pairs.append(IndexPair(name, dest, kind, exists=True))
+            plan.changes.append(Change(name, dest, REFUSED, f"the target has {_a(clash)} of that name"))
+            continue
         if kind == DATA_STREAM:
             streams = await target.data_streams(dest)
             pair = IndexPair(name, dest, kind, exists=bool(streams))
@@ -198,21 +210,30 @@ async def plan_copy(source: Es, target: Es, expr: str, rename: Rename, *, metada
     return plan
 
 
+def _other_kinds(resolved: Mapping[str, Any]) -> dict[str, str]:
+    """Name -> "index" | "alias" | "data stream", from a resolve answer."""
+    kinds = {"indices": "index", "aliases": "alias", "data_streams": "data stream"}
+    return {str(item["name"]): kind for key, kind in kinds.items() for item in resolved.get(key, [])
+            if isinstance(item, dict) and "name" in item}
+
+
+def _a(kind: str) -> str:
+    return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
+
+
 async def _check_aliases(target: Es, plan: CopyPlan) -> None:
     """The aliases finish_plan will add, against what the target holds: a name that is an index or data stream
     there, or an alias whose write index is another one, would fail after every document was copied."""
     wanted = {alias: pair for pair in plan.pairs if pair.loads or pair.creates for alias in pair.aliases}
     if not wanted:
         return
-    taken, there = await asyncio.gather(target.resolve_index(",".join(wanted)), target.aliases(list(wanted)))
+    taken, there = await asyncio.gather(target.resolve_index(",".join(wanted), ignore_unavailable=True),
+                                        target.aliases(list(wanted)))
     dests = {p.dest for p in plan.pairs}
-    for kind in ("indices", "data_streams"):
-        for item in taken.get(kind, []):
-            name = str(item.get("name")) if isinstance(item, dict) else ""
-            if name in wanted:
-                plan.changes.append(Change(wanted[name].source, f"alias {name}", REFUSED,
-                                           f"a{'n index' if kind == 'indices' else ' data stream'} of that name "
-                                           "exists on the target"))
+    for name, kind in _other_kinds(taken).items():
+        if name in wanted and kind != "alias":
+            plan.changes.append(Change(wanted[name].source, f"alias {name}", REFUSED,
+                                       f"{_a(kind)} of that name exists on the target"))
     for index, aliases in there.items():
         for alias, spec in aliases.items():
             pair = wanted.get(alias)

@@ -249,13 +249,14 @@ class Es:
                 self._product = product = ProductInfo(product.name, str(versions[0]))
         return product
 
-    async def resolve_index(self, expr: str) -> dict[str, Any]:
-        """GET /_resolve/index/EXPR (open, not hidden): {indices, aliases, data_streams}; nothing matched: empty."""
-        data = await self.json("GET", "/_resolve/index" + index_path(expr, "").rstrip("/"),
-                               params={"expand_wildcards": "open"}, ignore=(404,))
-        if not isinstance(data, dict) or "error" in data:
-            return {"indices": [], "aliases": [], "data_streams": []}
-        return data
+    async def resolve_index(self, expr: str, *, ignore_unavailable: bool = False) -> dict[str, Any]:
+        """GET /_resolve/index/EXPR (open, not hidden): {indices, aliases, data_streams}. A name that matches
+        nothing is a RefusedError (404) unless `ignore_unavailable`; a pattern that matches nothing is empty."""
+        params = {"expand_wildcards": "open"}
+        if ignore_unavailable:
+            params["ignore_unavailable"] = "true"
+        data = await self.json("GET", "/_resolve/index" + index_path(expr, "").rstrip("/"), params=params)
+        return data if isinstance(data, dict) else {}
 
     async def index_metadata(self, index: str) -> dict[str, Any]:
         """{settings (flat keys), mappings, aliases} of one concrete index, in one request."""
