@@ -146,7 +146,8 @@ def test_8_to_9_carries_mapping_settings_analyzer_and_aliases(engines: Engines) 
     engines.remember(ES_URL, f"/{dest}")
 
     plan = plan_only(ES8_URL, ES_URL, alias, Rename(prefix="v9-"))  # an alias names its index
-    assert [(p.source, p.dest, p.kind, p.exists) for p in plan.pairs] == [(name, dest, "index", False)]
+    assert [(p.source, p.dest, p.kind, p.exists, p.status) for p in plan.pairs] == [
+        (name, dest, "index", False, "create")]
     assert plan.changes == []
     assert engines(ES_URL).head(f"/{dest}").status_code == 404  # planning (--evaluate) creates nothing
 
@@ -283,7 +284,7 @@ def test_a_resumed_copy_accepts_the_index_it_made(engines: Engines) -> None:
     run(ES8_URL, ES_URL, lambda s, t: _plan_and_apply(s, t, name, Rename(prefix="r-")))
     assert plan_only(ES8_URL, ES_URL, name, Rename(prefix="r-")).refused != []  # not resuming: refused
     plan = copy_meta(ES8_URL, ES_URL, name, Rename(prefix="r-"), resuming=True)
-    assert plan.pairs[0].exists and plan.pairs[0].ours
+    assert plan.pairs[0].exists and plan.pairs[0].ours and plan.pairs[0].status == "resume"
     check_copy(engines, ES_URL, dest, alias)
     # finished: the mark is gone, so a later run is no longer taken for a resume of this one
     assert plan_only(ES8_URL, ES_URL, name, Rename(prefix="r-"), resuming=True).refused != []
@@ -405,4 +406,13 @@ def test_a_dest_that_is_an_alias_on_the_target_is_refused_while_planning(engines
     engines.put(ES_URL, f"/{holder}", {"aliases": {f"x-{name}": {}}})
     plan = plan_only(ES8_URL, ES_URL, name, Rename(prefix="x-"))
     assert [(c.what, c.why) for c in plan.refused] == [(f"x-{name}", "the target has an alias of that name")]
+
+
+def test_without_metadata_nothing_is_planned_or_made(engines: Engines) -> None:
+    name, alias = engines.name("src"), engines.name("al")
+    make_source(engines, ES8_URL, name, alias)
+    engines.remember(ES_URL, f"/n-{name}")
+    plan = copy_meta(ES8_URL, ES_URL, alias, Rename(prefix="n-"), metadata=False)
+    assert [(p.dest, p.status) for p in plan.pairs] == [(f"n-{name}", "no metadata")] and plan.changes == []
+    assert engines(ES_URL).head(f"/n-{name}").status_code == 404
 

@@ -95,12 +95,24 @@ class IndexPair:
 
     @property
     def creates(self) -> bool:
-        return not self.exists and (self.create is not None or self.kind == DATA_STREAM)
+        """apply_plan creates it: an index, or a data stream with its templates."""
+        return not self.exists and (self.create is not None or bool(self.templates))
 
     @property
-    def loads(self) -> bool:
-        """Created for this copy (now or by the run it resumes): it runs with the load settings until finished."""
-        return bool(self.restore) and (not self.exists or self.ours)
+    def made(self) -> bool:
+        """Made by this copy, now or by the run it resumes: it loads with refresh off and no replicas, and
+        finish_plan puts the source's back and adds the aliases."""
+        return (not self.exists or self.ours) and (self.create is not None or bool(self.templates))
+
+    @property
+    def status(self) -> str:
+        """For a report: "create", "resume" (made by the run resumed), "existing" (--into-existing, else
+        refused), or "no metadata" (--no-metadata: the target makes it from the first documents, if it must)."""
+        if self.create is None and not self.templates:
+            return "existing" if self.exists else "no metadata"
+        if not self.exists:
+            return "create"
+        return "resume" if self.ours else "existing"
 
 
 @dataclass
@@ -224,7 +236,7 @@ def _a(kind: str) -> str:
 async def _check_aliases(target: Es, plan: CopyPlan) -> None:
     """The aliases finish_plan will add, against what the target holds: a name that is an index or data stream
     there, or an alias whose write index is another one, would fail after every document was copied."""
-    wanted = {alias: pair for pair in plan.pairs if pair.loads or pair.creates for alias in pair.aliases}
+    wanted = {alias: pair for pair in plan.pairs if pair.made for alias in pair.aliases}
     if not wanted:
         return
     taken, there = await asyncio.gather(target.resolve_index(",".join(wanted), ignore_unavailable=True),
@@ -367,8 +379,9 @@ async def _plan_stream(source: Es, target: Es, pair: IndexPair, rename: Rename, 
                               "exists on the target (--into-existing uses the target's own)"))
     pair.templates = [*components, final]
     notes += _exists_note(pair, into_existing)
+    merged = compose_template([t.body.get("template") or {} for t in pair.templates])
+    pair.restore = {key: merged["settings"].get(key) for key in LOAD_SETTINGS}
     if not pair.exists and not any(n.action == REFUSED for n in notes):
-        merged = compose_template([t.body.get("template") or {} for t in pair.templates])
         notes += await _ask_target(target, pair.dest, merged["settings"], merged["mappings"], {},
                                    data_stream=body.get("data_stream"))
     # The write index's mapping holds what was mapped dynamically since the stream began: put on the copy, it
@@ -442,10 +455,11 @@ async def finish_plan(target: Es, plan: CopyPlan) -> None:
     mark removed, and a refresh so that what was copied can be searched."""
     actions: list[dict[str, Any]] = []
     for pair in plan.pairs:
-        if not pair.loads:
+        if not pair.made:
             continue
-        await target.put_settings(pair.dest, {"index": {k.removeprefix("index."): v
-                                                        for k, v in pair.restore.items()}})
+        # null puts a setting the source left unset back to the target's default
+        await target.put_settings(pair.dest, {"index": {k.removeprefix("index."): pair.restore.get(k)
+                                                        for k in LOAD_SETTINGS}})
         if pair.kind == INDEX:
             actions.append({"remove": {"index": pair.dest, "alias": MARK_PREFIX + pair.dest}})
             actions += [{"add": {"index": pair.dest, "alias": alias, **spec}} for alias, spec in pair.aliases.items()]
@@ -460,7 +474,7 @@ async def finish_plan(target: Es, plan: CopyPlan) -> None:
             raise _refusal(", ".join(p.dest for p in plan.pairs), "aliases", exc) from exc
     dests = [p.dest for p in plan.pairs]
     if dests:
-        await target.refresh(",".join(dests))
+        await target.refresh(",".join(dests), ignore_unavailable=True)  # --no-metadata, no documents: none made
 
 
 __all__ = ["DATA_STREAM", "DROPPED", "INDEX", "REFUSED", "REWRITTEN", "Change", "CopyPlan", "IndexPair", "Rename",

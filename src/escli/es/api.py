@@ -233,8 +233,9 @@ class Es:
     async def create_index(self, index: str, body: Mapping[str, Any]) -> None:
         await self.json("PUT", index_path(index, "").rstrip("/"), body=dict(body))
 
-    async def refresh(self, index: str) -> None:
-        await self.json("POST", index_path(index, "_refresh"))
+    async def refresh(self, index: str, *, ignore_unavailable: bool = False) -> None:
+        params = {"ignore_unavailable": "true"} if ignore_unavailable else None
+        await self.json("POST", index_path(index, "_refresh"), params=params)
 
     # -- index metadata (copy) -----------------------------------------------------------------------------------
     async def version(self) -> ProductInfo:
