@@ -213,10 +213,10 @@ def mapping_race(error: Mapping[str, Any]) -> bool:
 
 async def is_data_stream(client: Es, name: str) -> bool:
     """Whether `name` is a data stream now. An engine without data streams (Elasticsearch's test build) answers
-    400 "no handler", a name that is no data stream 404: both mean no."""
+    400 "no handler" (9.x) or 405 (8.x), a name that is no data stream 404: all mean no."""
     from escli.es.target import index_path
 
-    resp = await client.request("GET", "/_data_stream" + index_path(name, "").rstrip("/"), ignore=(400, 404))
+    resp = await client.request("GET", "/_data_stream" + index_path(name, "").rstrip("/"), ignore=(400, 404, 405))
     data = resp.json() if resp.status == 200 else None
     return bool(isinstance(data, dict) and data.get("data_streams"))
 

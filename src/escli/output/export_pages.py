@@ -44,7 +44,7 @@ class PageSpec:
     schema: tuple[tuple[str, str, bool], ...] = ()  # parquet: (column, kind, list), output/parquet.py
 
 
-def _problem(resp: dict[str, Any]) -> str | None:
+def page_problem(resp: dict[str, Any]) -> str | None:
     """A page with shard failures or a timeout is not a page: retrying beats silently losing documents."""
     shards = resp.get("_shards") or {}
     if resp.get("timed_out") or shards.get("failed"):
@@ -97,12 +97,12 @@ class _Kept(NamedTuple):
     context_id: str | None
 
 
-def _raw_answer(raw: bytes, skip: set[str] | None, limit: int | None,
-                decoder: msgspec.json.Decoder[Any] | None = None) -> _Kept | None:
+def raw_answer(raw: bytes, skip: set[str] | None, limit: int | None,
+               decoder: msgspec.json.Decoder[Any] | None = None, newlines: bool = False) -> _Kept | None:
     """The answer's hits with each `_source` as its raw bytes (or decoded by `decoder`), or None when the page
-    needs the general path (a raw newline in raw bytes, an answer of another shape, failed shards whose reason
-    must be read)."""
-    if decoder is None and (b"\n" in raw or b"\r" in raw):
+    needs the general path (a raw newline in raw bytes, unless the caller takes them: `newlines`; an answer of
+    another shape, failed shards whose reason must be read)."""
+    if decoder is None and not newlines and (b"\n" in raw or b"\r" in raw):
         return None
     try:
         resp = (decoder or answer_decoder()).decode(raw)
@@ -126,7 +126,7 @@ def _raw_page(raw: bytes, spec: PageSpec, skip: set[str] | None, want_ids: bool,
     None when the general path must do it."""
     if spec.fmt == "parquet":
         return typed_parquet(raw, spec, skip, want_ids, limit)
-    kept = _raw_answer(raw, skip, limit)
+    kept = raw_answer(raw, skip, limit)
     if kept is None:
         return None
     hits = kept.hits
@@ -146,7 +146,7 @@ def typed_parquet(raw: bytes, spec: PageSpec, skip: set[str] | None = None, want
     node = parquet.row_type(spec.schema)
     if node is None or not parquet.typed_pages():
         return None
-    kept = _raw_answer(raw, skip, limit, answer_decoder(node.struct))
+    kept = raw_answer(raw, skip, limit, answer_decoder(node.struct))
     parquet.page_missed(kept is None)
     if kept is None:
         return None
@@ -172,7 +172,7 @@ def general_page(raw: bytes, spec: PageSpec, skip: set[str] | None = None, want_
     count = len(hits)
     last_sort = hits[-1].get("sort") if hits else None
     context_id = resp.get("pit_id") or resp.get("_scroll_id")
-    problem = _problem(resp)
+    problem = page_problem(resp)
     if skip:
         hits = [h for h in hits if h["_id"] not in skip]
     if limit is not None:
