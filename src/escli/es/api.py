@@ -201,6 +201,80 @@ class Es:
     async def refresh(self, index: str) -> None:
         await self.json("POST", index_path(index, "_refresh"))
 
+    # -- index metadata (copy) -----------------------------------------------------------------------------------
+    async def version(self) -> ProductInfo:
+        """The product with its version number. The test build of Elasticsearch has no `GET /`: a node says it."""
+        product = await self.product()
+        if product.version is None:
+            data = await self.json("GET", "/_nodes/_local", params={"filter_path": "nodes.*.version"})
+            nodes = data.get("nodes") if isinstance(data, dict) else None
+            versions = [n.get("version") for n in nodes.values() if isinstance(n, dict)] if isinstance(nodes, dict) \
+                else []
+            if versions and versions[0]:
+                self._product = product = ProductInfo(product.name, str(versions[0]))
+        return product
+
+    async def resolve_index(self, expr: str) -> dict[str, Any]:
+        """GET /_resolve/index/EXPR (open, not hidden): {indices, aliases, data_streams}; nothing matched: empty."""
+        data = await self.json("GET", "/_resolve/index" + index_path(expr, "").rstrip("/"),
+                               params={"expand_wildcards": "open"}, ignore=(404,))
+        if not isinstance(data, dict) or "error" in data:
+            return {"indices": [], "aliases": [], "data_streams": []}
+        return data
+
+    async def index_metadata(self, index: str) -> dict[str, Any]:
+        """{settings (flat keys), mappings, aliases} of one concrete index, in one request."""
+        data = await self.json("GET", index_path(index, "").rstrip("/"), params={"flat_settings": "true"})
+        return data.get(index, {}) if isinstance(data, dict) else {}
+
+    async def existing(self, names: Collection[str]) -> dict[str, dict[str, Any]]:
+        """Which of these names are indices (or data streams' backing indices) now: name -> its metadata."""
+        if not names:
+            return {}
+        data = await self.json("GET", index_path(",".join(names), "").rstrip("/"),
+                               params={"flat_settings": "true", "ignore_unavailable": "true",
+                                       "allow_no_indices": "true"})
+        return data if isinstance(data, dict) else {}
+
+    async def put_mapping(self, index: str, body: Mapping[str, Any]) -> None:
+        await self.json("PUT", index_path(index, "_mapping"), body=dict(body))
+
+    async def put_settings(self, index: str, settings: Mapping[str, Any]) -> None:
+        await self.json("PUT", index_path(index, "_settings"), body=dict(settings))
+
+    async def update_aliases(self, actions: list[dict[str, Any]]) -> None:
+        await self.json("POST", "/_aliases", body={"actions": actions})
+
+    async def data_streams(self, name: str) -> list[dict[str, Any]]:
+        """GET /_data_stream/NAME; an engine without data streams (400) or no such stream (404): []."""
+        data = await self.json("GET", "/_data_stream" + index_path(name, "").rstrip("/"), ignore=(400, 404, 405))
+        streams = data.get("data_streams") if isinstance(data, dict) else None
+        return [s for s in streams if isinstance(s, dict)] if isinstance(streams, list) else []
+
+    async def create_data_stream(self, name: str) -> None:
+        await self.json("PUT", "/_data_stream" + index_path(name, "").rstrip("/"))
+
+    async def index_template(self, name: str) -> dict[str, Any] | None:
+        """The composable template's body, or None when there is none of that name."""
+        return await self._template("index_template", name)
+
+    async def component_template(self, name: str) -> dict[str, Any] | None:
+        return await self._template("component_template", name)
+
+    async def _template(self, kind: str, name: str) -> dict[str, Any] | None:
+        data = await self.json("GET", f"/_{kind}" + index_path(name, "").rstrip("/"), ignore=(404,))
+        found = data.get(f"{kind}s") if isinstance(data, dict) else None
+        if isinstance(found, list) and found and isinstance(found[0], dict):
+            body = found[0].get(kind)
+            return body if isinstance(body, dict) else None
+        return None
+
+    async def put_index_template(self, name: str, body: Mapping[str, Any]) -> None:
+        await self.json("PUT", "/_index_template" + index_path(name, "").rstrip("/"), body=dict(body))
+
+    async def put_component_template(self, name: str, body: Mapping[str, Any]) -> None:
+        await self.json("PUT", "/_component_template" + index_path(name, "").rstrip("/"), body=dict(body))
+
     # -- cluster -------------------------------------------------------------------------------------------------
     async def cluster_health(self, params: Mapping[str, str] | None = None, index: str | None = None,
                              timeout: float | None = None) -> dict[str, Any]:
