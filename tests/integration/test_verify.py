@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -203,3 +204,80 @@ def test_slices_and_partitions_add_up_to_one_pass(es: httpx.Client, index_name: 
     with pytest.raises(Exception, match=r"1/N\.\.N/N"):
         combine_partitions(pairs[:1])
 
+
+
+# --- the command ---------------------------------------------------------------------------------------------------
+
+def test_command_exit_codes_and_report(es: httpx.Client, index_name: Callable[[str], str], cli: Callable[..., Any],
+                                       tmp_path: Path) -> None:
+    src, dst = index_name("src"), index_name("dst")
+    docs = products(300)
+    load(es, src, docs)
+    load(es, dst, [d for d in docs if d[0] != "p5"])
+    res = cli("verify", src, "--to", ES_URL, "--dest", dst)
+    assert res.code == 1, res.stderr
+    lines = res.stderr.splitlines()
+    assert lines[0].startswith(f"escli: error: {src} -> {dst}: differs: 300 documents on the source, 299 on")
+    assert lines[1] == f"escli: error: {dst}: missing p5"
+    report = orjson.loads(res.stdout)  # not a terminal: JSON
+    assert report["equal"] is False and report["indices"][0]["differences"] == [
+        {"kind": "missing", "_id": "p5", "_routing": None}]
+    assert "Traceback" not in res.stderr
+
+    es.post(f"/{dst}/_doc/p5", params={"refresh": "true"}, content=docs[5][2],
+            headers={"content-type": "application/json"}).raise_for_status()
+    res = cli("verify", src, "--to", ES_URL, "--dest", dst, "-o", "table", "--slices", "3")
+    assert res.code == 0, res.stderr
+    assert "equal" in res.out and src in res.out and "300" in res.out
+
+    # --query: the same subset on both sides
+    res = cli("verify", src, "--to", ES_URL, "--dest", dst, "--query", "stock:3")
+    assert res.code == 0 and orjson.loads(res.stdout)["indices"][0]["source_count"] == 43
+
+    # partitions, then combined
+    outs = []
+    for k in (1, 2):
+        part = cli("verify", src, "--to", ES_URL, "--dest", dst, "--partition", f"{k}/2")
+        assert part.code == 0, part.stderr
+        outs.append(tmp_path / f"part{k}.ndjson")
+        outs[-1].write_bytes(part.stdout)
+    es.delete(f"/{dst}/_doc/p9", params={"refresh": "true"}).raise_for_status()  # after: the digests are the past
+    res = cli("verify", src, "--to", ES_URL, "--dest", dst, "--combine", str(outs[0]), "--combine", str(outs[1]))
+    assert res.code == 0, res.stderr  # the partitions' digests say equal, and nothing is read again
+    res = cli("verify", src, "--to", ES_URL, "--dest", dst, "--combine", str(outs[0]))
+    assert res.code == 2 and "not each of 1/N..N/N once" in res.stderr
+
+
+def test_command_bad_input_and_unreachable(es: httpx.Client, index_name: Callable[[str], str],
+                                           cli: Callable[..., Any], tmp_path: Path) -> None:
+    src = index_name("src")
+    load(es, src, products(3))
+    res = cli("verify", src, "--to", ES_URL, "--dest", "x", "--prefix", "p")
+    assert res.code == 2 and "--dest with --prefix" in res.stderr
+    res = cli("verify", src + "-none", "--to", ES_URL)
+    assert res.code == 2 and f"SOURCE {src}-none" in res.stderr
+    res = cli("verify", src, "--to", "nosuchcluster")
+    assert res.code == 2 and "--to nosuchcluster" in res.stderr
+    bad = tmp_path / "bad.ndjson"
+    bad.write_text('{"source": 1}\n')
+    res = cli("verify", src, "--to", ES_URL, "--combine", str(bad))
+    assert res.code == 2 and f"{bad}:1:" in res.stderr
+    res = cli("verify", src, "--to", "http://127.0.0.1:1", "--max-retries", "0")
+    assert res.code == 3, res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_command_prefix_over_a_pattern(es: httpx.Client, index_name: Callable[[str], str],
+                                       cli: Callable[..., Any]) -> None:
+    a, b = index_name("pa"), index_name("pb")
+    for name in (a, b):
+        load(es, name, products(20))
+        load(es, "copy-" + name, products(20))
+    try:
+        res = cli("verify", f"{a},{b}", "--to", ES_URL, "--prefix", "copy-")
+        assert res.code == 0, res.stderr
+        assert [(v["source"], v["dest"]) for v in orjson.loads(res.stdout)["indices"]] == \
+            sorted([(a, "copy-" + a), (b, "copy-" + b)])
+    finally:
+        for name in (a, b):
+            es.delete(f"/copy-{name}", params={"ignore_unavailable": "true"})
