@@ -46,7 +46,11 @@ def copy_command(
     no_metadata: Annotated[bool, typer.Option("--no-metadata", help="Documents only: no mappings, settings, "
                                               "aliases or templates")] = False,
     into_existing: Annotated[bool, typer.Option("--into-existing", help="Add the documents to target indices "
-                                                "that exist already")] = False,
+                                                "that exist already (their mapping must take the source's)")] = False,
+    evaluate: Annotated[bool, typer.Option("--evaluate", help="Dry run: per index, what would be created, "
+                                           "rewritten, dropped or refused (exit 1 if anything would fail)")] = False,
+    verify: Annotated[bool, typer.Option("--verify", help="After the copy, compare both sides: counts and a digest "
+                                         "of every document (as `escli verify`); exit 1 on a difference")] = False,
     errors: Annotated[Path | None, typer.Option("--errors", help="Write documents the target rejects here (NDJSON "
                                                 "that `escli import` re-imports as it is); exit 1 if any",
                                                 metavar="FILE", show_default=False)] = None,
@@ -65,7 +69,8 @@ def copy_command(
                                                     "readers]", metavar="N", show_default=False)] = None,
 ) -> None:
     from escli.cli.export import _read_body, _slices
-    from escli.core.copy import CopyRequest, CopyRun, Rename
+    from escli.core.copy import CopyRequest, CopyRun
+    from escli.core.copy_meta import Rename
     from escli.core.export_plan import AUTO_READERS, parse_partition
     from escli.errors import UsageError
 
@@ -85,13 +90,14 @@ def copy_command(
     if checkpoint is not None and checkpoint.exists() and not resume:
         raise UsageError(f"--checkpoint {checkpoint}: holds a copy in progress; --resume continues it (or remove "
                          "the file)")
-    if not no_metadata:
-        raise UsageError("copying metadata is not available in this build yet: use --no-metadata (documents only, "
-                         "into indices the target maps itself or --into-existing ones)")
+    if evaluate and (resume or verify):
+        raise UsageError(f"--evaluate with {'--resume' if resume else '--verify'}: --evaluate copies nothing")
+    if evaluate and no_metadata:
+        raise UsageError("--evaluate with --no-metadata: the plan is about metadata; leave one out")
     req = CopyRequest(source=source, rename=Rename(dest, prefix, suffix),
                       query={"query_string": {"query": query}} if query else None,
                       body=_read_body(body) if body else {}, metadata=not no_metadata,
-                      into_existing=into_existing, page_size=page_size, slices=_slices(slices),
+                      into_existing=into_existing, evaluate=evaluate, page_size=page_size, slices=_slices(slices),
                       partition=parse_partition(partition))
     settings = app.one_cluster("copy")
     target = app.target_settings(to)
@@ -100,7 +106,7 @@ def copy_command(
     show_progress = msgs.err_is_tty and not msgs.quiet
     where = target.cluster or ",".join(target.urls)
 
-    async def main() -> CopyResult:
+    async def main() -> tuple[CopyResult, Any]:
         import asyncio
         import signal
 
@@ -122,16 +128,27 @@ def copy_command(
                               on_progress=bar.advance, on_warning=msgs.detail,
                               on_start=lambda pairs: msgs.detail("copying " + ", ".join(
                                   f"{p.source} -> {p.dest}" for p in pairs)))
-                return await run_copy(src, dst, req, run)
+                result = await run_copy(src, dst, req, run)
+            if not verify:
+                return result, None
+            from escli.core.verify import verify_copy
+
+            query_clause = req.export_request(source).search_body().get("query")
+            with msgs.progress(f"verify {source}", total=None) as bar:
+                return result, await verify_copy(src, dst, result.plan.pairs, query_clause, slices=req.slices,
+                                                 on_progress=bar.advance, on_warning=msgs.detail)
 
     try:
-        result = run_async(main(), many_requests=True)
+        result, verdict = run_async(main(), many_requests=True)
     except BaseException as exc:
         _interrupted(exc, msgs, checkpoint)
         raise
+    if evaluate:
+        _evaluated(app, result)
+        return
     if checkpoint is not None:
         checkpoint.unlink(missing_ok=True)
-    _report(app, msgs, result, source, where, errors)
+    _report(app, msgs, result, source, where, errors, verdict)
 
 
 _signal: dict[str, int] = {}
@@ -168,17 +185,49 @@ async def _count(src: Any, req: Any) -> int | None:
         return None
 
 
-def _report(app: Any, msgs: Messages, result: CopyResult, source: str, where: str, errors: Path | None) -> None:
-    import orjson
+def _evaluated(app: Any, result: CopyResult) -> None:
+    """--evaluate: the plan on stdout; exit 1 when the copy would be refused."""
+    from escli.errors import ExitCode
+    from escli.output import copy_view
+    from escli.output.formats import report_format
 
-    from escli.errors import PartialFailure
+    plan = result.plan
+    fmt = report_format(None, app.options.get("output"), app.stdout_is_tty, ("table", "json"), "copy --evaluate")
+    out = copy_view.render_plan_table(plan, color=app.stdout_is_tty).encode() if fmt == "table" else \
+        copy_view.render_plan_json(plan)
+    app.stdout.write(out)
+    msgs = app.messages
+    for change in plan.refused:
+        msgs.error(str(change))
+    if plan.refused:
+        raise SystemExit(ExitCode.PARTIAL)
+    msgs.info(f"{len(plan.pairs)} index(es) would be copied; {len(plan.changes)} change(s) to the metadata")
+
+
+def _report(app: Any, msgs: Messages, result: CopyResult, source: str, where: str, errors: Path | None,
+            verdict: Any) -> None:
+    from escli.errors import ExitCode, PartialFailure
+    from escli.output import copy_view
 
     rate = result.copied / result.seconds if result.seconds else 0.0
     dests = ", ".join(p.dest for p in result.pairs[:3]) + (", ..." if len(result.pairs) > 3 else "")
     msgs.info(f"copied {result.copied} documents from {source} to {where} ({dests}) in {result.seconds:.2f}s "
               f"({rate:,.0f} docs/s); {result.rejected} rejected")
+    for change in result.plan.changes:
+        msgs.detail(str(change))
     if app.options.get("output") == "json":
-        app.stdout.write(orjson.dumps(result.as_dict(), option=orjson.OPT_APPEND_NEWLINE))
+        app.stdout.write(copy_view.render_result_json(result))
+    if verdict is not None:
+        from escli.output.verify_view import difference_lines
+
+        if verdict.equal:
+            msgs.info(f"verified {sum(v.source_count for v in verdict.indices)} documents: equal "
+                      f"({verdict.seconds:.2f}s)")
+        else:
+            for line in difference_lines(verdict):
+                msgs.error(line)
+            if not result.rejected:
+                raise SystemExit(ExitCode.PARTIAL)
     if result.rejected:
         for line in result.errors_sample:
             msgs.warn(line)

@@ -27,40 +27,16 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from escli.core.copy_meta import DATA_STREAM, CopyPlan, IndexPair, Rename
 from escli.core.export import Checkpoint, ExportRequest, ExportResult, run_export
 from escli.core.importer import ErrorSink, ImportOptions, ImportResult, OpType, Pending, send_chunk
-from escli.errors import UsageError
+from escli.errors import RefusedError, UsageError
 from escli.output.export_pages import Encoded, page_problem, raw_answer
 
 if TYPE_CHECKING:
     from escli.es.api import Es
 
 COPY_STATE = "copy"  # the key of the checkpoint's `output` that holds the copy's own state
-
-
-@dataclass(frozen=True)
-class Rename:
-    """--dest / --prefix / --suffix: where a source index goes on the target."""
-
-    dest: str | None = None
-    prefix: str = ""
-    suffix: str = ""
-
-    def apply(self, source_index: str) -> str:
-        return self.dest if self.dest is not None else f"{self.prefix}{source_index}{self.suffix}"
-
-
-@dataclass
-class IndexPair:
-    """One source index (or data stream) and where it goes."""
-
-    source: str
-    dest: str
-    kind: str  # "index" | "data_stream"
-    exists: bool = False  # the dest already exists on the target
-
-    def as_list(self) -> list[Any]:
-        return [self.source, self.dest, self.kind]
 
 
 @dataclass
@@ -71,6 +47,7 @@ class CopyRequest:
     body: dict[str, Any] = field(default_factory=dict)
     metadata: bool = True
     into_existing: bool = False
+    evaluate: bool = False  # plan only: what would be created, rewritten, dropped or refused
     page_size: int = 1000
     slices: int | None = None  # None: auto (export's choice)
     partition: tuple[int, int] | None = None
@@ -104,6 +81,7 @@ class PairResult:
 
 @dataclass
 class CopyResult:
+    plan: CopyPlan
     pairs: list[PairResult] = field(default_factory=list)
     seconds: float = 0.0
     errors_sample: list[str] = field(default_factory=list)
@@ -119,7 +97,9 @@ class CopyResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {"copied": self.copied, "rejected": self.rejected, "seconds": round(self.seconds, 3),
-                "indices": [p.as_dict() for p in self.pairs]}
+                "indices": [p.as_dict() for p in self.pairs],
+                "changes": [{"index": c.index, "what": c.what, "action": c.action, "why": c.why}
+                            for c in self.plan.changes]}
 
 
 # --- a page of the source, as documents for the target ---------------------------------------------------------
@@ -214,37 +194,6 @@ def open_sent(readers: int, resumed: list[tuple[int, dict[str, Any]]] | None) ->
     return [Sent() for _ in range(readers)]
 
 
-# --- which indices, where: until core/copy_meta.py plans it, the documents' own resolution ------------------------
-
-async def resolve_pairs(source: Es, target: Es, expr: str, rename: Rename) -> list[IndexPair]:
-    """SOURCE's indices and data streams (an alias or pattern names several), each with its destination, and
-    whether that destination exists on the target."""
-    from escli.es.target import index_path
-
-    data = await source.json("GET", "/_resolve/index" + index_path(expr, "").rstrip("/"),
-                             params={"expand_wildcards": "open"}, ignore=(404,))
-    data = data if isinstance(data, dict) else {}
-    streams = {d["name"]: d for d in data.get("data_streams") or [] if isinstance(d, dict) and "name" in d}
-    backing = {b for d in streams.values() for b in d.get("backing_indices") or []}
-    names: list[tuple[str, str]] = [(n, "data_stream") for n in sorted(streams)]
-    indices = {str(i["name"]) for i in data.get("indices") or [] if isinstance(i, dict) and "name" in i
-               and "data_stream" not in i}
-    for alias in data.get("aliases") or []:  # an alias names its indices (the alias itself is metadata's)
-        indices.update(str(i) for i in (alias.get("indices") or []) if isinstance(alias, dict))
-    names += [(name, "index") for name in sorted(indices - backing)]
-    if not names:
-        raise UsageError(f"{expr}: no index, alias or data stream of that name on the source cluster")
-    if rename.dest is not None and len(names) > 1:
-        shown = ", ".join(n for n, _ in names[:5]) + (", ..." if len(names) > 5 else "")
-        raise UsageError(f"--dest {rename.dest}: {expr} names {len(names)} indices ({shown}); rename several with "
-                         "--prefix or --suffix")
-    pairs = [IndexPair(name, rename.apply(name), kind) for name, kind in names]
-    for pair in pairs:
-        resp = await target.request("HEAD", index_path(pair.dest, "").rstrip("/"), ignore=(404,))
-        pair.exists = resp.status == 200
-    return pairs
-
-
 # --- the use case ----------------------------------------------------------------------------------------------
 
 @dataclass
@@ -278,26 +227,43 @@ def _load_state(run: CopyRun, req: CopyRequest) -> tuple[Checkpoint, dict[str, A
     return cp, state
 
 
+def _listed(pairs: list[IndexPair]) -> list[list[str]]:
+    return [[p.source, p.dest, p.kind] for p in pairs]
+
+
 async def run_copy(source: Es, target: Es, req: CopyRequest, run: CopyRun) -> CopyResult:
-    result = CopyResult()
+    """Plan (core/copy_meta.py), create what the plan creates, copy each index's documents, finish (settings
+    back, aliases, refresh). --evaluate: the plan alone. A resumed run plans again (`resuming`: the indices its
+    first run made are its own) and goes on from the pair and the page the checkpoint records."""
+    from escli.core.copy_meta import apply_plan, finish_plan, plan_copy
+
     started = time.monotonic()
     cp: Checkpoint | None = None
+    state: dict[str, Any] = {}
     if run.resume:
         cp, state = _load_state(run, req)
-        pairs = [IndexPair(str(s), str(d), str(k), True) for s, d, k in state["pairs"]]
+    plan = await plan_copy(source, target, req.source, req.rename, metadata=req.metadata,
+                           into_existing=req.into_existing, resuming=run.resume)
+    result = CopyResult(plan)
+    if req.evaluate:
+        return result
+    if run.resume:
+        if state.get("pairs") != _listed(plan.pairs):
+            raise UsageError(f"--checkpoint {run.checkpoint}: {req.source} names other indices now than when the "
+                             "copy began; start it again without --resume")
         current = int(state.get("current", 0))
     else:
-        pairs = await resolve_pairs(source, target, req.source, req.rename)
-        existing = [p.dest for p in pairs if p.exists]
-        if existing and not req.into_existing:
-            raise UsageError(f"{existing[0]}: exists on the target; --into-existing adds the documents to it")
-        state = {"request": req.recorded(), "target": run.target_id, "pairs": [p.as_list() for p in pairs],
-                 "current": 0}
+        existing = [p.dest for p in plan.pairs if p.exists]
+        if existing and not req.into_existing and not req.metadata:  # with metadata, the plan refuses it
+            raise RefusedError(f"{existing[0]}: the index exists on the target (--into-existing copies into it)")
+        state = {"request": req.recorded(), "target": run.target_id, "pairs": _listed(plan.pairs), "current": 0}
         current = 0
-    run.on_start(pairs)
+    if req.metadata:
+        await apply_plan(target, plan)  # a refused plan stops here (exit 4), before any document
+    run.on_start(plan.pairs)
     errors = ErrorSink(run.errors, append=run.resume)
     try:
-        for n, pair in enumerate(pairs):
+        for n, pair in enumerate(plan.pairs):
             if n < current:
                 result.skipped += 1
                 continue
@@ -309,6 +275,10 @@ async def run_copy(source: Es, target: Es, req: CopyRequest, run: CopyRun) -> Co
             result.pairs.append(await _copy_pair(source, target, req, pair, cp, errors, run, result))
     finally:
         errors.close()
+    if req.metadata:
+        await finish_plan(target, plan)
+    else:
+        await target.refresh(",".join(p.dest for p in plan.pairs))
     result.seconds = time.monotonic() - started
     return result
 
@@ -318,12 +288,10 @@ async def _copy_pair(source: Es, target: Es, req: CopyRequest, pair: IndexPair, 
     started = time.monotonic()
     tally = ImportResult(pair.dest)
     # a data stream takes create only; an index name that a target template makes a data stream switches to it
-    op = OpType("create", switchable=False) if pair.kind == "data_stream" else OpType("index", switchable=True)
+    op = OpType("create", switchable=False) if pair.kind == DATA_STREAM else OpType("index", switchable=True)
     writer = BulkWriter(target, pair, op, errors, tally)
     exported = await run_export(source, req.export_request(pair.source), cp, writer, open_sent, run.on_progress,
                                 run.on_warning, what="copy")
-    if tally.imported:
-        await target.refresh(pair.dest)
     result.errors_sample.extend(tally.errors_sample[:max(0, 5 - len(result.errors_sample))])
     return PairResult(pair.source, pair.dest, pair.kind, tally.imported, tally.failed,
                       time.monotonic() - started, exported)

@@ -96,13 +96,13 @@ class FoldEncoder:
         return FoldedPage(data, count, len(hits), last_sort, ids, answer.pit_id or answer.scroll_id, None)
 
     def _problem(self, raw: bytes) -> FoldedPage:
-        from escli.output.export_pages import _problem
+        from escli.output.export_pages import page_problem
 
         try:
             resp = orjson.loads(raw)
         except orjson.JSONDecodeError:
             resp = None
-        problem = _problem(resp) if isinstance(resp, dict) else None
+        problem = page_problem(resp) if isinstance(resp, dict) else None
         if problem is None:
             raise RefusedError(f"{self.index}: a search answer without hits came back ({raw[:80]!r})")
         return FoldedPage(FoldBytes(), 0, 0, None, None, resp.get("pit_id") if isinstance(resp, dict) else None,
