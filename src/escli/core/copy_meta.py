@@ -153,7 +153,9 @@ async def resolve_sources(source: Es, expr: str) -> list[tuple[str, str]]:
     except RefusedError as exc:
         if exc.status != 404:
             raise
-        raise UsageError(f"SOURCE {expr}: {api_error_summary(exc)[2]} on the source cluster") from exc
+        missing = named_in(api_error_summary(exc)[2], _BRACKETED) or expr
+        raise UsageError(f"SOURCE {expr}: no index, alias or data stream "
+                         + ("of that name" if missing == expr else f"[{missing}]") + " on the source cluster") from exc
     found: dict[str, str] = {}
     streams = {str(d["name"]): d for d in data.get("data_streams", []) if isinstance(d, dict)}
     backing = {str(b) for d in streams.values() for b in d.get("backing_indices", [])}
@@ -295,9 +297,12 @@ _NAMED = (re.compile(r"on field \[([^\]]+)\]"), re.compile(r"on mapper \[([^\]]+
           re.compile(r"field \[([^\]]+)\]"))
 
 
-def named_in(reason: str) -> str | None:
+_BRACKETED = (re.compile(r"\[([^\]]+)\]"),)
+
+
+def named_in(reason: str, patterns: tuple[re.Pattern[str], ...] = _NAMED) -> str | None:
     """The field or setting an engine's refusal names, if it names one."""
-    for pattern in _NAMED:
+    for pattern in patterns:
         found = pattern.search(reason)
         if found:
             return found.group(1)

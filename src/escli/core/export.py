@@ -859,7 +859,8 @@ async def count_matching(es: Es, req: ExportRequest) -> int | None:
 async def run_export(es: Es, req: ExportRequest, checkpoint: Checkpoint, encoder: PageEncoder,
                      open_parts: OpenParts,
                      on_progress: Callable[[int], None] = lambda n: None,
-                     on_warning: Callable[[str], None] = lambda s: None) -> ExportResult:
+                     on_warning: Callable[[str], None] = lambda s: None, what: str = "export") -> ExportResult:
+    """`what`: the command that reads (export, copy, verify), for the message when retries run out."""
     exporter = Exporter(es, req, checkpoint, encoder, open_parts, on_progress, on_warning)
     try:
         return await exporter.run()
@@ -868,7 +869,7 @@ async def run_export(es: Es, req: ExportRequest, checkpoint: Checkpoint, encoder
     except _RetriesExhausted as exc:
         where = f"; checkpoint kept in {checkpoint.path}: run again with --resume" if checkpoint.path else \
             "; use --checkpoint FILE to be able to resume"
-        stalled = ExportStalled(f"export of {req.index} stopped after {checkpoint.written} documents, retries "
+        stalled = ExportStalled(f"{what} of {req.index} stopped after {checkpoint.written} documents, retries "
                                 f"exhausted ({_describe(exc.cause)}){where}")
         if isinstance(exc.cause, EscliError):
             stalled.exit_code = exc.cause.exit_code
