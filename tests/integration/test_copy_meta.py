@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 import httpx
+import orjson
 import pytest
 
 from escli.core.copy_meta import MARK_PREFIX, CopyPlan, Rename, apply_plan, finish_plan, plan_copy
@@ -19,7 +20,7 @@ from escli.errors import ExitCode, RefusedError, UsageError, exit_code_for
 from escli.es.api import Es
 from escli.es.connect import open_es
 from escli.settings import Settings
-from tests.conftest import ES7_URL, ES8_URL, ES_URL, OPENSEARCH3_URL, OPENSEARCH_URL, _reachable
+from tests.conftest import ES7_URL, ES8_URL, ES_URL, OPENSEARCH3_URL, OPENSEARCH_URL, Result, _reachable
 
 T = TypeVar("T")
 
@@ -415,4 +416,42 @@ def test_without_metadata_nothing_is_planned_or_made(engines: Engines) -> None:
     plan = copy_meta(ES8_URL, ES_URL, alias, Rename(prefix="n-"), metadata=False)
     assert [(p.dest, p.status) for p in plan.pairs] == [(f"n-{name}", "no metadata")] and plan.changes == []
     assert engines(ES_URL).head(f"/n-{name}").status_code == 404
+
+
+def test_escli_copy_evaluate_then_copy_with_metadata(cli: Callable[..., Result], engines: Engines) -> None:
+    """The command's path: --evaluate reports the rewrites and a refusal (exit 1, nothing made); the copy itself
+    then carries mapping, analyzer, routed documents and the filtered write alias to OpenSearch."""
+    name, alias = engines.name("cli"), engines.name("al")
+    make_source(engines, ES_URL, name, alias)
+    engines(ES_URL).put(f"/{name}/_mapping", json={"properties": {"labels": {"type": "flattened"},
+                                                               "vec": {"type": "dense_vector", "dims": 2}}})
+    dest = f"cli-{name}"
+    engines.remember(OPENSEARCH_URL, f"/{dest}")
+    r = cli("--url", ES_URL, "copy", name, "--to", OPENSEARCH_URL, "--prefix", "cli-", "--evaluate", "-o", "json")
+    assert r.code == ExitCode.PARTIAL, r.stderr
+    report = orjson.loads(r.stdout)
+    assert report["indices"] == [{"source": name, "dest": dest, "kind": "index", "exists": False,
+                                  "state": "create"}]
+    assert {(c["what"], c["action"]) for c in report["changes"]} == {
+        ("labels", "rewritten"), ("vec", "rewritten"), ("vec", "refused")}
+    assert engines(OPENSEARCH_URL).head(f"/{dest}").status_code == 404
+
+    engines(ES_URL).delete(f"/{name}")  # the same index without the vector the target cannot take
+    make_source(engines, ES_URL, name, alias)
+    engines(ES_URL).put(f"/{name}/_mapping", json={"properties": {"labels": {"type": "flattened"}}})
+    bulk = b"".join(orjson.dumps({"index": {"_id": str(i), "routing": f"u{i % 3}"}}) + b"\n"
+                    + orjson.dumps({"sku": "a" if i % 2 else "b", "price": i, "labels": {"k": str(i)},
+                                    "at": "2026-01-01T00:00:00.123456789Z", "where": {"lat": 1.5, "lon": 2.5},
+                                    "tags": [{"label": "x", "weight": 0.5}], "owner": {"id": "o"}}) + b"\n"
+                    for i in range(40))
+    resp = engines(ES_URL).post(f"/{name}/_bulk", params={"refresh": "true"}, content=bulk,
+                                headers={"content-type": "application/x-ndjson"})
+    assert resp.status_code == 200 and not resp.json()["errors"]
+    r = cli("--url", ES_URL, "copy", name, "--to", OPENSEARCH_URL, "--prefix", "cli-")
+    assert r.code == 0, r.stderr
+    check_copy(engines, OPENSEARCH_URL, dest, alias, {"labels": {"type": "flat_object"}})
+    target = engines(OPENSEARCH_URL)
+    assert target.get(f"/{dest}/_count").json()["count"] == 41  # 40 copied, one written through the alias
+    assert target.post(f"/{dest}/_count", json={"query": {"term": {"sku": "a"}}}).json()["count"] == 21
+    assert target.get(f"/{dest}/_doc/7", params={"routing": "u1"}).json()["_routing"] == "u1"
 
