@@ -305,6 +305,8 @@ def test_bad_sources_and_dest_are_usage_errors(engines: Engines) -> None:
         plan_only(ES8_URL, ES_URL, f"nothing-here-{a}*", Rename(prefix="x-"))
     with pytest.raises(UsageError, match=rf"^SOURCE {a},gone-{a}: no index, alias or data stream \[gone-{a}\] on "):
         plan_only(ES8_URL, ES_URL, f"{a},gone-{a}", Rename(prefix="x-"))  # never half a copy in silence
+    with pytest.raises(UsageError, match=rf"^SOURCE {a}: the target is the source cluster"):
+        plan_only(ES8_URL, ES8_URL, a, Rename(), into_existing=True)
     pattern = plan_only(ES8_URL, ES_URL, "t-copymeta-a-*,t-copymeta-b-*", Rename(suffix="-c"))
     assert {(p.source, p.dest) for p in pattern.pairs} >= {(a, f"{a}-c"), (b, f"{b}-c")}
 

@@ -51,6 +51,8 @@ MARK_META = "escli_copy"
 # (`routing partition size [2] should be ... less than the number of shards [1]`), so the shard arithmetic is
 # left to the create, where the real shard count is known.
 UNSIMULATED = frozenset({"index.number_of_shards", "index.number_of_routing_shards", "index.routing_partition_size"})
+# Indices planned at once (each a metadata request to the source and a simulation on the target).
+PLAN_CONCURRENCY = 4
 # Above any template a cluster is likely to hold, so the simulated one is the one that applies.
 SIMULATE_PRIORITY = 2_000_000_000
 LOAD_SETTINGS = {"index.refresh_interval": "-1", "index.number_of_replicas": 0}
@@ -193,32 +195,44 @@ async def plan_copy(source: Es, target: Es, expr: str, rename: Rename, *, metada
         raise UsageError(f"--dest {rename.dest}: SOURCE {expr} is {len(sources)} indices ({names}); --dest "
                          "renames one index, --prefix/--suffix rename many")
     dests = [rename.apply(name) for name, _ in sources]
+    same = [name for (name, _), dest in zip(sources, dests, strict=True) if name == dest]
+    if same:
+        here, there = await asyncio.gather(source.cluster_uuid(), target.cluster_uuid())
+        if here and here == there:
+            raise UsageError(f"SOURCE {same[0]}: the target is the source cluster and the copy would have the same "
+                             "name; rename it with --dest, --prefix or --suffix")
     source_product, target_product = await asyncio.gather(source.version(), target.version())
     existing, taken = await asyncio.gather(target.existing(dests),
                                            target.resolve_index(",".join(dests), ignore_unavailable=True))
     other = _other_kinds(taken)
     plan = CopyPlan([], [], source_product, target_product)
-    for (name, kind), dest in zip(sources, dests, strict=True):
-        clash = other.get(dest)
-        if metadata and clash is not None and clash != ("index" if kind == INDEX else "data stream"):
-            plan.pairs.append(IndexPair(name, dest, kind, exists=True))
-            plan.changes.append(Change(name, dest, REFUSED, f"the target has {_a(clash)} of that name"))
-            continue
-        if kind == DATA_STREAM:
-            streams = await target.data_streams(dest)
-            pair = IndexPair(name, dest, kind, exists=bool(streams))
-            if metadata and not streams and not await target.has_data_streams():
-                plan.pairs.append(pair)
-                plan.changes.append(Change(name, dest, REFUSED, "the target has no data streams"))
-                continue
-        else:
-            pair = IndexPair(name, dest, kind, exists=dest in existing)
+    gate = asyncio.Semaphore(PLAN_CONCURRENCY)
+
+    async def one(name: str, kind: str, dest: str) -> tuple[IndexPair, list[Note]]:
+        async with gate:
+            clash = other.get(dest)
+            if metadata and clash is not None and clash != ("index" if kind == INDEX else "data stream"):
+                return IndexPair(name, dest, kind, exists=True), [
+                    Note(dest, REFUSED, f"the target has {_a(clash)} of that name")]
+            if kind == DATA_STREAM:
+                streams = await target.data_streams(dest)
+                pair = IndexPair(name, dest, kind, exists=bool(streams))
+                if metadata and not streams and not await target.has_data_streams():
+                    return pair, [Note(dest, REFUSED, "the target has no data streams")]
+            else:
+                pair = IndexPair(name, dest, kind, exists=dest in existing)
+            if not metadata:
+                return pair, []
+            return pair, await (
+                _plan_stream(source, target, pair, rename, plan, into_existing, resuming) if kind == DATA_STREAM
+                else _plan_index(source, target, pair, existing.get(dest), plan, into_existing, resuming))
+
+    from escli.core.export import _together  # every step to its end, the first failure raised once
+
+    planned = await _together(*(one(name, kind, dest) for (name, kind), dest in zip(sources, dests, strict=True)))
+    for pair, notes in planned:  # in the sources' order, whichever answered first
         plan.pairs.append(pair)
-        if not metadata:
-            continue
-        notes = await (_plan_stream(source, target, pair, rename, plan, into_existing, resuming) if kind == DATA_STREAM
-                       else _plan_index(source, target, pair, existing.get(dest), plan, into_existing, resuming))
-        plan.changes += [Change(name, n.what, n.action, n.why) for n in notes]
+        plan.changes += [Change(pair.source, n.what, n.action, n.why) for n in notes]
     if metadata:
         await _check_aliases(target, plan)
     return plan

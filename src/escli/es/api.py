@@ -250,6 +250,13 @@ class Es:
                 self._product = product = ProductInfo(product.name, str(versions[0]))
         return product
 
+    async def cluster_uuid(self) -> str:
+        """The cluster's own id: two Es on one cluster (two URLs, a load balancer) answer the same."""
+        data = await self.json("GET", "/_cluster/state/metadata",
+                               params={"filter_path": "metadata.cluster_uuid"})
+        meta = data.get("metadata") if isinstance(data, dict) else None
+        return str(meta.get("cluster_uuid") or "") if isinstance(meta, dict) else ""
+
     async def resolve_index(self, expr: str, *, ignore_unavailable: bool = False) -> dict[str, Any]:
         """GET /_resolve/index/EXPR (open, not hidden): {indices, aliases, data_streams}. A name that matches
         nothing is a RefusedError (404) unless `ignore_unavailable`; a pattern that matches nothing is empty."""
