@@ -161,25 +161,32 @@ async def resolve_sources(source: Es, expr: str) -> list[tuple[str, str]]:
     found: dict[str, str] = {}
     streams = {str(d["name"]): d for d in data.get("data_streams", []) if isinstance(d, dict)}
     backing = {str(b) for d in streams.values() for b in d.get("backing_indices", [])}
-    _sort_indices(data, found, streams)
+    closed = _sort_indices(data, found, streams)
     aliases = [a for a in data.get("aliases", []) if isinstance(a, dict)]
     if aliases:  # an alias stands for its indices: resolve them to tell backing indices from plain ones
         members = sorted({str(i) for a in aliases for i in a.get("indices", [])} - backing - set(found))
         if members:
-            _sort_indices(await source.resolve_index(",".join(members)), found, streams)
+            closed += _sort_indices(await source.resolve_index(",".join(members)), found, streams)
+    if closed:  # its documents cannot be read
+        raise UsageError(f"SOURCE {expr}: {closed[0]} is closed on the source cluster; open it to copy it")
     for name in streams:
         found[name] = DATA_STREAM
     return sorted(found.items())
 
 
-def _sort_indices(resolved: Mapping[str, Any], found: dict[str, str], streams: dict[str, Any]) -> None:
-    """A resolve answer's indices: a backing index stands for its data stream, any other for itself."""
+def _sort_indices(resolved: Mapping[str, Any], found: dict[str, str], streams: dict[str, Any]) -> list[str]:
+    """A resolve answer's indices: a backing index stands for its data stream, any other for itself. Returns
+    the closed ones (a pattern leaves them out; a name or an alias does not)."""
+    closed = []
     for item in resolved.get("indices", []):
         if isinstance(item, dict):
-            if item.get("data_stream"):
+            if "closed" in (item.get("attributes") or []):
+                closed.append(str(item["name"]))
+            elif item.get("data_stream"):
                 streams.setdefault(str(item["data_stream"]), {})
             else:
                 found[str(item["name"])] = INDEX
+    return closed
 
 
 # -- planning -------------------------------------------------------------------------------------------------------
