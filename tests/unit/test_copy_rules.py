@@ -255,3 +255,12 @@ def test_the_field_an_engines_refusal_names() -> None:
         "index.foo"
     assert named_in("something else entirely") is None
 
+
+def test_a_multi_field_the_target_lacks_is_said() -> None:
+    source = {"properties": {"name": {"type": "text", "fields": {"raw": {"type": "keyword"}}},
+                             "o": {"properties": {"x": {"type": "long"}}}}}
+    target = {"properties": {"name": {"type": "text"}, "o": {"type": "keyword"}}}
+    notes = compare_mappings(source, target)
+    assert [(n.what, n.action) for n in notes] == [("name.raw", DROPPED), ("o", REFUSED)]
+    assert notes[1].why == "object on the source, keyword on the target"
+

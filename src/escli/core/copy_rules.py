@@ -450,8 +450,9 @@ def compare_mappings(source: Mapping[str, Any], target: Mapping[str, Any]) -> li
     DROPPED (it stays in _source)."""
     notes: list[Note] = []
     theirs = {f.path: f for f in walk_fields(target)}
+    ours = {f.path: f for f in walk_fields(source)}
     inside = _dynamic_map(target)
-    for mine in walk_fields(source):
+    for mine in ours.values():
         found = theirs.get(mine.path)
         if found is not None:
             if _base(mine.kind) != _base(found.kind):
@@ -460,6 +461,10 @@ def compare_mappings(source: Mapping[str, Any], target: Mapping[str, Any]) -> li
         parent = mine.path.rsplit(".", 1)[0] if "." in mine.path else ""
         if parent and parent not in theirs and parent not in inside:
             continue  # its parent is new too: said once, for the parent
+        if parent in theirs and theirs[parent].kind not in CONTAINERS:
+            if ours[parent].kind not in CONTAINERS:  # a multi-field: mappings never grow one by themselves
+                notes.append(Note(mine.path, DROPPED, f"a multi-field the target's {parent} lacks: not indexed there"))
+            continue  # else the parent's own conflict says it
         dynamic = inside.get(parent, inside[""])
         if dynamic == "strict":
             notes.append(Note(mine.path, REFUSED, "not in the target's mapping, which is dynamic: strict"))
@@ -467,6 +472,9 @@ def compare_mappings(source: Mapping[str, Any], target: Mapping[str, Any]) -> li
             notes.append(Note(mine.path, DROPPED, "not in the target's mapping (dynamic: false): kept in _source, "
                               "not searchable"))
     return notes
+
+
+CONTAINERS = ("object", "nested")
 
 
 def _dynamic_map(mappings: Mapping[str, Any]) -> dict[str, str]:
