@@ -272,3 +272,34 @@ def test_bad_input_is_one_line(cli: Cli, es: httpx.Client, tmp_path: Path) -> No
     r = cli("copy", "products", "--to", OTHER_URL, "--no-metadata", "--partition", "3/2")
     assert r.code == ExitCode.USAGE and "--partition 3/2" in r.stderr
     assert all("Traceback" not in x.stderr for x in [r])
+
+
+def test_data_stream_to_another_opensearch_name_with_create(cli: Cli, opensearch: httpx.Client,
+                                                            tmp_path: Path) -> None:
+    name = f"t-copy-ds-{uuid.uuid4().hex[:8]}"
+    template = f"{name}-template"
+    opensearch.put(f"/_index_template/{template}", json={
+        "index_patterns": [f"{name}*"], "data_stream": {}, "priority": 500,
+        "template": {"mappings": {"properties": {"@timestamp": {"type": "date"}, "n": {"type": "long"}}}},
+    }).raise_for_status()
+    copied = f"{name}-copy"
+    try:
+        lines = b"".join(orjson.dumps({"create": {"_id": f"e{i}"}}) + b"\n"
+                         + orjson.dumps({"@timestamp": f"2026-01-01T00:00:{i % 60:02d}Z", "n": i}) + b"\n"
+                         for i in range(400))
+        resp = opensearch.post(f"/{name}/_bulk", params={"refresh": "true"}, content=lines,
+                               headers={"content-type": "application/x-ndjson"})
+        assert not resp.json()["errors"], resp.text[:300]
+        r = copy(cli, OPENSEARCH_URL, name, OPENSEARCH_URL, "--suffix", "-copy", "--page-size", "150")
+        assert r.code == 0, r.stderr
+        streams = opensearch.get(f"/_data_stream/{copied}").json()["data_streams"]
+        assert [s["name"] for s in streams] == [copied]
+        want = {h: v for h, v in on_target(opensearch, name).items()}
+        assert on_target(opensearch, copied) == want and len(want) == 400
+    finally:
+        for stream in (name, copied):
+            opensearch.delete(f"/_data_stream/{stream}")
+        opensearch.delete(f"/_index_template/{template}")
+        for t in opensearch.get("/_index_template").json().get("index_templates", []):
+            if t["name"].startswith(name):
+                opensearch.delete(f"/_index_template/{t['name']}")
