@@ -213,9 +213,10 @@ def checkpoint_written(path: Path) -> int:
         return 0
 
 
-def test_sigkill_mid_copy_then_resume_every_document_exactly_once(
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["sigkill", "sigterm"])
+def test_signal_mid_copy_then_resume_every_document_exactly_once(
         isolated_env: dict[str, str], cli: Cli, es: httpx.Client, other_es: httpx.Client,
-        names: Callable[[httpx.Client, str], str], tmp_path: Path) -> None:
+        names: Callable[[httpx.Client, str], str], tmp_path: Path, sig: signal.Signals) -> None:
     docs = products(3000, seed=11)
     source = load(es, names(es, "src"), docs, MAPPING)
     dest = names(other_es, "dest")
@@ -234,9 +235,14 @@ def test_sigkill_mid_copy_then_resume_every_document_exactly_once(
                 assert proc.poll() is None, proc.communicate()[1].decode()
                 time.sleep(0.05)
         finally:
-            proc.send_signal(signal.SIGKILL)
+            proc.send_signal(sig)
             _, err = proc.communicate()
-        assert proc.returncode == -signal.SIGKILL, err.decode()
+        if sig == signal.SIGKILL:
+            assert proc.returncode == -signal.SIGKILL, err.decode()
+        else:  # ended like Ctrl-C: the checkpoint saved on the way out, 128 + 15
+            assert proc.returncode == 143, err.decode()
+            assert f"checkpoint saved to {cp}" in err.decode() and "Traceback" not in err.decode()
+            assert orjson.loads(cp.read_bytes())["status"] == "interrupted"
         before = on_target(other_es, dest)
         assert 100 <= len(before) <= 1000
         proxy.clear()
@@ -272,3 +278,49 @@ def test_bad_input_is_one_line(cli: Cli, es: httpx.Client, tmp_path: Path) -> No
     r = cli("copy", "products", "--to", OTHER_URL, "--no-metadata", "--partition", "3/2")
     assert r.code == ExitCode.USAGE and "--partition 3/2" in r.stderr
     assert all("Traceback" not in x.stderr for x in [r])
+
+
+def test_data_stream_to_another_opensearch_name_with_create(cli: Cli, opensearch: httpx.Client,
+                                                            tmp_path: Path) -> None:
+    name = f"t-copy-ds-{uuid.uuid4().hex[:8]}"
+    template = f"{name}-template"
+    opensearch.put(f"/_index_template/{template}", json={
+        "index_patterns": [f"{name}*"], "data_stream": {}, "priority": 500,
+        "template": {"mappings": {"properties": {"@timestamp": {"type": "date"}, "n": {"type": "long"}}}},
+    }).raise_for_status()
+    copied = f"{name}-copy"
+    try:
+        lines = b"".join(orjson.dumps({"create": {"_id": f"e{i}"}}) + b"\n"
+                         + orjson.dumps({"@timestamp": f"2026-01-01T00:00:{i % 60:02d}Z", "n": i}) + b"\n"
+                         for i in range(400))
+        resp = opensearch.post(f"/{name}/_bulk", params={"refresh": "true"}, content=lines,
+                               headers={"content-type": "application/x-ndjson"})
+        assert not resp.json()["errors"], resp.text[:300]
+        r = copy(cli, OPENSEARCH_URL, name, OPENSEARCH_URL, "--suffix", "-copy", "--page-size", "150")
+        assert r.code == 0, r.stderr
+        streams = opensearch.get(f"/_data_stream/{copied}").json()["data_streams"]
+        assert [s["name"] for s in streams] == [copied]
+        want = {h: v for h, v in on_target(opensearch, name).items()}
+        assert on_target(opensearch, copied) == want and len(want) == 400
+    finally:
+        for stream in (name, copied):
+            opensearch.delete(f"/_data_stream/{stream}")
+        opensearch.delete(f"/_index_template/{template}")
+        for t in opensearch.get("/_index_template").json().get("index_templates", []):
+            if t["name"].startswith(name):
+                opensearch.delete(f"/_index_template/{t['name']}")
+
+
+def test_lost_point_in_time_mid_copy_reads_the_unit_again_every_document_once(
+        cli: Cli, es: httpx.Client, other_es: httpx.Client, names: Callable[[httpx.Client, str], str]) -> None:
+    docs = products(1200, seed=17)
+    source = load(es, names(es, "src"), docs, MAPPING)
+    dest = names(other_es, "dest")
+    with FaultProxy(ES_URL) as proxy:
+        # the source forgets the point in time on a page after the first of a unit: a new PIT, the unit read again
+        proxy.fail(404, times=2, match=b'"search_after"', error_type="search_context_missing_exception")
+        r = cli("-v", "--url", proxy.url, "copy", source, "--to", OTHER_URL, "--dest", dest, "--page-size", "100")
+        injected = proxy.injected
+    assert r.code == 0, r.stderr
+    assert injected == 2 and "point in time reopened" in r.stderr
+    assert on_target(other_es, dest) == docs

@@ -211,8 +211,11 @@ def _report(app: Any, msgs: Messages, result: CopyResult, source: str, where: st
 
     rate = result.copied / result.seconds if result.seconds else 0.0
     dests = ", ".join(p.dest for p in result.pairs[:3]) + (", ..." if len(result.pairs) > 3 else "")
+    reopened = sum(p.export.pit_reopened for p in result.pairs if p.export is not None)
+    reread = sum(p.export.reread for p in result.pairs if p.export is not None)
+    extra = f"; point in time reopened {reopened}x, {reread} unit(s) read again" if reopened or reread else ""
     msgs.info(f"copied {result.copied} documents from {source} to {where} ({dests}) in {result.seconds:.2f}s "
-              f"({rate:,.0f} docs/s); {result.rejected} rejected")
+              f"({rate:,.0f} docs/s); {result.rejected} rejected{extra}")
     for change in result.plan.changes:
         msgs.detail(str(change))
     if app.options.get("output") == "json":

@@ -148,8 +148,10 @@ class BulkWriter:
     """Export's PageEncoder for a copy: a page is sent to the target as one bulk request and handed back (with no
     bytes) only once the target acknowledged it, so export's writer records it as done only then."""
 
-    def __init__(self, target: Es, pair: IndexPair, op: OpType, errors: ErrorSink, result: ImportResult) -> None:
+    def __init__(self, target: Es, pair: IndexPair, op: OpType, errors: ErrorSink, result: ImportResult,
+                 resent: bool = False) -> None:
         self.target = target
+        self.resent = resent  # pages may go a second time (a resumed run, a unit read again): a 409 is a copy
         # `source` and the error lines' `line` 0: a copy's refused document comes from an index, not a file line
         self.opts = ImportOptions(index=pair.dest, source=pair.source, refresh=False)
         self.op = op
@@ -160,7 +162,7 @@ class BulkWriter:
         page = page_docs(raw, skip, limit)
         if page.problem is None and page.docs:
             failed = self.result.failed
-            await send_chunk(self.target, self.opts, self.op, page.docs, self.result, self.errors)
+            await send_chunk(self.target, self.opts, self.op, page.docs, self.result, self.errors, self.resent)
             if self.result.failed != failed:
                 self.errors.flush()
         ids = [d.id for d in page.docs if d.id is not None] if want_ids else None
@@ -170,9 +172,12 @@ class BulkWriter:
 class Sent:
     """Export's Part for a copy: the documents went to the target in BulkWriter.encode; nothing to hold here. A unit
     read again (a lost PIT) sends its documents again under the same ids, which is why this part can always be
-    'cut back'."""
+    'cut back'; from then on the writer knows pages may be sent twice."""
 
     rewindable = True
+
+    def __init__(self, writer: BulkWriter) -> None:
+        self.writer = writer
 
     def write(self, data: bytes) -> None:
         pass
@@ -181,17 +186,13 @@ class Sent:
         return 0
 
     def rewind(self, to: int) -> None:
-        pass
+        self.writer.resent = True
 
     def final(self) -> None:
         pass
 
     def saved(self, since: int) -> dict[str, Any]:
         return {}
-
-
-def open_sent(readers: int, resumed: list[tuple[int, dict[str, Any]]] | None) -> list[Sent]:
-    return [Sent() for _ in range(readers)]
 
 
 # --- the use case ----------------------------------------------------------------------------------------------
@@ -289,7 +290,11 @@ async def _copy_pair(source: Es, target: Es, req: CopyRequest, pair: IndexPair, 
     tally = ImportResult(pair.dest)
     # a data stream takes create only; an index name that a target template makes a data stream switches to it
     op = OpType("create", switchable=False) if pair.kind == DATA_STREAM else OpType("index", switchable=True)
-    writer = BulkWriter(target, pair, op, errors, tally)
+    writer = BulkWriter(target, pair, op, errors, tally, resent=cp.started)
+
+    def open_sent(readers: int, resumed: list[tuple[int, dict[str, Any]]] | None) -> list[Sent]:
+        return [Sent(writer) for _ in range(readers)]
+
     exported = await run_export(source, req.export_request(pair.source), cp, writer, open_sent, run.on_progress,
                                 run.on_warning, what="copy")
     result.errors_sample.extend(tally.errors_sample[:max(0, 5 - len(result.errors_sample))])

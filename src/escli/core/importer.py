@@ -380,7 +380,9 @@ class OpType:
 
 
 async def send_chunk(client: Es, opts: ImportOptions, op: OpType, chunk: list[Pending],
-                     result: ImportResult, errors: ErrorSink) -> None:
+                     result: ImportResult, errors: ErrorSink, resent: bool = False) -> None:
+    """`resent`: these documents may have been sent before (a resumed copy, a unit read again), so a `create`
+    refused because the id is there already (409) means the document is there: counted as written."""
     pending = chunk
     retries = client.retry_policy.retries
     busy = races = 0  # rounds resent for a full queue (429 items: --max-retries), for a mapping race (fixed)
@@ -396,7 +398,7 @@ async def send_chunk(client: Es, opts: ImportOptions, op: OpType, chunk: list[Pe
             outcome = next(iter(item.values()))
             status = int(outcome.get("status", 500))
             error = outcome.get("error") or {}
-            if status < 300:
+            if status < 300 or (resent and status == 409 and sent_as == "create"):
                 result.imported += 1
             elif status in RETRY_ON_STATUS and busy < retries:
                 retry.append(doc)
