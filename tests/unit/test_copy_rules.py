@@ -231,7 +231,7 @@ def test_templates_lose_their_read_only_dates_and_cross_products() -> None:
 def test_rename() -> None:
     assert Rename(dest="x").apply("a") == "x"
     assert Rename(prefix="p-", suffix="-s").apply("a") == "p-a-s"
-    assert Rename().apply("a") == "a" and not Rename().renames
+    assert Rename().apply("a") == "a"
 
 
 def test_templates_compose_later_parts_winning() -> None:

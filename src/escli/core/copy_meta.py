@@ -68,10 +68,6 @@ class Rename:
     def apply(self, source_index: str) -> str:
         return self.dest if self.dest else f"{self.prefix}{source_index}{self.suffix}"
 
-    @property
-    def renames(self) -> bool:
-        return bool(self.dest or self.prefix or self.suffix)
-
 
 @dataclass
 class Template:
@@ -94,11 +90,6 @@ class IndexPair:
     restore: dict[str, Any] = field(default_factory=dict)  # the settings the load changed, put back after it
     mapping: dict[str, Any] | None = None  # a data stream's write-index mapping, put after it is created
     templates: list[Template] = field(default_factory=list)  # a data stream's, components first
-
-    @property
-    def creates(self) -> bool:
-        """apply_plan creates it: an index, or a data stream with its templates."""
-        return not self.exists and (self.create is not None or bool(self.templates))
 
     @property
     def made(self) -> bool:
@@ -140,9 +131,6 @@ class CopyPlan:
     def refused(self) -> list[Change]:
         """Non-empty: the copy would fail (evaluate exits 1, a copy refuses to start)."""
         return [c for c in self.changes if c.action == REFUSED]
-
-    def changes_of(self, pair: IndexPair) -> list[Change]:
-        return [c for c in self.changes if c.index == pair.source]
 
 
 # -- the source -----------------------------------------------------------------------------------------------------
