@@ -135,9 +135,10 @@ class CopyPlan:
 
 # -- the source -----------------------------------------------------------------------------------------------------
 
-async def resolve_sources(source: Es, expr: str) -> list[tuple[str, str]]:
+async def resolve_sources(source: Es, expr: str, rename: Rename | None = None) -> list[tuple[str, str]]:
     """SOURCE (index, alias, data stream, pattern, or a comma list of them) -> [(name, INDEX | DATA_STREAM)],
-    sorted by name: concrete indices and data streams, never a data stream's backing index on its own."""
+    sorted by name: concrete indices and data streams, never a data stream's backing index on its own. Nothing
+    found, a closed index, or several for `rename`'s --dest: a UsageError."""
     try:
         data = await source.resolve_index(expr)
     except RefusedError as exc:
@@ -159,6 +160,12 @@ async def resolve_sources(source: Es, expr: str) -> list[tuple[str, str]]:
         raise UsageError(f"SOURCE {expr}: {closed[0]} is closed on the source cluster; open it to copy it")
     for name in streams:
         found[name] = DATA_STREAM
+    if not found:
+        raise UsageError(f"SOURCE {expr}: no index, alias or data stream of that name on the source cluster")
+    if rename is not None and rename.dest and len(found) > 1:
+        names = ", ".join(sorted(found)[:3]) + (", ..." if len(found) > 3 else "")
+        raise UsageError(f"--dest {rename.dest}: SOURCE {expr} is {len(found)} indices ({names}); --dest "
+                         "renames one index, --prefix/--suffix rename many")
     return sorted(found.items())
 
 
@@ -182,13 +189,7 @@ def _sort_indices(resolved: Mapping[str, Any], found: dict[str, str], streams: d
 async def plan_copy(source: Es, target: Es, expr: str, rename: Rename, *, metadata: bool = True,
                     into_existing: bool = False, resuming: bool = False) -> CopyPlan:
     """Where each source index goes and what is created for it there; nothing is changed on either cluster."""
-    sources = await resolve_sources(source, expr)
-    if not sources:
-        raise UsageError(f"SOURCE {expr}: no index, alias or data stream of that name on the source cluster")
-    if rename.dest and len(sources) > 1:
-        names = ", ".join(n for n, _ in sources[:3]) + (", ..." if len(sources) > 3 else "")
-        raise UsageError(f"--dest {rename.dest}: SOURCE {expr} is {len(sources)} indices ({names}); --dest "
-                         "renames one index, --prefix/--suffix rename many")
+    sources = await resolve_sources(source, expr, rename)
     dests = [rename.apply(name) for name, _ in sources]
     same = [name for (name, _), dest in zip(sources, dests, strict=True) if name == dest]
     if same:
