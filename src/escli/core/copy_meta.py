@@ -38,6 +38,7 @@ from escli.core.copy_rules import (
     flatten_settings,
 )
 from escli.errors import RefusedError, UsageError, api_error_summary
+from escli.es.api import name_lists
 
 if TYPE_CHECKING:
     from escli.es.api import Es, ProductInfo
@@ -155,7 +156,7 @@ async def resolve_sources(source: Es, expr: str, rename: Rename | None = None) -
     if aliases:  # an alias stands for its indices: resolve them to tell backing indices from plain ones
         members = sorted({str(i) for a in aliases for i in a.get("indices", [])} - backing - set(found))
         if members:
-            closed += _sort_indices(await source.resolve_index(",".join(members)), found, streams)
+            closed += _sort_indices(await source.resolve_names(members), found, streams)
     if closed:  # its documents cannot be read
         raise UsageError(f"SOURCE {expr}: {closed[0]} is closed on the source cluster; open it to copy it")
     for name in streams:
@@ -198,8 +199,7 @@ async def plan_copy(source: Es, target: Es, expr: str, rename: Rename, *, metada
             raise UsageError(f"SOURCE {same[0]}: the target is the source cluster and the copy would have the same "
                              "name; rename it with --dest, --prefix or --suffix")
     source_product, target_product = await asyncio.gather(source.version(), target.version())
-    existing, taken = await asyncio.gather(target.existing(dests),
-                                           target.resolve_index(",".join(dests), ignore_unavailable=True))
+    existing, taken = await asyncio.gather(target.existing(dests), target.resolve_names(dests))
     other = _other_kinds(taken)
     plan = CopyPlan([], [], source_product, target_product)
     gate = asyncio.Semaphore(PLAN_CONCURRENCY)
@@ -251,8 +251,7 @@ async def _check_aliases(target: Es, plan: CopyPlan) -> None:
     wanted = {alias: pair for pair in plan.pairs if pair.made for alias in pair.aliases}
     if not wanted:
         return
-    taken, there = await asyncio.gather(target.resolve_index(",".join(wanted), ignore_unavailable=True),
-                                        target.aliases(list(wanted)))
+    taken, there = await asyncio.gather(target.resolve_names(list(wanted)), target.aliases(list(wanted)))
     dests = {p.dest for p in plan.pairs}
     for name, kind in _other_kinds(taken).items():
         if name in wanted and kind != "alias":
@@ -487,9 +486,8 @@ async def finish_plan(target: Es, plan: CopyPlan) -> None:
             await target.update_aliases(actions)
         except RefusedError as exc:
             raise _refusal(", ".join(p.dest for p in plan.pairs), "aliases", exc) from exc
-    dests = [p.dest for p in plan.pairs]
-    if dests:
-        await target.refresh(",".join(dests), ignore_unavailable=True)  # --no-metadata, no documents: none made
+    for dests in name_lists(p.dest for p in plan.pairs):
+        await target.refresh(dests, ignore_unavailable=True)  # --no-metadata, no documents: none made
 
 
 __all__ = ["DATA_STREAM", "DROPPED", "INDEX", "REFUSED", "REWRITTEN", "Change", "CopyPlan", "IndexPair", "Rename",
