@@ -472,3 +472,15 @@ def test_a_pattern_of_many_long_names_is_planned(engines: Engines) -> None:
     plan = plan_only(ES8_URL, ES_URL, f"t-copymeta-long-{tag}-*", Rename(suffix="-c"))
     assert [p.dest for p in plan.pairs] == [f"{n}-c" for n in names] and plan.changes == []
     assert all(p.status == "create" for p in plan.pairs)
+
+
+def test_8_source_mode_becomes_9_setting(engines: Engines) -> None:
+    name = engines.name("synth")
+    engines.put(ES8_URL, f"/{name}", {"mappings": {"_source": {"mode": "synthetic"},
+                                                   "properties": {"k": {"type": "keyword"}}}})
+    engines.remember(ES_URL, f"/s-{name}")
+    plan = copy_meta(ES8_URL, ES_URL, name, Rename(prefix="s-"))
+    assert [(c.what, c.action) for c in plan.changes] == [("mappings._source.mode", "rewritten")]
+    assert settings_of(engines, ES_URL, f"s-{name}")["index.mapping.source.mode"] == "synthetic"
+    assert engines.get(ES_URL, f"/s-{name}/_mapping")[f"s-{name}"]["mappings"] == {
+        "properties": {"k": {"type": "keyword"}}}
