@@ -3,7 +3,16 @@
 #   wrk          the C load generator bench_profile_vs_wrk.py compares escli profile with
 #   nginx-light  a trivial local server answering every search with one canned answer, so the load generator,
 #                not the engine, is what runs out (profile --workers against one process)
+# and, when node and npm are there, elasticdump (the version bench_copy.py and bench_export.py compare with) into
+# the project-local bench/.node (git-ignored), never globally.
 set -euo pipefail
+cd "$(dirname "$0")/.."
+ELASTICDUMP_VERSION=6.125.1
+if command -v npm >/dev/null && [ ! -x bench/.node/node_modules/.bin/elasticdump ]; then
+  echo "bench-deps: installing elasticdump $ELASTICDUMP_VERSION into bench/.node" >&2
+  mkdir -p bench/.node
+  npm install --prefix bench/.node --no-audit --no-fund --loglevel=error "elasticdump@$ELASTICDUMP_VERSION" >&2
+fi
 need=()
 command -v wrk >/dev/null || need+=(wrk)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)

@@ -130,3 +130,52 @@ def test_unreachable_cluster_exits_3(cli: Callable[..., object], tmp_path: Path)
     r = cli("--url", "http://127.0.0.1:9", "--max-retries", "0", "--timeout", "2", "import", "x", str(src))
     assert r.code == 3
     assert "cluster unreachable" in r.stderr and "Traceback" not in r.stderr
+
+
+def routed_index(es: httpx.Client, name: str, docs: dict[str, tuple[str, dict[str, object]]]) -> str:
+    """An index that requires routing, with these documents ({id: (routing, source)})."""
+    es.put(f"/{name}", json={"settings": {"number_of_shards": 3},
+                             "mappings": {"_routing": {"required": True}}}).raise_for_status()
+    lines = b"".join(orjson.dumps({"index": {"_id": k, "routing": r}}) + b"\n" + orjson.dumps(v) + b"\n"
+                     for k, (r, v) in docs.items())
+    resp = es.post(f"/{name}/_bulk", params={"refresh": "true"}, content=lines,
+                   headers={"content-type": "application/x-ndjson"})
+    assert not resp.json()["errors"], resp.text[:500]
+    return name
+
+
+def test_export_import_keeps_required_routing(cli: Callable[..., object], es: httpx.Client,
+                                              index_name: Callable[[str], str], tmp_path: Path) -> None:
+    # issue 32: all 6 of 6 documents were rejected (routing_missing_exception) by `export | import`
+    docs = {f"d{i}": (f"user{i % 3}", {"n": i, "text": "line\nbreak" if i == 4 else "plain"}) for i in range(6)}
+    source = routed_index(es, index_name("src"), docs)
+    dest = index_name("dest")
+    es.put(f"/{dest}", json={"mappings": {"_routing": {"required": True}}}).raise_for_status()
+    exported = cli("export", source)
+    assert exported.code == 0, exported.stderr
+    lines = [orjson.loads(x) for x in exported.stdout.splitlines()]
+    assert {x["_id"]: x["_routing"] for x in lines} == {k: r for k, (r, _) in docs.items()}
+    imported = cli("import", dest, "-", stdin=exported.stdout)
+    assert imported.code == 0, imported.stderr
+    assert "imported 6 of 6" in imported.stderr
+    for doc_id, (routing, body) in docs.items():
+        got = es.get(f"/{dest}/_doc/{doc_id}", params={"routing": routing}).json()
+        assert got["found"] and got["_routing"] == routing and got["_source"] == body
+
+
+def test_errors_file_keeps_routing(cli: Callable[..., object], es: httpx.Client,
+                                   index_name: Callable[[str], str], tmp_path: Path) -> None:
+    dest = index_name("dest")
+    es.put(f"/{dest}", json={"mappings": {"_routing": {"required": True}, "dynamic": "strict",
+                                          "properties": {"n": {"type": "long"}}}}).raise_for_status()
+    src = tmp_path / "in.ndjson"
+    src.write_bytes(b'{"_id": "a", "_routing": "r1", "_source": {"n": 1}}\n'
+                    b'{"_id": "b", "_routing": "r2", "_source": {"n": 2, "extra": true}}\n')
+    errors = tmp_path / "errors.ndjson"
+    r = cli("import", dest, str(src), "--errors", str(errors))
+    assert r.code == 1
+    assert orjson.loads(errors.read_bytes())["_routing"] == "r2"
+    es.put(f"/{dest}/_mapping", json={"dynamic": True}).raise_for_status()
+    again = cli("import", dest, str(errors))
+    assert again.code == 0, again.stderr
+    assert es.get(f"/{dest}/_doc/b", params={"routing": "r2"}).json()["_source"] == {"n": 2, "extra": True}

@@ -17,8 +17,8 @@ from typer.core import TyperGroup
 
 # name on the command line -> module in escli.cli, in the order `escli --help` lists them
 COMMAND_MODULES: dict[str, str] = {
-    "search": "search", "batch": "batch", "export": "export", "import": "import_", "warm-cache": "warm_cache",
-    "health": "health", "profile": "profile", "cache": "cache",
+    "search": "search", "batch": "batch", "export": "export", "import": "import_", "copy": "copy",
+    "verify": "verify", "warm-cache": "warm_cache", "health": "health", "profile": "profile", "cache": "cache",
 }
 
 

@@ -124,6 +124,38 @@ class AppContext:
                              "clusters are for search, batch, warm-cache and profile)")
         return settings
 
+    def target_settings(self, target: str, option: str = "--to") -> Settings:
+        """A second cluster's settings (copy's and verify's --to TARGET): a URL, or a cluster name from the config
+        file with its own credentials and TLS. Built by the same `resolve` as the source's. A URL takes the global
+        options and the environment's credentials, as `escli --url TARGET import` would; a named cluster takes
+        only its own table's credentials and CA (the source's from the environment never go to it)."""
+        from escli import settings as s
+        from escli.errors import UsageError
+
+        o = self.options
+        is_url = target.startswith(("http://", "https://"))
+        drop = {s.ENV_URL, s.ENV_URL_FALLBACK, s.ENV_CLUSTER}
+        if not is_url:
+            drop |= {s.ENV_API_KEY, s.ENV_API_KEY_FILE, s.ENV_USERNAME, s.ENV_PASSWORD, s.ENV_PASSWORD_FILE,
+                     s.ENV_CLOUD_ID, s.ENV_CA_CERTS}
+        env = {k: v for k, v in self.env.items() if k not in drop}
+        try:
+            found = s.resolve(
+                urls=[target] if is_url else None, cluster=None if is_url else target,
+                ca_certs=o.get("ca_certs") if is_url else None, insecure=bool(o.get("insecure")) and is_url,
+                timeout=o.get("timeout"), max_retries=o.get("max_retries"), connections=o.get("connections"),
+                no_cache=True, quiet=bool(o.get("quiet")), verbose=int(o.get("verbose") or 0), debug=self.debug,
+                env=env,
+            )
+        except UsageError as exc:
+            text = str(exc)
+            if text.startswith(("--cluster ", "--url ")):  # name the option the user gave
+                text = text.split(": ", 1)[-1]
+            raise UsageError(f"{option} {target}: {text}") from None
+        if found.members:
+            raise UsageError(f"{option} {target}: a group of {len(found.members)} clusters; name one cluster")
+        return found
+
     def output_format(self, allowed: tuple[Format, ...] = tuple(Format)) -> Format:
         return resolve_format(self.options.get("output"), self.stdout_is_tty, allowed)
 

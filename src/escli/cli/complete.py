@@ -40,6 +40,8 @@ CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("export", "format"): ("ndjson", "csv", "json"),
     ("export", "method"): ("auto", "pit", "scroll"),
     ("export", "slices"): ("auto",),
+    ("copy", "slices"): ("auto",),
+    ("verify", "slices"): ("auto",),
     ("import", "format"): ("ndjson", "csv"),
     ("health", "format"): ("table", "json", "nagios", "prometheus"),
     ("health", "wait_for_status"): ("green", "yellow"),
@@ -112,9 +114,9 @@ def complete_param(ctx: Context, param: Parameter, incomplete: str, env: dict[st
     fixed = CHOICES.get((command, name)) or CHOICES.get(("*", name))
     if fixed is not None:
         return [(v, "") for v in fixed if v.startswith(incomplete)]
-    if name == "cluster":
+    if name == "cluster" or (name == "to" and command in ("copy", "verify")):  # --to TARGET: a URL or a name
         return [(v, kind) for v, kind in config_names(env) if v.startswith(incomplete)]
-    if param.metavar == "INDEX":
+    if param.metavar in ("INDEX", "SOURCE"):
         settings = _settings(ctx, env)
         if settings is None:
             return []

@@ -870,7 +870,8 @@ async def count_matching(es: Es, req: ExportRequest) -> int | None:
 async def run_export(es: Es, req: ExportRequest, checkpoint: Checkpoint, encoder: PageEncoder,
                      open_parts: OpenParts,
                      on_progress: Callable[[int], None] = lambda n: None,
-                     on_warning: Callable[[str], None] = lambda s: None) -> ExportResult:
+                     on_warning: Callable[[str], None] = lambda s: None, what: str = "export") -> ExportResult:
+    """`what`: the command that reads (export, copy, verify), for the message when retries run out."""
     exporter = Exporter(es, req, checkpoint, encoder, open_parts, on_progress, on_warning)
     try:
         return await exporter.run()
@@ -882,7 +883,7 @@ async def run_export(es: Es, req: ExportRequest, checkpoint: Checkpoint, encoder
         # An answer escli cannot use is not retried (es/answers.py): it is said as it is.
         why = f": {exc.cause}" if isinstance(exc.cause, BadAnswerError) else \
             f", retries exhausted ({_describe(exc.cause)})"
-        stalled = ExportStalled(f"export of {req.index} stopped after {checkpoint.written} documents{why}{where}")
+        stalled = ExportStalled(f"{what} of {req.index} stopped after {checkpoint.written} documents{why}{where}")
         if isinstance(exc.cause, EscliError):
             stalled.exit_code = exc.cause.exit_code
         raise stalled from exc.cause

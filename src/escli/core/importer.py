@@ -40,7 +40,7 @@ MAPPING_RACE_TRIES = 5
 DATA_STREAM_ONLY_CREATE = "only write ops with an op_type of create are allowed in data streams"
 # The keys of an --errors line (ErrorSink records below): a line with these is escli's own, not a document.
 ERROR_LINE_KEYS = frozenset({"source", "line", "error"})
-ERROR_LINE_ALL_KEYS = ERROR_LINE_KEYS | {"_id", "status", "document", "row"}
+ERROR_LINE_ALL_KEYS = ERROR_LINE_KEYS | {"_id", "_routing", "status", "document", "row"}
 
 
 @dataclass
@@ -60,6 +60,7 @@ class Doc:
     line: int
     id: str | None
     source: dict[str, Any]
+    routing: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +70,7 @@ class Pending:
     line: int
     id: str | None
     encoded: bytes
+    routing: str | None = None
 
 
 @dataclass
@@ -110,11 +112,13 @@ def _doc_from_object(obj: Any, line: int, source: str, id_field: str | None) -> 
     if not isinstance(obj, dict):
         raise InputError(source, line, f"expected a JSON object, got {type(obj).__name__}")
     doc_id: Any = None
+    routing: Any = None
     body = obj
-    # Hits as export writes them ({"_id": ..., "_source": {...}}) keep their ids.
+    # Hits as export writes them ({"_id": ..., "_source": {...}, "_routing": ...}) keep their ids and routing.
     if isinstance(obj.get("_source"), dict):
         body = obj["_source"]
         doc_id = obj.get("_id")
+        routing = obj.get("_routing")
     elif is_error_line(obj):
         # An --errors file re-imports as it is: the refused document, with the id it was sent with.
         if not isinstance(obj.get("document"), dict):
@@ -122,13 +126,16 @@ def _doc_from_object(obj: Any, line: int, source: str, id_field: str | None) -> 
                              "document: fix it there")
         body = obj["document"]
         doc_id = obj.get("_id")
+        routing = obj.get("_routing")
     if id_field:
         doc_id = lookup(body, id_field)
         if doc_id is None:
             raise InputError(source, line, f"--id-field {id_field} is missing")
     if doc_id is not None and not isinstance(doc_id, (str, int)):
         raise InputError(source, line, f"document id must be a string or number, got {type(doc_id).__name__}")
-    return Doc(line, None if doc_id is None else str(doc_id), body)
+    if routing is not None and not isinstance(routing, (str, int)):
+        raise InputError(source, line, f"_routing must be a string or number, got {type(routing).__name__}")
+    return Doc(line, None if doc_id is None else str(doc_id), body, None if routing is None else str(routing))
 
 
 def parse_ndjson(lines: Iterator[tuple[int, bytes]], source: str, id_field: str | None
@@ -176,7 +183,7 @@ def read_chunks(docs: Iterator[Doc | InputError], chunk_size: int, on_bad: Calla
             on_bad(item)
             continue
         encoded = orjson.dumps(item.source)
-        chunk.append(Pending(item.line, item.id, encoded))
+        chunk.append(Pending(item.line, item.id, encoded, item.routing))
         size += len(encoded)
         if len(chunk) >= chunk_size or size >= MAX_CHUNK_BYTES:
             yield chunk
@@ -192,6 +199,8 @@ def bulk_body(index: str, chunk: list[Pending], op_type: str = "index") -> bytes
         action: dict[str, Any] = {"_index": index}
         if doc.id is not None:
             action["_id"] = doc.id
+        if doc.routing is not None:
+            action["routing"] = doc.routing
         body += head + orjson.dumps(action) + b"}\n" + doc.encoded + b"\n"
     return bytes(body)
 
@@ -215,8 +224,9 @@ async def choose_op_type(client: Es, opts: ImportOptions) -> str:
 class ErrorSink:
     """Rejected documents and bad lines, as NDJSON in the --errors file (0600), if one was asked for."""
 
-    def __init__(self, path: Path | None) -> None:
+    def __init__(self, path: Path | None, append: bool = False) -> None:
         self.path = path
+        self.append = append
         self.fh: IO[bytes] | None = None
 
     def write(self, record: Mapping[str, Any]) -> None:
@@ -225,9 +235,15 @@ class ErrorSink:
         if self.fh is None:
             import os
 
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            # a resumed copy adds to the file its first run began (truncating would lose what that run refused)
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | (os.O_APPEND if self.append else os.O_TRUNC), 0o600)
             self.fh = os.fdopen(fd, "wb")
         self.fh.write(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
+
+    def flush(self) -> None:
+        """To the file now: a copy records a page as done only after its refused documents are written down."""
+        if self.fh is not None:
+            self.fh.flush()
 
     def close(self) -> None:
         if self.fh is not None:
@@ -312,7 +328,7 @@ async def run_import(
 ) -> ImportResult:
     result = ImportResult(opts.index)
     started = time.monotonic()
-    op = _OpType(await choose_op_type(client, opts), switchable=opts.op_type is None)
+    op = OpType(await choose_op_type(client, opts), switchable=opts.op_type is None)
     # At most `concurrency` chunks wait while `concurrency` are in flight: memory is bounded by the chunk size.
     queue: asyncio.Queue[list[Pending] | None] = asyncio.Queue(maxsize=opts.concurrency)
 
@@ -336,7 +352,7 @@ async def run_import(
 
     async def consume() -> None:
         while (chunk := await queue.get()) is not None:
-            await _send_chunk(client, opts, op, chunk, result, errors)
+            await send_chunk(client, opts, op, chunk, result, errors)
             on_progress(len(chunk))
 
     workers = [asyncio.create_task(consume()) for _ in range(opts.concurrency)]
@@ -354,7 +370,7 @@ async def run_import(
 
 
 @dataclass
-class _OpType:
+class OpType:
     """The bulk op of this run, shared by the workers: a new name that a data-stream template matches is only
     known to be a data stream from the first refusal, and then every worker writes with create."""
 
@@ -362,8 +378,10 @@ class _OpType:
     switchable: bool  # no --op-type given
 
 
-async def _send_chunk(client: Es, opts: ImportOptions, op: _OpType, chunk: list[Pending],
-                      result: ImportResult, errors: ErrorSink) -> None:
+async def send_chunk(client: Es, opts: ImportOptions, op: OpType, chunk: list[Pending],
+                     result: ImportResult, errors: ErrorSink, resent: bool = False) -> None:
+    """`resent`: these documents may have been sent before (a resumed copy, a unit read again), so a `create`
+    refused because the id is there already (409) means the document is there: counted as written."""
     pending = chunk
     retries = client.retry_policy.retries
     busy = races = 0  # rounds resent for a full queue (429 items: --max-retries), for a mapping race (fixed)
@@ -379,7 +397,7 @@ async def _send_chunk(client: Es, opts: ImportOptions, op: _OpType, chunk: list[
             outcome = next(iter(item.values()))
             status = int(outcome.get("status", 500))
             error = outcome.get("error") or {}
-            if status < 300:
+            if status < 300 or (resent and status == 409 and sent_as == "create"):
                 result.imported += 1
             elif status in RETRY_ON_STATUS and busy < retries:
                 retry.append(doc)
@@ -395,8 +413,10 @@ async def _send_chunk(client: Es, opts: ImportOptions, op: _OpType, chunk: list[
                 if len(result.errors_sample) < 5:
                     result.errors_sample.append(
                         f"{opts.source}:{doc.line}: {error.get('type', status)}: {error.get('reason', '')}")
-                errors.write({"source": opts.source, "line": doc.line, "_id": doc.id, "status": status,
-                              "error": error, "document": orjson.loads(doc.encoded)})
+                record: dict[str, Any] = {"source": opts.source, "line": doc.line, "_id": doc.id}
+                if doc.routing is not None:
+                    record["_routing"] = doc.routing
+                errors.write({**record, "status": status, "error": error, "document": orjson.loads(doc.encoded)})
         if not retry:
             return
         pending = retry

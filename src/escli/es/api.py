@@ -19,9 +19,10 @@ Measured differences (each on the versions README's "Supported servers" names):
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 
@@ -104,6 +105,27 @@ def typeless_answer(answer: Any) -> dict[str, Any]:
         return {}
     return {name: ({**body, "mappings": typeless(body["mappings"])} if isinstance(body, dict) and "mappings" in body
                    else body) for name, body in answer.items()}
+
+
+# Elasticsearch reads at most 4 KB of a request line (http.max_initial_line_length): a long list of index names
+# (a pattern's hundreds) goes in several requests of this many URL characters at most.
+NAMES_PER_LINE = 3000
+
+
+def name_lists(names: Iterable[str], limit: int = NAMES_PER_LINE) -> Iterator[str]:
+    """Names joined by commas, each line within `limit` characters once percent-encoded (one name alone may be
+    longer: it is never split)."""
+    line: list[str] = []
+    size = 0
+    for name in names:
+        cost = len(quote(name, safe="")) + 1
+        if line and size + cost > limit:
+            yield ",".join(line)
+            line, size = [], 0
+        line.append(name)
+        size += cost
+    if line:
+        yield ",".join(line)
 
 
 PRODUCT_PROBE_IGNORE = frozenset(range(400, 500)) - {429}
@@ -288,9 +310,7 @@ class Es:
 
     async def is_data_stream(self, name: str) -> bool:
         """Whether `name` is a data stream now; an engine without data streams says no (NO_DATA_STREAMS)."""
-        resp = await self.request("GET", "/_data_stream" + index_path(name, "").rstrip("/"), ignore=NO_DATA_STREAMS)
-        data = body_of(resp, OBJECT) if resp.status == 200 else None
-        return bool(isinstance(data, dict) and data.get("data_streams"))
+        return bool(await self.data_streams(name))
 
     async def create_index(self, index: str, body: Mapping[str, Any]) -> None:
         spec = dict(body)
@@ -298,8 +318,133 @@ class Es:
             spec["mappings"] = typeless(spec["mappings"])  # every engine from 7.0 on takes it without a type
         await self.json("PUT", index_path(index, "").rstrip("/"), body=spec)
 
-    async def refresh(self, index: str) -> None:
-        await self.json("POST", index_path(index, "_refresh"))
+    async def refresh(self, index: str, *, ignore_unavailable: bool = False) -> None:
+        params = {"ignore_unavailable": "true"} if ignore_unavailable else None
+        await self.json("POST", index_path(index, "_refresh"), params=params)
+
+    # -- index metadata (copy) -----------------------------------------------------------------------------------
+    async def version(self) -> ProductInfo:
+        """The product with its version number. The test build of Elasticsearch has no `GET /`: a node says it."""
+        product = await self.product()
+        if product.version is None:
+            data = await self.json("GET", "/_nodes/_local", params={"filter_path": "nodes.*.version"})
+            nodes = data.get("nodes") if isinstance(data, dict) else None
+            versions = [n.get("version") for n in nodes.values() if isinstance(n, dict)] if isinstance(nodes, dict) \
+                else []
+            if versions and versions[0]:
+                self._product = product = ProductInfo(product.name, str(versions[0]))
+        return product
+
+    async def cluster_uuid(self) -> str:
+        """The cluster's own id: two Es on one cluster (two URLs, a load balancer) answer the same."""
+        data = await self.json("GET", "/_cluster/state/metadata",
+                               params={"filter_path": "metadata.cluster_uuid"})
+        meta = data.get("metadata") if isinstance(data, dict) else None
+        return str(meta.get("cluster_uuid") or "") if isinstance(meta, dict) else ""
+
+    async def resolve_index(self, expr: str, *, ignore_unavailable: bool = False) -> dict[str, Any]:
+        """GET /_resolve/index/EXPR (open, not hidden): {indices, aliases, data_streams}. A name that matches
+        nothing is a RefusedError (404) unless `ignore_unavailable`; a pattern that matches nothing is empty."""
+        params = {"expand_wildcards": "open"}
+        if ignore_unavailable:
+            params["ignore_unavailable"] = "true"
+        data = await self.json("GET", "/_resolve/index" + index_path(expr, "").rstrip("/"), params=params)
+        return data if isinstance(data, dict) else {}
+
+    async def index_metadata(self, index: str) -> dict[str, Any]:
+        """{settings (flat keys), mappings, aliases} of one concrete index, in one request."""
+        data = await self.json("GET", index_path(index, "").rstrip("/"), params={"flat_settings": "true"})
+        return data.get(index, {}) if isinstance(data, dict) else {}
+
+    async def existing(self, names: Collection[str]) -> dict[str, dict[str, Any]]:
+        """Which of these names are indices (or data streams' backing indices) now: name -> its metadata."""
+        out: dict[str, dict[str, Any]] = {}
+        for names_line in name_lists(names):
+            data = await self.json("GET", index_path(names_line, "").rstrip("/"),
+                                   params={"flat_settings": "true", "ignore_unavailable": "true",
+                                           "allow_no_indices": "true"})
+            out.update(data if isinstance(data, dict) else {})
+        return out
+
+    async def resolve_names(self, names: Collection[str]) -> dict[str, list[Any]]:
+        """resolve_index over many names (missing ones left out), in as many requests as the URL needs."""
+        out: dict[str, list[Any]] = {"indices": [], "aliases": [], "data_streams": []}
+        for names_line in name_lists(names):
+            data = await self.resolve_index(names_line, ignore_unavailable=True)
+            for key, found in out.items():
+                more = data.get(key)
+                found += more if isinstance(more, list) else []
+        return out
+
+    async def simulate_template(self, body: Mapping[str, Any]) -> str | None:
+        """POST /_index_template/_simulate: None when the target would take the template (its settings and
+        mappings are validated as at index creation, and nothing is created), else the deepest reason given."""
+        resp = await self.request("POST", "/_index_template/_simulate", body=orjson.dumps(body), ignore=(400,))
+        if resp.status < 300:
+            return None
+        err = resp.json().get("error") if isinstance(resp.json(), dict) else None
+        reason = f"HTTP {resp.status}"
+        while isinstance(err, dict):
+            if err.get("reason"):
+                reason = f"{err.get('type')}: {err['reason']}"
+            err = err.get("caused_by")
+        return reason
+
+    async def put_mapping(self, index: str, body: Mapping[str, Any]) -> None:
+        await self.json("PUT", index_path(index, "_mapping"), body=dict(body))
+
+    async def put_settings(self, index: str, settings: Mapping[str, Any]) -> None:
+        await self.json("PUT", index_path(index, "_settings"), body=dict(settings))
+
+    async def update_aliases(self, actions: list[dict[str, Any]]) -> None:
+        await self.json("POST", "/_aliases", body={"actions": actions})
+
+    async def data_streams(self, name: str) -> list[dict[str, Any]]:
+        """GET /_data_stream/NAME; no such stream, or an engine without data streams (NO_DATA_STREAMS): []."""
+        resp = await self.request("GET", "/_data_stream" + index_path(name, "").rstrip("/"), ignore=NO_DATA_STREAMS)
+        data = body_of(resp, OBJECT) if resp.status == 200 else None
+        streams = data.get("data_streams") if isinstance(data, dict) else None
+        return [s for s in streams if isinstance(s, dict)] if isinstance(streams, list) else []
+
+    async def has_data_streams(self) -> bool:
+        """Whether the engine has data streams (Elasticsearch's test build has not: `_data_stream` is an index
+        name to it, refused with 400)."""
+        resp = await self.request("GET", "/_data_stream", ignore=NO_DATA_STREAMS)
+        return resp.status == 200
+
+    async def aliases(self, names: Collection[str]) -> dict[str, dict[str, Any]]:
+        """GET /_alias/NAMES: index -> {alias: spec} for the aliases of these names that exist (none: {})."""
+        out: dict[str, dict[str, Any]] = {}
+        for names_line in name_lists(names):
+            data = await self.json("GET", "/_alias" + index_path(names_line, "").rstrip("/"), ignore=(404,))
+            for index, entry in (data.items() if isinstance(data, dict) else ()):
+                if isinstance(entry, dict) and isinstance(entry.get("aliases"), dict):
+                    out.setdefault(str(index), {}).update(entry["aliases"])
+        return out
+
+    async def create_data_stream(self, name: str) -> None:
+        await self.json("PUT", "/_data_stream" + index_path(name, "").rstrip("/"))
+
+    async def index_template(self, name: str) -> dict[str, Any] | None:
+        """The composable template's body, or None when there is none of that name."""
+        return await self._template("index_template", name)
+
+    async def component_template(self, name: str) -> dict[str, Any] | None:
+        return await self._template("component_template", name)
+
+    async def _template(self, kind: str, name: str) -> dict[str, Any] | None:
+        data = await self.json("GET", f"/_{kind}" + index_path(name, "").rstrip("/"), ignore=(404,))
+        found = data.get(f"{kind}s") if isinstance(data, dict) else None
+        if isinstance(found, list) and found and isinstance(found[0], dict):
+            body = found[0].get(kind)
+            return body if isinstance(body, dict) else None
+        return None
+
+    async def put_index_template(self, name: str, body: Mapping[str, Any]) -> None:
+        await self.json("PUT", "/_index_template" + index_path(name, "").rstrip("/"), body=dict(body))
+
+    async def put_component_template(self, name: str, body: Mapping[str, Any]) -> None:
+        await self.json("PUT", "/_component_template" + index_path(name, "").rstrip("/"), body=dict(body))
 
     # -- cluster -------------------------------------------------------------------------------------------------
     async def cluster_health(self, params: Mapping[str, str] | None = None, index: str | None = None,

@@ -44,7 +44,7 @@ class PageSpec:
     schema: tuple[tuple[str, str, bool], ...] = ()  # parquet: (column, kind, list), output/parquet.py
 
 
-def _problem(resp: dict[str, Any]) -> str | None:
+def page_problem(resp: dict[str, Any]) -> str | None:
     """A page with shard failures or a timeout is not a page: retrying beats silently losing documents."""
     shards = resp.get("_shards") or {}
     if resp.get("timed_out") or shards.get("failed"):
@@ -68,8 +68,8 @@ def answer_decoder(source: Any = None) -> msgspec.json.Decoder[Any]:
     `source` (None when missing: Parquet's typed rows, output/parquet.row_type)."""
     field = ("source", msgspec.Raw, EMPTY) if source is None else ("source", source | None, None)
     hit = msgspec.defstruct("_Hit", [("id", str), ("index", str | None, None), field,
-                                     ("sort", list[Any] | None, None)],
-                            rename={"index": "_index", "id": "_id", "source": "_source"})
+                                     ("sort", list[Any] | None, None), ("routing", str | None, None)],
+                            rename={"index": "_index", "id": "_id", "source": "_source", "routing": "_routing"})
     hits = msgspec.defstruct("_Hits", [("hits", list[hit], msgspec.field(default_factory=list))])  # type: ignore[valid-type]
     answer = msgspec.defstruct("_Answer", [("hits", hits, msgspec.field(default_factory=hits)),
                                            ("pit_id", str | None, None), ("scroll_id", str | None, None),
@@ -79,10 +79,12 @@ def answer_decoder(source: Any = None) -> msgspec.json.Decoder[Any]:
     return msgspec.json.Decoder(answer)
 
 
-class _Line(msgspec.Struct, rename={"index": "_index", "id": "_id", "source": "_source"}):
+class _Line(msgspec.Struct, omit_defaults=True,
+            rename={"index": "_index", "id": "_id", "source": "_source", "routing": "_routing"}):
     index: str | None
     id: str
     source: msgspec.Raw
+    routing: str | None = None  # only on the lines of hits that have one (a routed index): import sends it
 
 
 _LINES = msgspec.json.Encoder()
@@ -95,12 +97,12 @@ class _Kept(NamedTuple):
     context_id: str | None
 
 
-def _raw_answer(raw: bytes, skip: set[str] | None, limit: int | None,
-                decoder: msgspec.json.Decoder[Any] | None = None) -> _Kept | None:
+def raw_answer(raw: bytes, skip: set[str] | None, limit: int | None,
+               decoder: msgspec.json.Decoder[Any] | None = None, newlines: bool = False) -> _Kept | None:
     """The answer's hits with each `_source` as its raw bytes (or decoded by `decoder`), or None when the page
-    needs the general path (a raw newline in raw bytes, an answer of another shape, failed shards whose reason
-    must be read)."""
-    if decoder is None and (b"\n" in raw or b"\r" in raw):
+    needs the general path (a raw newline in raw bytes, unless the caller takes them: `newlines`; an answer of
+    another shape, failed shards whose reason must be read)."""
+    if decoder is None and not newlines and (b"\n" in raw or b"\r" in raw):
         return None
     try:
         resp = (decoder or answer_decoder()).decode(raw)
@@ -124,7 +126,7 @@ def _raw_page(raw: bytes, spec: PageSpec, skip: set[str] | None, want_ids: bool,
     None when the general path must do it."""
     if spec.fmt == "parquet":
         return typed_parquet(raw, spec, skip, want_ids, limit)
-    kept = _raw_answer(raw, skip, limit)
+    kept = raw_answer(raw, skip, limit)
     if kept is None:
         return None
     hits = kept.hits
@@ -132,7 +134,7 @@ def _raw_page(raw: bytes, spec: PageSpec, skip: set[str] | None, want_ids: bool,
     if spec.source_only:
         data = b"".join([bytes(h.source) + b"\n" for h in hits])
     else:
-        data = _LINES.encode_lines([_Line(h.index, h.id, h.source) for h in hits])
+        data = _LINES.encode_lines([_Line(h.index, h.id, h.source, h.routing) for h in hits])
     return Encoded(data, kept.in_answer, len(hits), kept.last_sort, ids, kept.context_id, None)
 
 
@@ -144,7 +146,7 @@ def typed_parquet(raw: bytes, spec: PageSpec, skip: set[str] | None = None, want
     node = parquet.row_type(spec.schema)
     if node is None or not parquet.typed_pages():
         return None
-    kept = _raw_answer(raw, skip, limit, answer_decoder(node.struct))
+    kept = raw_answer(raw, skip, limit, answer_decoder(node.struct))
     parquet.page_missed(kept is None)
     if kept is None:
         return None
@@ -170,7 +172,7 @@ def general_page(raw: bytes, spec: PageSpec, skip: set[str] | None = None, want_
     count = len(hits)
     last_sort = hits[-1].get("sort") if hits else None
     context_id = resp.get("pit_id") or resp.get("_scroll_id")
-    problem = _problem(resp)
+    problem = page_problem(resp)
     if skip:
         hits = [h for h in hits if h["_id"] not in skip]
     if limit is not None:
@@ -194,8 +196,15 @@ def encode_hits(hits: Sequence[dict[str, Any]], spec: PageSpec) -> bytes:
                         spec.excel_safe)
     if spec.source_only:
         return b"".join(dumps(h.get("_source") or {}, option=NL) for h in hits)
-    return b"".join(dumps({"_index": h.get("_index"), "_id": h["_id"], "_source": h.get("_source") or {}},
-                          option=NL) for h in hits)
+    return b"".join(dumps(_hit_line(h), option=NL) for h in hits)
+
+
+def _hit_line(hit: dict[str, Any]) -> dict[str, Any]:
+    """An NDJSON line of export: `_routing` only when the hit has one (as the fast path's _Line)."""
+    line = {"_index": hit.get("_index"), "_id": hit["_id"], "_source": hit.get("_source") or {}}
+    if hit.get("_routing") is not None:
+        line["_routing"] = hit["_routing"]
+    return line
 
 
 class InlineEncoder:
