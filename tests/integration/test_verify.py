@@ -281,3 +281,50 @@ def test_command_prefix_over_a_pattern(es: httpx.Client, index_name: Callable[[s
     finally:
         for name in (a, b):
             es.delete(f"/copy-{name}", params={"ignore_unavailable": "true"})
+
+
+@pytest.mark.secure
+def test_target_a_config_cluster_with_its_own_credentials_and_tls(
+        es: httpx.Client, secure_engine: tuple[httpx.Client, str, Path], index_name: Callable[[str], str],
+        cli: Callable[..., Any], isolated_env: dict[str, str], cleanup: Callable[[httpx.Client, str], None]) -> None:
+    admin, password, ca = secure_engine
+    src = index_name("src")
+    cleanup(admin, src)
+    docs = products(50)
+    load(es, src, docs)
+    load(admin, src, docs[:-1])
+    config = Path(isolated_env["XDG_CONFIG_HOME"]) / "escli"
+    config.mkdir(parents=True)
+    (config / "config.toml").write_text(f'[clusters.vault]\nurl = "https://127.0.0.1:9210"\nusername = "elastic"\n'
+                                        f'password_env = "VAULT_PASSWORD"\nca_certs = "{ca}"\n')
+    # the source (plain HTTP, ESCLI_URL) has no credentials; the target's come from its own table
+    res = cli("verify", src, "--to", "vault", env={"VAULT_PASSWORD": password})
+    assert res.code == 1, res.stderr
+    assert res.stderr.splitlines()[-1] == f"escli: error: {src}: missing {docs[-1][0]}"
+    res = cli("verify", src, "--to", "vault", env={"VAULT_PASSWORD": "wrong"})
+    assert res.code == 4 and "Traceback" not in res.stderr
+
+
+def test_a_data_stream(es: httpx.Client, index_name: Callable[[str], str]) -> None:
+    base = index_name("ds")
+    template = f"{base}-tpl"
+    src, dst = f"{base}-src", f"{base}-dst"
+    es.put(f"/_index_template/{template}", json={"index_patterns": [f"{base}-*"], "data_stream": {},
+                                                 "priority": 500}).raise_for_status()
+    try:
+        docs = [(f"e{i}", None, orjson.dumps({"@timestamp": f"2026-01-01T00:00:{i % 60:02d}Z", "n": i}))
+                for i in range(120)]
+        changed = ("e119", None, b'{"@timestamp": "2026-01-01T00:00:59Z", "n": -1}')
+        for name, items in ((src, docs), (dst, [*docs[:-1], changed])):
+            lines = b"".join(orjson.dumps({"create": {"_id": i}}) + b"\n" + s + b"\n" for i, _, s in items)
+            resp = es.post(f"/{name}/_bulk", content=lines, params={"refresh": "true"},
+                           headers={"content-type": "application/x-ndjson"})
+            assert resp.status_code == 200 and not resp.json()["errors"], resp.text[:300]
+        es.post(f"/{dst}/_rollover").raise_for_status()  # two backing indices on the target
+        result = run_verify(ES_URL, ES_URL, [(src, dst)])
+        assert found(result) == {("changed", "e119", None)}
+        assert (result.indices[0].source_count, result.indices[0].target_count) == (120, 120)
+    finally:
+        for name in (src, dst):
+            es.delete(f"/_data_stream/{name}")
+        es.delete(f"/_index_template/{template}")
