@@ -13,7 +13,7 @@ import httpx
 import orjson
 import pytest
 
-from escli.core.digest import BYTES, Digest, combine
+from escli.core.digest import BYTES, Digest, combine, fold_answer
 from escli.core.verify import (
     PairDigests,
     Reading,
@@ -328,3 +328,28 @@ def test_a_data_stream(es: httpx.Client, index_name: Callable[[str], str]) -> No
         for name in (src, dst):
             es.delete(f"/_data_stream/{name}")
         es.delete(f"/_index_template/{template}")
+
+
+def test_a_source_digest_made_while_copying(es: httpx.Client, index_name: Callable[[str], str]) -> None:
+    """copy --verify: the copy folds each page it sends (digest.fold_answer); verify then reads the target only."""
+    src, dst = index_name("src"), index_name("dst")
+    docs = products(400)
+    load(es, src, docs)
+    load(es, dst, [d for d in docs if d[0] != "p77"])
+    pages = []
+    after: list[Any] | None = None
+    while True:  # the pages as a copy reads them (any order, any page size)
+        body: dict[str, Any] = {"size": 150, "sort": ["name.keyword"]}  # unique per document: no page skips one
+        if after is not None:
+            body["search_after"] = after
+        raw = es.post(f"/{src}/_search", json=body).content
+        hits = orjson.loads(raw)["hits"]["hits"]
+        if not hits:
+            break
+        pages.append(raw)
+        after = hits[-1]["sort"]
+    known = combine(fold_answer(raw) for raw in pages)
+    assert known.count == 400
+    result = run_verify(ES_URL, ES_URL, [(src, dst)], source_digests={(src, dst): known})
+    assert found(result) == {("missing", "p77", None)}
+    assert result.indices[0].source_count == 400

@@ -275,6 +275,12 @@ def fold(hits: Sequence[_RawHit], buckets: int, form: str = BYTES, only: frozens
     return Fold(d, docs, n)
 
 
+def fold_answer(raw: bytes, buckets: int = DEFAULT_BUCKETS) -> Digest:
+    """A search answer's hits as a BYTES digest: what a copy folds from each page it sends, for verify_copy's
+    `source_digests` (the copy then adds the pages' digests, leaving out a unit it reads again)."""
+    return fold(decode_raw_answer(raw).hits.hits, buckets, BYTES).digest
+
+
 @dataclass(frozen=True)
 class Difference:
     kind: str  # "missing" (on the source only) | "extra" (on the target only) | "changed"
