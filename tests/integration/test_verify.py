@@ -353,3 +353,26 @@ def test_a_source_digest_made_while_copying(es: httpx.Client, index_name: Callab
     result = run_verify(ES_URL, ES_URL, [(src, dst)], source_digests={(src, dst): known})
     assert found(result) == {("missing", "p77", None)}
     assert result.indices[0].source_count == 400
+
+
+def test_a_lost_point_in_time_counts_each_document_once(es: httpx.Client, index_name: Callable[[str], str]) -> None:
+    """Units read again in a new PIT are taken out of the digest first (FoldPart.rewind): no document twice."""
+    from tests.support.fault_proxy import FaultProxy
+
+    src = index_name("src")
+    docs = products(2000)
+    load(es, src, docs)
+    reading = Reading(slices=4, page_size=100)
+
+    async def digest_at(url: str) -> Digest:
+        async with open_es(Settings(urls=(url,)), concurrency=4) as client:
+            return (await side_digest(client, src, reading, BYTES)).digest
+
+    with FaultProxy(ES_URL, lifetime=600) as proxy:
+        proxy.fail(404, times=3, match=b'"search_after"', error_type="search_context_missing_exception")
+        lost = asyncio.run(digest_at(proxy.url))
+        opens = sum(1 for r in proxy.requests if r.method == "POST" and "/_pit" in r.target and r.fault is None)
+        assert proxy.injected == 3
+    assert opens >= 2  # the lost PIT was replaced, and units were read again
+    assert lost.count == 2000
+    assert lost == asyncio.run(digest_at(ES_URL))
