@@ -305,29 +305,31 @@ def test_target_a_config_cluster_with_its_own_credentials_and_tls(
     assert res.code == 4 and "Traceback" not in res.stderr
 
 
-def test_a_data_stream(es: httpx.Client, index_name: Callable[[str], str]) -> None:
+@pytest.mark.opensearch
+def test_a_data_stream(opensearch: httpx.Client, index_name: Callable[[str], str]) -> None:
+    """On OpenSearch: the Elasticsearch test build has no data stream API to delete one with."""
     base = index_name("ds")
     template = f"{base}-tpl"
     src, dst = f"{base}-src", f"{base}-dst"
-    es.put(f"/_index_template/{template}", json={"index_patterns": [f"{base}-*"], "data_stream": {},
-                                                 "priority": 500}).raise_for_status()
+    opensearch.put(f"/_index_template/{template}", json={"index_patterns": [f"{base}-*"], "data_stream": {},
+                                                         "priority": 500}).raise_for_status()
     try:
         docs = [(f"e{i}", None, orjson.dumps({"@timestamp": f"2026-01-01T00:00:{i % 60:02d}Z", "n": i}))
                 for i in range(120)]
         changed = ("e119", None, b'{"@timestamp": "2026-01-01T00:00:59Z", "n": -1}')
         for name, items in ((src, docs), (dst, [*docs[:-1], changed])):
             lines = b"".join(orjson.dumps({"create": {"_id": i}}) + b"\n" + s + b"\n" for i, _, s in items)
-            resp = es.post(f"/{name}/_bulk", content=lines, params={"refresh": "true"},
-                           headers={"content-type": "application/x-ndjson"})
+            resp = opensearch.post(f"/{name}/_bulk", content=lines, params={"refresh": "true"},
+                                   headers={"content-type": "application/x-ndjson"})
             assert resp.status_code == 200 and not resp.json()["errors"], resp.text[:300]
-        es.post(f"/{dst}/_rollover").raise_for_status()  # two backing indices on the target
-        result = run_verify(ES_URL, ES_URL, [(src, dst)])
+        opensearch.post(f"/{dst}/_rollover").raise_for_status()  # two backing indices on the target
+        result = run_verify(OPENSEARCH_URL, OPENSEARCH_URL, [(src, dst)])
         assert found(result) == {("changed", "e119", None)}
         assert (result.indices[0].source_count, result.indices[0].target_count) == (120, 120)
     finally:
         for name in (src, dst):
-            es.delete(f"/_data_stream/{name}")
-        es.delete(f"/_index_template/{template}")
+            opensearch.delete(f"/_data_stream/{name}")
+        opensearch.delete(f"/_index_template/{template}")
 
 
 def test_a_source_digest_made_while_copying(es: httpx.Client, index_name: Callable[[str], str]) -> None:
