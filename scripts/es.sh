@@ -6,8 +6,10 @@
 #   scripts/es.sh status  prints the URL and pids of the cluster on ES_PORT
 #   scripts/es.sh fetch   downloads and unpacks the distribution only
 #   scripts/es.sh rundir  prints where the cluster on ES_PORT keeps its config, data, logs and password
-#   ENGINE=opensearch scripts/es.sh up|down|...   the same for OpenSearch 2.19 (scripts/opensearch.sh)
+#   ENGINE=opensearch scripts/es.sh up|down|...   the same for OpenSearch 2.19 or 3.x (scripts/opensearch.sh)
 #
+# Versions tested here: 9.5.4 (the default), 8.19.21 and 7.17.29 (ES_VERSION=...); Java comes from
+# JVM_DIR (/usr/lib/jvm): 17 for 7.x and 8.x, 21+ for 9.x (ES_JAVA_HOME overrides).
 # The distribution is Elasticsearch's integ-test-zip from Maven Central (a real server, no bundled JDK),
 # fetched with Maven so the normal repository settings apply, and kept under .cache/ (git-ignored).
 # Elasticsearch refuses to run as root, so as root the nodes run as the system user `escli-es`.
@@ -25,6 +27,7 @@ ES_WAIT_SECONDS=${ES_WAIT_SECONDS:-180}
 ES_MAJOR=${ES_VERSION%%.*}
 ENGINE=${ENGINE:-elasticsearch}
 ENGINE_LABEL="Elasticsearch $ES_VERSION"
+JVM_DIR=${JVM_DIR:-/usr/lib/jvm}
 [ "$TLS" = 1 ] && SECURE=1
 
 log() { printf 'es.sh: %s\n' "$*" >&2; }
@@ -53,18 +56,22 @@ choose_cache_dir() {
 choose_cache_dir
 
 java_home() {
-  # Elasticsearch 9 needs Java 21+; 8.x runs on 17. Prefer an explicit ES_JAVA_HOME.
+  # Elasticsearch 9 needs Java 21+; 7.17 and 8.x run on 17. Prefer an explicit ES_JAVA_HOME.
   if [ -n "${ES_JAVA_HOME:-}" ]; then echo "$ES_JAVA_HOME"; return; fi
-  local candidates
   if [ "$ES_MAJOR" -ge 9 ]; then
-    candidates="/usr/lib/jvm/temurin-25-jdk-amd64 /usr/lib/jvm/temurin-21-jdk-amd64 /usr/lib/jvm/java-21-openjdk-amd64"
+    pick_java "Java 21 or newer" temurin-25-jdk-amd64 temurin-21-jdk-amd64 java-21-openjdk-amd64
   else
-    candidates="/usr/lib/jvm/java-17-openjdk-amd64 /usr/lib/jvm/temurin-21-jdk-amd64 /usr/lib/jvm/temurin-25-jdk-amd64"
+    pick_java "Java 17" java-17-openjdk-amd64 temurin-17-jdk-amd64 temurin-21-jdk-amd64
   fi
-  for c in $candidates; do
-    if [ -x "$c/bin/java" ]; then echo "$c"; return; fi
+}
+
+pick_java() { # pick_java WHAT DIR...: the first of JVM_DIR's directories with a java, or one line and exit
+  local what=$1 c; shift
+  for c in "$@"; do
+    if [ -x "$JVM_DIR/$c/bin/java" ]; then echo "$JVM_DIR/$c"; return; fi
   done
-  die "no suitable Java found for Elasticsearch $ES_VERSION (set ES_JAVA_HOME)"
+  local looked="$*"
+  die "no $what found for $ENGINE_LABEL (looked in $JVM_DIR for ${looked// /, }); install one or set ES_JAVA_HOME"
 }
 
 as_es_user() {
@@ -99,6 +106,8 @@ install_analysis_plugin() {
   # The integ-test-zip has no analysis-common module, and the security index's "email" analyzer needs four of
   # its components; without them API keys and native users cannot be created. scripts/es-analysis-plugin is a
   # tiny plugin that provides them from Lucene's own classes, compiled here against the distribution's jars.
+  # 7.x is never secured here (its Lucene 8 has no analysis.email package to build the plugin from).
+  [ "$ES_MAJOR" -ge 8 ] || return 0
   local dest="$DIST_DIR/plugins/escli-analysis" src="$REPO_ROOT/scripts/es-analysis-plugin"
   [ -f "$dest/escli-analysis.jar" ] && return 0
   local java; java=$(java_home)
@@ -259,6 +268,7 @@ wait_ready() {
 }
 
 up() {
+  java_home >/dev/null  # no suitable Java: one line and stop, before anything is fetched or started
   ensure_user
   fetch
   install_analysis_plugin

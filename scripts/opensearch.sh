@@ -4,12 +4,18 @@
 # are there: the server `org.opensearch:opensearch` and its dependencies (resolved by Maven from a generated pom)
 # become lib/, and each of the modules escli needs becomes modules/NAME/ with its jar, its own dependencies
 # (those not already in lib/) and a plugin-descriptor.properties and plugin-security.policy written here (the
-# jars on Maven Central carry neither). The node runs as `java -cp 'lib/*' org.opensearch.bootstrap.OpenSearch`
-# on Java 17: the server's own main class, with the security manager and bootstrap checks as in a distribution.
+# jars on Maven Central carry neither). The node runs as `java -cp 'lib/*' org.opensearch.bootstrap.OpenSearch`:
+# the server's own main class, with the bootstrap checks as in a distribution; 2.x on Java 17 (with the security
+# manager), 3.x on Java 21+ (Temurin 25 here; 3.x replaced the security manager with a Java agent, which is not on
+# Maven Central: its bootstrap classes are on the class path, no agent is loaded).
+#
+# OpenSearch 3.9.0 is the 3.x tested here: the newest whose server, transport-netty4-client, lang-painless,
+# analysis-common, opensearch-plugin-classloader and opensearch-agent-bootstrap all resolve at one version (3.7.0
+# has no lang-painless or transport-netty4-client on Maven Central; nothing newer than 3.9.0 is there).
 # Security is off because the minimal server has no security plugin. Start/stop/idempotence/run directories are
 # es.sh's, so `make es-down` stops an OpenSearch node like any other.
 #
-#   ENGINE=opensearch [OPENSEARCH_VERSION=2.19.6] [ES_PORT=9200] [ES_HEAP=1g] [NODES=1|3] scripts/es.sh up
+#   ENGINE=opensearch [OPENSEARCH_VERSION=2.19.6|3.9.0] [ES_PORT=9200] [ES_HEAP=1g] [NODES=1|3] scripts/es.sh up
 
 OPENSEARCH_VERSION=${OPENSEARCH_VERSION:-2.19.6}
 ES_VERSION=$OPENSEARCH_VERSION
@@ -17,21 +23,32 @@ ENGINE_LABEL="OpenSearch $OPENSEARCH_VERSION"
 DIST_DIR="$CACHE_DIR/dist/opensearch-$OPENSEARCH_VERSION"
 [ "$SECURE" = 1 ] && die "SECURE=1/TLS=1 is not available with ENGINE=opensearch (the minimal server has no security plugin)"
 
-# module directory name -> Maven artifact (group org.opensearch.plugin), plugin class, extended plugins
+OS_MAJOR=${OPENSEARCH_VERSION%%.*}
+# module directory name -> Maven artifact (group org.opensearch.plugin), plugin class, extended plugins.
+# The classes were renamed in 3.0 (Netty4Plugin -> Netty4ModulePlugin, ...): the first one the jar holds is used.
 OS_MODULES=(
-  "transport-netty4 transport-netty4-client org.opensearch.transport.Netty4Plugin -"
-  "lang-painless lang-painless org.opensearch.painless.PainlessPlugin -"
-  "analysis-common analysis-common org.opensearch.analysis.common.CommonAnalysisPlugin lang-painless"
+  "transport-netty4 transport-netty4-client org.opensearch.transport.Netty4ModulePlugin|org.opensearch.transport.Netty4Plugin -"
+  "lang-painless lang-painless org.opensearch.painless.PainlessModulePlugin|org.opensearch.painless.PainlessPlugin -"
+  "analysis-common analysis-common org.opensearch.analysis.common.CommonAnalysisModulePlugin|org.opensearch.analysis.common.CommonAnalysisPlugin lang-painless"
 )
 
 java_home() {
-  # OpenSearch 2.19 runs on Java 11-21; the machine's Java 17 is the one it is tested with here.
+  # OpenSearch 2.19 runs on Java 11-21 (the machine's Java 17 is the one it is tested with here); 3.x needs 21+.
   if [ -n "${ES_JAVA_HOME:-}" ]; then echo "$ES_JAVA_HOME"; return; fi
-  local c
-  for c in /usr/lib/jvm/java-17-openjdk-amd64 /usr/lib/jvm/temurin-17-jdk-amd64 /usr/lib/jvm/temurin-21-jdk-amd64; do
-    if [ -x "$c/bin/java" ]; then echo "$c"; return; fi
+  if [ "$OS_MAJOR" -ge 3 ]; then
+    pick_java "Java 21 or newer" temurin-25-jdk-amd64 temurin-21-jdk-amd64 java-25-openjdk-amd64 java-21-openjdk-amd64
+  else
+    pick_java "Java 17" java-17-openjdk-amd64 temurin-17-jdk-amd64 temurin-21-jdk-amd64
+  fi
+}
+
+os_plugin_class() { # os_plugin_class JAR CLASS|CLASS...: the first of the classes that the jar holds
+  local jar=$1 class
+  local IFS='|'
+  for class in $2; do
+    if unzip -l "$jar" "${class//.//}.class" >/dev/null 2>&1; then echo "$class"; return; fi
   done
-  die "no Java 17 found for OpenSearch $OPENSEARCH_VERSION (set ES_JAVA_HOME)"
+  die "none of $2 is in ${jar##*/}"
 }
 
 os_pom() { # os_pom GROUP:ARTIFACT...: a pom whose runtime dependencies are the given artifacts
@@ -111,6 +128,7 @@ fetch() {
 <dependency><groupId>org.locationtech.spatial4j</groupId><artifactId>spatial4j</artifactId><version>$(os_dep_version spatial4j)</version></dependency>
 <dependency><groupId>org.locationtech.jts</groupId><artifactId>jts-core</artifactId><version>$(os_dep_version jts-core)</version></dependency>
 <dependency><groupId>org.opensearch</groupId><artifactId>opensearch-plugin-classloader</artifactId><version>$OPENSEARCH_VERSION</version></dependency>
+$(os_agent_dependency)
 </dependencies></project>
 EOF
   (cd "$extra" && mvn -q -B -Dstyle.color=never dependency:copy-dependencies -DexcludeTransitive=true \
@@ -124,7 +142,7 @@ EOF
     for jar in "$mod"/*.jar; do
       [ -e "$tmp/home/lib/${jar##*/}" ] && rm -f "$jar"
     done
-    os_module_files "$mod" "$name" "$class" "$extends"
+    os_module_files "$mod" "$name" "$(os_plugin_class "$mod/$artifact-$OPENSEARCH_VERSION.jar" "$class")" "$extends"
   done
   mkdir -p "$tmp/home/plugins" "$tmp/home/config"
   os_write_config "$tmp/home/config"
@@ -133,6 +151,13 @@ EOF
   rmdir "$tmp"
   touch "$DIST_DIR/.complete"
   log "assembled OpenSearch $OPENSEARCH_VERSION: $(ls "$DIST_DIR/lib" | wc -l) jars in lib/, modules: $(ls "$DIST_DIR/modules" | tr '\n' ' ')"
+}
+
+os_agent_dependency() {
+  # 3.x replaced the security manager with a Java agent; the server installs its policy through the agent's
+  # bootstrap classes (AgentPolicy), which must be on the class path even with no agent loaded.
+  [ "$OS_MAJOR" -ge 3 ] || return 0
+  echo "<dependency><groupId>org.opensearch</groupId><artifactId>opensearch-agent-bootstrap</artifactId><version>$OPENSEARCH_VERSION</version></dependency>"
 }
 
 os_dep_version() { # the version of a dependency as the server's own pom declares it
@@ -152,12 +177,15 @@ EOF
 
 os_write_config() { # the home's config/: jvm.options and log4j2.properties (opensearch.yml is per node)
   local c=$1
-  cat >"$c/jvm.options" <<'EOF'
+  # Java 23 removed the COMPAT locale data that 2.x reads dates with; 3.x is built for CLDR.
+  local locale=COMPAT
+  [ "$OS_MAJOR" -ge 3 ] && locale=CLDR
+  cat >"$c/jvm.options" <<EOF
 # Read by scripts/opensearch.sh (the distribution's launcher is not used); the heap comes from ES_HEAP.
 -XX:+UseG1GC
 -XX:-OmitStackTraceInFastThrow
 -Dfile.encoding=UTF-8
--Djava.locale.providers=SPI,COMPAT
+-Djava.locale.providers=SPI,$locale
 -Djna.nosys=true
 -Dio.netty.noUnsafe=true
 -Dio.netty.noKeySetOptimization=true

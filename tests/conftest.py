@@ -32,6 +32,9 @@ SECURE_URL = os.environ.get("ESCLI_TEST_SECURE_URL", "https://127.0.0.1:9210")
 OTHER_URL = os.environ.get("ESCLI_TEST_OTHER_URL", "http://127.0.0.1:9260")
 SECURE_DIR = Path(os.environ.get("ESCLI_TEST_SECURE_DIR", str(ROOT / ".cache/es/run/9210")))
 OPENSEARCH_URL = os.environ.get("ESCLI_TEST_OPENSEARCH_URL", "http://127.0.0.1:9230")
+# The engines people migrate between (scripts/test.sh starts them on ES7_PORT and OPENSEARCH3_PORT).
+ES7_URL = os.environ.get("ESCLI_TEST_ES7_URL", "http://127.0.0.1:9270")
+OPENSEARCH3_URL = os.environ.get("ESCLI_TEST_OPENSEARCH3_URL", "http://127.0.0.1:9280")
 SAMPLE_INDEX = "products"
 
 # Property tests: `ci` (the default, what `make test` runs) is derandomized with no example database, so a run
@@ -71,29 +74,45 @@ def es(es_url: str) -> Iterator[httpx.Client]:
     client.close()
 
 
-@pytest.fixture(scope="session")
-def es8() -> Iterator[httpx.Client]:
-    client = _reachable(ES8_URL)
+def _engine(url: str, start: str) -> Iterator[httpx.Client]:
+    """A session's plain client for one of the engines make test starts; `start` says how to start it by hand."""
+    client = _reachable(url, start=start)
     yield client
     client.close()
+
+
+def _port(url: str) -> str:
+    return url.rsplit(":", 1)[-1]
+
+
+@pytest.fixture(scope="session")
+def es8() -> Iterator[httpx.Client]:
+    yield from _engine(ES8_URL, f"make es-up ES_VERSION=8.19.21 ES_PORT={_port(ES8_URL)} ES_HEAP=512m")
 
 
 @pytest.fixture(scope="session")
 def opensearch() -> Iterator[httpx.Client]:
     """The OpenSearch 2.x node (`ENGINE=opensearch scripts/es.sh up`; make test starts it)."""
-    port = OPENSEARCH_URL.rsplit(":", 1)[-1]
-    client = _reachable(OPENSEARCH_URL, start=f"make es-up ENGINE=opensearch ES_PORT={port}")
-    yield client
-    client.close()
+    yield from _engine(OPENSEARCH_URL, f"make es-up ENGINE=opensearch ES_PORT={_port(OPENSEARCH_URL)}")
+
+
+@pytest.fixture(scope="session")
+def es7() -> Iterator[httpx.Client]:
+    """The Elasticsearch 7.17 node (make test starts it on ES7_PORT)."""
+    yield from _engine(ES7_URL, f"make es-up ES_VERSION=7.17.29 ES_PORT={_port(ES7_URL)} ES_HEAP=512m")
+
+
+@pytest.fixture(scope="session")
+def opensearch3() -> Iterator[httpx.Client]:
+    """The OpenSearch 3.x node (make test starts it on OPENSEARCH3_PORT)."""
+    yield from _engine(OPENSEARCH3_URL, "make es-up ENGINE=opensearch OPENSEARCH_VERSION=3.9.0 "
+                       f"ES_PORT={_port(OPENSEARCH3_URL)} ES_HEAP=512m")
 
 
 @pytest.fixture(scope="session")
 def other_es() -> Iterator[httpx.Client]:
     """A plain HTTP client for the second engine (another cluster); make test starts it on OTHER_PORT."""
-    port = OTHER_URL.rsplit(":", 1)[-1]
-    client = _reachable(OTHER_URL, start=f"make es-up ES_PORT={port}")
-    yield client
-    client.close()
+    yield from _engine(OTHER_URL, f"make es-up ES_PORT={_port(OTHER_URL)}")
 
 
 @pytest.fixture(scope="session")

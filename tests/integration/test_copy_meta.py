@@ -7,12 +7,12 @@ target's own mapping, settings and aliases back.
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 import httpx
+import orjson
 import pytest
 
 from escli.core.copy_meta import MARK_PREFIX, CopyPlan, Rename, apply_plan, finish_plan, plan_copy
@@ -20,9 +20,8 @@ from escli.errors import ExitCode, RefusedError, UsageError, exit_code_for
 from escli.es.api import Es
 from escli.es.connect import open_es
 from escli.settings import Settings
-from tests.conftest import ES8_URL, ES_URL, OPENSEARCH_URL, _reachable
+from tests.conftest import ES7_URL, ES8_URL, ES_URL, OPENSEARCH3_URL, OPENSEARCH_URL, Result, _reachable
 
-ES7_URL = os.environ.get("ESCLI_TEST_ES7_URL", "http://127.0.0.1:9270")
 T = TypeVar("T")
 
 
@@ -148,7 +147,8 @@ def test_8_to_9_carries_mapping_settings_analyzer_and_aliases(engines: Engines) 
     engines.remember(ES_URL, f"/{dest}")
 
     plan = plan_only(ES8_URL, ES_URL, alias, Rename(prefix="v9-"))  # an alias names its index
-    assert [(p.source, p.dest, p.kind, p.exists) for p in plan.pairs] == [(name, dest, "index", False)]
+    assert [(p.source, p.dest, p.kind, p.exists, p.status) for p in plan.pairs] == [
+        (name, dest, "index", False, "create")]
     assert plan.changes == []
     assert engines(ES_URL).head(f"/{dest}").status_code == 404  # planning (--evaluate) creates nothing
 
@@ -188,18 +188,19 @@ def test_7_17_to_9(engines: Engines) -> None:
     assert "index.soft_deletes.enabled" not in s and s["index.refresh_interval"] == "7s"
 
 
-def test_9_to_opensearch_rewrites_what_opensearch_names_otherwise(engines: Engines) -> None:
+@pytest.mark.parametrize("target", [OPENSEARCH_URL, OPENSEARCH3_URL], ids=["2.19", "3.x"])
+def test_9_to_opensearch_rewrites_what_opensearch_names_otherwise(engines: Engines, target: str) -> None:
     name, alias = engines.name("src9"), engines.name("al")
     make_source(engines, ES_URL, name, alias)
     engines(ES_URL).put(f"/{name}/_mapping", json={"properties": {
         "labels": {"type": "flattened"}, "dim": {"type": "keyword", "time_series_dimension": True}}})
     dest = f"os-{name}"
-    engines.remember(OPENSEARCH_URL, f"/{dest}")
-    plan = copy_meta(ES_URL, OPENSEARCH_URL, name, Rename(prefix="os-"))
+    engines.remember(target, f"/{dest}")
+    plan = copy_meta(ES_URL, target, name, Rename(prefix="os-"))
     assert {(c.what, c.action) for c in plan.changes} == {("labels", "rewritten"), ("dim.time_series_dimension",
                                                                                     "dropped")}
-    check_copy(engines, OPENSEARCH_URL, dest, alias, {"labels": {"type": "flat_object"}, "dim": {"type": "keyword"}})
-    assert "index.routing.allocation.include._tier_preference" not in settings_of(engines, OPENSEARCH_URL, dest)
+    check_copy(engines, target, dest, alias, {"labels": {"type": "flat_object"}, "dim": {"type": "keyword"}})
+    assert "index.routing.allocation.include._tier_preference" not in settings_of(engines, target, dest)
 
 
 def test_a_dense_vector_needs_knn_which_this_opensearch_lacks(engines: Engines) -> None:
@@ -214,13 +215,14 @@ def test_a_dense_vector_needs_knn_which_this_opensearch_lacks(engines: Engines) 
     assert engines(OPENSEARCH_URL).head(f"/os-{name}").status_code == 404
 
 
-def test_opensearch_to_9(engines: Engines) -> None:
+@pytest.mark.parametrize("source", [OPENSEARCH_URL, OPENSEARCH3_URL], ids=["2.19", "3.x"])
+def test_opensearch_to_9(engines: Engines, source: str) -> None:
     name, alias = engines.name("srcos"), engines.name("al")
-    make_source(engines, OPENSEARCH_URL, name, alias)
-    engines(OPENSEARCH_URL).put(f"/{name}/_mapping", json={"properties": {"labels": {"type": "flat_object"}}})
+    make_source(engines, source, name, alias)
+    engines(source).put(f"/{name}/_mapping", json={"properties": {"labels": {"type": "flat_object"}}})
     dest = f"es-{name}"
     engines.remember(ES_URL, f"/{dest}")
-    plan = copy_meta(OPENSEARCH_URL, ES_URL, name, Rename(prefix="es-"))
+    plan = copy_meta(source, ES_URL, name, Rename(prefix="es-"))
     assert [(c.what, c.action) for c in plan.changes] == [("labels", "rewritten")]
     check_copy(engines, ES_URL, dest, alias, {"labels": {"type": "flattened"}})
     assert "index.replication.type" not in settings_of(engines, ES_URL, dest)
@@ -283,7 +285,7 @@ def test_a_resumed_copy_accepts_the_index_it_made(engines: Engines) -> None:
     run(ES8_URL, ES_URL, lambda s, t: _plan_and_apply(s, t, name, Rename(prefix="r-")))
     assert plan_only(ES8_URL, ES_URL, name, Rename(prefix="r-")).refused != []  # not resuming: refused
     plan = copy_meta(ES8_URL, ES_URL, name, Rename(prefix="r-"), resuming=True)
-    assert plan.pairs[0].exists and plan.pairs[0].ours
+    assert plan.pairs[0].exists and plan.pairs[0].ours and plan.pairs[0].status == "resume"
     check_copy(engines, ES_URL, dest, alias)
     # finished: the mark is gone, so a later run is no longer taken for a resume of this one
     assert plan_only(ES8_URL, ES_URL, name, Rename(prefix="r-"), resuming=True).refused != []
@@ -301,11 +303,21 @@ def test_bad_sources_and_dest_are_usage_errors(engines: Engines) -> None:
         plan_only(ES8_URL, ES_URL, f"{a},{b}", Rename(dest="one"))
     with pytest.raises(UsageError, match=r"^SOURCE nothing-here-"):
         plan_only(ES8_URL, ES_URL, f"nothing-here-{a}*", Rename(prefix="x-"))
+    with pytest.raises(UsageError, match=rf"^SOURCE {a},gone-{a}: no index, alias or data stream \[gone-{a}\] on "):
+        plan_only(ES8_URL, ES_URL, f"{a},gone-{a}", Rename(prefix="x-"))  # never half a copy in silence
+    engines(ES8_URL).post(f"/{b}/_close").raise_for_status()
+    with pytest.raises(UsageError, match=rf"^SOURCE {a},{b}: {b} is closed on the source cluster"):
+        plan_only(ES8_URL, ES_URL, f"{a},{b}", Rename(prefix="x-"))
+    with pytest.raises(UsageError, match=rf"^SOURCE {a}: the target is the source cluster"):
+        plan_only(ES8_URL, ES8_URL, a, Rename(), into_existing=True)
     pattern = plan_only(ES8_URL, ES_URL, "t-copymeta-a-*,t-copymeta-b-*", Rename(suffix="-c"))
-    assert {(p.source, p.dest) for p in pattern.pairs} >= {(a, f"{a}-c"), (b, f"{b}-c")}
+    assert (a, f"{a}-c") in {(p.source, p.dest) for p in pattern.pairs}
+    assert b not in {p.source for p in pattern.pairs}  # closed: a pattern leaves it out
 
 
-def test_an_opensearch_data_stream_with_its_templates(engines: Engines) -> None:
+@pytest.mark.parametrize("target", [OPENSEARCH_URL, OPENSEARCH3_URL], ids=["beside", "to-3.x"])
+def test_an_opensearch_data_stream_with_its_templates(engines: Engines, target: str) -> None:
+    # beside the source on the same OpenSearch 2.19 (renamed), and to OpenSearch 3.x
     tag = uuid.uuid4().hex[:8]
     url = OPENSEARCH_URL
     cmap, cset, tpl, stream = f"t-ct-map-{tag}", f"t-ct-set-{tag}", f"t-tpl-{tag}", f"t-logs-{tag}-app"
@@ -322,24 +334,130 @@ def test_an_opensearch_data_stream_with_its_templates(engines: Engines) -> None:
     assert doc.status_code == 201
     for path in (f"/_component_template/cp-{cmap}", f"/_component_template/cp-{cset}", f"/_index_template/cp-{tpl}",
                  f"/_data_stream/cp-{stream}"):
-        engines.remember(url, path)
+        engines.remember(target, path)
 
-    plan = copy_meta(url, url, stream, Rename(prefix="cp-"))
+    plan = plan_only(url, target, stream, Rename(prefix="cp-"))
     assert [(p.source, p.dest, p.kind) for p in plan.pairs] == [(stream, f"cp-{stream}", "data_stream")]
     assert [(c.what, c.action) for c in plan.changes] == [(f"index template {tpl}", "rewritten")]
+    # interrupted after the stream was made: a new run refuses it, a resumed one knows it for its own
+    run(url, target, lambda s, t: _plan_and_apply(s, t, stream, Rename(prefix="cp-")))
+    marked = engines.get(target, f"/_index_template/cp-{tpl}")["index_templates"][0]["index_template"]
+    assert marked["_meta"] == {"escli_copy": {"dest": f"cp-{stream}"}}
+    assert {c.what for c in plan_only(url, target, stream, Rename(prefix="cp-")).refused} == {
+        f"cp-{stream}", f"index template cp-{tpl}", f"component template cp-{cmap}", f"component template cp-{cset}"}
+    plan = copy_meta(url, target, stream, Rename(prefix="cp-"), resuming=True)
+    assert plan.pairs[0].ours
 
-    got = engines.get(url, f"/_index_template/cp-{tpl}")["index_templates"][0]["index_template"]
+    got = engines.get(target, f"/_index_template/cp-{tpl}")["index_templates"][0]["index_template"]
     assert got == {"index_patterns": [f"cp-{stream}"], "composed_of": [f"cp-{cmap}", f"cp-{cset}"], "priority": 78,
                    "data_stream": {"timestamp_field": {"name": "@timestamp"}},
                    "template": {"mappings": {"properties": {"msg": {"type": "text"}}}}}  # no copy mark left
-    assert engines.get(url, f"/_component_template/cp-{cmap}")["component_templates"][0]["component_template"] == \
+    assert engines.get(target, f"/_component_template/cp-{cmap}")["component_templates"][0]["component_template"] == \
         {"template": {"mappings": {"properties": {"@timestamp": {"type": "date"}, "host": {"type": "keyword"}}}}}
-    ds = engines.get(url, f"/_data_stream/cp-{stream}")["data_streams"][0]
+    ds = engines.get(target, f"/_data_stream/cp-{stream}")["data_streams"][0]
     assert ds["template"] == f"cp-{tpl}"
     backing = ds["indices"][0]["index_name"]
-    props = engines.get(url, f"/{backing}/_mapping")[backing]["mappings"]["properties"]
+    props = engines.get(target, f"/{backing}/_mapping")[backing]["mappings"]["properties"]
     assert props["host"] == {"type": "keyword"} and props["code"] == {"type": "long"}  # the dynamic one too
-    s = settings_of(engines, url, backing)
+    s = settings_of(engines, target, backing)
     assert s["index.refresh_interval"] == "3s" and s["index.number_of_replicas"] == "0"
     # the source is untouched
     assert engines.get(url, f"/_index_template/{tpl}")["index_templates"][0]["index_template"]["priority"] == 77
+
+
+def test_an_alias_whose_write_index_is_another_on_the_target_is_refused_while_planning(engines: Engines) -> None:
+    name, alias = engines.name("src"), engines.name("al")
+    make_source(engines, ES8_URL, name, alias)
+    other = engines.name("other")
+    engines.put(ES_URL, f"/{other}", {"aliases": {alias: {"is_write_index": True}}})
+    plan = plan_only(ES8_URL, ES_URL, name, Rename(prefix="w-"))
+    assert [(c.what, c.why) for c in plan.refused] == [(f"alias {alias}", f"its write index on the target is {other} "
+                                                                          "already")]
+    taken = engines.name("taken")
+    engines.put(ES_URL, f"/{taken}", {})
+    engines(ES8_URL).post("/_aliases", json={"actions": [{"add": {"index": name, "alias": taken}}]})
+    plan = plan_only(ES8_URL, ES_URL, name, Rename(prefix="w-"))
+    assert (f"alias {taken}", "an index of that name exists on the target") in [(c.what, c.why) for c in plan.refused]
+
+
+def test_a_data_stream_to_an_engine_without_data_streams_is_refused_while_planning(engines: Engines) -> None:
+    tag = uuid.uuid4().hex[:8]
+    tpl, stream = f"t-tpl-{tag}", f"t-nods-{tag}"
+    engines.put(OPENSEARCH_URL, f"/_index_template/{tpl}", {"index_patterns": [stream], "data_stream": {}})
+    engines.put(OPENSEARCH_URL, f"/_data_stream/{stream}", {})
+    plan = plan_only(OPENSEARCH_URL, ES_URL, stream, Rename())
+    assert [(p.dest, p.kind) for p in plan.pairs] == [(stream, "data_stream")]
+    assert [(c.what, c.why) for c in plan.refused] == [(stream, "the target has no data streams")]
+
+
+@pytest.mark.parametrize("target", [ES_URL, OPENSEARCH_URL])
+def test_a_partitioned_routed_index(engines: Engines, target: str) -> None:
+    # A simulated template's index has one shard: the partition size must not be judged against it.
+    name = engines.name("part")
+    engines.put(ES8_URL, f"/{name}", {
+        "settings": {"number_of_shards": 4, "routing_partition_size": 2, "number_of_replicas": 0},
+        "mappings": {"_routing": {"required": True}, "properties": {"a": {"type": "keyword"}}}})
+    engines.remember(target, f"/p-{name}")
+    plan = copy_meta(ES8_URL, target, name, Rename(prefix="p-"))
+    assert plan.changes == []
+    s = settings_of(engines, target, f"p-{name}")
+    assert (s["index.number_of_shards"], s["index.routing_partition_size"]) == ("4", "2")
+    got = engines.get(target, f"/p-{name}/_mapping")[f"p-{name}"]["mappings"]
+    assert got == {"_routing": {"required": True}, "properties": {"a": {"type": "keyword"}}}
+
+
+def test_a_dest_that_is_an_alias_on_the_target_is_refused_while_planning(engines: Engines) -> None:
+    name = engines.name("src")
+    engines.put(ES8_URL, f"/{name}", {})
+    holder = engines.name("holder")
+    engines.put(ES_URL, f"/{holder}", {"aliases": {f"x-{name}": {}}})
+    plan = plan_only(ES8_URL, ES_URL, name, Rename(prefix="x-"))
+    assert [(c.what, c.why) for c in plan.refused] == [(f"x-{name}", "the target has an alias of that name")]
+
+
+def test_without_metadata_nothing_is_planned_or_made(engines: Engines) -> None:
+    name, alias = engines.name("src"), engines.name("al")
+    make_source(engines, ES8_URL, name, alias)
+    engines.remember(ES_URL, f"/n-{name}")
+    plan = copy_meta(ES8_URL, ES_URL, alias, Rename(prefix="n-"), metadata=False)
+    assert [(p.dest, p.status) for p in plan.pairs] == [(f"n-{name}", "no metadata")] and plan.changes == []
+    assert engines(ES_URL).head(f"/n-{name}").status_code == 404
+
+
+def test_escli_copy_evaluate_then_copy_with_metadata(cli: Callable[..., Result], engines: Engines) -> None:
+    """The command's path: --evaluate reports the rewrites and a refusal (exit 1, nothing made); the copy itself
+    then carries mapping, analyzer, routed documents and the filtered write alias to OpenSearch."""
+    name, alias = engines.name("cli"), engines.name("al")
+    make_source(engines, ES_URL, name, alias)
+    engines(ES_URL).put(f"/{name}/_mapping", json={"properties": {"labels": {"type": "flattened"},
+                                                               "vec": {"type": "dense_vector", "dims": 2}}})
+    dest = f"cli-{name}"
+    engines.remember(OPENSEARCH_URL, f"/{dest}")
+    r = cli("--url", ES_URL, "copy", name, "--to", OPENSEARCH_URL, "--prefix", "cli-", "--evaluate", "-o", "json")
+    assert r.code == ExitCode.PARTIAL, r.stderr
+    report = orjson.loads(r.stdout)
+    assert report["indices"] == [{"source": name, "dest": dest, "kind": "index", "exists": False,
+                                  "state": "create"}]
+    assert {(c["what"], c["action"]) for c in report["changes"]} == {
+        ("labels", "rewritten"), ("vec", "rewritten"), ("vec", "refused")}
+    assert engines(OPENSEARCH_URL).head(f"/{dest}").status_code == 404
+
+    engines(ES_URL).delete(f"/{name}")  # the same index without the vector the target cannot take
+    make_source(engines, ES_URL, name, alias)
+    engines(ES_URL).put(f"/{name}/_mapping", json={"properties": {"labels": {"type": "flattened"}}})
+    bulk = b"".join(orjson.dumps({"index": {"_id": str(i), "routing": f"u{i % 3}"}}) + b"\n"
+                    + orjson.dumps({"sku": "a" if i % 2 else "b", "price": i, "labels": {"k": str(i)},
+                                    "at": "2026-01-01T00:00:00.123456789Z", "where": {"lat": 1.5, "lon": 2.5},
+                                    "tags": [{"label": "x", "weight": 0.5}], "owner": {"id": "o"}}) + b"\n"
+                    for i in range(40))
+    resp = engines(ES_URL).post(f"/{name}/_bulk", params={"refresh": "true"}, content=bulk,
+                                headers={"content-type": "application/x-ndjson"})
+    assert resp.status_code == 200 and not resp.json()["errors"]
+    r = cli("--url", ES_URL, "copy", name, "--to", OPENSEARCH_URL, "--prefix", "cli-")
+    assert r.code == 0, r.stderr
+    check_copy(engines, OPENSEARCH_URL, dest, alias, {"labels": {"type": "flat_object"}})
+    target = engines(OPENSEARCH_URL)
+    assert target.get(f"/{dest}/_count").json()["count"] == 41  # 40 copied, one written through the alias
+    assert target.post(f"/{dest}/_count", json={"query": {"term": {"sku": "a"}}}).json()["count"] == 21
+    assert target.get(f"/{dest}/_doc/7", params={"routing": "u1"}).json()["_routing"] == "u1"
+

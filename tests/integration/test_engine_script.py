@@ -81,3 +81,15 @@ def test_port_taken_by_someone_else_is_refused() -> None:
     finally:
         server.terminate()
         server.wait()
+
+
+@pytest.mark.parametrize(("env", "wanted"), [
+    ({"ENGINE": "opensearch", "OPENSEARCH_VERSION": "3.9.0"}, "no Java 21 or newer found for OpenSearch 3.9.0"),
+    ({"ES_VERSION": "7.17.29"}, "no Java 17 found for Elasticsearch 7.17.29"),
+])
+def test_no_suitable_java_is_one_line_before_anything_starts(env: dict[str, str], wanted: str) -> None:
+    out = es_script("up", ES_PORT=OTHER_PORT, JVM_DIR="/nonexistent-jvm-dir", **env)
+    assert out.returncode == 1
+    assert out.stderr.splitlines() == [
+        out.stderr.strip()] and wanted in out.stderr and "set ES_JAVA_HOME" in out.stderr, out.stderr
+    assert _pids(OTHER_PORT) == []

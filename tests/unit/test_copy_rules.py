@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from escli.core.copy_meta import Rename
+from escli.core.copy_meta import Rename, named_in
 from escli.core.copy_rules import (
     DROPPED,
     REFUSED,
@@ -13,6 +13,7 @@ from escli.core.copy_rules import (
     clean_settings,
     clean_template,
     compare_mappings,
+    compose_template,
     flatten_settings,
     unwrap_type,
 )
@@ -45,11 +46,20 @@ def test_the_sources_own_life_is_left_out_silently() -> None:
 
 def test_what_ties_the_copy_to_the_source_is_dropped_and_said() -> None:
     flat = {"index.blocks.write": "true", "index.routing.allocation.require.box": "hot",
-            "index.lifecycle.name": "logs", "index.default_pipeline": "p", "index.refresh_interval": "5s"}
+            "index.lifecycle.name": "logs", "index.default_pipeline": "p", "index.refresh_interval": "5s",
+            "index.xpack.ccr.following_index": "true", "index.store.type": "snapshot",
+            "index.plugins.index_state_management.policy_id": "hot"}
     out = clean_settings(flat, ES9, ES9)
     assert out.body == {"index.refresh_interval": "5s"}
     assert actions(out.notes) == {k: DROPPED for k in flat if k != "index.refresh_interval"}
     assert all(n.why for n in out.notes)
+
+
+def test_opensearch_internals_are_left_out_silently() -> None:
+    flat = {"index.context.created_version": "1", "index.remote_store.enabled": "true",
+            "index.replication.type": "SEGMENT", "index.number_of_shards": "1"}
+    assert clean_settings(flat, OS2, OS2).body == {"index.replication.type": "SEGMENT", "index.number_of_shards": "1"}
+    assert clean_settings(flat, OS2, OS2).notes == []
 
 
 def test_soft_deletes_off_is_dropped_going_to_8_or_later() -> None:
@@ -109,7 +119,8 @@ def test_es_only_field_types_are_rewritten_for_opensearch() -> None:
     mapping = {"properties": {
         "f": {"type": "flattened", "depth_limit": 5}, "s": {"type": "semantic_text", "inference_id": "e5"},
         "v": {"type": "dense_vector", "dims": 3, "similarity": "cosine"},
-        "k": {"type": "keyword", "time_series_dimension": True}, "h": {"type": "histogram"}}}
+        "k": {"type": "keyword", "time_series_dimension": True}, "h": {"type": "histogram"},
+        "o": {"type": "object", "subobjects": False, "properties": {"a.b": {"type": "long"}}}}}
     out = clean_mappings(mapping, ES9, OS2)
     props = out.body["properties"]
     assert props["f"] == {"type": "flat_object"}
@@ -118,9 +129,10 @@ def test_es_only_field_types_are_rewritten_for_opensearch() -> None:
                           "method": {"name": "hnsw", "engine": "lucene", "space_type": "cosinesimil"}}
     assert props["k"] == {"type": "keyword"}
     assert props["h"] == {"type": "object", "enabled": False}
+    assert props["o"] == {"type": "object", "properties": {"a.b": {"type": "long"}}}
     assert out.settings == {"index.knn": True}
     assert actions(out.notes) == {"f": REWRITTEN, "s": REWRITTEN, "v": REWRITTEN, "k.time_series_dimension": DROPPED,
-                                  "h": REWRITTEN}
+                                  "h": REWRITTEN, "o.subobjects": DROPPED}
 
 
 def test_opensearch_field_types_are_rewritten_for_elasticsearch() -> None:
@@ -153,6 +165,7 @@ def test_source_mode_moves_to_the_setting_on_elasticsearch_and_is_dropped_for_op
     es = clean_mappings(mapping, ES8, ES9)
     assert es.body == {"properties": {"a": {"type": "long"}}}
     assert es.settings == {"index.mapping.source.mode": "synthetic"}
+    assert clean_mappings(mapping, ES8, ES8).body == mapping  # 8.x knows only the mapping's form before 8.17
     os_ = clean_mappings(mapping, ES8, OS2)
     assert os_.body == {"properties": {"a": {"type": "long"}}} and os_.settings == {}
     assert actions(os_.notes) == {"mappings._source.mode": DROPPED}
@@ -219,3 +232,35 @@ def test_rename() -> None:
     assert Rename(dest="x").apply("a") == "x"
     assert Rename(prefix="p-", suffix="-s").apply("a") == "p-a-s"
     assert Rename().apply("a") == "a" and not Rename().renames
+
+
+def test_templates_compose_later_parts_winning() -> None:
+    got = compose_template([
+        {"settings": {"index": {"number_of_shards": 1, "refresh_interval": "1s"}},
+         "mappings": {"properties": {"a": {"type": "keyword"}, "o": {"properties": {"x": {"type": "long"}}}}}},
+        {"settings": {"refresh_interval": "5s"},
+         "mappings": {"properties": {"o": {"properties": {"y": {"type": "ip"}}}}}},
+    ])
+    assert got == {"settings": {"index.number_of_shards": 1, "index.refresh_interval": "5s"},
+                   "mappings": {"properties": {"a": {"type": "keyword"},
+                                               "o": {"properties": {"x": {"type": "long"}, "y": {"type": "ip"}}}}}}
+
+
+def test_the_field_an_engines_refusal_names() -> None:
+    assert named_in("mapper_parsing_exception: No handler for type [wildcard] declared on field [pattern]") == \
+        "pattern"
+    assert named_in("unknown parameter [script] on mapper [i] of type [ip]") == "i"
+    assert named_in("Mapping definition for [o] has unsupported parameters:  [subobjects : false]") == "o"
+    assert named_in("unknown setting [index.foo] please check that any required plugins are installed") == \
+        "index.foo"
+    assert named_in("something else entirely") is None
+
+
+def test_a_multi_field_the_target_lacks_is_said() -> None:
+    source = {"properties": {"name": {"type": "text", "fields": {"raw": {"type": "keyword"}}},
+                             "o": {"properties": {"x": {"type": "long"}}}}}
+    target = {"properties": {"name": {"type": "text"}, "o": {"type": "keyword"}}}
+    notes = compare_mappings(source, target)
+    assert [(n.what, n.action) for n in notes] == [("name.raw", DROPPED), ("o", REFUSED)]
+    assert notes[1].why == "object on the source, keyword on the target"
+

@@ -34,6 +34,7 @@ from escli.core.copy_rules import (
     clean_settings,
     clean_template,
     compare_mappings,
+    compose_template,
     flatten_settings,
 )
 from escli.errors import RefusedError, UsageError, api_error_summary
@@ -46,6 +47,12 @@ DATA_STREAM = "data_stream"
 MARK_PREFIX = "escli-copying-"
 MARK_META = "escli_copy"
 # What a bulk load runs with, put back by finish_plan: the engines' own advice for loading an index.
+# The simulated index always has one shard: a partition size checked against it would be refused wrongly
+# (`routing partition size [2] should be ... less than the number of shards [1]`), so the shard arithmetic is
+# left to the create, where the real shard count is known.
+UNSIMULATED = frozenset({"index.number_of_shards", "index.number_of_routing_shards", "index.routing_partition_size"})
+# Indices planned at once (each a metadata request to the source and a simulation on the target).
+PLAN_CONCURRENCY = 4
 # Above any template a cluster is likely to hold, so the simulated one is the one that applies.
 SIMULATE_PRIORITY = 2_000_000_000
 LOAD_SETTINGS = {"index.refresh_interval": "-1", "index.number_of_replicas": 0}
@@ -90,12 +97,24 @@ class IndexPair:
 
     @property
     def creates(self) -> bool:
-        return not self.exists and (self.create is not None or self.kind == DATA_STREAM)
+        """apply_plan creates it: an index, or a data stream with its templates."""
+        return not self.exists and (self.create is not None or bool(self.templates))
 
     @property
-    def loads(self) -> bool:
-        """Created for this copy (now or by the run it resumes): it runs with the load settings until finished."""
-        return bool(self.restore) and (not self.exists or self.ours)
+    def made(self) -> bool:
+        """Made by this copy, now or by the run it resumes: it loads with refresh off and no replicas, and
+        finish_plan puts the source's back and adds the aliases."""
+        return (not self.exists or self.ours) and (self.create is not None or bool(self.templates))
+
+    @property
+    def status(self) -> str:
+        """For a report: "create", "resume" (made by the run resumed), "existing" (--into-existing, else
+        refused), or "no metadata" (--no-metadata: the target makes it from the first documents, if it must)."""
+        if self.create is None and not self.templates:
+            return "existing" if self.exists else "no metadata"
+        if not self.exists:
+            return "create"
+        return "resume" if self.ours else "existing"
 
 
 @dataclass
@@ -131,29 +150,43 @@ class CopyPlan:
 async def resolve_sources(source: Es, expr: str) -> list[tuple[str, str]]:
     """SOURCE (index, alias, data stream, pattern, or a comma list of them) -> [(name, INDEX | DATA_STREAM)],
     sorted by name: concrete indices and data streams, never a data stream's backing index on its own."""
-    data = await source.resolve_index(expr)
+    try:
+        data = await source.resolve_index(expr)
+    except RefusedError as exc:
+        if exc.status != 404:
+            raise
+        missing = named_in(api_error_summary(exc)[2], _BRACKETED) or expr
+        raise UsageError(f"SOURCE {expr}: no index, alias or data stream "
+                         + ("of that name" if missing == expr else f"[{missing}]") + " on the source cluster") from exc
     found: dict[str, str] = {}
     streams = {str(d["name"]): d for d in data.get("data_streams", []) if isinstance(d, dict)}
     backing = {str(b) for d in streams.values() for b in d.get("backing_indices", [])}
-    _sort_indices(data, found, streams)
+    closed = _sort_indices(data, found, streams)
     aliases = [a for a in data.get("aliases", []) if isinstance(a, dict)]
     if aliases:  # an alias stands for its indices: resolve them to tell backing indices from plain ones
         members = sorted({str(i) for a in aliases for i in a.get("indices", [])} - backing - set(found))
         if members:
-            _sort_indices(await source.resolve_index(",".join(members)), found, streams)
+            closed += _sort_indices(await source.resolve_index(",".join(members)), found, streams)
+    if closed:  # its documents cannot be read
+        raise UsageError(f"SOURCE {expr}: {closed[0]} is closed on the source cluster; open it to copy it")
     for name in streams:
         found[name] = DATA_STREAM
     return sorted(found.items())
 
 
-def _sort_indices(resolved: Mapping[str, Any], found: dict[str, str], streams: dict[str, Any]) -> None:
-    """A resolve answer's indices: a backing index stands for its data stream, any other for itself."""
+def _sort_indices(resolved: Mapping[str, Any], found: dict[str, str], streams: dict[str, Any]) -> list[str]:
+    """A resolve answer's indices: a backing index stands for its data stream, any other for itself. Returns
+    the closed ones (a pattern leaves them out; a name or an alias does not)."""
+    closed = []
     for item in resolved.get("indices", []):
         if isinstance(item, dict):
-            if item.get("data_stream"):
+            if "closed" in (item.get("attributes") or []):
+                closed.append(str(item["name"]))
+            elif item.get("data_stream"):
                 streams.setdefault(str(item["data_stream"]), {})
             else:
                 found[str(item["name"])] = INDEX
+    return closed
 
 
 # -- planning -------------------------------------------------------------------------------------------------------
@@ -169,22 +202,80 @@ async def plan_copy(source: Es, target: Es, expr: str, rename: Rename, *, metada
         raise UsageError(f"--dest {rename.dest}: SOURCE {expr} is {len(sources)} indices ({names}); --dest "
                          "renames one index, --prefix/--suffix rename many")
     dests = [rename.apply(name) for name, _ in sources]
+    same = [name for (name, _), dest in zip(sources, dests, strict=True) if name == dest]
+    if same:
+        here, there = await asyncio.gather(source.cluster_uuid(), target.cluster_uuid())
+        if here and here == there:
+            raise UsageError(f"SOURCE {same[0]}: the target is the source cluster and the copy would have the same "
+                             "name; rename it with --dest, --prefix or --suffix")
     source_product, target_product = await asyncio.gather(source.version(), target.version())
-    existing = await target.existing(dests)
+    existing, taken = await asyncio.gather(target.existing(dests),
+                                           target.resolve_index(",".join(dests), ignore_unavailable=True))
+    other = _other_kinds(taken)
     plan = CopyPlan([], [], source_product, target_product)
-    for (name, kind), dest in zip(sources, dests, strict=True):
-        if kind == DATA_STREAM:
-            streams = await target.data_streams(dest)
-            pair = IndexPair(name, dest, kind, exists=bool(streams))
-        else:
-            pair = IndexPair(name, dest, kind, exists=dest in existing)
+    gate = asyncio.Semaphore(PLAN_CONCURRENCY)
+
+    async def one(name: str, kind: str, dest: str) -> tuple[IndexPair, list[Note]]:
+        async with gate:
+            clash = other.get(dest)
+            if metadata and clash is not None and clash != ("index" if kind == INDEX else "data stream"):
+                return IndexPair(name, dest, kind, exists=True), [
+                    Note(dest, REFUSED, f"the target has {_a(clash)} of that name")]
+            if kind == DATA_STREAM:
+                streams = await target.data_streams(dest)
+                pair = IndexPair(name, dest, kind, exists=bool(streams))
+                if metadata and not streams and not await target.has_data_streams():
+                    return pair, [Note(dest, REFUSED, "the target has no data streams")]
+            else:
+                pair = IndexPair(name, dest, kind, exists=dest in existing)
+            if not metadata:
+                return pair, []
+            return pair, await (
+                _plan_stream(source, target, pair, rename, plan, into_existing, resuming) if kind == DATA_STREAM
+                else _plan_index(source, target, pair, existing.get(dest), plan, into_existing, resuming))
+
+    from escli.core.export import _together  # every step to its end, the first failure raised once
+
+    planned = await _together(*(one(name, kind, dest) for (name, kind), dest in zip(sources, dests, strict=True)))
+    for pair, notes in planned:  # in the sources' order, whichever answered first
         plan.pairs.append(pair)
-        if not metadata:
-            continue
-        notes = await (_plan_stream(source, target, pair, rename, plan, into_existing, resuming) if kind == DATA_STREAM
-                       else _plan_index(source, target, pair, existing.get(dest), plan, into_existing, resuming))
-        plan.changes += [Change(name, n.what, n.action, n.why) for n in notes]
+        plan.changes += [Change(pair.source, n.what, n.action, n.why) for n in notes]
+    if metadata:
+        await _check_aliases(target, plan)
     return plan
+
+
+def _other_kinds(resolved: Mapping[str, Any]) -> dict[str, str]:
+    """Name -> "index" | "alias" | "data stream", from a resolve answer."""
+    kinds = {"indices": "index", "aliases": "alias", "data_streams": "data stream"}
+    return {str(item["name"]): kind for key, kind in kinds.items() for item in resolved.get(key, [])
+            if isinstance(item, dict) and "name" in item}
+
+
+def _a(kind: str) -> str:
+    return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
+
+
+async def _check_aliases(target: Es, plan: CopyPlan) -> None:
+    """The aliases finish_plan will add, against what the target holds: a name that is an index or data stream
+    there, or an alias whose write index is another one, would fail after every document was copied."""
+    wanted = {alias: pair for pair in plan.pairs if pair.made for alias in pair.aliases}
+    if not wanted:
+        return
+    taken, there = await asyncio.gather(target.resolve_index(",".join(wanted), ignore_unavailable=True),
+                                        target.aliases(list(wanted)))
+    dests = {p.dest for p in plan.pairs}
+    for name, kind in _other_kinds(taken).items():
+        if name in wanted and kind != "alias":
+            plan.changes.append(Change(wanted[name].source, f"alias {name}", REFUSED,
+                                       f"{_a(kind)} of that name exists on the target"))
+    for index, aliases in there.items():
+        for alias, spec in aliases.items():
+            pair = wanted.get(alias)
+            if (pair is not None and index not in dests and spec.get("is_write_index")
+                    and pair.aliases[alias].get("is_write_index")):
+                plan.changes.append(Change(pair.source, f"alias {alias}", REFUSED,
+                                           f"its write index on the target is {index} already"))
 
 
 def _exists_note(pair: IndexPair, into_existing: bool) -> list[Note]:
@@ -227,9 +318,12 @@ _NAMED = (re.compile(r"on field \[([^\]]+)\]"), re.compile(r"on mapper \[([^\]]+
           re.compile(r"field \[([^\]]+)\]"))
 
 
-def named_in(reason: str) -> str | None:
+_BRACKETED = (re.compile(r"\[([^\]]+)\]"),)
+
+
+def named_in(reason: str, patterns: tuple[re.Pattern[str], ...] = _NAMED) -> str | None:
     """The field or setting an engine's refusal names, if it names one."""
-    for pattern in _NAMED:
+    for pattern in patterns:
         found = pattern.search(reason)
         if found:
             return found.group(1)
@@ -237,11 +331,14 @@ def named_in(reason: str) -> str | None:
 
 
 async def _ask_target(target: Es, dest: str, settings: Mapping[str, Any], mappings: Mapping[str, Any],
-                      needed_by: Mapping[str, list[str]]) -> list[Note]:
+                      needed_by: Mapping[str, list[str]], *, data_stream: Any = None) -> list[Note]:
     """What the rules cannot know (a module the target lacks, a value it does not take): the target validates
     the index as a simulated template, which creates nothing."""
-    body = {"index_patterns": [dest], "priority": SIMULATE_PRIORITY,
-            "template": {"settings": dict(settings), "mappings": dict(mappings)}}
+    shown = {k: v for k, v in settings.items() if k not in UNSIMULATED}
+    body: dict[str, Any] = {"index_patterns": [dest], "priority": SIMULATE_PRIORITY,
+            "template": {"settings": shown, "mappings": dict(mappings)}}
+    if data_stream is not None:
+        body["data_stream"] = data_stream
     reason = await target.simulate_template(body)
     if reason is None:
         return []
@@ -308,6 +405,11 @@ async def _plan_stream(source: Es, target: Es, pair: IndexPair, rename: Rename, 
                               "exists on the target (--into-existing uses the target's own)"))
     pair.templates = [*components, final]
     notes += _exists_note(pair, into_existing)
+    merged = compose_template([t.body.get("template") or {} for t in pair.templates])
+    pair.restore = {key: merged["settings"].get(key) for key in LOAD_SETTINGS}
+    if not pair.exists and not any(n.action == REFUSED for n in notes):
+        notes += await _ask_target(target, pair.dest, merged["settings"], merged["mappings"], {},
+                                   data_stream=body.get("data_stream"))
     # The write index's mapping holds what was mapped dynamically since the stream began: put on the copy, it
     # keeps a keyword a keyword instead of letting the target guess again from the documents.
     write_index = str((stream.get("indices") or [{}])[-1].get("index_name") or "")
@@ -379,10 +481,11 @@ async def finish_plan(target: Es, plan: CopyPlan) -> None:
     mark removed, and a refresh so that what was copied can be searched."""
     actions: list[dict[str, Any]] = []
     for pair in plan.pairs:
-        if not pair.loads:
+        if not pair.made:
             continue
-        await target.put_settings(pair.dest, {"index": {k.removeprefix("index."): v
-                                                        for k, v in pair.restore.items()}})
+        # null puts a setting the source left unset back to the target's default
+        await target.put_settings(pair.dest, {"index": {k.removeprefix("index."): pair.restore.get(k)
+                                                        for k in LOAD_SETTINGS}})
         if pair.kind == INDEX:
             actions.append({"remove": {"index": pair.dest, "alias": MARK_PREFIX + pair.dest}})
             actions += [{"add": {"index": pair.dest, "alias": alias, **spec}} for alias, spec in pair.aliases.items()]
@@ -397,7 +500,7 @@ async def finish_plan(target: Es, plan: CopyPlan) -> None:
             raise _refusal(", ".join(p.dest for p in plan.pairs), "aliases", exc) from exc
     dests = [p.dest for p in plan.pairs]
     if dests:
-        await target.refresh(",".join(dests))
+        await target.refresh(",".join(dests), ignore_unavailable=True)  # --no-metadata, no documents: none made
 
 
 __all__ = ["DATA_STREAM", "DROPPED", "INDEX", "REFUSED", "REWRITTEN", "Change", "CopyPlan", "IndexPair", "Rename",

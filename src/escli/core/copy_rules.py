@@ -65,6 +65,7 @@ PRIVATE_KEYS = frozenset({
 PRIVATE_PREFIXES = ("index.version.", "index.resize.", "index.shrink.", "index.routing.initial_recovery.",
                     "index.downsample.", "index.rollup.", "index.store.snapshot.", "index.ephemeral.",
                     "index.searchable_snapshots.", "index.remote_store.", "index.searchable_snapshot.",
+                    "index.context.created_version", "index.context.current_version", "index.tiering.",
                     "archived.")
 
 # Said when dropped: each ties the copy to the source cluster, or would make it behave unlike a copy.
@@ -78,6 +79,11 @@ SAID_PREFIXES: tuple[tuple[str, str], ...] = (
     ("opendistro.index_state_management.", "the ISM policy belongs to the source cluster"),
     ("index.default_pipeline", "the documents come already processed: the pipeline would run on them again"),
     ("index.final_pipeline", "the documents come already processed: the pipeline would run on them again"),
+    ("index.xpack.ccr.", "cross-cluster replication state belongs to the source cluster"),
+    ("index.ccr.", "cross-cluster replication state belongs to the source cluster"),
+    ("index.plugins.replication.", "cross-cluster replication state belongs to the source cluster"),
+    ("index.ingestion_source.", "pull-based ingestion reads the source's stream: attach one on the target"),
+    ("index.default_search_pipeline", "the search pipeline belongs to the source cluster"),
     ("index.frozen", "a frozen index is a source-side storage state"),
     ("index.search.throttled", "a frozen index is a source-side storage state"),
     ("index.time_series.start_time", "the time-series bounds belong to the source's backing index"),
@@ -148,6 +154,9 @@ def clean_settings(flat: Mapping[str, Any], source: ProductInfo, target: Product
     for key, value in flatten_settings(flat).items():
         if key in PRIVATE_KEYS or key.startswith(PRIVATE_PREFIXES):
             continue
+        if key == "index.store.type" and str(value) == "snapshot":
+            notes.append(Note(key, DROPPED, "a searchable snapshot mount belongs to the source's repository"))
+            continue
         if key == "index.replication.type" and target.name != OPENSEARCH:
             continue  # OpenSearch sets it on every index (DOCUMENT by default); Elasticsearch has no such thing
         why = _said(key)
@@ -211,7 +220,7 @@ OS_TO_ES_TYPES: dict[str, tuple[dict[str, Any] | None, str]] = {
 # Mapping parameters only one product knows, by the product that knows them.
 ES_ONLY_PARAMS = frozenset({"time_series_dimension", "time_series_metric", "synthetic_source_keep",
                             "store_array_source", "script", "on_script_error", "inference_id",
-                            "search_inference_id", "model_settings", "chunking_settings"})
+                            "search_inference_id", "model_settings", "chunking_settings", "subobjects"})
 OS_ONLY_PARAMS = frozenset({"derived_source"})
 # Mapping parameters an Elasticsearch major refuses for new indices, with the first major that does.
 ES_REMOVED_PARAMS = {
@@ -275,7 +284,8 @@ class _MappingRewrite:
                 del out["_field_names"]
                 self.note("mappings._field_names", DROPPED, "disabling _field_names is refused by Elasticsearch 8+")
         src = out.get("_source")
-        if isinstance(src, Mapping) and "mode" in src:
+        if isinstance(src, Mapping) and "mode" in src and (
+                self.target.name == OPENSEARCH or (self.target.major or 0) >= 9):
             rest = {k: v for k, v in src.items() if k != "mode"}
             if self.target.name == OPENSEARCH:
                 self.note("mappings._source.mode", DROPPED, "OpenSearch has no synthetic _source")
@@ -440,8 +450,9 @@ def compare_mappings(source: Mapping[str, Any], target: Mapping[str, Any]) -> li
     DROPPED (it stays in _source)."""
     notes: list[Note] = []
     theirs = {f.path: f for f in walk_fields(target)}
+    ours = {f.path: f for f in walk_fields(source)}
     inside = _dynamic_map(target)
-    for mine in walk_fields(source):
+    for mine in ours.values():
         found = theirs.get(mine.path)
         if found is not None:
             if _base(mine.kind) != _base(found.kind):
@@ -450,6 +461,10 @@ def compare_mappings(source: Mapping[str, Any], target: Mapping[str, Any]) -> li
         parent = mine.path.rsplit(".", 1)[0] if "." in mine.path else ""
         if parent and parent not in theirs and parent not in inside:
             continue  # its parent is new too: said once, for the parent
+        if parent in theirs and theirs[parent].kind not in CONTAINERS:
+            if ours[parent].kind not in CONTAINERS:  # a multi-field: mappings never grow one by themselves
+                notes.append(Note(mine.path, DROPPED, f"a multi-field the target's {parent} lacks: not indexed there"))
+            continue  # else the parent's own conflict says it
         dynamic = inside.get(parent, inside[""])
         if dynamic == "strict":
             notes.append(Note(mine.path, REFUSED, "not in the target's mapping, which is dynamic: strict"))
@@ -457,6 +472,9 @@ def compare_mappings(source: Mapping[str, Any], target: Mapping[str, Any]) -> li
             notes.append(Note(mine.path, DROPPED, "not in the target's mapping (dynamic: false): kept in _source, "
                               "not searchable"))
     return notes
+
+
+CONTAINERS = ("object", "nested")
 
 
 def _dynamic_map(mappings: Mapping[str, Any]) -> dict[str, str]:
@@ -569,3 +587,24 @@ def _data_stream_part(value: Mapping[str, Any], where: str, source: ProductInfo,
         notes.append(Note(f"{where}.data_stream.timestamp_field", REFUSED,
                           f"Elasticsearch data streams use @timestamp, not {ts_name}"))
     return {}
+
+
+def merge_mapping(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """Two mappings as one, `over` winning leaf by leaf (objects and properties merged)."""
+    out = dict(base)
+    for key, value in over.items():
+        old = out.get(key)
+        out[key] = merge_mapping(old, value) if isinstance(old, Mapping) and isinstance(value, Mapping) else value
+    return out
+
+
+def compose_template(parts: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """Component templates' `template` blocks then the index template's own, composed as the engine composes
+    them (later wins): the settings and mappings an index made from them would get."""
+    settings: dict[str, Any] = {}
+    mappings: dict[str, Any] = {}
+    for part in parts:
+        settings.update(flatten_settings(part.get("settings") or {}))
+        mappings = merge_mapping(mappings, part.get("mappings") or {})
+    return {"settings": settings, "mappings": mappings}
+

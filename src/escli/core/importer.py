@@ -211,20 +211,10 @@ def mapping_race(error: Mapping[str, Any]) -> bool:
             and "cannot be changed from type" in str(error.get("reason", "")))
 
 
-async def is_data_stream(client: Es, name: str) -> bool:
-    """Whether `name` is a data stream now. An engine without data streams (Elasticsearch's test build) answers
-    400 "no handler" (9.x) or 405 (8.x), a name that is no data stream 404: all mean no."""
-    from escli.es.target import index_path
-
-    resp = await client.request("GET", "/_data_stream" + index_path(name, "").rstrip("/"), ignore=(400, 404, 405))
-    data = resp.json() if resp.status == 200 else None
-    return bool(isinstance(data, dict) and data.get("data_streams"))
-
-
 async def choose_op_type(client: Es, opts: ImportOptions) -> str:
     """create into a data stream, else --op-type (default index); --op-type index into a data stream is refused
     here, once, rather than for every document."""
-    if await is_data_stream(client, opts.index):
+    if await client.is_data_stream(opts.index):
         if opts.op_type == "index":
             raise UsageError(f"--op-type index: {opts.index} is a data stream, which takes create only")
         return "create"

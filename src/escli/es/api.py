@@ -1,9 +1,17 @@
 """Es: the requests escli makes, on either transport, aware of which product answers.
 
-Elasticsearch 8.x and 9.x and OpenSearch 2.x share most of the REST API; where they differ (point in time, the
-product check) the difference lives in a method here, so the commands above never ask which one they talk to.
-The product is learnt from the first answer: Elasticsearch marks every answer with `X-Elastic-Product`; without
-it, `GET /` says `version.distribution: opensearch`.
+Elasticsearch 7.17, 8.x and 9.x and OpenSearch 2.x and 3.x share most of the REST API; where they differ (point in
+time, the product check, data streams) the difference lives in a method here, so the commands above never ask
+which one they talk to. The product is learnt from the first answer: Elasticsearch (7.14 and later) marks every
+answer with `X-Elastic-Product`, OpenSearch 3.x with `X-OpenSearch-Version: OpenSearch/3.9.0 (opensearch)`, which
+names the version too; OpenSearch 2.x marks nothing, so there `GET /` says `version.distribution: opensearch`.
+Measured differences (each on the versions README's "Supported servers" names):
+- point in time: Elasticsearch `POST /INDEX/_pit` answering `id` (7.17's test build has it: x-pack-core is in it),
+  OpenSearch `POST /INDEX/_search/point_in_time` answering `pit_id`; a cluster without either gets scroll.
+- `GET /_data_stream/NAME`: 404 for a name that is no data stream where data streams exist; Elasticsearch's test
+  build answers 400 (9.x, no handler) or 405 (7.17, only a POST handler at that path): no data streams at all.
+- 7.x still names the mapping type in some answers (`_type: _doc` on hits and bulk items); nothing escli reads
+  depends on it: `_mapping` answers have no type level unless asked for one.
 """
 
 from __future__ import annotations
@@ -36,6 +44,13 @@ class ProductInfo:
         head = (self.version or "").split(".", 1)[0]
         return int(head) if is_digits(head) else None
 
+    def at_least(self, major: int, minor: int = 0) -> bool:
+        """Whether the version is known and is major.minor or later (unknown: False, the cautious answer)."""
+        parts = (self.version or "").split(".")
+        if len(parts) < 2 or not (is_digits(parts[0]) and is_digits(parts[1])):
+            return False
+        return (int(parts[0]), int(parts[1])) >= (major, minor)
+
 
 def product_from_root(body: Any) -> ProductInfo:
     version = body.get("version") if isinstance(body, dict) else None
@@ -47,7 +62,22 @@ def product_from_root(body: Any) -> ProductInfo:
     raise UnreachableError("the server at the URL is neither Elasticsearch nor OpenSearch (GET / said no version)")
 
 
+def product_from_headers(headers: Mapping[str, str]) -> ProductInfo | None:
+    """What an answer's own headers say: `X-Elastic-Product` (Elasticsearch 7.14+) or `X-OpenSearch-Version`
+    (OpenSearch 3.x: `OpenSearch/3.9.0 (opensearch)`); None when neither is there (OpenSearch 2.x, a proxy)."""
+    if headers.get("x-elastic-product", "").lower() == "elasticsearch":
+        return ProductInfo(ELASTICSEARCH)
+    marked = headers.get("x-opensearch-version", "")
+    if marked:
+        name, _, rest = marked.partition("/")
+        if name.strip().lower() == OPENSEARCH:
+            return ProductInfo(OPENSEARCH, rest.split(" ", 1)[0] or None)
+    return None
+
+
 PRODUCT_PROBE_IGNORE = frozenset(range(400, 500)) - {429}
+# No data streams at this path: Elasticsearch's test build has no handler (9.x: 400) or only a POST one (7.17: 405).
+NO_DATA_STREAMS = (400, 404, 405)
 
 # (method, path, status or None when no answer came, seconds): for -vv request logs.
 RequestLog = Callable[[str, str, "int | None", float], None]
@@ -81,8 +111,9 @@ class Es:
     def learn(self, resp: Response) -> None:
         """What an answer says about the product (also for answers that came another way: a fan-out's)."""
         if self._product is None:
-            if resp.headers.get("x-elastic-product", "").lower() == "elasticsearch":
-                self._product = ProductInfo(ELASTICSEARCH)
+            marked = product_from_headers(resp.headers)
+            if marked is not None:
+                self._product = marked
             elif self._expected == OPENSEARCH and 200 <= resp.status < 300:
                 # OpenSearch never sends the header: a success without it confirms what the caller remembered
                 # (an Elasticsearch 8+ marks every success), so no `GET /` is needed to know the product.
@@ -195,11 +226,16 @@ class Es:
         data = resp.json()
         return data if isinstance(data, dict) else {}
 
+    async def is_data_stream(self, name: str) -> bool:
+        """Whether `name` is a data stream now; an engine without data streams says no (NO_DATA_STREAMS)."""
+        return bool(await self.data_streams(name))
+
     async def create_index(self, index: str, body: Mapping[str, Any]) -> None:
         await self.json("PUT", index_path(index, "").rstrip("/"), body=dict(body))
 
-    async def refresh(self, index: str) -> None:
-        await self.json("POST", index_path(index, "_refresh"))
+    async def refresh(self, index: str, *, ignore_unavailable: bool = False) -> None:
+        params = {"ignore_unavailable": "true"} if ignore_unavailable else None
+        await self.json("POST", index_path(index, "_refresh"), params=params)
 
     # -- index metadata (copy) -----------------------------------------------------------------------------------
     async def version(self) -> ProductInfo:
@@ -214,13 +250,21 @@ class Es:
                 self._product = product = ProductInfo(product.name, str(versions[0]))
         return product
 
-    async def resolve_index(self, expr: str) -> dict[str, Any]:
-        """GET /_resolve/index/EXPR (open, not hidden): {indices, aliases, data_streams}; nothing matched: empty."""
-        data = await self.json("GET", "/_resolve/index" + index_path(expr, "").rstrip("/"),
-                               params={"expand_wildcards": "open"}, ignore=(404,))
-        if not isinstance(data, dict) or "error" in data:
-            return {"indices": [], "aliases": [], "data_streams": []}
-        return data
+    async def cluster_uuid(self) -> str:
+        """The cluster's own id: two Es on one cluster (two URLs, a load balancer) answer the same."""
+        data = await self.json("GET", "/_cluster/state/metadata",
+                               params={"filter_path": "metadata.cluster_uuid"})
+        meta = data.get("metadata") if isinstance(data, dict) else None
+        return str(meta.get("cluster_uuid") or "") if isinstance(meta, dict) else ""
+
+    async def resolve_index(self, expr: str, *, ignore_unavailable: bool = False) -> dict[str, Any]:
+        """GET /_resolve/index/EXPR (open, not hidden): {indices, aliases, data_streams}. A name that matches
+        nothing is a RefusedError (404) unless `ignore_unavailable`; a pattern that matches nothing is empty."""
+        params = {"expand_wildcards": "open"}
+        if ignore_unavailable:
+            params["ignore_unavailable"] = "true"
+        data = await self.json("GET", "/_resolve/index" + index_path(expr, "").rstrip("/"), params=params)
+        return data if isinstance(data, dict) else {}
 
     async def index_metadata(self, index: str) -> dict[str, Any]:
         """{settings (flat keys), mappings, aliases} of one concrete index, in one request."""
@@ -260,10 +304,27 @@ class Es:
         await self.json("POST", "/_aliases", body={"actions": actions})
 
     async def data_streams(self, name: str) -> list[dict[str, Any]]:
-        """GET /_data_stream/NAME; an engine without data streams (400) or no such stream (404): []."""
-        data = await self.json("GET", "/_data_stream" + index_path(name, "").rstrip("/"), ignore=(400, 404, 405))
+        """GET /_data_stream/NAME; no such stream, or an engine without data streams (NO_DATA_STREAMS): []."""
+        resp = await self.request("GET", "/_data_stream" + index_path(name, "").rstrip("/"), ignore=NO_DATA_STREAMS)
+        data = resp.json() if resp.status == 200 else None
         streams = data.get("data_streams") if isinstance(data, dict) else None
         return [s for s in streams if isinstance(s, dict)] if isinstance(streams, list) else []
+
+    async def has_data_streams(self) -> bool:
+        """Whether the engine has data streams (Elasticsearch's test build has not: `_data_stream` is an index
+        name to it, refused with 400)."""
+        resp = await self.request("GET", "/_data_stream", ignore=NO_DATA_STREAMS)
+        return resp.status == 200
+
+    async def aliases(self, names: Collection[str]) -> dict[str, dict[str, Any]]:
+        """GET /_alias/NAMES: index -> {alias: spec} for the aliases of these names that exist (none: {})."""
+        if not names:
+            return {}
+        data = await self.json("GET", "/_alias" + index_path(",".join(names), "").rstrip("/"), ignore=(404,))
+        if not isinstance(data, dict):
+            return {}
+        return {str(index): dict(entry["aliases"]) for index, entry in data.items()
+                if isinstance(entry, dict) and isinstance(entry.get("aliases"), dict)}
 
     async def create_data_stream(self, name: str) -> None:
         await self.json("PUT", "/_data_stream" + index_path(name, "").rstrip("/"))

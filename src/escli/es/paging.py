@@ -8,6 +8,11 @@ Elasticsearch: the tiebreak is `_seq_no` then `_shard_doc` ((shard << 32) | Luce
 one PIT and cheap (no field data); doc ids change between PITs, so a position moves to "this seq_no, this shard,
 any doc id" (`_seq_no` is unique within a shard for live documents), which skips exactly what was read.
 
+OpenSearch 3.3 and later take `_shard_doc` as Elasticsearch does (opensearch-project/OpenSearch#18924), and a slice
+without a field on a PIT picks whole shards there too: checked by hand on 3.9.0 (three shards, `slice {id: s,
+max: 3}` gave exactly shard s's documents, `_shard_doc` = (s << 32) | doc), so they get Elasticsearch's order.
+The version comes with every 3.x answer (`X-OpenSearch-Version`, es/api.py); when it is unknown, the order below.
+
 OpenSearch 2.x has no `_shard_doc` (the sort is refused) and refuses `preference` on a PIT search, so no shard can
 be named in the order. The tiebreak is `_index` then `_id` instead: ids are unique within an index, so the order is
 total, and it does not depend on the PIT at all, so a position is already stable (`stable_after` is the identity).
@@ -55,6 +60,12 @@ ELASTICSEARCH_ORDER = PageOrder(({"_seq_no": "asc"}, {"_shard_doc": "asc"}), sha
 OPENSEARCH_ORDER = PageOrder(({"_index": "asc"}, {"_id": "asc"}), _same)
 
 
+SHARD_DOC_SINCE = {OPENSEARCH: (3, 3)}  # the first version of a product whose PIT sorts on `_shard_doc`
+
+
 def page_order(product: ProductInfo | str) -> PageOrder:
-    name = product if isinstance(product, str) else product.name
-    return OPENSEARCH_ORDER if name == OPENSEARCH else ELASTICSEARCH_ORDER
+    info = ProductInfo(product) if isinstance(product, str) else product
+    since = SHARD_DOC_SINCE.get(info.name)
+    if since is None or info.at_least(*since):
+        return ELASTICSEARCH_ORDER
+    return OPENSEARCH_ORDER

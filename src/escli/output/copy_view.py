@@ -12,9 +12,7 @@ if TYPE_CHECKING:
 
 
 def pair_state(pair: IndexPair) -> str:
-    if not pair.exists:
-        return "create" if pair.creates else "created by its first document"
-    return "exists (resumed: ours)" if pair.ours else "exists"
+    return pair.status  # create, resume, existing, no metadata (core/copy_meta.IndexPair.status)
 
 
 def plan_dict(plan: CopyPlan) -> dict[str, Any]:
