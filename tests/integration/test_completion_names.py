@@ -105,6 +105,8 @@ def test_clusters_groups_and_fixed_choices(isolated_env: dict[str, str]) -> None
     assert tab(isolated_env, "escli health -F ")[0] == ["table", "json", "nagios", "prometheus"]
     assert tab(isolated_env, "escli export x --method ")[0] == ["auto", "pit", "scroll"]
     assert tab(isolated_env, "escli profile x --schedule p")[0] == ["poisson"]
+    assert tab(isolated_env, "escli verify x --to prod-")[0] == ["prod-eu", "prod-us"]  # TARGET: a config name
+    assert tab(isolated_env, "escli verify x --slices ")[0] == ["auto"]
 
 
 def test_names_are_cached_a_minute_then_asked_again(isolated_env: dict[str, str], es: httpx.Client,

@@ -13,7 +13,7 @@ import httpx
 import orjson
 import pytest
 
-from escli.core.digest import BYTES, Digest, combine
+from escli.core.digest import BYTES, Digest, combine, fold_answer
 from escli.core.verify import (
     PairDigests,
     Reading,
@@ -281,3 +281,100 @@ def test_command_prefix_over_a_pattern(es: httpx.Client, index_name: Callable[[s
     finally:
         for name in (a, b):
             es.delete(f"/copy-{name}", params={"ignore_unavailable": "true"})
+
+
+@pytest.mark.secure
+def test_target_a_config_cluster_with_its_own_credentials_and_tls(
+        es: httpx.Client, secure_engine: tuple[httpx.Client, str, Path], index_name: Callable[[str], str],
+        cli: Callable[..., Any], isolated_env: dict[str, str], cleanup: Callable[[httpx.Client, str], None]) -> None:
+    admin, password, ca = secure_engine
+    src = index_name("src")
+    cleanup(admin, src)
+    docs = products(50)
+    load(es, src, docs)
+    load(admin, src, docs[:-1])
+    config = Path(isolated_env["XDG_CONFIG_HOME"]) / "escli"
+    config.mkdir(parents=True)
+    (config / "config.toml").write_text(f'[clusters.vault]\nurl = "https://127.0.0.1:9210"\nusername = "elastic"\n'
+                                        f'password_env = "VAULT_PASSWORD"\nca_certs = "{ca}"\n')
+    # the source (plain HTTP, ESCLI_URL) has no credentials; the target's come from its own table
+    res = cli("verify", src, "--to", "vault", env={"VAULT_PASSWORD": password})
+    assert res.code == 1, res.stderr
+    assert res.stderr.splitlines()[-1] == f"escli: error: {src}: missing {docs[-1][0]}"
+    res = cli("verify", src, "--to", "vault", env={"VAULT_PASSWORD": "wrong"})
+    assert res.code == 4 and "Traceback" not in res.stderr
+
+
+@pytest.mark.opensearch
+def test_a_data_stream(opensearch: httpx.Client, index_name: Callable[[str], str]) -> None:
+    """On OpenSearch: the Elasticsearch test build has no data stream API to delete one with."""
+    base = index_name("ds")
+    template = f"{base}-tpl"
+    src, dst = f"{base}-src", f"{base}-dst"
+    opensearch.put(f"/_index_template/{template}", json={"index_patterns": [f"{base}-*"], "data_stream": {},
+                                                         "priority": 500}).raise_for_status()
+    try:
+        docs = [(f"e{i}", None, orjson.dumps({"@timestamp": f"2026-01-01T00:00:{i % 60:02d}Z", "n": i}))
+                for i in range(120)]
+        changed = ("e119", None, b'{"@timestamp": "2026-01-01T00:00:59Z", "n": -1}')
+        for name, items in ((src, docs), (dst, [*docs[:-1], changed])):
+            lines = b"".join(orjson.dumps({"create": {"_id": i}}) + b"\n" + s + b"\n" for i, _, s in items)
+            resp = opensearch.post(f"/{name}/_bulk", content=lines, params={"refresh": "true"},
+                                   headers={"content-type": "application/x-ndjson"})
+            assert resp.status_code == 200 and not resp.json()["errors"], resp.text[:300]
+        opensearch.post(f"/{dst}/_rollover").raise_for_status()  # two backing indices on the target
+        result = run_verify(OPENSEARCH_URL, OPENSEARCH_URL, [(src, dst)])
+        assert found(result) == {("changed", "e119", None)}
+        assert (result.indices[0].source_count, result.indices[0].target_count) == (120, 120)
+    finally:
+        for name in (src, dst):
+            opensearch.delete(f"/_data_stream/{name}")
+        opensearch.delete(f"/_index_template/{template}")
+
+
+def test_a_source_digest_made_while_copying(es: httpx.Client, index_name: Callable[[str], str]) -> None:
+    """copy --verify: the copy folds each page it sends (digest.fold_answer); verify then reads the target only."""
+    src, dst = index_name("src"), index_name("dst")
+    docs = products(400)
+    load(es, src, docs)
+    load(es, dst, [d for d in docs if d[0] != "p77"])
+    pages = []
+    after: list[Any] | None = None
+    while True:  # the pages as a copy reads them (any order, any page size)
+        body: dict[str, Any] = {"size": 150, "sort": ["name.keyword"]}  # unique per document: no page skips one
+        if after is not None:
+            body["search_after"] = after
+        raw = es.post(f"/{src}/_search", json=body).content
+        hits = orjson.loads(raw)["hits"]["hits"]
+        if not hits:
+            break
+        pages.append(raw)
+        after = hits[-1]["sort"]
+    known = combine(fold_answer(raw) for raw in pages)
+    assert known.count == 400
+    result = run_verify(ES_URL, ES_URL, [(src, dst)], source_digests={(src, dst): known})
+    assert found(result) == {("missing", "p77", None)}
+    assert result.indices[0].source_count == 400
+
+
+def test_a_lost_point_in_time_counts_each_document_once(es: httpx.Client, index_name: Callable[[str], str]) -> None:
+    """Units read again in a new PIT are taken out of the digest first (FoldPart.rewind): no document twice."""
+    from tests.support.fault_proxy import FaultProxy
+
+    src = index_name("src")
+    docs = products(2000)
+    load(es, src, docs)
+    reading = Reading(slices=4, page_size=100)
+
+    async def digest_at(url: str) -> Digest:
+        async with open_es(Settings(urls=(url,)), concurrency=4) as client:
+            return (await side_digest(client, src, reading, BYTES)).digest
+
+    with FaultProxy(ES_URL, lifetime=600) as proxy:
+        proxy.fail(404, times=3, match=b'"search_after"', error_type="search_context_missing_exception")
+        lost = asyncio.run(digest_at(proxy.url))
+        opens = sum(1 for r in proxy.requests if r.method == "POST" and "/_pit" in r.target and r.fault is None)
+        assert proxy.injected == 3
+    assert opens >= 2  # the lost PIT was replaced, and units were read again
+    assert lost.count == 2000
+    assert lost == asyncio.run(digest_at(ES_URL))

@@ -109,8 +109,9 @@ def verify_command(
         for line in verify_view.difference_lines(outcome):
             msgs.error(line)
         raise SystemExit(ExitCode.PARTIAL)
-    msgs.info(f"verified {len(outcome.indices)} index(es), {sum(v.source_count for v in outcome.indices)} "
-              f"documents: equal ({outcome.seconds:.2f}s)")
+    docs = sum(v.source_count for v in outcome.indices)
+    msgs.info(f"verified {len(outcome.indices)} index(es), {docs} document{'s' if docs != 1 else ''}: equal "
+              f"({outcome.seconds:.2f}s, {outcome.passes} pass{'es' if outcome.passes != 1 else ''})")
 
 
 def _read_digests(files: list[Path]) -> list[PairDigests]:

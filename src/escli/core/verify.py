@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -252,13 +252,16 @@ async def _exists(es: Es, name: str) -> bool:
 async def verify_index(source: Es, target: Es, src: str, dest: str, reading: Reading, limit: int = LIMIT,
                        on_progress: Callable[[int], None] = lambda n: None,
                        on_warning: Callable[[str], None] = lambda s: None,
-                       first: tuple[Digest, Digest] | None = None) -> tuple[IndexVerdict, int]:
+                       first: tuple[Digest, Digest] | None = None,
+                       known_source: Digest | None = None) -> tuple[IndexVerdict, int]:
     """One source index (or data stream) against its copy: the verdict and how many passes it took. `first`:
-    both sides' BYTES digests already made (every partition's, combined): the first pass is not read again."""
+    both sides' BYTES digests already made (every partition's, combined): the first pass is not read again;
+    `known_source`: the source's BYTES digest already made (by the copy, from the pages it sent): the first pass
+    reads the target only."""
     verdict = IndexVerdict(src, dest, buckets=reading.buckets)
     if first is None and not await _exists(target, dest):
-        verdict.source_count = (await side_digest(source, src, reading, BYTES, on_progress=on_progress,
-                                                  on_warning=on_warning)).digest.count
+        verdict.source_count = known_source.count if known_source is not None else \
+            await source.count(src, reading.query)
         return verdict, 1
 
     async def both(form: str, only: frozenset[int] | None = None,
@@ -268,7 +271,10 @@ async def verify_index(source: Es, target: Es, src: str, dest: str, reading: Rea
             side_digest(target, dest, reading, form, only, watch, on_progress, on_warning))
         return a, b
 
-    if first is None:
+    if first is None and known_source is not None:
+        t = await side_digest(target, dest, reading, BYTES, None, frozenset(), on_progress, on_warning)
+        first = known_source, t.digest
+    elif first is None:
         s, t = await both(BYTES)
         first = s.digest, t.digest
     passes = 1
@@ -308,20 +314,22 @@ def pairs_of(pairs: Sequence[IndexPair] | Sequence[tuple[str, str]]) -> list[tup
 async def verify_copy(source: Es, target: Es, pairs: Sequence[IndexPair] | Sequence[tuple[str, str]],
                       query: dict[str, Any] | None = None, *, slices: int | None = None,
                       buckets: int = DEFAULT_BUCKETS, limit: int = LIMIT, page_size: int = 1000,
-                      first: dict[tuple[str, str], tuple[Digest, Digest]] | None = None,
+                      first: Mapping[tuple[str, str], tuple[Digest, Digest]] | None = None,
+                      source_digests: Mapping[tuple[str, str], Digest] | None = None,
                       on_progress: Callable[[int], None] = lambda n: None,
                       on_warning: Callable[[str], None] = lambda s: None) -> VerifyResult:
     """Each (source index, dest index) pair compared: what `copy --verify` calls after the documents are in (the
     target refreshed: a document not yet visible there is missing). `query` restricts both sides alike.
     `first`: per pair, both sides' BYTES digests already made (`partition_digests` of every partition,
-    combined); then only the buckets that differ are read again, whole (not by partition)."""
+    combined); then only the buckets that differ are read again, whole (not by partition). `source_digests`:
+    per pair, the source's BYTES digest made while copying (digest.fold_answer of every page sent, a page read
+    again after a lost PIT taken out): the first pass then reads the target only."""
     started = time.monotonic()
     reading = Reading(query=query, slices=slices, page_size=page_size, buckets=buckets)
     result = VerifyResult()
     for src, dest in pairs_of(pairs):
-        given = (first or {}).get((src, dest))
         verdict, passes = await verify_index(source, target, src, dest, reading, limit, on_progress, on_warning,
-                                             given)
+                                             (first or {}).get((src, dest)), (source_digests or {}).get((src, dest)))
         result.indices.append(verdict)
         result.passes = max(result.passes, passes)
     result.seconds = time.monotonic() - started
