@@ -266,15 +266,15 @@ def _load_state(run: CopyRun, req: CopyRequest) -> tuple[Checkpoint, dict[str, A
 
 
 async def _read_method(source: Es, req: CopyRequest, run: CopyRun) -> str:
-    """How the source is read. OpenSearch has no `_shard_doc`: a point in time there pages in [_index, _id] order,
-    which costs the engine a sort on every page (3.5x a scroll's CPU for 30k products here, more as the index
-    grows). A copy without --checkpoint resumes nothing, so it reads OpenSearch with a scroll (`_doc` order, the
-    engine's cheapest); with --checkpoint, or --partition (units), a point in time."""
-    from escli.es.api import OPENSEARCH
+    """How the source is read. OpenSearch before 3.3 has no `_shard_doc`: a point in time there pages in
+    [_index, _id] order, which costs the engine a sort on every page (3.5x a scroll's CPU for 30k products here,
+    more as the index grows). A copy without --checkpoint resumes nothing, so it reads such a source with a scroll
+    (`_doc` order, the engine's cheapest); with --checkpoint, or --partition (units), a point in time."""
+    from escli.es.paging import OPENSEARCH_ORDER, page_order
 
     if run.checkpoint is not None or req.partition is not None or req.body.get("sort"):
         return "auto"
-    return "scroll" if (await source.product()).name == OPENSEARCH else "auto"
+    return "scroll" if page_order(await source.product()) is OPENSEARCH_ORDER else "auto"  # not 3.3+
 
 
 def _listed(pairs: list[IndexPair]) -> list[list[str]]:
