@@ -342,3 +342,19 @@ def test_target_refusing_for_good_stops_with_one_line(cli: Cli, es: httpx.Client
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     if checkpoint:
         assert f"checkpoint kept in {cp}: run again with --resume" in r.stderr and cp.exists()
+
+
+def test_two_partitions_make_one_copy(cli: Cli, es: httpx.Client, other_es: httpx.Client,
+                                      names: Callable[[httpx.Client, str], str], tmp_path: Path) -> None:
+    docs = products(2500, seed=23)
+    source = load(es, names(es, "src"), docs, MAPPING)
+    dest = names(other_es, "dest")
+    first = copy(cli, ES_URL, source, OTHER_URL, "--dest", dest, "--partition", "1/2", "--page-size", "300")
+    assert first.code == 0, first.stderr
+    part = on_target(other_es, dest)
+    assert 0 < len(part) < len(docs)
+    second = copy(cli, ES_URL, source, OTHER_URL, "--dest", dest, "--partition", "2/2", "--into-existing",
+                  "--checkpoint", str(tmp_path / "p2.json"))
+    assert second.code == 0, second.stderr
+    assert on_target(other_es, dest) == docs
+    assert f"copied {len(docs) - len(part)} documents" in second.stderr
