@@ -22,7 +22,7 @@ import pytest
 
 from escli.errors import ExitCode
 from escli.sample import MAPPING, generate
-from tests.conftest import ES8_URL, ES_URL, OPENSEARCH_URL, OTHER_URL, Result, _reachable
+from tests.conftest import ES8_URL, ES_URL, OPENSEARCH_URL, OTHER_URL, SECURE_URL, Result, _reachable
 from tests.support.fault_proxy import FaultProxy
 
 Cli = Callable[..., Result]
@@ -358,3 +358,23 @@ def test_two_partitions_make_one_copy(cli: Cli, es: httpx.Client, other_es: http
     assert second.code == 0, second.stderr
     assert on_target(other_es, dest) == docs
     assert f"copied {len(docs) - len(part)} documents" in second.stderr
+
+
+def test_target_by_config_name_uses_its_own_credentials_and_ca(
+        cli: Cli, es: httpx.Client, isolated_env: dict[str, str], names: Callable[[httpx.Client, str], str],
+        secure_engine: tuple[httpx.Client, str, Path]) -> None:
+    admin, password, ca = secure_engine
+    docs = products(300, seed=29)
+    source = load(es, names(es, "src"), docs, MAPPING)
+    dest = names(admin, "dest")
+    config = Path(isolated_env["XDG_CONFIG_HOME"]) / "escli" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(f'[clusters.secure]\nurl = "{SECURE_URL}"\nusername = "elastic"\n'
+                      f'password_env = "COPY_TARGET_PASSWORD"\nca_certs = "{ca}"\n')
+    config.chmod(0o600)
+    # the environment's credentials are the source's: they must not reach the named target (which would refuse
+    # them: a wrong password)
+    env = {"COPY_TARGET_PASSWORD": password, "ESCLI_USERNAME": "elastic", "ESCLI_PASSWORD": "not-the-password"}
+    r = cli("--url", ES_URL, "copy", source, "--to", "secure", "--dest", dest, "--no-metadata", env=env)
+    assert r.code == 0, r.stderr
+    assert on_target(admin, dest) == docs
