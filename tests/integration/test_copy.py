@@ -111,7 +111,7 @@ def test_copy_from_elasticsearch_7(cli: Cli, es7: httpx.Client, es: httpx.Client
     docs = products(800, seed=5)
     source = load(es7, names(es7, "src"), docs, MAPPING)
     dest = names(es, "dest")
-    r = copy(cli, ES7_URL, source, ES_URL, "--dest", dest, "--no-metadata")
+    r = copy(cli, ES7_URL, source, ES_URL, "--dest", dest, "--verify")
     assert r.code == 0, r.stderr
     assert on_target(es, dest) == docs
 

@@ -323,6 +323,8 @@ async def run_copy(source: Es, target: Es, req: CopyRequest, run: CopyRun) -> Co
                 cp.request = {"index": pair.source}
             state["current"] = n
             cp.output = {COPY_STATE: state}
+            if cp.written:
+                run.on_progress(cp.written)  # what the interrupted run copied of this index already
             result.pairs.append(await _copy_pair(source, target, req, pair, cp, errors, run, result, method))
     finally:
         errors.close()
