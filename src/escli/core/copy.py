@@ -31,7 +31,8 @@ import orjson
 from escli.core.copy_meta import DATA_STREAM, CopyPlan, IndexPair, Rename
 from escli.core.export import Checkpoint, ExportRequest, ExportResult, ExportStalled, run_export
 from escli.core.importer import ErrorSink, ImportOptions, ImportResult, OpType, Pending, send_chunk
-from escli.errors import RefusedError, UnreachableError, UsageError
+from escli.errors import EscliError, RefusedError, UnreachableError, UsageError
+from escli.es.retry import RETRY_ON_STATUS
 from escli.output.export_pages import Encoded, page_problem, raw_answer
 
 if TYPE_CHECKING:
@@ -351,14 +352,19 @@ async def _copy_pair(source: Es, target: Es, req: CopyRequest, pair: IndexPair, 
     try:
         exported = await run_export(source, req.export_request(pair.source, method), cp, writer, open_sent,
                                     run.on_progress, run.on_warning, what="copy")
-        try:
-            await writer.drain()
-        except (UnreachableError, RefusedError) as exc:  # the last bulks ahead, after every page was read
-            stalled = ExportStalled(f"copy of {pair.source} stopped after {tally.imported + tally.failed} "
-                                    f"documents, retries exhausted ({str(exc).splitlines()[0]}); use --checkpoint "
-                                    "FILE to be able to resume")
-            stalled.exit_code = exc.exit_code
-            raise stalled from exc
+        await writer.drain()
+    except (ExportStalled, UnreachableError, RefusedError) as exc:
+        gave_up = isinstance(exc, ExportStalled | UnreachableError) or (exc.status or 0) in RETRY_ON_STATUS
+        if not writer.ahead or not gave_up:
+            raise
+        # Bulks ahead: a failed one surfaces at the next page or at the end, and the pages handed back are not
+        # all acknowledged; the count said is the target's answers.
+        cause = exc.__cause__ if isinstance(exc, ExportStalled) and isinstance(exc.__cause__, EscliError) else exc
+        stalled = ExportStalled(f"copy of {pair.source} stopped after {tally.imported + tally.failed} documents, "
+                                f"retries exhausted ({str(cause).splitlines()[0]}); use --checkpoint FILE to be "
+                                "able to resume")
+        stalled.exit_code = cause.exit_code if isinstance(cause, EscliError) else exc.exit_code
+        raise stalled from cause
     finally:
         await writer.cancel()
     result.errors_sample.extend(tally.errors_sample[:max(0, 5 - len(result.errors_sample))])
