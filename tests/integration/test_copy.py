@@ -173,7 +173,8 @@ def test_target_refusing_above_two_in_flight_gets_every_document_once(
     source = load(es, names(es, "src"), docs, {**MAPPING, "settings": {"number_of_shards": 5}})
     dest = names(other_es, "dest")
     with FaultProxy(OTHER_URL) as proxy:
-        proxy.limit_in_flight(2)
+        # each request held 0.2 s: two in flight stay in flight while the pace's next round (4) arrives
+        proxy.limit_in_flight(2, hold=0.2)
         r = copy(cli, ES_URL, source, proxy.url, "--dest", dest, "--no-metadata", "--page-size", "100",
                  "--slices", "5", "--concurrency", "8")
         refused = proxy.refused
