@@ -8,7 +8,8 @@ items retried by importer.send_chunk (the retry policy; the target's adaptive pa
 es_rejected_execution). So a page reaches export's writer, and the checkpoint, only after it is on the target:
 what the checkpoint records is on the target, and what a SIGKILL leaves unrecorded is sent again by --resume
 under the same `_id` (an overwrite with the same document: still exactly once). The "part" the writer appends to
-is `Sent`, which holds nothing.
+is `Sent`, which holds nothing. Without --checkpoint nothing records a page, so BulkWriter hands a page back once
+its bulk request is under way (`ahead` of them in flight) and the copy drains them before it ends.
 
 Documents the target refuses for good go to --errors in import's own error-line shape (core/importer.ErrorSink),
 flushed before their page counts as done, so `escli import DEST ERRORS` re-imports them as they are.
