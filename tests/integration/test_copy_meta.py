@@ -461,3 +461,26 @@ def test_escli_copy_evaluate_then_copy_with_metadata(cli: Callable[..., Result],
     assert target.post(f"/{dest}/_count", json={"query": {"term": {"sku": "a"}}}).json()["count"] == 21
     assert target.get(f"/{dest}/_doc/7", params={"routing": "u1"}).json()["_routing"] == "u1"
 
+
+
+def test_a_pattern_of_many_long_names_is_planned(engines: Engines) -> None:
+    # 18 names of ~245 characters: every list of them is longer than the 4 KB request line engines read
+    tag = uuid.uuid4().hex[:8]
+    names = [f"t-copymeta-long-{tag}-{'n' * 220}-{i:02d}" for i in range(18)]
+    for name in names:
+        engines.put(ES8_URL, f"/{name}", {"settings": {"number_of_shards": 1, "number_of_replicas": 0}})
+    plan = plan_only(ES8_URL, ES_URL, f"t-copymeta-long-{tag}-*", Rename(suffix="-c"))
+    assert [p.dest for p in plan.pairs] == [f"{n}-c" for n in names] and plan.changes == []
+    assert all(p.status == "create" for p in plan.pairs)
+
+
+def test_8_source_mode_becomes_9_setting(engines: Engines) -> None:
+    name = engines.name("synth")
+    engines.put(ES8_URL, f"/{name}", {"mappings": {"_source": {"mode": "synthetic"},
+                                                   "properties": {"k": {"type": "keyword"}}}})
+    engines.remember(ES_URL, f"/s-{name}")
+    plan = copy_meta(ES8_URL, ES_URL, name, Rename(prefix="s-"))
+    assert [(c.what, c.action) for c in plan.changes] == [("mappings._source.mode", "rewritten")]
+    assert settings_of(engines, ES_URL, f"s-{name}")["index.mapping.source.mode"] == "synthetic"
+    assert engines.get(ES_URL, f"/s-{name}/_mapping")[f"s-{name}"]["mappings"] == {
+        "properties": {"k": {"type": "keyword"}}}

@@ -17,7 +17,7 @@ from escli.core.copy_rules import (
     flatten_settings,
     unwrap_type,
 )
-from escli.es.api import ELASTICSEARCH, OPENSEARCH, ProductInfo
+from escli.es.api import ELASTICSEARCH, OPENSEARCH, ProductInfo, name_lists
 
 ES7 = ProductInfo(ELASTICSEARCH, "7.17.29")
 ES8 = ProductInfo(ELASTICSEARCH, "8.19.21")
@@ -231,7 +231,7 @@ def test_templates_lose_their_read_only_dates_and_cross_products() -> None:
 def test_rename() -> None:
     assert Rename(dest="x").apply("a") == "x"
     assert Rename(prefix="p-", suffix="-s").apply("a") == "p-a-s"
-    assert Rename().apply("a") == "a" and not Rename().renames
+    assert Rename().apply("a") == "a"
 
 
 def test_templates_compose_later_parts_winning() -> None:
@@ -264,3 +264,12 @@ def test_a_multi_field_the_target_lacks_is_said() -> None:
     assert [(n.what, n.action) for n in notes] == [("name.raw", DROPPED), ("o", REFUSED)]
     assert notes[1].why == "object on the source, keyword on the target"
 
+
+
+def test_long_name_lists_are_split_within_the_request_line() -> None:
+    names = [f"{'x' * 240}-{i}" for i in range(40)]
+    lines = list(name_lists(names))
+    assert len(lines) > 1 and all(len(line) <= 3000 for line in lines)
+    assert ",".join(lines).split(",") == names
+    assert list(name_lists(["a", "b"])) == ["a,b"] and list(name_lists([])) == []
+    assert list(name_lists(["y" * 5000])) == ["y" * 5000]  # one name is never split

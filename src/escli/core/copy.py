@@ -330,10 +330,7 @@ async def run_copy(source: Es, target: Es, req: CopyRequest, run: CopyRun) -> Co
             result.pairs.append(await _copy_pair(source, target, req, pair, cp, errors, run, result, method))
     finally:
         errors.close()
-    if req.metadata:
-        await finish_plan(target, plan)
-    else:
-        await target.refresh(",".join(p.dest for p in plan.pairs))
+    await finish_plan(target, plan)  # --no-metadata: the refresh alone (in as many requests as the names need)
     result.seconds = time.monotonic() - started
     return result
 

@@ -38,6 +38,7 @@ from escli.core.copy_rules import (
     flatten_settings,
 )
 from escli.errors import RefusedError, UsageError, api_error_summary
+from escli.es.api import name_lists
 
 if TYPE_CHECKING:
     from escli.es.api import Es, ProductInfo
@@ -68,10 +69,6 @@ class Rename:
     def apply(self, source_index: str) -> str:
         return self.dest if self.dest else f"{self.prefix}{source_index}{self.suffix}"
 
-    @property
-    def renames(self) -> bool:
-        return bool(self.dest or self.prefix or self.suffix)
-
 
 @dataclass
 class Template:
@@ -94,11 +91,6 @@ class IndexPair:
     restore: dict[str, Any] = field(default_factory=dict)  # the settings the load changed, put back after it
     mapping: dict[str, Any] | None = None  # a data stream's write-index mapping, put after it is created
     templates: list[Template] = field(default_factory=list)  # a data stream's, components first
-
-    @property
-    def creates(self) -> bool:
-        """apply_plan creates it: an index, or a data stream with its templates."""
-        return not self.exists and (self.create is not None or bool(self.templates))
 
     @property
     def made(self) -> bool:
@@ -141,15 +133,13 @@ class CopyPlan:
         """Non-empty: the copy would fail (evaluate exits 1, a copy refuses to start)."""
         return [c for c in self.changes if c.action == REFUSED]
 
-    def changes_of(self, pair: IndexPair) -> list[Change]:
-        return [c for c in self.changes if c.index == pair.source]
-
 
 # -- the source -----------------------------------------------------------------------------------------------------
 
-async def resolve_sources(source: Es, expr: str) -> list[tuple[str, str]]:
+async def resolve_sources(source: Es, expr: str, rename: Rename | None = None) -> list[tuple[str, str]]:
     """SOURCE (index, alias, data stream, pattern, or a comma list of them) -> [(name, INDEX | DATA_STREAM)],
-    sorted by name: concrete indices and data streams, never a data stream's backing index on its own."""
+    sorted by name: concrete indices and data streams, never a data stream's backing index on its own. Nothing
+    found, a closed index, or several for `rename`'s --dest: a UsageError."""
     try:
         data = await source.resolve_index(expr)
     except RefusedError as exc:
@@ -166,11 +156,17 @@ async def resolve_sources(source: Es, expr: str) -> list[tuple[str, str]]:
     if aliases:  # an alias stands for its indices: resolve them to tell backing indices from plain ones
         members = sorted({str(i) for a in aliases for i in a.get("indices", [])} - backing - set(found))
         if members:
-            closed += _sort_indices(await source.resolve_index(",".join(members)), found, streams)
+            closed += _sort_indices(await source.resolve_names(members), found, streams)
     if closed:  # its documents cannot be read
         raise UsageError(f"SOURCE {expr}: {closed[0]} is closed on the source cluster; open it to copy it")
     for name in streams:
         found[name] = DATA_STREAM
+    if not found:
+        raise UsageError(f"SOURCE {expr}: no index, alias or data stream of that name on the source cluster")
+    if rename is not None and rename.dest and len(found) > 1:
+        names = ", ".join(sorted(found)[:3]) + (", ..." if len(found) > 3 else "")
+        raise UsageError(f"--dest {rename.dest}: SOURCE {expr} is {len(found)} indices ({names}); --dest "
+                         "renames one index, --prefix/--suffix rename many")
     return sorted(found.items())
 
 
@@ -194,13 +190,7 @@ def _sort_indices(resolved: Mapping[str, Any], found: dict[str, str], streams: d
 async def plan_copy(source: Es, target: Es, expr: str, rename: Rename, *, metadata: bool = True,
                     into_existing: bool = False, resuming: bool = False) -> CopyPlan:
     """Where each source index goes and what is created for it there; nothing is changed on either cluster."""
-    sources = await resolve_sources(source, expr)
-    if not sources:
-        raise UsageError(f"SOURCE {expr}: no index, alias or data stream of that name on the source cluster")
-    if rename.dest and len(sources) > 1:
-        names = ", ".join(n for n, _ in sources[:3]) + (", ..." if len(sources) > 3 else "")
-        raise UsageError(f"--dest {rename.dest}: SOURCE {expr} is {len(sources)} indices ({names}); --dest "
-                         "renames one index, --prefix/--suffix rename many")
+    sources = await resolve_sources(source, expr, rename)
     dests = [rename.apply(name) for name, _ in sources]
     same = [name for (name, _), dest in zip(sources, dests, strict=True) if name == dest]
     if same:
@@ -209,8 +199,7 @@ async def plan_copy(source: Es, target: Es, expr: str, rename: Rename, *, metada
             raise UsageError(f"SOURCE {same[0]}: the target is the source cluster and the copy would have the same "
                              "name; rename it with --dest, --prefix or --suffix")
     source_product, target_product = await asyncio.gather(source.version(), target.version())
-    existing, taken = await asyncio.gather(target.existing(dests),
-                                           target.resolve_index(",".join(dests), ignore_unavailable=True))
+    existing, taken = await asyncio.gather(target.existing(dests), target.resolve_names(dests))
     other = _other_kinds(taken)
     plan = CopyPlan([], [], source_product, target_product)
     gate = asyncio.Semaphore(PLAN_CONCURRENCY)
@@ -262,8 +251,7 @@ async def _check_aliases(target: Es, plan: CopyPlan) -> None:
     wanted = {alias: pair for pair in plan.pairs if pair.made for alias in pair.aliases}
     if not wanted:
         return
-    taken, there = await asyncio.gather(target.resolve_index(",".join(wanted), ignore_unavailable=True),
-                                        target.aliases(list(wanted)))
+    taken, there = await asyncio.gather(target.resolve_names(list(wanted)), target.aliases(list(wanted)))
     dests = {p.dest for p in plan.pairs}
     for name, kind in _other_kinds(taken).items():
         if name in wanted and kind != "alias":
@@ -498,9 +486,8 @@ async def finish_plan(target: Es, plan: CopyPlan) -> None:
             await target.update_aliases(actions)
         except RefusedError as exc:
             raise _refusal(", ".join(p.dest for p in plan.pairs), "aliases", exc) from exc
-    dests = [p.dest for p in plan.pairs]
-    if dests:
-        await target.refresh(",".join(dests), ignore_unavailable=True)  # --no-metadata, no documents: none made
+    for dests in name_lists(p.dest for p in plan.pairs):
+        await target.refresh(dests, ignore_unavailable=True)  # --no-metadata, no documents: none made
 
 
 __all__ = ["DATA_STREAM", "DROPPED", "INDEX", "REFUSED", "REWRITTEN", "Change", "CopyPlan", "IndexPair", "Rename",

@@ -395,12 +395,5 @@ def combine_partitions(parts: Sequence[PairDigests]) -> dict[tuple[str, str], tu
 async def resolve_pairs(source: Es, expr: str, rename: Rename) -> list[tuple[str, str]]:
     """SOURCE on the source cluster -> [(source index or data stream, its name on the target)], copy's rules."""
     from escli.core.copy_meta import resolve_sources
-    from escli.errors import UsageError
 
-    sources = await resolve_sources(source, expr)
-    if not sources:
-        raise UsageError(f"SOURCE {expr}: no index, alias or data stream of that name on the source cluster")
-    if rename.dest and len(sources) > 1:
-        raise UsageError(f"--dest {rename.dest}: SOURCE {expr} is {len(sources)} indices; --dest renames one "
-                         "index, --prefix/--suffix rename many")
-    return [(name, rename.apply(name)) for name, _ in sources]
+    return [(name, rename.apply(name)) for name, _ in await resolve_sources(source, expr, rename)]

@@ -17,9 +17,10 @@ Measured differences (each on the versions README's "Supported servers" names):
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 
@@ -73,6 +74,27 @@ def product_from_headers(headers: Mapping[str, str]) -> ProductInfo | None:
         if name.strip().lower() == OPENSEARCH:
             return ProductInfo(OPENSEARCH, rest.split(" ", 1)[0] or None)
     return None
+
+
+# Elasticsearch reads at most 4 KB of a request line (http.max_initial_line_length): a long list of index names
+# (a pattern's hundreds) goes in several requests of this many URL characters at most.
+NAMES_PER_LINE = 3000
+
+
+def name_lists(names: Iterable[str], limit: int = NAMES_PER_LINE) -> Iterator[str]:
+    """Names joined by commas, each line within `limit` characters once percent-encoded (one name alone may be
+    longer: it is never split)."""
+    line: list[str] = []
+    size = 0
+    for name in names:
+        cost = len(quote(name, safe="")) + 1
+        if line and size + cost > limit:
+            yield ",".join(line)
+            line, size = [], 0
+        line.append(name)
+        size += cost
+    if line:
+        yield ",".join(line)
 
 
 PRODUCT_PROBE_IGNORE = frozenset(range(400, 500)) - {429}
@@ -273,12 +295,23 @@ class Es:
 
     async def existing(self, names: Collection[str]) -> dict[str, dict[str, Any]]:
         """Which of these names are indices (or data streams' backing indices) now: name -> its metadata."""
-        if not names:
-            return {}
-        data = await self.json("GET", index_path(",".join(names), "").rstrip("/"),
-                               params={"flat_settings": "true", "ignore_unavailable": "true",
-                                       "allow_no_indices": "true"})
-        return data if isinstance(data, dict) else {}
+        out: dict[str, dict[str, Any]] = {}
+        for names_line in name_lists(names):
+            data = await self.json("GET", index_path(names_line, "").rstrip("/"),
+                                   params={"flat_settings": "true", "ignore_unavailable": "true",
+                                           "allow_no_indices": "true"})
+            out.update(data if isinstance(data, dict) else {})
+        return out
+
+    async def resolve_names(self, names: Collection[str]) -> dict[str, list[Any]]:
+        """resolve_index over many names (missing ones left out), in as many requests as the URL needs."""
+        out: dict[str, list[Any]] = {"indices": [], "aliases": [], "data_streams": []}
+        for names_line in name_lists(names):
+            data = await self.resolve_index(names_line, ignore_unavailable=True)
+            for key, found in out.items():
+                more = data.get(key)
+                found += more if isinstance(more, list) else []
+        return out
 
     async def simulate_template(self, body: Mapping[str, Any]) -> str | None:
         """POST /_index_template/_simulate: None when the target would take the template (its settings and
@@ -318,13 +351,13 @@ class Es:
 
     async def aliases(self, names: Collection[str]) -> dict[str, dict[str, Any]]:
         """GET /_alias/NAMES: index -> {alias: spec} for the aliases of these names that exist (none: {})."""
-        if not names:
-            return {}
-        data = await self.json("GET", "/_alias" + index_path(",".join(names), "").rstrip("/"), ignore=(404,))
-        if not isinstance(data, dict):
-            return {}
-        return {str(index): dict(entry["aliases"]) for index, entry in data.items()
-                if isinstance(entry, dict) and isinstance(entry.get("aliases"), dict)}
+        out: dict[str, dict[str, Any]] = {}
+        for names_line in name_lists(names):
+            data = await self.json("GET", "/_alias" + index_path(names_line, "").rstrip("/"), ignore=(404,))
+            for index, entry in (data.items() if isinstance(data, dict) else ()):
+                if isinstance(entry, dict) and isinstance(entry.get("aliases"), dict):
+                    out.setdefault(str(index), {}).update(entry["aliases"])
+        return out
 
     async def create_data_stream(self, name: str) -> None:
         await self.json("PUT", "/_data_stream" + index_path(name, "").rstrip("/"))
