@@ -22,7 +22,7 @@ import pytest
 
 from escli.errors import ExitCode
 from escli.sample import MAPPING, generate
-from tests.conftest import ES8_URL, ES_URL, OPENSEARCH_URL, OTHER_URL, Result, _reachable
+from tests.conftest import ES8_URL, ES_URL, OPENSEARCH_URL, OTHER_URL, SECURE_URL, Result, _reachable
 from tests.support.fault_proxy import FaultProxy
 
 Cli = Callable[..., Result]
@@ -111,7 +111,7 @@ def test_copy_from_elasticsearch_7(cli: Cli, es7: httpx.Client, es: httpx.Client
     docs = products(800, seed=5)
     source = load(es7, names(es7, "src"), docs, MAPPING)
     dest = names(es, "dest")
-    r = copy(cli, ES7_URL, source, ES_URL, "--dest", dest, "--no-metadata")
+    r = copy(cli, ES7_URL, source, ES_URL, "--dest", dest, "--verify")
     assert r.code == 0, r.stderr
     assert on_target(es, dest) == docs
 
@@ -173,7 +173,8 @@ def test_target_refusing_above_two_in_flight_gets_every_document_once(
     source = load(es, names(es, "src"), docs, {**MAPPING, "settings": {"number_of_shards": 5}})
     dest = names(other_es, "dest")
     with FaultProxy(OTHER_URL) as proxy:
-        proxy.limit_in_flight(2)
+        # each request held 0.2 s: two in flight stay in flight while the pace's next round (4) arrives
+        proxy.limit_in_flight(2, hold=0.2)
         r = copy(cli, ES_URL, source, proxy.url, "--dest", dest, "--no-metadata", "--page-size", "100",
                  "--slices", "5", "--concurrency", "8")
         refused = proxy.refused
@@ -324,3 +325,60 @@ def test_lost_point_in_time_mid_copy_reads_the_unit_again_every_document_once(
     assert r.code == 0, r.stderr
     assert injected == 2 and "point in time reopened" in r.stderr
     assert on_target(other_es, dest) == docs
+
+
+# bulks ahead: the failure surfaces at the end (8 in flight, 6 pages) or at the next page (-j 1: the second page
+# waits for the first answer); both say the same
+@pytest.mark.parametrize("checkpoint,extra", [(False, []), (False, ["-j", "1"]), (True, [])],
+                         ids=["bulks-ahead", "bulks-ahead-one", "checkpoint"])
+def test_target_refusing_for_good_stops_with_one_line(cli: Cli, es: httpx.Client, other_es: httpx.Client,
+                                                      names: Callable[[httpx.Client, str], str], tmp_path: Path,
+                                                      checkpoint: bool, extra: list[str]) -> None:
+    source = load(es, names(es, "src"), products(600, seed=21), MAPPING)
+    dest = names(other_es, "dest")
+    cp = tmp_path / "cp.json"
+    with FaultProxy(OTHER_URL) as proxy:
+        proxy.fail(503, times=1000, match=b"/_bulk")
+        r = cli("--max-retries", "1", "--url", ES_URL, "copy", source, "--to", proxy.url, "--dest", dest,
+                "--page-size", "100", *extra, *(["--checkpoint", str(cp)] if checkpoint else []))
+    assert r.code in (ExitCode.UNREACHABLE, ExitCode.REFUSED), r.stderr
+    assert f"copy of {source} stopped after 0 documents, retries exhausted" in r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    if checkpoint:
+        assert f"checkpoint kept in {cp}: run again with --resume" in r.stderr and cp.exists()
+
+
+def test_two_partitions_make_one_copy(cli: Cli, es: httpx.Client, other_es: httpx.Client,
+                                      names: Callable[[httpx.Client, str], str], tmp_path: Path) -> None:
+    docs = products(2500, seed=23)
+    source = load(es, names(es, "src"), docs, MAPPING)
+    dest = names(other_es, "dest")
+    first = copy(cli, ES_URL, source, OTHER_URL, "--dest", dest, "--partition", "1/2", "--page-size", "300")
+    assert first.code == 0, first.stderr
+    part = on_target(other_es, dest)
+    assert 0 < len(part) < len(docs)
+    second = copy(cli, ES_URL, source, OTHER_URL, "--dest", dest, "--partition", "2/2", "--into-existing",
+                  "--checkpoint", str(tmp_path / "p2.json"))
+    assert second.code == 0, second.stderr
+    assert on_target(other_es, dest) == docs
+    assert f"copied {len(docs) - len(part)} documents" in second.stderr
+
+
+def test_target_by_config_name_uses_its_own_credentials_and_ca(
+        cli: Cli, es: httpx.Client, isolated_env: dict[str, str], names: Callable[[httpx.Client, str], str],
+        secure_engine: tuple[httpx.Client, str, Path]) -> None:
+    admin, password, ca = secure_engine
+    docs = products(300, seed=29)
+    source = load(es, names(es, "src"), docs, MAPPING)
+    dest = names(admin, "dest")
+    config = Path(isolated_env["XDG_CONFIG_HOME"]) / "escli" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(f'[clusters.secure]\nurl = "{SECURE_URL}"\nusername = "elastic"\n'
+                      f'password_env = "COPY_TARGET_PASSWORD"\nca_certs = "{ca}"\n')
+    config.chmod(0o600)
+    # the environment's credentials are the source's: they must not reach the named target (which would refuse
+    # them: a wrong password)
+    env = {"COPY_TARGET_PASSWORD": password, "ESCLI_USERNAME": "elastic", "ESCLI_PASSWORD": "not-the-password"}
+    r = cli("--url", ES_URL, "copy", source, "--to", "secure", "--dest", dest, "--no-metadata", env=env)
+    assert r.code == 0, r.stderr
+    assert on_target(admin, dest) == docs

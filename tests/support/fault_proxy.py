@@ -80,6 +80,7 @@ class FaultProxy(LoopServer):
     port: int = 0
     in_flight_limit: int | None = None  # refuse (limit_status) a request arriving while this many are in flight
     limit_status: int = 429
+    limit_hold: float = 0.0  # seconds a request under the limit is held before it is forwarded
     first_try_status: int | None = None  # answer the first try of each distinct request with this status
     warnings: list[str] = field(default_factory=list)  # Warning header texts added to forwarded answers
     in_flight: int = 0
@@ -129,12 +130,16 @@ class FaultProxy(LoopServer):
             self._first_retry_after = retry_after
             self._seen.clear()
 
-    def limit_in_flight(self, limit: int, status: int = 429, retry_after: str | None = None) -> None:
-        """Refuse with `status` any request that arrives while `limit` forwarded ones wait for the engine."""
+    def limit_in_flight(self, limit: int, status: int = 429, retry_after: str | None = None,
+                        hold: float = 0.0) -> None:
+        """Refuse with `status` any request that arrives while `limit` forwarded ones wait for the engine. `hold`:
+        keep each forwarded request that long before it goes on, so that a client sending more than `limit` at
+        once meets the limit whatever the engine's speed."""
         with self._lock:
             self.in_flight_limit = limit
             self.limit_status = status
             self._limit_retry_after = retry_after
+            self.limit_hold = hold
 
     def warn(self, text: str) -> None:
         """Add `Warning: 299 Elasticsearch-9.0.0 "TEXT"` (TEXT as given, quotes included) to forwarded answers."""
@@ -146,6 +151,7 @@ class FaultProxy(LoopServer):
             self.rules.clear()
             self.requests.clear()
             self.in_flight_limit = None
+            self.limit_hold = 0.0
             self.first_try_status = None
             self.warnings.clear()
             self._seen.clear()
@@ -233,6 +239,8 @@ class FaultProxy(LoopServer):
                             self.in_flight += 1
                             self.max_in_flight = max(self.max_in_flight, self.in_flight)
                         await asyncio.sleep(rule.seconds)
+                    elif self.in_flight_limit is not None and self.limit_hold:
+                        await asyncio.sleep(self.limit_hold)
                     if upstream is None:
                         upstream = await asyncio.open_connection(self._up_host, self._up_port, limit=64 * 1024)
                     up_reader, up_writer = upstream

@@ -125,6 +125,7 @@ def copy_command(
             total = await _count(src, req) if show_progress else None
             with msgs.progress(f"copy {source}", total=total) as bar:
                 run = CopyRun(checkpoint=checkpoint, resume=resume, errors=errors, target_id=target.identity,
+                              ahead=in_flight,
                               on_progress=bar.advance, on_warning=msgs.detail,
                               on_start=lambda pairs: msgs.detail("copying " + ", ".join(
                                   f"{p.source} -> {p.dest}" for p in pairs)))

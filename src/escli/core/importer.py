@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 
@@ -63,9 +63,9 @@ class Doc:
     routing: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Pending:
-    """A document on its way: only its encoded bytes are kept, the parsed object is dropped at once."""
+class Pending(NamedTuple):
+    """A document on its way: only its encoded bytes are kept, the parsed object is dropped at once. A tuple: a copy
+    makes one per document of every page, and a frozen dataclass took 2.5 us each (a page's whole decode: 1 ms)."""
 
     line: int
     id: str | None
