@@ -16,7 +16,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from escli.core.export import Checkpoint, ExportRequest, ReaderState, check_body, stable_after
 from escli.core.export_plan import (
     WINDOW_PIECES,
     Unit,
@@ -26,6 +25,7 @@ from escli.core.export_plan import (
     unit_body,
     window_units,
 )
+from escli.core.export_state import Checkpoint, ExportRequest, ReaderState, check_body, stable_after
 from escli.errors import UsageError
 from escli.output.export_pages import PageSpec, encode_page
 from escli.output.export_parts import MANIFEST, ExportOutput, FilePart, SharedFileView, StdoutPart

@@ -13,7 +13,7 @@ from escli.cli.common import app_context, global_options, run_async
 from escli.files import require_parent
 
 if TYPE_CHECKING:
-    from escli.core.export import Checkpoint, ExportRequest
+    from escli.core.export_state import Checkpoint, ExportRequest
 
 KEEP_ALIVE = re.compile(r"^[0-9]+(d|h|m|s|ms)$")
 # export's own formats (parquet is not a global -o choice: it is a file, never a terminal's or a pipe's text)
@@ -77,7 +77,7 @@ def _slices(value: str) -> int | None:
 def _read_body(body: str) -> dict[str, Any]:
     import orjson
 
-    from escli.core.export import check_body
+    from escli.core.export_state import check_body
     from escli.errors import UsageError
     from escli.inputs import open_input, source_name
 
@@ -199,7 +199,7 @@ def export_command(
     if fields is not None and not field_list:
         raise UsageError("--fields: give at least one field name")
 
-    from escli.core.export import Checkpoint, ExportRequest
+    from escli.core.export_state import Checkpoint, ExportRequest
 
     if resume:
         assert checkpoint is not None
@@ -301,8 +301,8 @@ def _check_out_dir(out_dir: Path, fmt: str, force: bool, resume: bool) -> None:
 
 def _resumed_request(cp: Checkpoint, index: str, out: Path | None, out_dir: Path | None, fmt: str,
                      explicit_format: str | None, page_size: int, path: Path) -> tuple[ExportRequest, str]:
-    from escli.core.export import ExportRequest
     from escli.core.export_plan import parse_partition
+    from escli.core.export_state import ExportRequest
     from escli.core.since import Since
     from escli.errors import UsageError
 
@@ -334,8 +334,9 @@ def _run(app: Any, req: ExportRequest, cp: Checkpoint, fmt: str, out: Path | Non
     import signal
 
     from escli import __version__
-    from escli.core.export import ExportResult, count_matching, run_export
+    from escli.core.export import count_matching, run_export
     from escli.core.export_plan import AUTO_READERS
+    from escli.core.export_state import ExportResult
     from escli.es.connect import open_es
     from escli.output.export_pages import PageSpec, make_encoder
     from escli.output.export_parts import ExportOutput

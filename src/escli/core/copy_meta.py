@@ -223,9 +223,9 @@ async def plan_copy(source: Es, target: Es, expr: str, rename: Rename, *, metada
                 _plan_stream(source, target, pair, rename, plan, into_existing, resuming) if kind == DATA_STREAM
                 else _plan_index(source, target, pair, existing.get(dest), plan, into_existing, resuming))
 
-    from escli.core.export import _together  # every step to its end, the first failure raised once
+    from escli.core.tasks import together  # every step to its end, the first failure raised once
 
-    planned = await _together(*(one(name, kind, dest) for (name, kind), dest in zip(sources, dests, strict=True)))
+    planned = await together(*(one(name, kind, dest) for (name, kind), dest in zip(sources, dests, strict=True)))
     for pair, notes in planned:  # in the sources' order, whichever answered first
         plan.pairs.append(pair)
         plan.changes += [Change(pair.source, n.what, n.action, n.why) for n in notes]

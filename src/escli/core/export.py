@@ -21,28 +21,35 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from escli.core.export_plan import CHUNK, Unit, choose_readers, plan_units, sorted_units, unit_body, window_units
+from escli.core.export_state import (
+    Checkpoint,
+    EncodedPage,
+    ExportRequest,
+    ExportResult,
+    OpenParts,
+    PageEncoder,
+    Part,
+    ReaderState,
+)
+from escli.core.pit import Pit, PitUnavailable, shard_seq_nos
+from escli.core.tasks import together
 from escli.errors import BadAnswerError, EscliError, ExitCode, RefusedError, UnreachableError, UsageError
 from escli.es.answers import SEARCH, WRONG_SHAPE, bad, parsed
-from escli.es.paging import ELASTICSEARCH_ORDER, PageOrder, page_order, shard_doc_stable_after
+from escli.es.paging import ELASTICSEARCH_ORDER, PageOrder, page_order
 from escli.es.retry import RETRY_ON_STATUS
-from escli.files import write_private
 
 if TYPE_CHECKING:
-    from escli.core.since import Since
     from escli.es.api import Es
     from escli.es.transport import Response
 
 SAVE_EVERY = 0.1  # seconds between two checkpoint saves while pages are written
-CHECKPOINT_VERSION = 3  # 3: --out FILE is one file shared by the readers (each reader's state keeps its part's)
-CONTROLLED_KEYS = ("pit", "search_after", "slice", "from", "size", "scroll", "track_total_hits")
 TIEBREAK: dict[str, str] = {"_shard_doc": "asc"}
 # No filter_path on searches: with one, Elasticsearch re-parses every _source through the filter instead of
 # copying its bytes, which cost ~20% of the export's throughput in bench/bench_export.py.
@@ -58,227 +65,6 @@ class ExportStalled(EscliError):
     """Retries ran out; the checkpoint (if any) lets --resume continue."""
 
     exit_code = ExitCode.UNREACHABLE
-
-
-class PitUnavailable(Exception):
-    """The cluster has no point-in-time API (or refuses it): fall back to scroll."""
-
-
-@dataclass
-class ExportRequest:
-    index: str
-    query: dict[str, Any] | None = None
-    body: dict[str, Any] = field(default_factory=dict)
-    fields: list[str] | None = None
-    page_size: int = 1000
-    slices: int | None = None  # None: auto (core/export_plan.choose_readers)
-    max_docs: int | None = None
-    keep_alive: str = "5m"
-    method: str = "auto"  # auto | pit | scroll
-    attempts: int = 6  # per page, for a lost PIT or failed shards (requests are retried by the transport)
-    partition: tuple[int, int] | None = None
-    throttle: float = 0.0  # wait this many times the last page's time between a reader's pages
-    since: Since | None = None  # --since: only last_mark < FIELD <= mark (core/since.py)
-
-    def search_body(self) -> dict[str, Any]:
-        """The parts of the search body that say what to export (not where we stand)."""
-        body = {k: v for k, v in self.body.items() if k not in CONTROLLED_KEYS}
-        queries = [q for q in (body.pop("query", None), self.query) if q]
-        if len(queries) == 2:
-            body["query"] = {"bool": {"must": queries}}
-        elif queries:
-            body["query"] = queries[0]
-        if self.fields:
-            body["_source"] = {"includes": list(self.fields)}
-        return body
-
-    def user_sort(self) -> list[Any]:
-        sort = self.body.get("sort")
-        if sort is None:
-            return []
-        items = sort if isinstance(sort, list) else [sort]
-        return [s for s in items if _sort_name(s) not in ("_shard_doc", "_seq_no", "_doc")]
-
-
-def _sort_name(item: Any) -> str:
-    if isinstance(item, str):
-        return item.split(":")[0]
-    if isinstance(item, Mapping) and item:
-        return str(next(iter(item)))
-    return ""
-
-
-def check_body(body: Any, source: str) -> dict[str, Any]:
-    """A --body must be a JSON object without the keys export sets itself."""
-    if not isinstance(body, dict):
-        raise UsageError(f"--body {source}: expected a JSON object (a search body)")
-    bad = [k for k in CONTROLLED_KEYS if k in body]
-    if bad:
-        raise UsageError(f"--body {source}: {', '.join(bad)}: set by export itself; use --max-docs, --page-size "
-                         "or --slices instead")
-    return body
-
-
-stable_after = shard_doc_stable_after  # a sorted stream's position made valid in another PIT (es/paging.py)
-
-
-# --- checkpoint -----------------------------------------------------------------------------------------------
-
-@dataclass
-class ReaderState:
-    """One reader and its part: the unit in progress, where it began in the part, and the last position."""
-
-    unit: int | None = None
-    after: list[Any] | None = None
-    gen: int = 1  # the PIT generation `after` came from
-    bytes: int = 0  # the part's size at the last mark (what a resume cuts it back to)
-    rows: int = 0
-    unit_bytes: int = 0
-    unit_rows: int = 0
-    part: dict[str, Any] = field(default_factory=dict)  # what the part itself needs for a resume (Part.saved)
-
-    def as_dict(self, generation: int) -> dict[str, Any]:
-        return {"unit": self.unit, "after": self.after, "exact": self.after is None or self.gen == generation,
-                "bytes": self.bytes, "rows": self.rows, "unit_bytes": self.unit_bytes, "unit_rows": self.unit_rows,
-                "part": self.part}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> ReaderState:
-        return cls(unit=d.get("unit"), after=d.get("after"), gen=1 if d.get("exact", True) else 0,
-                   bytes=int(d.get("bytes", 0)), rows=int(d.get("rows", 0)), unit_bytes=int(d.get("unit_bytes", 0)),
-                   unit_rows=int(d.get("unit_rows", 0)), part=dict(d.get("part") or {}))
-
-
-@dataclass
-class Checkpoint:
-    """Where an export stands. Saved atomically (temp file, rename), 0600, as pages are written: at most every
-    SAVE_EVERY seconds (a save is ~260 us of file system work; after every page it cost a 1M-document export 10% of
-    its time), and always at the end, on a rewind and on an interruption. What it records is consistent whenever
-    it is saved: a resume cuts the output back to the recorded offsets, so pages written after the last save are
-    simply read again."""
-
-    path: Path | None
-    request: dict[str, Any] = field(default_factory=dict)
-    method: str = "pit"
-    pit_id: str | None = None
-    shards: int = 0
-    units: list[Unit] = field(default_factory=list)
-    done: set[int] = field(default_factory=set)
-    readers: list[ReaderState] = field(default_factory=list)
-    written: int = 0
-    output: dict[str, Any] = field(default_factory=dict)
-    status: str = "running"
-    generation: int = 1  # of the PIT named by pit_id (runtime only)
-
-    @property
-    def started(self) -> bool:
-        return bool(self.readers)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "version": CHECKPOINT_VERSION, "status": self.status, "method": self.method, "request": self.request,
-            "output": self.output, "pit_id": self.pit_id, "written": self.written, "shards": self.shards,
-            "units": [u.as_list() for u in self.units], "done": sorted(self.done),
-            "readers": [r.as_dict(self.generation) for r in self.readers],
-        }
-
-    def save(self) -> None:
-        if self.path is None:
-            return
-        write_private(self.path, orjson.dumps(self.as_dict(), option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE))
-
-    @classmethod
-    def load(cls, path: Path) -> Checkpoint:
-        try:
-            data = orjson.loads(path.read_bytes())
-        except FileNotFoundError:
-            raise UsageError(f"--checkpoint {path}: no such file (nothing to resume)") from None
-        except orjson.JSONDecodeError as exc:
-            raise UsageError(f"--checkpoint {path}: not a checkpoint ({exc})") from exc
-        if not isinstance(data, dict) or data.get("version") != CHECKPOINT_VERSION:
-            raise UsageError(f"--checkpoint {path}: not an escli export checkpoint (version {CHECKPOINT_VERSION}); "
-                             "start the export again without --resume")
-        return cls(path=path, request=data.get("request", {}), method=data.get("method", "pit"),
-                   pit_id=data.get("pit_id"), shards=int(data.get("shards", 0)),
-                   units=[Unit.from_list(u) for u in data.get("units", [])], done=set(data.get("done", [])),
-                   readers=[ReaderState.from_dict(r) for r in data.get("readers", [])],
-                   written=int(data.get("written", 0)), output=data.get("output", {}),
-                   status=str(data.get("status", "running")))
-
-
-# --- what the cli hands in: how pages are encoded and where the bytes go ------------------------------------------
-
-class EncodedPage(Protocol):
-    @property
-    def data(self) -> bytes: ...  # the rows, encoded for the output
-
-    @property
-    def hits(self) -> int: ...  # hits in the answer
-
-    @property
-    def rows(self) -> int: ...  # rows in `data` (hits minus skipped ones)
-
-    @property
-    def last_sort(self) -> list[Any] | None: ...
-
-    @property
-    def ids(self) -> list[str] | None: ...  # the written rows' ids, when asked for
-
-    @property
-    def context_id(self) -> str | None: ...  # pit_id or _scroll_id of the answer
-
-    @property
-    def problem(self) -> str | None: ...  # a timed-out or partial answer
-
-
-class PageEncoder(Protocol):
-    async def encode(self, raw: bytes, skip: set[str] | None, want_ids: bool,
-                     limit: int | None = None) -> EncodedPage: ...
-
-
-class Part(Protocol):
-    """One reader's output: appended to by the writer, cut back to a mark when a unit is read again."""
-
-    rewindable: bool
-
-    def write(self, data: bytes) -> None: ...
-
-    def mark(self) -> int:
-        """Make what was written durable enough to resume from; returns the size to come back to."""
-        ...
-
-    def rewind(self, to: int) -> None: ...
-
-    def final(self) -> None:
-        """What was written is final: the reader's unit is done, nothing will cut it back."""
-        ...
-
-    def saved(self, since: int) -> dict[str, Any]:
-        """What a resume needs of this part beyond its offset, given the current unit's start `since`."""
-        ...
-
-
-# n readers, and on a resume each reader's (byte offset, Part.saved()) from the checkpoint -> their parts
-OpenParts = Callable[[int, list[tuple[int, dict[str, Any]]] | None], Sequence[Part]]
-
-
-@dataclass
-class ExportResult:
-    index: str
-    written: int = 0
-    slices: int = 1
-    method: str = "pit"
-    seconds: float = 0.0
-    pit_reopened: int = 0
-    retries: int = 0
-    reread: int = 0  # units read again after the PIT was lost
-    part_rows: list[int] = field(default_factory=list)
-    since: Since | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "written": self.written, "slices": self.slices, "method": self.method,
-                "seconds": round(self.seconds, 3), "pit_reopened": self.pit_reopened, "retries": self.retries,
-                "units_reread": self.reread}
 
 
 @dataclass
@@ -333,79 +119,6 @@ class _RetriesExhausted(Exception):
     def __init__(self, cause: BaseException) -> None:
         super().__init__(str(cause))
         self.cause = cause
-
-
-class Pit:
-    """Our point in time: opened once, reopened (by one task) when it is gone, always closed by us."""
-
-    def __init__(self, es: Es, index: str, keep_alive: str, log: Callable[[str], None] = lambda s: None) -> None:
-        self.es = es
-        self.log = log
-        self.index = index
-        self.keep_alive = keep_alive
-        self.id: str | None = None
-        self.generation = 0
-        self.reopened = 0
-        self.lock = asyncio.Lock()
-        self.opened_ids: list[str] = []
-
-    async def open(self) -> None:
-        try:
-            pit_id = await self.es.open_pit(self.index, self.keep_alive)
-        except RefusedError as exc:
-            text = str(exc)
-            if exc.status in (400, 404, 405, 501) and "index_not_found" not in text:
-                raise PitUnavailable(text) from exc
-            raise
-        self.id = pit_id
-        self.log(f"opened point in time {self.id}")
-        self.opened_ids.append(self.id)
-        self.generation += 1
-
-    async def reopen(self, seen_generation: int) -> None:
-        async with self.lock:
-            if self.generation != seen_generation:
-                return  # another reader already did it
-            old = self.id
-            await self.open()
-            self.reopened += 1
-            if old is not None:
-                await self._close_id(old)
-
-    def update(self, new_id: str | None, generation: int) -> None:
-        if new_id and generation == self.generation and new_id != self.id:
-            if self.id in self.opened_ids:
-                self.opened_ids.remove(self.id)
-            self.id = new_id
-            self.opened_ids.append(new_id)
-
-    async def _close_id(self, pit_id: str) -> None:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.es.close_pit(pit_id, timeout=10), timeout=10)
-            self.log(f"closed point in time {pit_id}")
-
-    async def close(self) -> None:
-        """Close only the PIT ids escli opened or was handed by the checkpoint; never all PITs."""
-        ids, self.opened_ids = list(dict.fromkeys(self.opened_ids)), []
-        for pit_id in ids:
-            await self._close_id(pit_id)
-
-
-async def shard_seq_nos(es: Es, index: str) -> list[int]:
-    """max_seq_no of every primary shard the target names, in the order a PIT numbers them (index, shard)."""
-    from escli.es.target import index_path
-
-    data = await es.json("GET", index_path(index, "_stats/docs"),
-                         params={"level": "shards", "filter_path": "indices.*.shards.*.routing.primary,"
-                                 "indices.*.shards.*.seq_no.max_seq_no"})
-    out: list[int] = []
-    for name in sorted((data or {}).get("indices") or {}):
-        shards = data["indices"][name].get("shards") or {}
-        for num in sorted(shards, key=int):
-            primaries = [c for c in shards[num] if (c.get("routing") or {}).get("primary")]
-            copy = (primaries or shards[num] or [{}])[0]
-            out.append(int((copy.get("seq_no") or {}).get("max_seq_no", -1)))
-    return out
 
 
 class Exporter:
@@ -688,7 +401,7 @@ class Exporter:
         the shards' _seq_no."""
         since = self.req.since
         want_types = since is not None and not since.taken
-        product, scroll, types = await _together(self.es.product(), self._start(),
+        product, scroll, types = await together(self.es.product(), self._start(),
                                                  self.es.mapping(self.req.index) if want_types else None)
         self.order = page_order(product)
         if self.order is not ELASTICSEARCH_ORDER:
@@ -701,7 +414,7 @@ class Exporter:
         self.cp.method = "scroll" if scroll else "pit"
         self.result.method = self.cp.method
         planned = not resuming and not scroll and not self.sorted
-        _, seq_nos = await _together(self._since(types) if since is not None else None,
+        _, seq_nos = await together(self._since(types) if since is not None else None,
                                      shard_seq_nos(self.es, self.req.index) if planned else None)
         if not resuming:
             if since is not None and since.nothing_new:
@@ -829,25 +542,6 @@ class Exporter:
                 self.saved_at = now
         if enc.rows:
             self.on_progress(enc.rows)
-
-
-async def _together(*steps: Awaitable[Any] | None) -> list[Any]:
-    """Await the steps at once (None: a step not needed, None back) and every one to its end: the first failure in
-    argument order is raised once none is still running (a step left running could open a PIT nobody closes)."""
-    tasks = [None if s is None else asyncio.ensure_future(s) for s in steps]
-    live = [t for t in tasks if t is not None]
-    try:
-        if live:
-            await asyncio.wait(live)
-    except BaseException:
-        for t in live:
-            t.cancel()
-        await asyncio.gather(*live, return_exceptions=True)
-        raise
-    failures = [exc for exc in (t.exception() for t in live) if exc is not None]  # each one read: none is
-    if failures:  # logged later as "never retrieved"
-        raise failures[0]
-    return [None if t is None else t.result() for t in tasks]
 
 
 def _describe(exc: BaseException) -> str:

@@ -164,7 +164,8 @@ async def side_digest(es: Es, index: str, reading: Reading, form: str = BYTES,
                       on_progress: Callable[[int], None] = lambda n: None,
                       on_warning: Callable[[str], None] = lambda s: None) -> Fold:
     """One side's fold of `index` (every matching document once: PIT, units, slices, partition)."""
-    from escli.core.export import Checkpoint, ExportRequest, run_export
+    from escli.core.export import run_export
+    from escli.core.export_state import Checkpoint, ExportRequest
 
     req = ExportRequest(index=index, query=reading.query, page_size=reading.page_size, slices=reading.slices,
                         keep_alive=reading.keep_alive, partition=reading.partition)
