@@ -346,7 +346,7 @@ def _emit(app: Any, doc: dict[str, Any], state: dict[str, Any], fmt: str, baseli
     """Write what a profile (a run, a merge, a repeat, a find-max) measured, then exit as its outcome says."""
     import orjson
 
-    from escli.core.profile import compare_profiles
+    from escli.core.profile import compare_profiles, nothing_measured
     from escli.errors import PartialFailure
     from escli.files import write_private
 
@@ -383,6 +383,8 @@ def _emit(app: Any, doc: dict[str, Any], state: dict[str, Any], fmt: str, baseli
     app.stdout.flush()
     if interrupted:
         raise KeyboardInterrupt
+    if (empty := nothing_measured(doc)) is not None:
+        raise PartialFailure(empty)
     failed = [g for g in doc.get("gates") or [] if not g["passed"]]
     overall = doc["overall"]
     if doc.get("max_rate") is None and "steps" in doc:
