@@ -163,9 +163,13 @@ def export_command(
                                                 "column here (NDJSON: _id, field, value); exit 1 if any",
                                                 show_default=False, metavar="FILE")] = None,
     array_fields: Annotated[str | None, typer.Option("--array-fields", help="parquet: these fields hold arrays "
-                                                     "(list columns; patterns allowed); others are scalars",
-                                                     show_default=False, metavar="FIELDS")] = None,
+                                                     "(list columns; patterns allowed), added to those the "
+                                                     "sample finds", show_default=False, metavar="FIELDS")] = None,
+    array_sample: Annotated[str, typer.Option("--array-sample", help="parquet: look at N documents of the export "
+                                              "first; a field holding an array in any becomes a list column "
+                                              "(off: only --array-fields)", metavar="N|off")] = "2000",
 ) -> None:
+    from escli.core.array_sample import parse_sample_size
     from escli.core.export_plan import parse_partition
     from escli.errors import UsageError
 
@@ -239,7 +243,8 @@ def export_command(
                                        [*req.user_sort(), TIEBREAK], page_size, keep_alive).encode())
         return
     arrays = [f.strip() for f in (array_fields or "").split(",") if f.strip()]
-    _run(app, req, cp, fmt, out, out_dir, gzip, source_only, excel_safe, state, errors, arrays)
+    _run(app, req, cp, fmt, out, out_dir, gzip, source_only, excel_safe, state, errors, arrays,
+         parse_sample_size(array_sample))
 
 
 def _partition_text(parts: tuple[int, int] | None) -> str | None:
@@ -329,7 +334,7 @@ def _resumed_request(cp: Checkpoint, index: str, out: Path | None, out_dir: Path
 
 def _run(app: Any, req: ExportRequest, cp: Checkpoint, fmt: str, out: Path | None, out_dir: Path | None,
          gzip: bool, source_only: bool, excel_safe: bool, state: Path | None = None,
-         errors: Path | None = None, array_fields: list[str] | None = None) -> None:
+         errors: Path | None = None, array_fields: list[str] | None = None, array_sample: int = 0) -> None:
     import asyncio
     import signal
 
@@ -372,13 +377,16 @@ def _run(app: Any, req: ExportRequest, cp: Checkpoint, fmt: str, out: Path | Non
                 cp.request["columns"] = columns
                 columns = columns if source_only else ["_id", *[c for c in columns if c != "_id"]]
             elif fmt == "parquet":
+                from escli.core.array_sample import sampled_schema
                 from escli.core.columns import mapped_types
                 from escli.output.parquet import parquet_schema
 
                 if "schema" not in cp.request:  # a resumed run keeps the columns its parts began with
                     mapping = await es.mapping(req.index)
-                    cp.request["schema"] = parquet_schema(choose_columns(mapping, req.fields), mapped_types(mapping),
-                                                          array_fields or [], source_only)
+                    cp.request["schema"] = await sampled_schema(
+                        es, req.index, req.search_body().get("query"), lambda arrays: parquet_schema(
+                            choose_columns(mapping, req.fields), mapped_types(mapping), arrays, source_only),
+                        array_fields or [], array_sample, msgs.detail)
                 schema = tuple((str(n), str(k), bool(a)) for n, k, a in cp.request["schema"])
             header = csv_header(columns) if fmt == "csv" else b""
             gz = gzip or (out is not None and out.suffix == ".gz")
@@ -401,6 +409,7 @@ def _run(app: Any, req: ExportRequest, cp: Checkpoint, fmt: str, out: Path | Non
                                              "partition": cp.request.get("partition")})
             state_["output"] = None
             state_["bad"] = output.bad_values
+            state_["arrays"] = output.array_misfits
             return result
 
     import gc
@@ -443,7 +452,7 @@ def _run(app: Any, req: ExportRequest, cp: Checkpoint, fmt: str, out: Path | Non
               f"({rate:,.0f} docs/s, {result.slices} slice{'s' if result.slices != 1 else ''}, "
               f"{result.method}{extra}){since_note}")
     if state_.get("bad"):
-        _bad_values(state_["bad"], errors)
+        _bad_values(state_["bad"], errors, state_["arrays"])
 
 
 def _write_failure(exc: OSError, out: Path | None, out_dir: Path | None, cp: Checkpoint, kept: bool) -> Exception:
@@ -477,8 +486,8 @@ def _record_since(result: Any, state: Path | None, req: ExportRequest, cp: Check
     return f"; {since.field} above {last} up to {since.show(since.mark)}"
 
 
-def _bad_values(bad: int, errors: Path | None) -> None:
+def _bad_values(bad: int, errors: Path | None, arrays: set[str]) -> None:
     from escli.errors import PartialFailure
+    from escli.output.parquet import misfit_summary
 
-    where = f"written to {errors}" if errors else "use --errors FILE to see them"
-    raise PartialFailure(f"{bad} value(s) did not fit their column and were left empty ({where})")
+    raise PartialFailure(misfit_summary(bad, errors, arrays))
