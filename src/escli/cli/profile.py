@@ -38,8 +38,12 @@ def profile_command(
     repeat: Annotated[int, typer.Option(
         "--repeat", min=1, metavar="K", help="K runs one after another: each run's figures, median and cv")] = 1,
     find_max: Annotated[bool, typer.Option(
-        "--find-max", help="Raise the open-loop rate from --rate (doubling, then bisecting) to the highest at "
-                           "which every --fail-if holds; --duration per step")] = False,
+        "--find-max", help="The highest open-loop rate at which every --fail-if holds: from the closed-loop "
+                           "capacity (or --rate), up and down, then bisecting; a step runs at least --duration "
+                           "and as long as its gates' percentiles need, a failure is tried again")] = False,
+    max_step: Annotated[str, typer.Option(
+        "--max-step", metavar="DURATION", help="--find-max: the longest a step may run to gather the sample its "
+                                               "gates need; a rate that needs more is undecided")] = "60s",
     field: Annotated[list[str] | None, typer.Option(
         "--field", "-f", metavar="FIELD", help="Field to match, name^boost (repeatable)", show_default=False)] = None,
     size: Annotated[int | None, typer.Option(
@@ -116,7 +120,7 @@ def profile_command(
     from escli.errors import UsageError
     from escli.es.connect import open_es
     from escli.inputs import numbered_lines, open_input
-    from escli.profiler import RequestStats, parse_percentiles
+    from escli.profiler import parse_percentiles
 
     app = app_context(ctx)
     msgs = app.messages
@@ -250,46 +254,21 @@ def profile_command(
         return d
 
     if find_max:
-        from escli.core.profile_scale import Step
-        from escli.core.profile_scale import find_max as search_max
+        from escli.core.profile_scale import find_max_report
 
-        def step(r: float) -> Step:
-            res = run_once(replace(opts, rate=r))
-            d = finish(res)
-            return Step(r, all(g["passed"] for g in d["gates"]) and not res.interrupted, d, res)
-
-        found = search_max(step, rate or FIND_MAX_START)
-        chosen = found.best or found.steps[0]
-        result, doc = chosen.result, chosen.doc
-        doc = {**doc, "max_rate": found.max_rate, "client_bound": found.client_bound,
-               "steps": [s.as_dict() for s in found.steps]}
-        if found.client_bound:
-            msgs.warn(f"find-max: every gate held at {found.max_rate:g}/s but escli fell behind its schedule: "
-                      "this is the client's limit, not the cluster's (add --workers, or machines and merge)")
-        if found.max_rate is None and not result.interrupted:
-            app.stderr.write(f"escli: find-max: no rate passed every gate (lowest tried {found.steps[-1].rate:g}/s)"
-                             "\n")
+        result, doc = find_max_report(run_once, opts, workload, gates, finish, start=rate, step_seconds=seconds or
+                                      FIND_MAX_STEP, cap=parse_duration(max_step, "--max-step"),
+                                      note=msgs.info, warn=msgs.warn)
     elif repeat > 1:
-        from escli.core.profile_scale import repeat_spread, run_summary
+        from escli.core.profile_scale import run_repeat
 
-        result = ProfileResult(opts, list(workload), per_query={q.id: RequestStats() for q in workload},
-                               workers=nworkers)
-        runs: list[dict[str, Any]] = []
-        for _ in range(repeat):
-            one = run_once(opts)
-            runs.append(finish(one))
-            result.absorb(one.state(), after=True)
-            if one.interrupted:
-                break
-        doc = {**finish(result), "repeat": repeat, "runs": [run_summary(d) for d in runs],
-               "spread": repeat_spread(runs)}
+        result, doc = run_repeat(run_once, opts, workload, nworkers, repeat, finish)
     else:
         result = run_once(opts)
         doc = finish(result)
     _emit(app, doc, result.state(), fmt, baseline, save, prometheus_file, report, plot, result.interrupted)
 
 
-FIND_MAX_START = 10.0  # requests per second, when --find-max is given no --rate to start from
 FIND_MAX_STEP = 5.0  # seconds per step, when --find-max is given no --duration
 
 
