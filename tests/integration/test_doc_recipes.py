@@ -108,10 +108,12 @@ def test_recipe_runs_as_written(recipe: Recipe, sandbox: tuple[dict[str, str], d
     if recipe.lang == "sh":
         # a recipe that reads what a cron recipe writes: give it that log first
         log = tmp_path / "log" / "escli-warm.ndjson"
-        log.write_bytes(orjson.dumps({"queries": 2, "failed": 1}) + b"\n" + orjson.dumps({"failed": 0}) + b"\n")
+        outage = {"queries": 0, "failed": 0, "error": "cluster unreachable: ...", "exit": 3}
+        log.write_bytes(b"".join(orjson.dumps(x) + b"\n" for x in ({"queries": 2, "failed": 1}, {"failed": 0},
+                                                                   outage)))
         r = run("set -e\n" + swap(recipe.text, places), env)
         assert r.returncode == 0 and r.stderr == "", f"{recipe}: {r.stderr}"
-        assert r.stdout.strip() == '{"queries":2,"failed":1}'
+        assert r.stdout.splitlines() == ['{"queries":2,"failed":1}', orjson.dumps(outage).decode()]
         return
     for line in recipe.text.splitlines():
         if not line.strip() or line.startswith("#"):
