@@ -288,20 +288,20 @@ def _check_parquet(out: Path | None, out_dir: Path | None, gzip: bool) -> None:
 
 def _check_out_dir(out_dir: Path, fmt: str, force: bool, resume: bool) -> None:
     from escli.errors import UsageError
+    from escli.files import make_dirs
     from escli.output.export_parts import MANIFEST
 
     if fmt == "json":
         raise UsageError("--out-dir with --format json: a JSON array does not split into parts; use ndjson")
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"--out-dir {out_dir}: not a directory")
-    require_parent("--out-dir", out_dir)
     if (out_dir / MANIFEST).exists() and not resume:
         if not force:
             raise UsageError(f"--out-dir {out_dir}: holds a finished export ({MANIFEST}); --force replaces it")
         (out_dir / MANIFEST).unlink()  # first, so an interrupted replacement never looks finished
         for old in out_dir.glob("part-*"):
             old.unlink()
-    out_dir.mkdir(mode=0o700, exist_ok=True)
+    make_dirs("--out-dir", out_dir)
 
 
 def _resumed_request(cp: Checkpoint, index: str, out: Path | None, out_dir: Path | None, fmt: str,
