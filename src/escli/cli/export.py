@@ -433,7 +433,7 @@ def _run(app: Any, req: ExportRequest, cp: Checkpoint, fmt: str, out: Path | Non
                 if not keep:
                     msgs.error(f"stopped by {signal.Signals(signum).name} after {cp.written} documents")
                 raise SystemExit(128 + signum) from None
-            raise KeyboardInterrupt from None
+            raise (SystemExit(130) if keep else KeyboardInterrupt()) from None  # one line: the checkpoint's
         if isinstance(exc, OSError) and not isinstance(exc, BrokenPipeError | ConnectionError):
             raise _write_failure(exc, out, out_dir, cp, keep) from exc
         raise
