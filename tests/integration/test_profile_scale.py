@@ -241,3 +241,11 @@ def test_save_keeps_the_histograms(cli: Cli, sample_index: str, tmp_path: Path) 
     saved = orjson.loads(out.read_bytes())
     assert saved["state"]["version"] == 1
     assert sum(RequestStats.from_dict(q).requests for q in saved["state"]["queries"].values()) == 30
+
+
+def test_profile_merge_help_is_merges_own(escli_proc: Proc) -> None:
+    """`escli profile merge --help` showed profile's usage (issue 36): merge is an INDEX value to click."""
+    p = escli_proc("profile", "merge", "--help")
+    out = p.stdout.decode()
+    assert p.returncode == 0 and out.startswith("Usage: escli profile merge RUN.json... [OPTIONS]"), out
+    assert "--fail-if" in out and "--report" in out and "--rate" not in out and "--find-max" not in out
