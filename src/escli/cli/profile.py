@@ -7,13 +7,37 @@ from typing import Annotated, Any
 
 import typer
 
-from escli.cli.common import app_context, global_options, run_async
+from escli.cli.common import EscliCommand, app_context, global_options, run_async
 from escli.output.formats import report_format
 
 
+class ProfileCommand(EscliCommand):
+    """`escli profile merge --help` answers with merge's own usage and options (it is an INDEX value to click, so
+    its --help was profile's)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if args[:1] == ["merge"] and any(a in ("--help", "-h") for a in args):
+            formatter = ctx.make_formatter()
+            formatter.write_usage("escli profile merge", "RUN.json... [OPTIONS]")
+            formatter.write_paragraph()
+            formatter.write_text("Merge runs saved with --save (side by side: one per machine or worker) into one "
+                                 "report, exactly: their histograms add. Sends nothing.")
+            rows = [rec for p in self.get_params(ctx) if p.name in MERGE_OPTIONS
+                    and (rec := p.get_help_record(ctx)) is not None]
+            with formatter.section("Options"):
+                formatter.write_dl(rows)
+            typer.echo(formatter.getvalue(), nl=False)
+            ctx.exit()
+        return list(super().parse_args(ctx, args))
+
+
+MERGE_OPTIONS = {"format", "percentiles", "fail_if", "save", "compare", "report", "prometheus_file", "plot"}
+
+
 def register(app: typer.Typer) -> None:
-    app.command("profile", help="Measure query latency: percentiles, throughput, service time, took; closed or "
-                                "open loop. `escli profile merge RUN.json...` merges runs saved with --save.",
+    app.command("profile", cls=ProfileCommand,
+                help="Measure query latency: percentiles, throughput, service time, took; closed or "
+                     "open loop. `escli profile merge RUN.json...` merges runs saved with --save.",
                 # `merge RUN.json...`: the files after the first come as extra arguments
                 context_settings={"allow_extra_args": True})(profile_command)
 
