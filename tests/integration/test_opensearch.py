@@ -255,3 +255,15 @@ def test_export_scroll_method(run: Cli, os_index: str, os_docs: dict[str, dict[s
     ids = _ids(out)
     assert len(ids) == N and set(ids) == set(os_docs)
 
+
+
+def test_parquet_finds_the_array_fields(run: Cli, os_index: str, tmp_path: Path) -> None:
+    """The look at a sample (a seeded random_score search) works on OpenSearch too: tags a list column."""
+    import duckdb
+
+    out = tmp_path / "p.parquet"
+    r = run("export", os_index, "--out", str(out))
+    assert r.code == 0, r.stderr
+    types = {row[0]: row[1] for row in duckdb.sql(f"describe select * from read_parquet('{out}')").fetchall()}
+    assert types["tags"] == "VARCHAR[]" and types["price"] == "DOUBLE"
+    assert duckdb.sql(f"select count(*) from read_parquet('{out}')").fetchall() == [(N,)]
