@@ -73,14 +73,15 @@ def arrays_in(sources: Iterable[Mapping[str, Any]], candidates: Iterable[str]) -
 
 
 async def sample_arrays(es: _Searcher, index: str, query: Mapping[str, Any] | None, candidates: Sequence[str],
-                        size: int = SAMPLE_SIZE) -> set[str]:
-    """The candidates that hold arrays in a sample of `size` documents matching `query` (one search)."""
+                        size: int = SAMPLE_SIZE) -> tuple[set[str], int]:
+    """The candidates that hold arrays in a sample of up to `size` documents matching `query` (one search), and
+    how many documents the sample held."""
     if not candidates or size <= 0:
-        return set()
+        return set(), 0
     answer = await es.search(index, sample_body(query, candidates, size))
     data = answer.json()
     hits = ((data.get("hits") or {}).get("hits") or []) if isinstance(data, dict) else []
-    return arrays_in((h.get("_source") or {} for h in hits if isinstance(h, dict)), candidates)
+    return arrays_in((h.get("_source") or {} for h in hits if isinstance(h, dict)), candidates), len(hits)
 
 
 async def sampled_schema(es: _Searcher, index: str, query: Mapping[str, Any] | None,
@@ -90,8 +91,8 @@ async def sampled_schema(es: _Searcher, index: str, query: Mapping[str, Any] | N
     finds holding arrays among the columns still scalar (JSON columns hold any value already)."""
     schema = build(named)
     candidates = [n for n, kind, is_list in schema if not is_list and kind != "json" and n != "_id"]
-    found = await sample_arrays(es, index, query, candidates, size)
+    found, looked = await sample_arrays(es, index, query, candidates, size)
     if not found:
         return schema
-    note(f"parquet: list columns from a sample of {size} documents: {', '.join(sorted(found))}")
+    note(f"parquet: list columns from a sample of {looked} documents: {', '.join(sorted(found))}")
     return build([*named, *sorted(found)])
