@@ -21,6 +21,18 @@ def require_parent(option: str, path: Path) -> None:
         raise UsageError(f"{option} {path}: directory {path.parent} does not exist")
 
 
+def make_dirs(option: str, path: Path) -> None:
+    """An output directory and its missing parents (`--out-dir nightly/$(date +%F)` on the first night), the last
+    one 0700 as exports are private; one line naming the option when it cannot be made (exit 2)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.mkdir(mode=0o700, exist_ok=True)
+    except OSError as exc:
+        from escli.errors import UsageError
+
+        raise UsageError(f"{option} {path}: cannot create it ({(exc.strerror or str(exc)).lower()})") from None
+
+
 def write_private(path: Path, data: bytes, *, mode: int = PRIVATE, fsync: bool = False) -> None:
     """Write `data` to `path` atomically: a new temporary file beside it (created with `mode`, O_EXCL, so no
     earlier file's wider mode is inherited), optionally fsync'd, then renamed over `path`. Readers see the old

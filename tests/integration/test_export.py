@@ -311,6 +311,9 @@ def test_sigint_then_resume_gives_the_exact_set(isolated_env: dict[str, str], cl
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert b"Traceback" not in err and b"--resume" in err
+    # one error line, the checkpoint's (issue 36: a second "escli: error: interrupted" followed it)
+    assert [x for x in err.decode().splitlines() if x.startswith("escli: error:")] == [
+        next(x for x in err.decode().splitlines() if x.startswith("escli: error: interrupted after "))]
     state = orjson.loads(cp.read_bytes())
     assert 0 < state["written"] < N and state["status"] == "interrupted"
     assert cp.stat().st_mode & 0o777 == 0o600

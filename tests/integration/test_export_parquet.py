@@ -107,12 +107,15 @@ def test_a_value_that_breaks_its_column_goes_to_errors(cli: Cli, es: httpx.Clien
     same lines either way, each in --errors once."""
     put_docs(es, index, {"bad": {**doc(1), "loose": "not a number"}})
     dest, errors = tmp_path / ("o.parquet" if target == "--out" else "dir"), tmp_path / "errors.ndjson"
-    r = cli("export", index, target, str(dest), "--format", "parquet", "--errors", str(errors), "--slices", "3")
+    r = cli("export", index, target, str(dest), "--format", "parquet", "--errors", str(errors), "--slices", "3",
+            "--array-sample", "off")
     out = dest if target == "--out" else dest / "*.parquet"
     assert r.code == 1, r.stderr
     assert "did not fit" in r.stderr and str(errors) in r.stderr
+    # the summary says how to make the arrays fit next time
+    assert "tags held arrays the sample did not see: add --array-fields tags" in r.stderr
     lines = [orjson.loads(x) for x in errors.read_bytes().splitlines()]
-    # without --array-fields, tags' arrays do not fit the scalar column either; bare values do
+    # with neither the sample nor --array-fields, tags' arrays do not fit the scalar column either; bare values do
     assert {"_id": "bad", "field": "loose", "value": "not a number", "error": "not an integer"} in lines
     assert {x["field"] for x in lines} == {"loose", "tags"}
     assert all(x["value"] != "solo" for x in lines)
@@ -155,3 +158,51 @@ def test_parquet_needs_a_file_and_names_the_extra_when_pyarrow_is_missing(cli: C
                        capture_output=True, text=True, env=isolated_env, check=False)
     assert p.returncode == 2, p.stderr
     assert p.stderr.strip().count("\n") == 0 and "[parquet]" in p.stderr and "pip install" in p.stderr
+
+
+@pytest.mark.parametrize("target", ["--out", "--out-dir"])
+def test_arrays_found_without_being_named(cli: Cli, es: httpx.Client, index: str, tmp_path: Path,
+                                          target: str) -> None:
+    """The look at a sample makes tags a list column with no option; a bare value is a one-element list."""
+    dest = tmp_path / ("o.parquet" if target == "--out" else "dir")
+    r = cli("export", index, target, str(dest), "--format", "parquet", "--slices", "3", "-v")
+    assert r.code == 0, r.stderr
+    assert "list columns from a sample of 2000 documents: tags" in r.stderr
+    src = dest if target == "--out" else dest / "*.parquet"
+    assert {row[0]: row[1] for row in duckdb.sql(f"describe select * from read_parquet('{src}')").fetchall()} \
+        == TYPES
+    rows = duckdb.sql(f"select _id, tags from read_parquet('{src}') where _id in ('p00001', 'p00004')").fetchall()
+    assert sorted(rows) == [("p00001", ["a", "t1"]), ("p00004", ["solo"])]
+    if target == "--out-dir":  # one schema for every part
+        schemas = {str(duckdb.sql(f"describe select * from read_parquet('{p}')").fetchall())
+                   for p in dest.glob("part-*.parquet")}
+        assert len(schemas) == 1 and len(list(dest.glob("part-*.parquet"))) == 3
+
+
+def test_array_fields_adds_to_the_sample_and_the_look_can_be_turned_off(cli: Cli, index: str,
+                                                                        tmp_path: Path) -> None:
+    out = tmp_path / "o.parquet"
+    r = cli("export", index, "--out", str(out), "--array-fields", "sku", "--fields", "sku,tags")
+    assert r.code == 0, r.stderr
+    described = {row[0]: row[1] for row in duckdb.sql(f"describe select * from read_parquet('{out}')").fetchall()}
+    assert described == {"_id": "VARCHAR", "sku": "VARCHAR[]", "tags": "VARCHAR[]"}
+    r = cli("export", index, "--out", str(out), "--array-fields", "sku", "--fields", "sku,tags",
+            "--array-sample", "off")
+    assert r.code == 1 and "add --array-fields tags" in r.stderr
+    r = cli("export", index, "--out", str(out), "--array-sample", "many")
+    assert r.code == 2 and r.stderr.strip() == "escli: error: --array-sample many: a number of documents (2000) or off"
+
+
+@pytest.mark.parametrize("target", ["--out", "--out-dir"])
+def test_the_sample_index_to_parquet_with_no_option(cli: Cli, sample_index: str, tmp_path: Path,
+                                                    target: str) -> None:
+    """The first try of a new user (issue 36): `make demo`'s index, no option, exit 0, tags a list column."""
+    dest = tmp_path / ("p.parquet" if target == "--out" else "nightly")
+    r = cli("export", sample_index, "--format", "parquet", target, str(dest))
+    assert r.code == 0, r.stderr
+    src = dest if target == "--out" else dest / "part-*.parquet"
+    types = {row[0]: row[1] for row in duckdb.sql(f"describe select * from read_parquet('{src}')").fetchall()}
+    assert types["tags"] == "VARCHAR[]"
+    assert duckdb.sql(f"select count(*), count(tags) from read_parquet('{src}')").fetchall() == [(20000, 20000)]
+    longest = duckdb.sql(f"select max(len(tags)) from read_parquet('{src}')").fetchall()[0]
+    assert longest is not None and longest[0] > 1

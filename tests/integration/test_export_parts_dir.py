@@ -179,3 +179,16 @@ def test_pit_lost_mid_run_still_gives_the_exact_set(isolated_env: dict[str, str]
     assert len(ids) == N and set(ids) == set(sample_docs), err
     assert "point in time reopened" in err and "read again" in err
     assert_released(es, err)
+
+
+def test_out_dir_makes_its_missing_parents(cli: Callable[..., Any], sample_index: str, tmp_path: Path) -> None:
+    """`--out-dir nightly/$(date +%F)` works on the first night (issue 36), and a parent that cannot be made is
+    one line naming the option, exit 2."""
+    d = tmp_path / "nightly" / "2026-12-06"
+    r = cli("export", sample_index, "--out-dir", str(d), "--max-docs", "5")
+    assert r.code == 0, r.stderr
+    assert orjson.loads((d / "_manifest.json").read_bytes())["documents"] == 5
+    assert d.stat().st_mode & 0o777 == 0o700
+    (tmp_path / "file").write_text("")
+    r = cli("export", sample_index, "--out-dir", str(tmp_path / "file" / "x"), "--max-docs", "5")
+    assert r.code == 2 and r.stderr.strip().startswith(f"escli: error: --out-dir {tmp_path / 'file' / 'x'}: cannot")

@@ -132,6 +132,16 @@ def test_bad_options_are_usage_errors(cli: Cli) -> None:
         assert r.code == 3 and message in r.stderr, (args, r.stderr)
 
 
+def test_all_without_a_config_file_still_writes_the_prometheus_file(cli: Cli, tmp_path: Path) -> None:
+    """The file is written whatever the status (issue 36: --all with no config wrote none, so an alert on
+    escli_cluster_up == 0 never fired)."""
+    prom = tmp_path / "escli.prom"
+    r = cli("health", "--all", "-F", "nagios", "--prometheus-file", str(prom))
+    assert r.code == 3 and r.out.startswith("ESCLI UNKNOWN - config: no health answer: --all: no [clusters.NAME]")
+    fams = {f.name: f for f in text_string_to_metric_families(prom.read_text())}
+    assert fams["escli_cluster_up"].samples[0].value == 0 and fams["escli_health_state"].samples[0].value == 3
+
+
 def test_all_checks_every_configured_cluster_and_exits_with_the_worst(cli: Cli, es_url: str,
                                                                       isolated_env: dict[str, str]) -> None:
     cfg = Path(isolated_env["XDG_CONFIG_HOME"]) / "escli" / "config.toml"
@@ -281,6 +291,12 @@ def test_a_bad_threshold_is_unknown_with_one_line(cli: Cli) -> None:
         assert r.out.startswith("ESCLI UNKNOWN - bad argument: ") and r.out.count("\n") == 1
     r = cli("health", "--no-such-option", "--format", "nagios")
     assert r.code == 3 and "No such option" in r.stderr and r.out.startswith("ESCLI UNKNOWN - bad argument")
+    # the format given first (issue 36: click's parser had consumed it when the error was caught: empty stdout)
+    for args, out in ((["-F", "nagios", "--bogus"], "No such option: --bogus\n"),
+                      (["--format=nagios", "-w"], "Option '-w' requires an argument.\n"),
+                      (["-F", "nagios", "--wran", "x"], "No such option: --wran (Possible options: --warn)\n")):
+        r = cli("health", *args)
+        assert r.code == 3 and r.out == "ESCLI UNKNOWN - bad argument: " + out, (args, r.out)
 
 
 def test_index_health(cli: Cli, yellow_index: str, sample_index: str) -> None:

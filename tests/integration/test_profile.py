@@ -69,6 +69,36 @@ def test_duration_and_warmup_by_time(cli: Cli, sample_index: str) -> None:
     assert doc["overall"]["requests"] > 0 and doc["warmup"]["sent"] > 0
 
 
+@pytest.mark.parametrize("loop", [["-j", "2"], ["--rate", "100"]])
+@pytest.mark.parametrize("warmup", ["1s", "300ms", "40"])
+def test_the_warmup_is_never_counted_in_iterations(cli: Cli, sample_index: str, loop: list[str],
+                                                   warmup: str) -> None:
+    """-n N measures N requests whatever the warm-up's form: a warm-up by time used to eat into them (-n 100
+    --warmup 1s measured 0 and exited 0). The first request always goes out during the warm-up, so it sent some."""
+    doc = profile_json(cli, sample_index, "laptop", "-n", "60", "--warmup", warmup, *loop)
+    assert doc["overall"]["requests"] == doc["overall"]["latency_ms"]["count"] == 60
+    assert doc["warmup"]["sent"] == 40 if warmup == "40" else doc["warmup"]["sent"] >= 1
+
+
+def test_a_run_that_measured_nothing_is_an_error_not_a_pass(cli: Cli, sample_index: str, tmp_path: Path) -> None:
+    """Nothing measured must never exit 0 (a CI job without --fail-if would read it as a pass): a saved run
+    that holds no request, merged, is refused with exit 1 and one line saying why."""
+    saved = tmp_path / "run.json"
+    r = cli("profile", sample_index, "laptop", "-n", "5", "--warmup", "0", "--save", str(saved), "-F", "json")
+    assert r.code == 0, r.stderr
+    doc = json.loads(saved.read_text())
+    state = doc["state"]
+    empty = tmp_path / "empty.json"
+    from escli.profiler import RequestStats
+
+    state["queries"] = {q: RequestStats().to_dict() for q in state["queries"]}
+    empty.write_text(json.dumps({**doc, "state": state}))
+    r = cli("profile", "merge", str(empty), "-F", "json")
+    assert r.code == 1
+    assert "measured no request" in r.stderr.strip().splitlines()[-1]
+    assert json.loads(r.stdout)["overall"]["requests"] == 0  # the (empty) report is still written
+
+
 def test_injected_stall_shows_in_open_loop_latency_not_in_closed_loop(cli: Cli, es_url: str,
                                                                        sample_index: str) -> None:
     """A 1 s server pause: the open loop counts the queue behind it, the closed loop does not even see it."""

@@ -21,7 +21,7 @@ import pytest
 from escli.core.slowlog import read_slowlog
 from escli.profiler import Histogram, RequestStats
 from tests.conftest import ROOT, Result
-from tests.support.fault_proxy import FaultProxy
+from tests.support.delay_proxy import DelayProxy
 
 Cli = Callable[..., Result]
 Proc = Callable[..., subprocess.CompletedProcess[bytes]]
@@ -146,23 +146,66 @@ def test_slowlog_of_searches_replays_those_searches(cli: Cli, es: httpx.Client, 
     assert counts[3.0] > counts[1.0]  # with this seed: picked by weight
 
 
-def test_find_max_lands_between_a_passing_and_a_failing_rate(cli: Cli, es_url: str, sample_index: str) -> None:
-    """0.2 s in front of every search and at most 2 in flight: no client can be served above 10/s, so a rate
-    of 20/s or more queues for a second within a 2 s step and breaks p99>600ms whatever the machine's speed."""
-    with FaultProxy(es_url, lifetime=600) as proxy:
-        proxy.delay(0.2, match=b"_search")
-        r = cli("--url", proxy.url, "profile", sample_index, "laptop", "--find-max", "--rate", "2", "-j", "2",
-                "-d", "2s", "--warmup", "0", "--fail-if", "p99>600ms", "-F", "json")
-    assert r.code == 0, r.stderr
+SERIAL_DELAY = 0.2  # the proxy passes one request at a time, 0.2 s each: a capacity of exactly 5 per second
+FIND_MAX = ("--fail-if", "p90>1s", "-j", "4", "-d", "5s", "--warmup", "1s", "-F", "json")
+
+
+def _profile(cli: Cli, url: str, index: str, *args: str) -> dict[str, Any]:
+    r = cli("--url", url, "profile", index, "laptop", *args, *FIND_MAX)
+    doc: dict[str, Any] = json.loads(r.stdout)
+    doc["exit"] = r.code
+    return doc
+
+
+def test_find_max_half_holds_and_twice_fails_three_times_out_of_three(cli: Cli, es_url: str,
+                                                                      sample_index: str) -> None:
+    """The capacity is the test's, not the machine's: a proxy lets one request through at a time, each held
+    0.2 s, so nothing passes faster than C = 5/s however fast or busy the machine (the engine's own time adds
+    latency outside the gate, never capacity). The gate, p90 > 1 s, is five times the 0.2 s a request costs:
+
+    * Below C nothing queues, so p90 is 0.2 s plus the engine and the client; breaking 1 s would take the machine
+      stalling 10 % of the requests by 0.8 s each. So every step at or below C passes.
+    * Above C the queue at the proxy grows by (r/C - 1) s every second. A 5 s step plus its 1 s warm-up (whose
+      backlog carries over) breaks p90 > 1 s once r/C - 1 > ~0.8/5, so the found maximum M lies between about
+      C (everything below passes) and 1.2 C.
+    * Half of it, M/2 <= 0.6 C: no queue at all, p90 about 0.2 s: five times inside the gate.
+      Twice it, 2M >= 2 C: the queue grows a second every second, p90 of 4-5 s: four times past the gate.
+
+    Neither margin depends on the machine's speed, and p90 needs 10 samples, which even the slowest step (3/s
+    for 5 s) has several times over, so every step decides on a sample that supports it."""
+    with DelayProxy(es_url, serial_delay=SERIAL_DELAY, lifetime=900) as proxy:
+        found = _profile(cli, proxy.url, sample_index, "--find-max")
+        assert found["exit"] == 0, found
+        best, low = found["max_rate"], found["min_failing_rate"]
+        capacity = found["capacity"]
+        assert 0 < capacity["throughput"] <= 1 / SERIAL_DELAY * 1.02 and capacity["concurrency"] == 4
+        assert found["start_rate"] == found["steps"][0]["rate"]  # the search starts from the measured capacity
+        assert best is not None and low is not None and best < low <= best * 1.1
+        rates = [s["rate"] for s in found["steps"]]
+        assert any(r > rates[0] for r in rates) and any(r < max(rates) for r in rates)  # it moved both ways
+        for step in found["steps"]:
+            assert step["outcome"] in ("pass", "fail") and step["requests"] >= step["needed"] >= 10
+            assert all(t["latency_ms"]["count"] >= 10 and "p90" in t["latency_ms"] for t in step["tries"])
+            if step["outcome"] == "fail":  # confirmed before the bound moved
+                assert [t["outcome"] for t in step["tries"]].count("fail") >= 2
+            assert all(t["warmup_sent"] >= 1 for t in step["tries"])  # each try warmed up on its own
+        for _ in range(3):
+            half = _profile(cli, proxy.url, sample_index, "--rate", f"{best / 2:g}")
+            assert half["exit"] == 0 and all(g["passed"] for g in half["gates"]), half["gates"]
+            twice = _profile(cli, proxy.url, sample_index, "--rate", f"{best * 2:g}")
+            assert twice["exit"] == 1 and not twice["gates"][0]["passed"], twice["gates"]
+
+
+def test_find_max_does_not_decide_on_a_sample_too_small_for_its_percentile(cli: Cli, sample_index: str) -> None:
+    """p99 needs 100 samples (125 planned): at 2/s that is over a minute, more than --max-step 10s allows, so the
+    step is undecided rather than read from 20 samples, and no maximum is claimed."""
+    r = cli("profile", sample_index, "laptop", "--find-max", "--rate", "2", "--max-step", "10s", "-d", "1s",
+            "--fail-if", "p99>5s", "--warmup", "0", "-F", "json")
+    assert r.code == 1, r.stderr
     doc = json.loads(r.stdout)
-    steps = doc["steps"]
-    best = doc["max_rate"]
-    assert best is not None and steps[0]["rate"] == 2.0 and best < 20
-    assert any(s["passed"] and s["rate"] == best for s in steps)
-    above = [s for s in steps if s["rate"] > best]
-    assert above and not any(s["passed"] for s in above)
-    assert all("p99" in s["latency_ms"] or "max" in s["latency_ms"] for s in steps)
-    assert doc["rate"] == best and all(g["passed"] for g in doc["gates"])
+    assert doc["max_rate"] is None and doc["undecided_rates"] == [2.0]
+    assert doc["steps"][0]["outcome"] == "undecided" and doc["steps"][0]["needed"] == 125
+    assert "undecided" in r.stderr and "--max-step" in r.stderr
 
 
 def test_find_max_needs_a_gate(cli: Cli, sample_index: str) -> None:
@@ -198,3 +241,11 @@ def test_save_keeps_the_histograms(cli: Cli, sample_index: str, tmp_path: Path) 
     saved = orjson.loads(out.read_bytes())
     assert saved["state"]["version"] == 1
     assert sum(RequestStats.from_dict(q).requests for q in saved["state"]["queries"].values()) == 30
+
+
+def test_profile_merge_help_is_merges_own(escli_proc: Proc) -> None:
+    """`escli profile merge --help` showed profile's usage (issue 36): merge is an INDEX value to click."""
+    p = escli_proc("profile", "merge", "--help")
+    out = p.stdout.decode()
+    assert p.returncode == 0 and out.startswith("Usage: escli profile merge RUN.json... [OPTIONS]"), out
+    assert "--fail-if" in out and "--report" in out and "--rate" not in out and "--find-max" not in out

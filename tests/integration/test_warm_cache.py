@@ -248,7 +248,10 @@ def test_unreachable_exits_3_with_a_summary(cli: Cli, warm_file: Path) -> None:
     r = cli("--url", "http://127.0.0.1:9", "--max-retries", "0", "warm-cache", str(warm_file))
     assert r.code == 3
     assert "cluster unreachable" in r.stderr and "Traceback" not in r.stderr
-    assert summary(r.stdout)["refreshed"] == 0
+    line = summary(r.stdout)
+    assert line["refreshed"] == 0
+    # a log reader sees the outage (issue 36: it was a quiet line of 0 queries and 0 failures)
+    assert line["exit"] == 3 and line["error"].startswith("cluster unreachable") and line["error"] in r.stderr
 
 
 @pytest.fixture()

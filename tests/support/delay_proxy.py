@@ -9,6 +9,9 @@ When request number `stall_at` arrives (counting from 1 over all connections), t
 `stall_seconds`, and holds every other request that arrives meanwhile until the stall ends: from the client's side
 the engine stopped answering for that long. Responses are piped back byte for byte.
 
+`serial_delay=D`: every request waits its turn at one gate and is held there D seconds before it goes on, so the
+proxy passes at most 1/D requests per second whatever the machine: a capacity the test sets (profile --find-max).
+
 Unlike FaultProxy (which answers in the engine's place), this one changes only *when* requests reach the engine.
 It listens on 127.0.0.1 on a free port, runs its own event loop in a daemon thread, and is bounded: at most
 `max_connections` clients, request bodies up to `max_body` bytes, and it stops by itself after `lifetime` seconds.
@@ -28,12 +31,15 @@ class DelayProxy(LoopServer):
     thread_name = "delay-proxy"
 
     def __init__(self, upstream: str, *, stall_at: int | None = None, stall_seconds: float = 0.0,
-                 lifetime: float = 180.0, max_connections: int = 128, max_body: int = 16 * 1024 * 1024) -> None:
+                 serial_delay: float = 0.0, lifetime: float = 180.0, max_connections: int = 128,
+                 max_body: int = 16 * 1024 * 1024) -> None:
         parts = urlsplit(upstream)
         self.host = parts.hostname or "127.0.0.1"
         self.upstream_port = parts.port or 80
         self.stall_at = stall_at
         self.stall_seconds = stall_seconds
+        self.serial_delay = serial_delay
+        self._serial: asyncio.Lock | None = None  # made on the proxy's own loop, at the first request
         self.lifetime = lifetime
         self.max_connections = max_connections
         self.max_body = max_body
@@ -59,6 +65,11 @@ class DelayProxy(LoopServer):
                 self.stalled += 1
         if wait > 0:
             await asyncio.sleep(wait)
+        if self.serial_delay:
+            if self._serial is None:
+                self._serial = asyncio.Lock()
+            async with self._serial:  # one request at a time, D seconds each: at most 1/D per second
+                await asyncio.sleep(self.serial_delay)
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self._connections >= self.max_connections:

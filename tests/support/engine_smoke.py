@@ -387,3 +387,15 @@ class EngineSmoke:
         assert r.code == 0, r.stderr
         ids = export_ids(out)
         assert len(ids) == N and set(ids) == set(smoke_docs)
+
+    def test_parquet_finds_the_array_fields(self, run: Cli, smoke_index: str,
+                                            smoke_docs: dict[str, dict[str, Any]], tmp_path: Path) -> None:
+        """The look at a sample (a seeded random_score search) works on every engine: tags a list column."""
+        import duckdb
+
+        out = tmp_path / "p.parquet"
+        r = run("export", smoke_index, "--out", str(out))
+        assert r.code == 0, r.stderr
+        types = {row[0]: row[1] for row in duckdb.sql(f"describe select * from read_parquet('{out}')").fetchall()}
+        assert types["tags"] == "VARCHAR[]" and types["price"] == "DOUBLE"
+        assert duckdb.sql(f"select count(*) from read_parquet('{out}')").fetchall() == [(len(smoke_docs),)]

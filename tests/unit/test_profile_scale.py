@@ -4,14 +4,29 @@ repeated runs, the find-max search, and the slowlog's collapse of per-shard line
 from __future__ import annotations
 
 import itertools
+import math
 import random
 import statistics
+from collections.abc import Callable
 
 import orjson
 import pytest
 
+from escli.core.gates import Gate, parse_gates
 from escli.core.profile import ProfileOptions, ProfileResult, Warmup
-from escli.core.profile_scale import Step, find_max, repeat_spread, spread
+from escli.core.profile_scale import (
+    FAIL,
+    PASS,
+    UNDECIDED,
+    Step,
+    Try,
+    gate_needs,
+    planned_requests,
+    repeat_spread,
+    sample_shortfall,
+    search_max,
+    spread,
+)
 from escli.core.profile_workers import plan, split_even
 from escli.core.slowlog import read_slowlog
 from escli.errors import InputError
@@ -94,13 +109,18 @@ def test_spread_is_median_and_cv_of_the_runs() -> None:
     assert "count" not in sp["overall"]["latency_ms"]
 
 
-def _step_at(limit: float) -> tuple[list[float], object]:
+def _try(outcome: str, **doc: object) -> Try:
+    result = ProfileResult(ProfileOptions(), [])
+    return Try({**result.as_dict(), **doc}, result, outcome)
+
+
+def _step_at(limit: float, undecided_below: float = 0.0) -> tuple[list[float], Callable[[float], Step]]:
     tried: list[float] = []
 
     def run(rate: float) -> Step:
         tried.append(rate)
-        r = ProfileResult(ProfileOptions(), [])
-        return Step(rate, rate <= limit, {"overall": {}}, r)
+        outcome = UNDECIDED if rate < undecided_below else PASS if rate <= limit else FAIL
+        return Step(rate, [_try(outcome)] if outcome != FAIL else [_try(FAIL), _try(FAIL)], 100)
 
     return tried, run
 
@@ -108,18 +128,56 @@ def _step_at(limit: float) -> tuple[list[float], object]:
 @pytest.mark.parametrize(("start", "limit"), [(10.0, 37.0), (10.0, 10.0), (100.0, 37.0), (1.0, 1000.0)])
 def test_find_max_lands_between_a_passing_and_a_failing_rate(start: float, limit: float) -> None:
     tried, run = _step_at(limit)
-    found = find_max(run, start)  # type: ignore[arg-type]
+    found = search_max(run, start)
     assert found.max_rate is not None and found.max_rate <= limit
-    failing = [s.rate for s in found.steps if not s.passed]
-    assert failing and min(failing) > found.max_rate
-    assert min(failing) - found.max_rate <= 0.05 * found.max_rate + 0.01 * found.max_rate  # within 5 % (+ rounding)
+    assert found.min_failing_rate is not None and found.min_failing_rate > found.max_rate
+    assert found.min_failing_rate - found.max_rate <= 0.06 * found.max_rate  # within 5 % (+ rounding)
     assert tried[0] == start
+    assert {s["rate"] for s in found.as_dict()["steps"]} == set(tried)
 
 
 def test_find_max_with_no_passing_rate() -> None:
     _, run = _step_at(0.0)
-    found = find_max(run, 10.0)  # type: ignore[arg-type]
+    found = search_max(run, 10.0)
     assert found.max_rate is None and all(not s.passed for s in found.steps)
+
+
+def test_an_undecided_step_moves_no_bound_and_ends_the_search_downwards() -> None:
+    tried, run = _step_at(1.0, undecided_below=5.0)  # passes only at 1/s, which would take too long to measure
+    found = search_max(run, 40.0)
+    assert tried == [40.0, 20.0, 10.0, 5.0, 2.5] and found.max_rate is None
+    assert found.min_failing_rate == 5.0 and found.as_dict()["undecided_rates"] == [2.5]
+
+
+@pytest.mark.parametrize(("outcomes", "expected"), [
+    ([PASS], PASS), ([FAIL, FAIL], FAIL), ([FAIL, PASS, FAIL], FAIL), ([FAIL, PASS, PASS], PASS),
+    ([PASS, UNDECIDED], UNDECIDED), ([], UNDECIDED)])
+def test_a_failure_counts_only_when_confirmed(outcomes: list[str], expected: str) -> None:
+    assert Step(10.0, [_try(o) for o in outcomes], 100).outcome == expected
+
+
+def _gates(*texts: str) -> list[Gate]:
+    return parse_gates(list(texts), {"a", "b"})
+
+
+def test_what_a_gate_needs_before_it_can_be_read() -> None:
+    assert [gate_needs(g) for g in _gates("p99>80ms", "p90>1s", "p99.9>1s", "max>1s", "mean>1ms",
+                                          "errors>0.1%", "errors>0%", "errors>5", "throughput<10")] \
+        == [100, 10, 1000, 1, 1, 1000, 1, 1, 1]
+    weighted = [QuerySpec("a", "i", {}, weight=1.0), QuerySpec("b", "i", {}, weight=3.0)]
+    # a gate on query a (a quarter of the load) needs four times its samples in the whole step, with headroom
+    assert planned_requests(_gates("a:p99>50ms"), weighted) == math.ceil(400 * 1.25)
+    assert planned_requests(_gates("p90>1s"), weighted) == math.ceil(10 * 1.25)
+
+
+def test_the_shortfall_of_a_run_for_its_gates() -> None:
+    run = _run({"a": [1000] * 60, "b": [2000] * 20}, 1.0)
+    for stats in run.per_query.values():  # the overall figures are the queries' sum (as run_profile leaves them)
+        run.overall.merge(stats)
+    doc = run.as_dict()
+    assert sample_shortfall(doc, _gates("p90>1s")) == 0
+    assert sample_shortfall(doc, _gates("p99>1s")) == 20  # 80 of the 100 it needs
+    assert sample_shortfall(doc, _gates("b:p99>1s")) == 80 * 4  # b has 20 of 100, a quarter of the load
 
 
 # Lines as Elasticsearch 9.5 writes them (the test engine's own file): `source` escaped twice on disk.
@@ -169,8 +227,8 @@ def test_slowlog_reads_the_documented_single_escape_and_names_bad_lines() -> Non
 def test_find_max_stops_where_the_client_falls_behind() -> None:
     def run(rate: float) -> Step:  # every gate holds, but at 400/s each of the 2 workers is on a whole core
         cpu = 196.0 if rate >= 400 else rate / 4
-        return Step(rate, True, {"workers": 2, "client": {"cpu_percent": cpu}}, ProfileResult(ProfileOptions(), []))
+        return Step(rate, [_try(PASS, workers=2, client={"cpu_percent": cpu})], 1)
 
-    found = find_max(run, 100.0)
+    found = search_max(run, 100.0)
     assert found.client_bound and [s.rate for s in found.steps] == [100.0, 200.0, 400.0]
     assert found.max_rate == 400.0 and found.steps[-1].client_bound

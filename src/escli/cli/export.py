@@ -163,9 +163,13 @@ def export_command(
                                                 "column here (NDJSON: _id, field, value); exit 1 if any",
                                                 show_default=False, metavar="FILE")] = None,
     array_fields: Annotated[str | None, typer.Option("--array-fields", help="parquet: these fields hold arrays "
-                                                     "(list columns; patterns allowed); others are scalars",
-                                                     show_default=False, metavar="FIELDS")] = None,
+                                                     "(list columns; patterns allowed), added to those the "
+                                                     "sample finds", show_default=False, metavar="FIELDS")] = None,
+    array_sample: Annotated[str, typer.Option("--array-sample", help="parquet: look at N documents of the export "
+                                              "first; a field holding an array in any becomes a list column "
+                                              "(off: only --array-fields)", metavar="N|off")] = "2000",
 ) -> None:
+    from escli.core.array_sample import parse_sample_size
     from escli.core.export_plan import parse_partition
     from escli.errors import UsageError
 
@@ -239,7 +243,8 @@ def export_command(
                                        [*req.user_sort(), TIEBREAK], page_size, keep_alive).encode())
         return
     arrays = [f.strip() for f in (array_fields or "").split(",") if f.strip()]
-    _run(app, req, cp, fmt, out, out_dir, gzip, source_only, excel_safe, state, errors, arrays)
+    _run(app, req, cp, fmt, out, out_dir, gzip, source_only, excel_safe, state, errors, arrays,
+         parse_sample_size(array_sample))
 
 
 def _partition_text(parts: tuple[int, int] | None) -> str | None:
@@ -283,20 +288,20 @@ def _check_parquet(out: Path | None, out_dir: Path | None, gzip: bool) -> None:
 
 def _check_out_dir(out_dir: Path, fmt: str, force: bool, resume: bool) -> None:
     from escli.errors import UsageError
+    from escli.files import make_dirs
     from escli.output.export_parts import MANIFEST
 
     if fmt == "json":
         raise UsageError("--out-dir with --format json: a JSON array does not split into parts; use ndjson")
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"--out-dir {out_dir}: not a directory")
-    require_parent("--out-dir", out_dir)
     if (out_dir / MANIFEST).exists() and not resume:
         if not force:
             raise UsageError(f"--out-dir {out_dir}: holds a finished export ({MANIFEST}); --force replaces it")
         (out_dir / MANIFEST).unlink()  # first, so an interrupted replacement never looks finished
         for old in out_dir.glob("part-*"):
             old.unlink()
-    out_dir.mkdir(mode=0o700, exist_ok=True)
+    make_dirs("--out-dir", out_dir)
 
 
 def _resumed_request(cp: Checkpoint, index: str, out: Path | None, out_dir: Path | None, fmt: str,
@@ -329,7 +334,7 @@ def _resumed_request(cp: Checkpoint, index: str, out: Path | None, out_dir: Path
 
 def _run(app: Any, req: ExportRequest, cp: Checkpoint, fmt: str, out: Path | None, out_dir: Path | None,
          gzip: bool, source_only: bool, excel_safe: bool, state: Path | None = None,
-         errors: Path | None = None, array_fields: list[str] | None = None) -> None:
+         errors: Path | None = None, array_fields: list[str] | None = None, array_sample: int = 0) -> None:
     import asyncio
     import signal
 
@@ -373,13 +378,16 @@ def _run(app: Any, req: ExportRequest, cp: Checkpoint, fmt: str, out: Path | Non
                 cp.request["columns"] = columns
                 columns = columns if source_only else ["_id", *[c for c in columns if c != "_id"]]
             elif fmt == "parquet":
+                from escli.core.array_sample import sampled_schema
                 from escli.core.columns import mapped_types
                 from escli.output.parquet import parquet_schema
 
                 if "schema" not in cp.request:  # a resumed run keeps the columns its parts began with
                     mapping = await es.mapping(req.index)
-                    cp.request["schema"] = parquet_schema(choose_columns(mapping, req.fields), mapped_types(mapping),
-                                                          array_fields or [], source_only)
+                    cp.request["schema"] = await sampled_schema(
+                        es, req.index, req.search_body().get("query"), lambda arrays: parquet_schema(
+                            choose_columns(mapping, req.fields), mapped_types(mapping), arrays, source_only),
+                        array_fields or [], array_sample, msgs.detail)
                 schema = tuple((str(n), str(k), bool(a)) for n, k, a in cp.request["schema"])
             header = csv_header(columns) if fmt == "csv" else b""
             gz = gzip or (out is not None and out.suffix == ".gz")
@@ -402,6 +410,7 @@ def _run(app: Any, req: ExportRequest, cp: Checkpoint, fmt: str, out: Path | Non
                                              "partition": cp.request.get("partition")})
             state_["output"] = None
             state_["bad"] = output.bad_values
+            state_["arrays"] = output.array_misfits
             return result
 
     import gc
@@ -425,7 +434,7 @@ def _run(app: Any, req: ExportRequest, cp: Checkpoint, fmt: str, out: Path | Non
                 if not keep:
                     msgs.error(f"stopped by {signal.Signals(signum).name} after {cp.written} documents")
                 raise SystemExit(128 + signum) from None
-            raise KeyboardInterrupt from None
+            raise (SystemExit(130) if keep else KeyboardInterrupt()) from None  # one line: the checkpoint's
         if isinstance(exc, OSError) and not isinstance(exc, BrokenPipeError | ConnectionError):
             raise _write_failure(exc, out, out_dir, cp, keep) from exc
         raise
@@ -444,7 +453,7 @@ def _run(app: Any, req: ExportRequest, cp: Checkpoint, fmt: str, out: Path | Non
               f"({rate:,.0f} docs/s, {result.slices} slice{'s' if result.slices != 1 else ''}, "
               f"{result.method}{extra}){since_note}")
     if state_.get("bad"):
-        _bad_values(state_["bad"], errors)
+        _bad_values(state_["bad"], errors, state_["arrays"])
 
 
 def _write_failure(exc: OSError, out: Path | None, out_dir: Path | None, cp: Checkpoint, kept: bool) -> Exception:
@@ -478,8 +487,8 @@ def _record_since(result: Any, state: Path | None, req: ExportRequest, cp: Check
     return f"; {since.field} above {last} up to {since.show(since.mark)}"
 
 
-def _bad_values(bad: int, errors: Path | None) -> None:
+def _bad_values(bad: int, errors: Path | None, arrays: set[str]) -> None:
     from escli.errors import PartialFailure
+    from escli.output.parquet import misfit_summary
 
-    where = f"written to {errors}" if errors else "use --errors FILE to see them"
-    raise PartialFailure(f"{bad} value(s) did not fit their column and were left empty ({where})")
+    raise PartialFailure(misfit_summary(bad, errors, arrays))

@@ -38,10 +38,28 @@ class HealthCommand(EscliCommand):
                 p.opts = [o for o in p.opts if o != "-c"]
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        nagios = wants_nagios(args)  # read first: click's parser consumes the list it is given
         try:
             return list(super().parse_args(ctx, args))
         except typer.TyperException as exc:
-            _bad_argument(app_context(ctx), exc.format_message(), "nagios" in args)
+            _bad_argument(app_context(ctx), plain_usage_message(exc), nagios)
+
+
+def wants_nagios(args: list[str]) -> bool:
+    """`-F nagios`, `--format nagios`, `-Fnagios` or `--format=nagios` anywhere in the command's arguments."""
+    return any(a in ("-Fnagios", "--format=nagios") or (a == "nagios" and i and args[i - 1] in ("-F", "--format"))
+               for i, a in enumerate(args))
+
+
+def plain_usage_message(exc: Any) -> str:
+    """click's message, without a suggestion that is no more than a guess (`--bogus`: 'Possible options:
+    --verbose'): only a close match (a typo) is suggested."""
+    from difflib import get_close_matches
+
+    name, guesses = getattr(exc, "option_name", None), getattr(exc, "possibilities", None)
+    if name and guesses:  # click's NoSuchOption (vendored by typer as typer._click)
+        exc.possibilities = get_close_matches(name, list(guesses), cutoff=0.8)
+    return str(exc.format_message())
 
 
 def _bad_argument(app: Any, message: str, nagios: bool) -> NoReturn:
@@ -246,8 +264,8 @@ def _targets(app: Any, all_clusters: bool) -> list[tuple[str, Any]]:
     path = config_path(app.env)
     clusters = (load_config(path).get("clusters") or {})
     names = [n for n, t in clusters.items() if isinstance(t, dict)]
-    if not names:
-        raise UsageError(f"--all: no [clusters.NAME] tables in {path}")
+    if not names:  # UNKNOWN like an unreachable cluster, so --prometheus-file is still written (up 0)
+        return [("config", UsageError(f"--all: no [clusters.NAME] tables in {path}"))]
     out: list[tuple[str, Any]] = []
     for name in names:
         try:

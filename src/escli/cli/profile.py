@@ -7,13 +7,37 @@ from typing import Annotated, Any
 
 import typer
 
-from escli.cli.common import app_context, global_options, run_async
+from escli.cli.common import EscliCommand, app_context, global_options, run_async
 from escli.output.formats import report_format
 
 
+class ProfileCommand(EscliCommand):
+    """`escli profile merge --help` answers with merge's own usage and options (it is an INDEX value to click, so
+    its --help was profile's)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if args[:1] == ["merge"] and any(a in ("--help", "-h") for a in args):
+            formatter = ctx.make_formatter()
+            formatter.write_usage("escli profile merge", "RUN.json... [OPTIONS]")
+            formatter.write_paragraph()
+            formatter.write_text("Merge runs saved with --save (side by side: one per machine or worker) into one "
+                                 "report, exactly: their histograms add. Sends nothing.")
+            rows = [rec for p in self.get_params(ctx) if p.name in MERGE_OPTIONS
+                    and (rec := p.get_help_record(ctx)) is not None]
+            with formatter.section("Options"):
+                formatter.write_dl(rows)
+            typer.echo(formatter.getvalue(), nl=False)
+            ctx.exit()
+        return list(super().parse_args(ctx, args))
+
+
+MERGE_OPTIONS = {"format", "percentiles", "fail_if", "save", "compare", "report", "prometheus_file", "plot"}
+
+
 def register(app: typer.Typer) -> None:
-    app.command("profile", help="Measure query latency: percentiles, throughput, service time, took; closed or "
-                                "open loop. `escli profile merge RUN.json...` merges runs saved with --save.",
+    app.command("profile", cls=ProfileCommand,
+                help="Measure query latency: percentiles, throughput, service time, took; closed or "
+                     "open loop. `escli profile merge RUN.json...` merges runs saved with --save.",
                 # `merge RUN.json...`: the files after the first come as extra arguments
                 context_settings={"allow_extra_args": True})(profile_command)
 
@@ -38,8 +62,12 @@ def profile_command(
     repeat: Annotated[int, typer.Option(
         "--repeat", min=1, metavar="K", help="K runs one after another: each run's figures, median and cv")] = 1,
     find_max: Annotated[bool, typer.Option(
-        "--find-max", help="Raise the open-loop rate from --rate (doubling, then bisecting) to the highest at "
-                           "which every --fail-if holds; --duration per step")] = False,
+        "--find-max", help="The highest open-loop rate at which every --fail-if holds: from the closed-loop "
+                           "capacity (or --rate), up and down, then bisecting; a step runs at least --duration "
+                           "and as long as its gates' percentiles need, a failure is tried again")] = False,
+    max_step: Annotated[str, typer.Option(
+        "--max-step", metavar="DURATION", help="--find-max: the longest a step may run to gather the sample its "
+                                               "gates need; a rate that needs more is undecided")] = "60s",
     field: Annotated[list[str] | None, typer.Option(
         "--field", "-f", metavar="FIELD", help="Field to match, name^boost (repeatable)", show_default=False)] = None,
     size: Annotated[int | None, typer.Option(
@@ -116,7 +144,7 @@ def profile_command(
     from escli.errors import UsageError
     from escli.es.connect import open_es
     from escli.inputs import numbered_lines, open_input
-    from escli.profiler import RequestStats, parse_percentiles
+    from escli.profiler import parse_percentiles
 
     app = app_context(ctx)
     msgs = app.messages
@@ -250,46 +278,21 @@ def profile_command(
         return d
 
     if find_max:
-        from escli.core.profile_scale import Step
-        from escli.core.profile_scale import find_max as search_max
+        from escli.core.profile_scale import find_max_report
 
-        def step(r: float) -> Step:
-            res = run_once(replace(opts, rate=r))
-            d = finish(res)
-            return Step(r, all(g["passed"] for g in d["gates"]) and not res.interrupted, d, res)
-
-        found = search_max(step, rate or FIND_MAX_START)
-        chosen = found.best or found.steps[0]
-        result, doc = chosen.result, chosen.doc
-        doc = {**doc, "max_rate": found.max_rate, "client_bound": found.client_bound,
-               "steps": [s.as_dict() for s in found.steps]}
-        if found.client_bound:
-            msgs.warn(f"find-max: every gate held at {found.max_rate:g}/s but escli fell behind its schedule: "
-                      "this is the client's limit, not the cluster's (add --workers, or machines and merge)")
-        if found.max_rate is None and not result.interrupted:
-            app.stderr.write(f"escli: find-max: no rate passed every gate (lowest tried {found.steps[-1].rate:g}/s)"
-                             "\n")
+        result, doc = find_max_report(run_once, opts, workload, gates, finish, start=rate, step_seconds=seconds or
+                                      FIND_MAX_STEP, cap=parse_duration(max_step, "--max-step"),
+                                      note=msgs.info, warn=msgs.warn)
     elif repeat > 1:
-        from escli.core.profile_scale import repeat_spread, run_summary
+        from escli.core.profile_scale import run_repeat
 
-        result = ProfileResult(opts, list(workload), per_query={q.id: RequestStats() for q in workload},
-                               workers=nworkers)
-        runs: list[dict[str, Any]] = []
-        for _ in range(repeat):
-            one = run_once(opts)
-            runs.append(finish(one))
-            result.absorb(one.state(), after=True)
-            if one.interrupted:
-                break
-        doc = {**finish(result), "repeat": repeat, "runs": [run_summary(d) for d in runs],
-               "spread": repeat_spread(runs)}
+        result, doc = run_repeat(run_once, opts, workload, nworkers, repeat, finish)
     else:
         result = run_once(opts)
         doc = finish(result)
     _emit(app, doc, result.state(), fmt, baseline, save, prometheus_file, report, plot, result.interrupted)
 
 
-FIND_MAX_START = 10.0  # requests per second, when --find-max is given no --rate to start from
 FIND_MAX_STEP = 5.0  # seconds per step, when --find-max is given no --duration
 
 
@@ -346,7 +349,7 @@ def _emit(app: Any, doc: dict[str, Any], state: dict[str, Any], fmt: str, baseli
     """Write what a profile (a run, a merge, a repeat, a find-max) measured, then exit as its outcome says."""
     import orjson
 
-    from escli.core.profile import compare_profiles
+    from escli.core.profile import compare_profiles, nothing_measured
     from escli.errors import PartialFailure
     from escli.files import write_private
 
@@ -383,6 +386,8 @@ def _emit(app: Any, doc: dict[str, Any], state: dict[str, Any], fmt: str, baseli
     app.stdout.flush()
     if interrupted:
         raise KeyboardInterrupt
+    if (empty := nothing_measured(doc)) is not None:
+        raise PartialFailure(empty)
     failed = [g for g in doc.get("gates") or [] if not g["passed"]]
     overall = doc["overall"]
     if doc.get("max_rate") is None and "steps" in doc:

@@ -204,7 +204,7 @@ def search_command(
         typer.Option(
             "--stored-fields",
             metavar="FIELDS",
-            help="Read these stored fields instead of _source (a,b; _none_ for ids only)",
+            help="Read these stored fields instead of _source (a,b); for ids only: --source false",
             show_default=False,
         ),
     ] = None,
@@ -494,6 +494,8 @@ def _describe(app: "AppContext", settings: "Settings", built: "BuiltSearch") -> 
 def _report_cache(app: "AppContext", outcome: "SearchOutcome") -> None:
     """One note on stderr naming the cache level that answered (hit-memory, hit-disk, hit-shared), as in
     `_escli.cache`; a miss or a bypass only with -v."""
+    from escli.core.search import bypass_note
+
     msgs = app.messages
     if outcome.cache_hit:
         meta = outcome.meta()
@@ -502,7 +504,7 @@ def _report_cache(app: "AppContext", outcome: "SearchOutcome") -> None:
             f"{_ago(meta.get('expires_in_s', 0.0))} (--no-cache to ask Elasticsearch)"
         )
     elif outcome.status == "bypass":
-        msgs.detail(f"cache bypass: {outcome.bypass_reason} (--cache to cache it anyway)")
+        msgs.detail(bypass_note(outcome.bypass_reason))
     elif outcome.status == "miss":
         msgs.detail("cache miss: asked Elasticsearch")
     if outcome.key is not None:

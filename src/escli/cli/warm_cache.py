@@ -41,7 +41,7 @@ def warm_cache_command(
 
     from escli.cache import open_cache
     from escli.core.search import cache_identity
-    from escli.core.warm import Problem, WarmLock, WarmOptions, WarmResult, warm_cache
+    from escli.core.warm import Problem, WarmLock, WarmOptions, WarmResult, run_failure, warm_cache
     from escli.durations import parse_duration
     from escli.errors import InputError, PartialFailure, UsageError
     from escli.es.connect import open_es
@@ -107,8 +107,8 @@ def warm_cache_command(
         run_async(main(), many_requests=True)
     except UsageError:
         raise  # a missing file or bad option: nothing ran, no summary
-    except BaseException:
-        summary()
+    except BaseException as exc:
+        summary(**run_failure(exc))
         raise
     finally:
         lock.release()

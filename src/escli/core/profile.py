@@ -26,7 +26,7 @@ import math
 import random
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import accumulate
@@ -370,6 +370,7 @@ class Runner:
         self.cpu_start = 0.0
         self.last_end = 0.0
         self.sent = 0
+        self.measured = 0  # requests sent since measuring began: what --iterations counts
 
     def start_measuring(self, at: float) -> None:
         self.measure_from = at
@@ -440,26 +441,33 @@ class Runner:
             self.result.timeline.record(item.spec.id, second, latency)  # after the clock was read: not timed
         self.on_progress(1)
 
-    def _limits(self, t0: float) -> tuple[int | None, float | None]:
-        """(total requests to send or None, end of warm-up by time or None)."""
+    def _limits(self, t0: float) -> float | None:
+        """The end of a warm-up by time, or None (a warm-up by count, or none)."""
         w = self.opts.warmup
-        total = None if self.opts.iterations is None else self.opts.iterations + w.requests
-        return total, (t0 + w.seconds if w.seconds else None)
+        return t0 + w.seconds if w.seconds else None
+
+    def take(self) -> bool:
+        """Once measuring has begun: claim one of --iterations' requests (False when they are all sent). The
+        warm-up's requests, whatever its form, are never among them."""
+        if self.measure_from == float("inf"):
+            return True
+        if self.opts.iterations is not None and self.measured >= self.opts.iterations:
+            return False
+        self.measured += 1
+        return True
 
     async def closed(self) -> None:
         t0 = time.perf_counter()
-        total, warm_until = self._limits(t0)
+        warm_until = self._limits(t0)
         counter = itertools.count()
 
         async def worker() -> None:
             perf = time.perf_counter
             while True:
                 i = next(counter)
-                if total is not None and i >= total:
-                    return
                 now = perf()
                 self.maybe_start(i, now, warm_until)
-                if now >= self.deadline:
+                if now >= self.deadline or not self.take():
                     return
                 await self.one(self.pick(), now)
 
@@ -476,7 +484,7 @@ class Runner:
         tasks: set[asyncio.Task[None]] = set()
         perf = time.perf_counter
         t0 = perf()
-        total, warm_until = self._limits(t0)
+        warm_until = self._limits(t0)
         intended = t0 + opts.offset
         lag_max = 0.0
         late = 0
@@ -489,9 +497,9 @@ class Runner:
 
         i = 0
         try:
-            while total is None or i < total:
+            while True:
                 self.maybe_start(i, intended, warm_until)
-                if intended >= self.deadline:
+                if intended >= self.deadline or not self.take():
                     break
                 delay = intended - perf() - EARLY
                 if delay > 0:
@@ -591,6 +599,16 @@ async def run_profile(client: Es, queries: Sequence[QuerySpec], opts: ProfileOpt
             k in ("connection_error", "timeout", "tls_error") for k in result.overall.errors):
         raise UnreachableError(f"cluster unreachable: every request failed ({', '.join(result.overall.errors)})")
     return result
+
+
+def nothing_measured(doc: Mapping[str, Any]) -> str | None:
+    """Why a profile that measured no request must not pass (a CI job without --fail-if would read exit 0 as a
+    pass), or None. Interrupted runs are not asked: they exit 130 with what they have."""
+    if doc.get("interrupted") or (doc.get("overall") or {}).get("requests"):
+        return None
+    sent = (doc.get("warmup") or {}).get("sent") or 0
+    return (f"measured no request ({sent} warm-up request(s) sent, not counted): nothing to report; "
+            "give --iterations or a longer --duration")
 
 
 # --------------------------------------------------------------------------------------------------------------

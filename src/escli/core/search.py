@@ -47,6 +47,14 @@ if TYPE_CHECKING:
     from escli.settings import Settings
 
 CACHE_OFF = "the cache is off (--no-cache)"
+FANOUT_FAILED = "a cluster of the fan-out failed"
+
+
+def bypass_note(reason: str | None) -> str:
+    """The -v line of a search the cache left alone; `--cache` is advised only where it would change that (a
+    `now` range, a custom preference), not when the user turned the cache off or a fan-out lost a cluster."""
+    advice = "" if reason in (CACHE_OFF, FANOUT_FAILED) else " (--cache to cache it anyway)"
+    return f"cache bypass: {reason}{advice}"
 
 @dataclass(frozen=True)
 class SearchOutcome:
@@ -222,7 +230,7 @@ async def search_with_cache(client: Es, cache: Cache, identity: str, index: str,
                              latency_ms=latency_ms, index=index, raw=raw, routing=routing or None)
     if routing.get("failed"):  # a fan-out missing a cluster's hits is not the answer to keep
         return SearchOutcome(response, False, p.key, None, status="bypass", latency_ms=latency_ms, index=index,
-                             bypass_reason="a cluster of the fan-out failed", raw=raw, routing=routing)
+                             bypass_reason=FANOUT_FAILED, raw=raw, routing=routing)
     if not p.usable:
         return SearchOutcome(response, False, p.key, None, status="bypass", bypass_reason=p.bypass_reason,
                              latency_ms=latency_ms, index=index, raw=raw, routing=routing or None)

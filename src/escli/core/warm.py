@@ -224,3 +224,14 @@ async def warm_cache(client: Es, cache: Cache, identity: str,
             and result.connection_failures == result.failed - result.bad_lines:
         raise UnreachableError(f"cluster unreachable: no query could connect ({state['last']})")
     return result
+
+
+def run_failure(exc: BaseException) -> dict[str, object]:
+    """What the summary line of a run that stopped adds: `"error"`, the one line said on stderr, and `"exit"`,
+    so that a log reader (`jq 'select(.failed > 0 or .error)'`) sees an unreachable cluster, not a quiet run of
+    0 queries and 0 failures."""
+    from escli.errors import exit_code_for, one_line
+
+    if isinstance(exc, KeyboardInterrupt):
+        return {"error": "interrupted", "exit": 130}
+    return {"error": one_line(exc), "exit": int(exit_code_for(exc))}

@@ -250,6 +250,7 @@ class ExportOutput:
         self.schema = schema
         self.errors = errors
         self.bad_values = 0  # parquet: values that did not fit their column (written to `errors`)
+        self.array_misfits: set[str] = set()  # parquet: fields whose arrays met a scalar column
         self.out = out
         self.out_dir = out_dir
         self.stdout = stdout
@@ -289,7 +290,8 @@ class ExportOutput:
             # of their bytes an interrupted stream had written)
             from escli.output.parquet import ParquetStream
 
-            self.stream = ParquetStream(partial_path(self.out), self.schema, self._open_errors())
+            self.stream = ParquetStream(partial_path(self.out), self.schema, self._open_errors(),
+                                        self.array_misfits)
             on_final = self.stream.add
         for r in range(n):
             if self.out_dir is not None:
@@ -366,7 +368,7 @@ class ExportOutput:
                 stream, self.stream = self.stream, None
                 # the stream has written what its units handed over; a resumed run has every spool still to write
                 self.bad_values += stream.finish() if stream is not None else spool_to_parquet(
-                    [p.tmp for p in self.parts], partial_path(self.out), self.schema, errors)
+                    [p.tmp for p in self.parts], partial_path(self.out), self.schema, errors, self.array_misfits)
                 os.replace(partial_path(self.out), self.out)
                 for p in self.parts:
                     p.tmp.unlink(missing_ok=True)
@@ -389,7 +391,7 @@ class ExportOutput:
             part, final = job
             lines = final.with_name(f".{final.name}.escli-errors") if errors is not None else None
             with (open(lines, "wb") if lines is not None else contextlib.nullcontext()) as fh:
-                bad = spool_to_parquet([part.tmp], partial_path(final), self.schema, fh)
+                bad = spool_to_parquet([part.tmp], partial_path(final), self.schema, fh, self.array_misfits)
             os.replace(partial_path(final), final)
             part.tmp.unlink(missing_ok=True)
             return bad, lines

@@ -8,9 +8,10 @@ Schema choices (docs/ARCHITECTURE.md has the reasons):
     double/float/half_float/scaled_float -> float64; boolean -> bool; date -> timestamp[ms, UTC];
     date_nanos -> timestamp[ns, UTC]; anything else (objects the mapping does not describe, nested, geo, ...) ->
     a string holding the value's JSON.
-  * Every column is a nullable scalar unless named in --array-fields (then list<type>): the mapping cannot say
+  * Every column is a nullable scalar unless it is a list column (list<type>): found holding an array in a sample
+    of the documents before the run (core/array_sample.py), or named in --array-fields. The mapping cannot say
     which fields hold arrays and one streaming pass cannot learn it before the first row group is written, while a
-    warehouse table wants one schema every night. A one-element array is its element (the engine indexes both
+    warehouse table wants one schema for every part. A one-element array is its element (the engine indexes both
     alike); a longer array in a scalar column, or a value that breaks its column's type, leaves the cell null and
     goes to --errors (exit 1), the same contract as elasticsearch-hadoop's `es.read.field.as.array.include`.
 
@@ -29,7 +30,7 @@ import itertools
 import math
 import os
 import struct
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
@@ -53,6 +54,9 @@ KINDS = {**dict.fromkeys(STRING_TYPES, "string"), **dict.fromkeys(INT_TYPES, "in
          **dict.fromkeys(FLOAT_TYPES, "float64"), "boolean": "bool", "date": "ts_ms", "date_nanos": "ts_ns"}
 INT64 = (-(2**63), 2**63 - 1)
 NL = orjson.OPT_APPEND_NEWLINE
+# the --errors text of an array in a column decided scalar; the summary line names those fields (misfit_summary)
+ARRAY_MISFIT = "an array in a scalar column (name the field in --array-fields)"
+_ARRAY_MISFIT = orjson.dumps(ARRAY_MISFIT)
 
 Column = tuple[str, str, bool]  # name, kind, list
 
@@ -229,8 +233,7 @@ def _column(values: Sequence[Any], name: str, kind: str, is_list: bool, typ: Any
             out.append(_json(v))
         elif isinstance(v, list):
             if len(v) > 1:
-                errors.append({"_id": ids[i], "field": name, "value": v,
-                               "error": "an array in a scalar column (name the field in --array-fields)"})
+                errors.append({"_id": ids[i], "field": name, "value": v, "error": ARRAY_MISFIT})
                 out.append(None)
             else:
                 out.append(one(v[0], i) if v and v[0] is not None else None)
@@ -404,10 +407,12 @@ def _frames_between(fh: IO[bytes], start: int, end: int | None) -> Iterator[tupl
 class _Sink:
     """Arrow IPC frames in, a Parquet file of ROW_GROUP-row groups out (zstd, 0600); error lines to `errors`."""
 
-    def __init__(self, dest: Path, columns: Sequence[Column], errors: IO[bytes] | None) -> None:
+    def __init__(self, dest: Path, columns: Sequence[Column], errors: IO[bytes] | None,
+                 arrays: set[str] | None = None) -> None:
         import pyarrow.parquet as pq
 
         self.dest, self.errors = dest, errors
+        self.arrays = arrays if arrays is not None else set()  # fields whose arrays met a scalar column
         self.schema = arrow_schema(columns)
         self.fh = os.fdopen(os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
         self.writer = pq.ParquetWriter(self.fh, self.schema, compression="zstd")
@@ -423,6 +428,9 @@ class _Sink:
                 self.rows += batch.num_rows
         if lines:
             self.bad += lines.count(b"\n")
+            if _ARRAY_MISFIT in lines:  # rare: read only the lines that say so
+                self.arrays.update(orjson.loads(line)["field"] for line in lines.splitlines()
+                                   if _ARRAY_MISFIT in line)
             if self.errors is not None:
                 self.errors.write(lines)
         if self.rows >= ROW_GROUP:
@@ -465,10 +473,11 @@ class _Sink:
         self.dest.unlink(missing_ok=True)
 
 
-def spool_to_parquet(spools: Sequence[Path], dest: Path, columns: Sequence[Column], errors: IO[bytes] | None) -> int:
+def spool_to_parquet(spools: Sequence[Path], dest: Path, columns: Sequence[Column], errors: IO[bytes] | None,
+                     arrays: set[str] | None = None) -> int:
     """Write the spools' rows, in order, to the Parquet file `dest` (0600) in row groups; the error lines go to
-    `errors`. Returns how many values went there."""
-    sink = _Sink(dest, columns, errors)
+    `errors`. Returns how many values went there; the fields whose arrays met a scalar column join `arrays`."""
+    sink = _Sink(dest, columns, errors, arrays)
     try:
         for spool in spools:
             for ipc, lines in _frames(spool):
@@ -486,7 +495,8 @@ class ParquetStream:
     then writes only what is left (bench_export: that end was 1.5-2 s of a 1M-document export, one core busy and
     the other idle). pyarrow's Parquet writer releases the GIL while it encodes and compresses."""
 
-    def __init__(self, dest: Path, columns: Sequence[Column], errors: IO[bytes] | None) -> None:
+    def __init__(self, dest: Path, columns: Sequence[Column], errors: IO[bytes] | None,
+                 arrays: set[str] | None = None) -> None:
         import queue
         import threading
 
@@ -494,6 +504,7 @@ class ParquetStream:
         self.failed: BaseException | None = None
         self.stopping = False
         self.sink: _Sink | None = None
+        self.arrays = arrays
         self.thread = threading.Thread(target=self._run, args=(dest, columns, errors), name="escli-parquet",
                                        daemon=True)
         self.thread.start()
@@ -507,7 +518,7 @@ class ParquetStream:
     def _run(self, dest: Path, columns: Sequence[Column], errors: IO[bytes] | None) -> None:
         handles: dict[Path, IO[bytes]] = {}
         try:
-            self.sink = _Sink(dest, columns, errors)
+            self.sink = _Sink(dest, columns, errors, self.arrays)
             while (job := self.jobs.get()) is not None:
                 if self.stopping:
                     continue
@@ -543,3 +554,13 @@ class ParquetStream:
         self.thread.join()
         if self.sink is not None:
             self.sink.discard()
+
+
+def misfit_summary(bad: int, errors: Path | None, arrays: Iterable[str] = ()) -> str:
+    """The one line of an export whose values did not all fit their columns (exit 1): how many, where they went,
+    and for arrays met in a column decided scalar, the option that makes it a list column next time."""
+    where = f"written to {errors}" if errors else "use --errors FILE to see them"
+    names = sorted(arrays)
+    fix = (f"; {', '.join(names)} held arrays the sample did not see: add --array-fields {','.join(names)}"
+           if names else "")
+    return f"{bad} value(s) did not fit their column and were left empty ({where}){fix}"

@@ -198,21 +198,29 @@ def _spread_table(doc: Mapping[str, Any]) -> Any:
 
 
 def _steps_table(doc: Mapping[str, Any]) -> Any:
-    """--find-max: each step's rate, what it measured and whether every gate held."""
+    """--find-max: each step's rate, its tries' sample sizes, what its deciding try measured, and the outcome."""
     from rich.table import Table
 
-    best = doc.get("max_rate")
+    best, low = doc.get("max_rate"), doc.get("min_failing_rate")
+    title = f"--find-max: max rate {best:g}/s" if best is not None else "--find-max: no rate held the gates"
+    if low is not None:
+        title += f", lowest failing {low:g}/s"
+    cap = doc.get("capacity")
+    if cap:
+        title += f" (closed-loop capacity {cap['throughput']:g}/s at concurrency {cap['concurrency']})"
     labels: list[str] = list(doc.get("percentiles") or [])
-    t = Table(title=f"--find-max: max rate {best:g}/s" if best is not None else "--find-max: no rate held the gates",
-              title_justify="left")
-    for col in ("step", "rate/s", "throughput/s", "errors", *labels, "gates"):
-        t.add_column(col, justify="left" if col == "gates" else "right")
+    t = Table(title=title, title_justify="left")
+    for col in ("step", "rate/s", "samples", "needed", "throughput/s", "errors", *labels, "outcome"):
+        t.add_column(col, justify="left" if col == "outcome" else "right")
     for i, st in enumerate(doc["steps"], start=1):
         lat = st.get("latency_ms") or {}
         failed = [g["expr"] for g in st.get("gates") or [] if not g["passed"]]
-        t.add_row(str(i), f"{st['rate']:g}", f"{st['throughput']:,.1f}", f"{st['error_rate']:.2%}",
-                  *[_fmt_ms(lat.get(lbl)) for lbl in labels],
-                  "[green]pass[/]" if st["passed"] else f"[bold red]FAIL[/] {', '.join(failed)}")
+        outcome = st.get("outcome") or ("pass" if st["passed"] else "fail")
+        shown = {"pass": "[green]pass[/]", "undecided": "[yellow]undecided[/]"}.get(
+            outcome, f"[bold red]FAIL[/] {', '.join(failed)}")
+        samples = " + ".join(f"{x['requests']:,}" for x in st.get("tries") or []) or f"{st['requests']:,}"
+        t.add_row(str(i), f"{st['rate']:g}", samples, f"{st.get('needed', 0):,}", f"{st['throughput']:,.1f}",
+                  f"{st['error_rate']:.2%}", *[_fmt_ms(lat.get(lbl)) for lbl in labels], shown)
     return t
 
 
