@@ -1,6 +1,7 @@
 """The root Typer app: global options, the command list, and the one place errors become exit codes."""
 
 # No `from __future__ import annotations`: Typer would evaluate the root callback's string annotations on every run.
+import inspect
 import os
 import sys
 from typing import Annotated, Any
@@ -9,25 +10,7 @@ import typer
 
 from escli import __version__
 from escli.cli import coercion, commands
-from escli.cli.common import (
-    AppContext,
-    CacheDirOpt,
-    CacheUrlOpt,
-    CaOpt,
-    ClusterOpt,
-    ConnOpt,
-    DebugOpt,
-    InsecureOpt,
-    NoCacheOpt,
-    OutputOpt,
-    QuietOpt,
-    RetriesOpt,
-    StrategyOpt,
-    TimeoutOpt,
-    UrlOpt,
-    VerboseOpt,
-    app_context,
-)
+from escli.cli.common import AppContext, app_context, global_parameters
 
 coercion.install()  # plain conversions for str/int/float/bool/Path options: no pydantic on the way in
 
@@ -67,33 +50,22 @@ def _completion(install: bool) -> Any:
                         help="Show completion for the current shell, to copy it or customize the installation.")
 
 
-@app.callback()
 def root(
     ctx: typer.Context,
-    url: UrlOpt = None,
-    cluster: ClusterOpt = None,
-    strategy: StrategyOpt = None,
-    ca_certs: CaOpt = None,
-    insecure: InsecureOpt = None,
-    timeout: TimeoutOpt = None,
-    max_retries: RetriesOpt = None,
-    connections: ConnOpt = None,
-    output: OutputOpt = None,
-    no_cache: NoCacheOpt = None,
-    cache_dir: CacheDirOpt = None,
-    cache_url: CacheUrlOpt = None,
-    quiet: QuietOpt = None,
-    verbose: VerboseOpt = None,
-    debug: DebugOpt = None,
+    *,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Show the version and exit")] = False,
     install_completion: Annotated[bool, _completion(install=True)] = False,
     show_completion: Annotated[bool, _completion(install=False)] = False,
+    **options: Any,
 ) -> None:
-    app_ctx = app_context(ctx)
-    skip = ("ctx", "app_ctx", "version", "install_completion", "show_completion")
-    app_ctx.options.update({k: v for k, v in locals().items() if k not in skip})
+    app_context(ctx).given(options)
 
+
+# The global options' parameters come from their one declaration (cli/common.GLOBAL_PARAMS), before --version.
+_own = list(inspect.signature(root).parameters.values())
+root.__signature__ = inspect.Signature([_own[0], *global_parameters(), *_own[1:4]])  # type: ignore[attr-defined]
+app.callback()(root)
 
 
 def run(argv: list[str] | None = None, app_ctx: AppContext | None = None) -> int:

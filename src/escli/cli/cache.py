@@ -139,7 +139,7 @@ def clear_command(
     failed = [name for name, n in removed_by_level.items() if n < 0]
     if "shared" in removed_by_level and "shared" not in failed:
         app.messages.info(f"removed {removed_by_level['shared']} cache entries{where} from {settings.cache_url}")
-    if app.options.get("output") in ("json", "ndjson"):
+    if app.options.output in ("json", "ndjson"):
         import orjson
 
         app.stdout.write(

@@ -21,7 +21,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-from escli.settings import STRATEGIES
+from escli.strategies import STRATEGIES
 
 if TYPE_CHECKING:
     from escli.cli.typer_compat import Context, Parameter
@@ -197,15 +197,16 @@ def config_names(env: dict[str, str]) -> list[tuple[str, str]]:
 
 def _settings(ctx: Context, env: dict[str, str]) -> Settings | None:
     """Settings from the options on the line (before and after the command), resolved without any prompt."""
-    from escli.settings import resolve
+    from escli.settings import GlobalOptions, resolve
 
     options: dict[str, Any] = {}
     for c in reversed(_chain(ctx)):  # root first: a value given after the command wins, as in a real run
         options.update({k: v for k, v in c.params.items() if v not in (None, (), [])})
+    # only what names the cluster and the cache: a command's own option may share a global one's name (search's
+    # --timeout is a duration text)
+    names = ("url", "cluster", "ca_certs", "insecure", "cache_dir")
     try:
-        return resolve(urls=list(options["url"]) if options.get("url") else None, cluster=options.get("cluster"),
-                       ca_certs=options.get("ca_certs"), insecure=bool(options.get("insecure")),
-                       cache_dir=options.get("cache_dir"), env=env, prompt_password=False)
+        return resolve(GlobalOptions(**{k: options.get(k) for k in names}), env=env, prompt_password=False)
     except Exception:
         return None
 

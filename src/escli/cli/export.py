@@ -189,7 +189,7 @@ def export_command(
     if gzip and out_dir is None:
         raise UsageError("--gzip is for --out-dir; with --out, name the file .gz")
     parts = parse_partition(partition)
-    fmt = _format_for(format, app.options.get("output"), out)
+    fmt = _format_for(format, app.options.output, out)
     if fmt == "parquet":
         _check_parquet(out, out_dir, gzip)
     since_spec = _since_options(since, state, since_value, lag, max_docs)

@@ -107,7 +107,7 @@ def health_command(
 
     app = app_context(ctx)
     try:
-        fmt = report_format(format, app.options.get("output"), app.stdout_is_tty, FORMATS, "health")
+        fmt = report_format(format, app.options.output, app.stdout_is_tty, FORMATS, "health")
         probes = _probes(probe or [], probe_file, probe_count, probe_request_cache)
         _run(app, fmt, wait_for_status, timeout, all_clusters, warn or [], crit or [], index, prometheus_file,
              probes, curl)
@@ -167,7 +167,7 @@ def _run(app: Any, fmt: str, wait_for_status: str | None, timeout: str | None, a
     if timeout is not None:
         seconds = parse_duration(timeout, "--timeout")
     else:
-        global_timeout = app.options.get("timeout")
+        global_timeout = app.options.timeout
         seconds = float(global_timeout) if global_timeout else 30.0
     thresholds = parse_thresholds(warn, crit)
     if thresholds.probe_rules() and not probes.queries:
@@ -233,7 +233,7 @@ def _print_curl(app: Any, targets: list[tuple[str, Any]], wait: str | None, seco
 def _targets(app: Any, all_clusters: bool) -> list[tuple[str, Any]]:
     """(label, Settings or the error that stopped resolving them) for each cluster to check."""
     from escli.errors import UsageError
-    from escli.settings import config_path, load_config, resolve
+    from escli.settings import ENV_CLUSTER, ENV_URL, config_path, load_config, resolve
 
     if not all_clusters:
         s = app.settings
@@ -241,7 +241,7 @@ def _targets(app: Any, all_clusters: bool) -> list[tuple[str, Any]]:
             return [(m.cluster or ",".join(m.urls), m) for m in s.members]
         return [(s.cluster or "", s)]
     o = app.options
-    if o.get("url") or o.get("cluster"):
+    if o.url or o.cluster:
         raise UsageError("--all checks every configured cluster: drop --url/--cluster")
     path = config_path(app.env)
     clusters = (load_config(path).get("clusters") or {})
@@ -251,9 +251,9 @@ def _targets(app: Any, all_clusters: bool) -> list[tuple[str, Any]]:
     out: list[tuple[str, Any]] = []
     for name in names:
         try:
-            s = resolve(cluster=name, ca_certs=o.get("ca_certs"), insecure=bool(o.get("insecure")),
-                        connections=o.get("connections"), quiet=bool(o.get("quiet")), debug=bool(o.get("debug")),
-                        env={k: v for k, v in app.env.items() if k not in ("ESCLI_URL", "ESCLI_CLUSTER")},
+            # every global option holds for each cluster (--max-retries, --timeout, the cache's ...)
+            s = resolve(o.with_(cluster=(name,)),
+                        env={k: v for k, v in app.env.items() if k not in (ENV_URL, ENV_CLUSTER)},
                         prompt_password=False)
             out.append((name, s))
         except UsageError as exc:

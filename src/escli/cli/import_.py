@@ -142,7 +142,7 @@ def import_command(
     rate = result.imported / result.seconds if result.seconds else 0.0
     msgs.info(f"imported {result.imported} of {result.read} documents into {index} in {result.seconds:.2f}s "
               f"({rate:,.0f} docs/s); {result.failed} rejected, {result.bad_lines} bad lines")
-    if app.options.get("output") == "json":
+    if app.options.output == "json":
         app.stdout.write(orjson.dumps(result.as_dict(), option=orjson.OPT_APPEND_NEWLINE))
     if not result.ok:
         for line in result.errors_sample:

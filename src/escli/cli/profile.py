@@ -120,7 +120,7 @@ def profile_command(
 
     app = app_context(ctx)
     msgs = app.messages
-    fmt = report_format(format, app.options.get("output"), app.stdout_is_tty, ("table", "json"), "profile")
+    fmt = report_format(format, app.options.output, app.stdout_is_tty, ("table", "json"), "profile")
     if index == "merge":  # escli profile merge RUN.json...
         files = [f for f in (text, *ctx.args) if f is not None]
         given = [name for name, v in (("--queries", queries), ("--slowlog", slowlog), ("--rate", rate),

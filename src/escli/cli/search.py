@@ -266,8 +266,8 @@ def search_command(
             show_default=False,
         ),
     ] = None,
-    # Named no_cache so the global --no-cache is not added twice; True means --cache, False --no-cache.
-    no_cache: Annotated[
+    # True: --cache, False: --no-cache (the global --no-cache, before the command, means the same as the latter)
+    cache: Annotated[
         bool | None,
         typer.Option(
             "--cache/--no-cache",
@@ -338,10 +338,10 @@ def search_command(
     if curl:
         _print_curl(app, settings, built)
         return
-    if no_cache is False:
+    if cache is False:
         settings = settings.with_(use_cache=False)
     run_search(
-        app, settings, built, fmt=fmt, force=no_cache is True, ttl=ttl if ttl is not None else settings.cache_ttl,
+        app, settings, built, fmt=fmt, force=cache is True, ttl=ttl if ttl is not None else settings.cache_ttl,
         columns=chosen,
     )
 

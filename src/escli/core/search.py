@@ -153,7 +153,7 @@ async def routed_search(es: Es, index: str, body: Mapping[str, Any], params: Map
                         request_timeout: float | None = None) -> tuple[dict[str, Any], bytes, dict[str, Any]]:
     """es_search plus what the `_escli` block says about several clusters: who answered, or (fan-out) each
     cluster's took, total and error. One cluster: an empty dict."""
-    from escli.settings import FAN_OUT
+    from escli.strategies import FAN_OUT
 
     text_params = {k: param_text(v) for k, v in params.items()} or None
     from escli.es.routing import CLUSTER_HEADER, RoutedTransport

@@ -19,7 +19,8 @@ from escli.es.pace import Pace
 from escli.es.retry import NO_RETRY, OnRetry, RetryPolicy
 from escli.es.target import target_for
 from escli.es.transport import HttpTransport, Transport
-from escli.settings import FAILOVER, Settings
+from escli.settings import Settings
+from escli.strategies import FAILOVER
 
 
 def retry_policy(settings: Settings) -> RetryPolicy:
