@@ -92,10 +92,11 @@ async def escli_profile(url: str, rate: float, n: int) -> tuple[float, int, int]
     from escli.core.profile import ProfileOptions, Warmup, run_profile
     from escli.es.connect import open_es
     from escli.settings import Settings
+    from escli.ui import SILENT
 
     settings = Settings(urls=(url,), max_retries=0)
     opts = ProfileOptions(iterations=n, warmup=Warmup(requests=0), concurrency=16, rate=rate, seed=1)
-    async with open_es(settings) as client:
+    async with open_es(settings, SILENT) as client:
         cpu0 = time.process_time()
         result = await run_profile(client, specs(), opts)
         cpu = time.process_time() - cpu0

@@ -71,8 +71,7 @@ def batch_command(
     async def main() -> None:
         with open_input(file) as fh:
             queries = aread_queries(anumbered_lines(fh, source), source)
-            async with open_es(settings, concurrency=concurrency, paced=True, on_pace=msgs.info,
-                               on_warning=msgs.server_warning) as client, \
+            async with open_es(settings, msgs, concurrency=concurrency, paced=True) as client, \
                     AsyncLineWriter(app.stdout) as writer:
                 with msgs.progress("batch", total=None) as bar:
                     async with aclosing(run_batch(client, queries, opts, stats, on_bad, memo=memo)) as batches:

@@ -229,8 +229,9 @@ def _names(settings: Settings) -> NameCache:
 def _opener(settings: Settings) -> Callable[[], Any]:
     def opener() -> Any:
         from escli.es.connect import open_es
+        from escli.ui import SILENT
 
-        return open_es(settings)
+        return open_es(settings, SILENT)  # a Tab says nothing on the terminal
 
     return opener
 

@@ -360,8 +360,7 @@ def _run(app: Any, req: ExportRequest, cp: Checkpoint, fmt: str, out: Path | Non
             loop.add_signal_handler(sig, stop, sig)
         readers = req.slices or AUTO_READERS
         # Paced: as many requests in flight as readers, fewer while the cluster refuses (es/pace.py), said on stderr.
-        async with open_es(settings, concurrency=readers, paced=True, on_pace=msgs.info,
-                           on_warning=msgs.server_warning) as es:
+        async with open_es(settings, msgs, concurrency=readers, paced=True) as es:
             columns: list[str] = []
             schema: tuple[tuple[str, str, bool], ...] = ()
             if fmt == "csv":

@@ -183,7 +183,7 @@ def _run(app: Any, fmt: str, wait_for_status: str | None, timeout: str | None, a
     if curl:
         _print_curl(app, targets, wait, seconds, index)
         return
-    checks = run_async(check_many(targets, wait, seconds, index, probes))
+    checks = run_async(check_many(targets, wait, seconds, app.messages, index, probes))
     apply_thresholds(checks, thresholds)
     docs = [c.as_dict() for c in checks]
     if prometheus_file is not None:

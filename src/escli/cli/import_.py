@@ -116,8 +116,7 @@ def import_command(
                 setup = await prepare_csv(None, table)
                 app.stdout.write(orjson.dumps(setup.create, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE))
                 return None
-            async with open_es(settings, concurrency=concurrency, paced=True, on_pace=msgs.info,
-                               on_warning=msgs.server_warning) as client:
+            async with open_es(settings, msgs, concurrency=concurrency, paced=True) as client:
                 if table is not None:
                     setup = await prepare_csv(client, table)
                     if setup.create is not None and table.header:  # an empty file creates nothing

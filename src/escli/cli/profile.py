@@ -210,7 +210,7 @@ def profile_command(
 
     if shards:
         async def run_shards() -> list[dict[str, Any]]:
-            async with open_es(settings, on_warning=msgs.server_warning) as client:
+            async with open_es(settings, msgs) as client:
                 return await shard_profiles(client, workload)
 
         profiles = run_async(run_shards())
@@ -233,11 +233,11 @@ def profile_command(
             from escli.core.profile_workers import run_in_workers
 
             with msgs.progress("profile", total=o.iterations) as bar:
-                return run_in_workers(settings, workload, o, nworkers, bar.advance)
+                return run_in_workers(settings, workload, o, nworkers, msgs, bar.advance)
 
         async def main() -> ProfileResult:
             # the preflight and the load, on the seam's timed send (Es.send_once); never paced
-            async with open_es(settings, concurrency=o.concurrency, on_warning=msgs.server_warning) as client:
+            async with open_es(settings, msgs, concurrency=o.concurrency) as client:
                 with msgs.progress("profile", total=o.iterations) as bar:
                     return await run_profile(client, workload, o, bar.advance)
 

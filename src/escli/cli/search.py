@@ -409,18 +409,8 @@ async def _ask_elasticsearch(
     from escli.core.search import rekey, search_with_cache
     from escli.es.connect import open_es
 
-    msgs = app.messages
-
-    def on_retry(attempt: int, reason: str, delay: float) -> None:
-        msgs.detail(f"retry {attempt} of {settings.max_retries} in {delay:.2f}s: {reason}")
-
-    def on_request(method: str, path: str, status: "int | None", seconds: float) -> None:
-        # -vv: one line per request. Paths never carry credentials (settings refuses them in URLs).
-        msgs.detail(f"{method} {path} [status:{status if status is not None else 'N/A'} duration:{seconds:.3f}s]")
-
     # The transport retries by the one policy (es/retry.py), pauses included, within --timeout.
-    async with open_es(settings, on_warning=msgs.server_warning, on_retry=on_retry,
-                       on_request=on_request if msgs.verbose >= 2 else None) as es:
+    async with open_es(settings, app.messages) as es:
         es.expect(product)
         identity = product_identity(settings.identity, product or "unknown")  # re-keyed below once known
         outcome = await search_with_cache(es, cache, identity, built.index, built.body, built.params, ttl,
@@ -463,7 +453,7 @@ def _csv_columns(app: "AppContext", settings: "Settings", cache: "Cache", built:
     from escli.es.connect import open_es
 
     async def read() -> dict[str, Any]:
-        async with open_es(settings, on_warning=app.messages.server_warning) as es:
+        async with open_es(settings, app.messages) as es:
             return await es.mapping(built.index)
 
     columns = choose_columns(run_async(read()), None)

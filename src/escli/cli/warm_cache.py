@@ -93,8 +93,7 @@ def warm_cache_command(
             # found fresh in memory
             cache = open_cache(settings, warn=msgs.warn, memory=True)
             try:
-                async with open_es(settings, concurrency=concurrency, paced=True, on_pace=msgs.info,
-                                   on_warning=msgs.server_warning) as client:
+                async with open_es(settings, msgs, concurrency=concurrency, paced=True) as client:
                     # entries are keyed by the product too, as `escli search` looks them up (cache/product.py)
                     identity = await cache_identity(client, settings)
                     with msgs.progress("warm-cache", total=None) as bar:
