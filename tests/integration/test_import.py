@@ -130,3 +130,20 @@ def test_unreachable_cluster_exits_3(cli: Callable[..., object], tmp_path: Path)
     r = cli("--url", "http://127.0.0.1:9", "--max-retries", "0", "--timeout", "2", "import", "x", str(src))
     assert r.code == 3
     assert "cluster unreachable" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_output_json_prints_the_summary_in_any_spelling(cli: Callable[..., object],
+                                                        index_name: Callable[[str], str], tmp_path: Path) -> None:
+    """-o json and -o ndjson (any case, before or after the command) print the summary document; -o JSON printed
+    nothing, silently."""
+    src = tmp_path / "docs.ndjson"
+    write_ndjson(src, [{"n": 1}, {"n": 2}])
+    index = index_name("out")
+    for args in (("-o", "JSON", "import", index, str(src)), ("import", index, str(src), "-o", "NDJSON"),
+                 ("import", index, str(src), "-o", "json")):
+        r = cli(*args)
+        assert r.code == 0, r.stderr
+        doc = json.loads(r.out)
+        assert doc["index"] == index and doc["imported"] == 2 and doc["read"] == 2, args
+    r = cli("import", index, str(src), "-o", "table")
+    assert r.code == 0 and r.stdout == b""

@@ -70,7 +70,7 @@ app.callback()(root)
 
 def run(argv: list[str] | None = None, app_ctx: AppContext | None = None) -> int:
     """Run the CLI; returns (and, from the console script, exits with) the exit code."""
-    from escli.errors import ExitCode, exit_code_for, one_line
+    from escli.errors import ExitCode, Said, exit_code_for, one_line
 
     if os.environ.get("_ESCLI_COMPLETE"):  # a Tab in the shell (cli/complete.py)
         from escli.cli.complete import respond
@@ -122,6 +122,8 @@ def run(argv: list[str] | None = None, app_ctx: AppContext | None = None) -> int
                 ctx_obj.messages.error("interrupted")
             elif code == ExitCode.BROKEN_PIPE:
                 code = _closed_pipe()
+            elif isinstance(exc, Said):
+                debug = False  # an outcome, not a failure: what it had to say was said
             else:
                 ctx_obj.messages.error(one_line(exc))
             if debug and not isinstance(exc, KeyboardInterrupt):

@@ -40,7 +40,7 @@ def batch_command(
     from contextlib import aclosing
 
     from escli.core.batch import BatchOptions, BatchStats, run_batch
-    from escli.errors import ExitCode, InputError, PartialFailure, UsageError
+    from escli.errors import ExitCode, InputError, PartialFailure, Said, UsageError
     from escli.es.connect import open_es
     from escli.es.queries import aread_queries
     from escli.inputs import anumbered_lines, open_input, source_name
@@ -83,8 +83,8 @@ def batch_command(
         run_async(main(), many_requests=True)
     except BrokenPipeError:
         # The reader went away (`| head`): end quietly, no summary. Typer turns a BrokenPipeError into exit 1
-        # before the app's handler sees it, so leave with the closed-pipe status ourselves.
-        raise SystemExit(ExitCode.BROKEN_PIPE) from None
+        # before the app's handler sees it, so it leaves as an outcome that carries the closed-pipe status.
+        raise Said(ExitCode.BROKEN_PIPE, "the reader closed the pipe") from None
     except BaseException:
         report(msgs, stats, source)
         raise

@@ -336,6 +336,7 @@ def _run(app: Any, req: ExportRequest, cp: Checkpoint, fmt: str, out: Path | Non
     from escli import __version__
     from escli.core.export import ExportResult, count_matching, run_export
     from escli.core.export_plan import AUTO_READERS
+    from escli.errors import Said
     from escli.es.connect import open_es
     from escli.output.export_pages import PageSpec, make_encoder
     from escli.output.export_parts import ExportOutput
@@ -422,7 +423,7 @@ def _run(app: Any, req: ExportRequest, cp: Checkpoint, fmt: str, out: Path | Non
             if signum is not None:
                 if not keep:
                     msgs.error(f"stopped by {signal.Signals(signum).name} after {cp.written} documents")
-                raise SystemExit(128 + signum) from None
+                raise Said(128 + signum, f"stopped by {signal.Signals(signum).name}") from None
             raise KeyboardInterrupt from None
         if isinstance(exc, OSError) and not isinstance(exc, BrokenPipeError | ConnectionError):
             raise _write_failure(exc, out, out_dir, cp, keep) from exc

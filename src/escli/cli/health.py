@@ -49,7 +49,9 @@ def _bad_argument(app: Any, message: str, nagios: bool) -> NoReturn:
     if nagios:  # Nagios reads the plugin's stdout: say it there too
         app.stdout.write(f"ESCLI UNKNOWN - bad argument: {message}\n".encode())
         app.stdout.flush()
-    raise SystemExit(BAD_ARGUMENT)
+    from escli.errors import Said
+
+    raise Said(BAD_ARGUMENT, message)
 
 
 def register(app: typer.Typer) -> None:
@@ -193,11 +195,11 @@ def _run(app: Any, fmt: str, wait_for_status: str | None, timeout: str | None, a
         write_textfile(prometheus_file, render_prometheus(docs))
     code = worst([c.state for c in checks])
     if fmt == "json":
-        import orjson
+        from escli.output.formats import write_json
 
         several = all_clusters or len(targets) > 1  # --all, or -c a -c b: the same shape
         out: Any = {"state": code.name, "code": int(code), "clusters": docs} if several else docs[0]
-        app.stdout.write(orjson.dumps(out, option=orjson.OPT_APPEND_NEWLINE))
+        write_json(app.stdout, out)
     elif fmt == "nagios":
         app.stdout.write(render_nagios(docs, int(code)).encode("utf-8"))
     elif fmt == "prometheus":
@@ -210,8 +212,9 @@ def _run(app: Any, fmt: str, wait_for_status: str | None, timeout: str | None, a
             if c.error:
                 app.messages.error(f"{c.label or c.url}: {c.error}")
     if code is not State.OK:
-        # SystemExit, not typer.Exit: click returns (rather than raises) Exit outside standalone mode.
-        raise SystemExit(int(code))
+        from escli.errors import Said
+
+        raise Said(int(code), f"health: {code.name}")  # the Nagios state is the exit status
 
 
 def _print_curl(app: Any, targets: list[tuple[str, Any]], wait: str | None, seconds: float,

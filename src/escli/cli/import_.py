@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
-import orjson
 import typer
 
 from escli.cli.common import app_context, global_options, run_async
@@ -70,6 +69,7 @@ def import_command(
     from escli.errors import InputError, PartialFailure, UsageError
     from escli.es.connect import open_es
     from escli.inputs import numbered_lines, open_input, source_name
+    from escli.output.formats import summary_wanted, write_json
 
     app = app_context(ctx)
     msgs = app.messages
@@ -99,7 +99,7 @@ def import_command(
     if dry_run and fmt == "ndjson":
         body = read_mapping_file(mapping) if mapping else {}
         msgs.info("NDJSON: values keep their JSON types; fields without a --mapping are mapped by the engine")
-        app.stdout.write(orjson.dumps(body, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE))
+        write_json(app.stdout, body, pretty=True)
         return
 
     async def prepare_csv(client: Es | None, table: CsvTable) -> CsvSetup:
@@ -114,7 +114,7 @@ def import_command(
             table = open_csv(fh, source) if fmt == "csv" else None
             if dry_run and table is not None:
                 setup = await prepare_csv(None, table)
-                app.stdout.write(orjson.dumps(setup.create, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE))
+                write_json(app.stdout, setup.create, pretty=True)
                 return None
             async with open_es(settings, msgs, concurrency=concurrency, paced=True) as client:
                 if table is not None:
@@ -141,8 +141,8 @@ def import_command(
     rate = result.imported / result.seconds if result.seconds else 0.0
     msgs.info(f"imported {result.imported} of {result.read} documents into {index} in {result.seconds:.2f}s "
               f"({rate:,.0f} docs/s); {result.failed} rejected, {result.bad_lines} bad lines")
-    if app.options.output == "json":
-        app.stdout.write(orjson.dumps(result.as_dict(), option=orjson.OPT_APPEND_NEWLINE))
+    if summary_wanted(app.options.output):  # -o json or ndjson, in any case (-o JSON printed nothing)
+        write_json(app.stdout, result.as_dict())
     if not result.ok:
         for line in result.errors_sample:
             msgs.warn(line)

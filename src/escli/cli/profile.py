@@ -215,9 +215,9 @@ def profile_command(
 
         profiles = run_async(run_shards())
         if fmt == "json":
-            import orjson
+            from escli.output.formats import write_json
 
-            app.stdout.write(orjson.dumps({"profiles": profiles}, option=orjson.OPT_APPEND_NEWLINE))
+            write_json(app.stdout, {"profiles": profiles})
         else:
             from escli.output.profile_view import render_shards
 
@@ -347,8 +347,9 @@ def _emit(app: Any, doc: dict[str, Any], state: dict[str, Any], fmt: str, baseli
     import orjson
 
     from escli.core.profile import compare_profiles
-    from escli.errors import PartialFailure
+    from escli.errors import ExitCode, PartialFailure, Said
     from escli.files import write_private
+    from escli.output.formats import write_json
 
     msgs = app.messages
     deltas = compare_profiles(doc, baseline) if baseline is not None else None
@@ -367,7 +368,7 @@ def _emit(app: Any, doc: dict[str, Any], state: dict[str, Any], fmt: str, baseli
         msgs.info(f"report: {report}")
     if fmt == "json":
         out = {**doc, "compare": deltas} if deltas is not None else doc
-        app.stdout.write(orjson.dumps(out, option=orjson.OPT_APPEND_NEWLINE))
+        write_json(app.stdout, out)
     else:
         from escli.output.profile_view import render_profile
 
@@ -386,14 +387,14 @@ def _emit(app: Any, doc: dict[str, Any], state: dict[str, Any], fmt: str, baseli
     failed = [g for g in doc.get("gates") or [] if not g["passed"]]
     overall = doc["overall"]
     if doc.get("max_rate") is None and "steps" in doc:
-        raise SystemExit(1)  # find-max: no rate held the gates (said on stderr)
+        raise Said(ExitCode.PARTIAL, "find-max: no rate held the gates")  # said on stderr
     if failed:
         from escli.output.profile_view import breach_line
 
         for g in failed:  # one line per breach, even with -q: it is why the exit code is 1
             app.stderr.write(f"escli: fail-if: {breach_line(g)}\n")
         if not overall["errors"]:
-            raise SystemExit(1)
+            raise Said(ExitCode.PARTIAL, f"fail-if: {len(failed)} gate(s) failed")
     if overall["errors"]:
         errs = ", ".join(f"{k} ({v})" for k, v in sorted(overall["errors"].items()))
         raise PartialFailure(f"{sum(overall['errors'].values())} of {overall['requests']} requests failed: {errs}")

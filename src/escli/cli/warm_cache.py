@@ -37,8 +37,6 @@ def warm_cache_command(
     concurrency: Annotated[int, typer.Option("--concurrency", "-j", min=1, metavar="N", max=256,
                                              help="Requests in flight")] = 4,
 ) -> None:
-    import orjson
-
     from escli.cache import open_cache
     from escli.core.search import cache_identity
     from escli.core.warm import Problem, WarmLock, WarmOptions, WarmResult, warm_cache
@@ -47,6 +45,7 @@ def warm_cache_command(
     from escli.es.connect import open_es
     from escli.es.queries import aread_queries
     from escli.inputs import anumbered_lines, open_input, source_name
+    from escli.output.formats import write_json
 
     app = app_context(ctx)
     msgs = app.messages
@@ -63,8 +62,7 @@ def warm_cache_command(
     result = WarmResult()
 
     def summary(**extra: object) -> None:
-        app.stdout.write(orjson.dumps({**result.as_dict(), **extra}, option=orjson.OPT_APPEND_NEWLINE))
-        app.stdout.flush()
+        write_json(app.stdout, {**result.as_dict(), **extra})
 
     lock = WarmLock(settings.cache_dir, source)
     if not lock.acquire():
