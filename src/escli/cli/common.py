@@ -20,7 +20,7 @@ from typing import IO, Annotated, Any, TypeVar
 import typer
 from typer.core import TyperCommand
 
-from escli.output.console import Messages
+from escli.output.console import Messages, Screen
 from escli.output.formats import Format, resolve_format
 from escli.settings import GlobalOptions, Settings
 from escli.strategies import FAILOVER, STRATEGIES
@@ -92,6 +92,12 @@ class AppContext:
     @property
     def messages(self) -> Messages:
         return Messages(self.stderr, quiet=bool(self.options.quiet), verbose=int(self.options.verbose or 0))
+
+    @property
+    def screen(self) -> Screen:
+        """Styles (the emphasised match, bars in colour) only on a terminal, and never with NO_COLOR set."""
+        tty = self.stdout_is_tty
+        return Screen(self.stdout, self.messages, tty, tty and not self.env.get("NO_COLOR"))
 
     @property
     def stdout_is_tty(self) -> bool:

@@ -46,18 +46,6 @@ def _format_for(explicit: str | None, global_output: str | None, out: Path | Non
     return "ndjson"
 
 
-def expand_fields(fields: list[str], mapped: list[str]) -> list[str]:
-    """CSV columns for --fields: an object field or a pattern becomes the mapped leaves under it, in order;
-    a field the mapping does not know stays a column of its own."""
-    from fnmatch import fnmatchcase
-
-    columns: dict[str, None] = {}
-    for f in fields:
-        leaves = [c for c in mapped if c == f or c.startswith(f + ".") or ("*" in f and fnmatchcase(c, f))]
-        columns.update(dict.fromkeys(leaves or [f]))
-    return list(columns)
-
-
 def _slices(value: str) -> int | None:
     from escli.errors import UsageError
 
@@ -88,16 +76,6 @@ def _read_body(body: str) -> dict[str, Any]:
     except orjson.JSONDecodeError as exc:
         raise UsageError(f"--body {source_name(body)}: invalid JSON: {exc}") from exc
     return check_body(data, source_name(body))
-
-
-def choose_columns(mapping_response: dict[str, Any], fields: list[str] | None) -> list[str]:
-    """The CSV header, chosen in this one place: an imported CSV file's columns first, in the file's order (the
-    mapping's `_meta`), then the leaves only the mapping knows, of every index named; narrowed by --fields."""
-    from escli.core.columns import csv_header as column_order
-    from escli.output.flatten import mapping_columns
-
-    seen = column_order(mapping_response, mapping_columns)
-    return expand_fields(fields, seen) if fields else seen
 
 
 @global_options
@@ -334,6 +312,7 @@ def _run(app: Any, req: ExportRequest, cp: Checkpoint, fmt: str, out: Path | Non
     import signal
 
     from escli import __version__
+    from escli.core.columns import choose_columns
     from escli.core.export import ExportResult, count_matching, run_export
     from escli.core.export_plan import AUTO_READERS
     from escli.errors import Said

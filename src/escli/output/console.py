@@ -13,6 +13,17 @@ from types import TracebackType
 from typing import IO, Any
 
 
+@dataclass(frozen=True)
+class Screen:
+    """Where a command's result goes: its stdout, its UI on stderr, whether stdout is a terminal, and whether it
+    may be styled (a terminal, and no NO_COLOR)."""
+
+    out: IO[bytes]
+    ui: Messages
+    tty: bool
+    color: bool
+
+
 @dataclass
 class Messages:
     err: IO[str] = field(default_factory=lambda: sys.stderr)
