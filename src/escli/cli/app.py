@@ -90,7 +90,9 @@ def run(argv: list[str] | None = None, app_ctx: AppContext | None = None) -> int
     args = sys.argv[1:] if argv is None else argv
     code: int = ExitCode.OK
     try:
-        command = typer.main.get_command(app)
+        from escli.cli.typer_compat import click_command
+
+        command = click_command(app)
         rv = command.main(args=args, prog_name="escli", standalone_mode=False, obj=ctx_obj)
         # typer turns Ctrl-C and typer.Exit(n) inside a command into a returned exit code in this mode
         if isinstance(rv, int) and not isinstance(rv, bool):

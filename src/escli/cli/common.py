@@ -181,8 +181,8 @@ def global_options(func: Callable[..., T]) -> Callable[..., T]:
 
 def run_async(coro: Coroutine[Any, Any, T], *, many_requests: bool = False) -> T:
     """Run a use case. `many_requests` (batch, export, import, profile, warm-cache): on uvloop when installed,
-    which cut the CPU per request of an aiohttp loop by ~20% here; its import (~50 ms) is not worth it for a
-    command that makes one request."""
+    which cut an event loop's CPU per request by ~20% here; its import (~50 ms) is not worth it for a command
+    that makes one request."""
     import asyncio
 
     if many_requests:

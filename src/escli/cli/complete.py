@@ -85,13 +85,12 @@ def split_line(line: str) -> tuple[list[str], str]:
 
 def candidates(app: Any, line: str, env: dict[str, str]) -> list[tuple[str, str]]:
     """(value, help) pairs for the word at the end of `line`, in the Typer `app` (escli.cli.app's)."""
-    import typer
 
     from escli.cli.common import AppContext
-    from escli.cli.typer_compat import is_command, resolve_completion, resolve_context
+    from escli.cli.typer_compat import click_command, is_command, resolve_completion, resolve_context
 
     args, incomplete = split_line(line)
-    cli = typer.main.get_command(app)
+    cli = click_command(app)
     ctx, obj, incomplete = resolve_completion(cli, AppContext(env=env), args, incomplete)
     if not is_command(obj):
         if args and args[-1].startswith("-"):

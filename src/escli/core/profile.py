@@ -305,15 +305,12 @@ def error_kind(exc: BaseException) -> str:
     if isinstance(exc, UnreachableError):
         return exc.kind  # connection_error, timeout or tls_error (es/transport.failure_kind)
     name = type(exc).__name__
-    if name == "ConnectionTimeout" or isinstance(exc, TimeoutError):
+    if isinstance(exc, TimeoutError):
         return "timeout"
-    if "SSL" in name or "Certificate" in name:
+    if "SSL" in name or "Certificate" in name:  # ssl.SSLError and its SSLCertVerificationError
         return "tls_error"
-    if isinstance(exc, OSError) or name.startswith(("ClientConnect", "ClientOS", "ServerDisconnected",
-                                                     "ClientPayload", "ClientResponse")):
+    if isinstance(exc, OSError):
         return "connection_error"
-    if name in ("ConnectionError", "TlsError", "SerializationError"):
-        return name.replace("Error", "_error").lower().lstrip("_")
     status, etype, _ = api_error_summary(exc)
     if status is not None:
         return f"{status} {etype}"

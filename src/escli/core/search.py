@@ -20,8 +20,8 @@ defer_store=False) -> SearchOutcome`:
 - otherwise the response is stored for `ttl` seconds, tagged with the index (for `escli cache clear --index`).
   With `defer_store=True` nothing is written: call `store(cache, outcome, ttl)` once the result is out, to keep
   the cache write (diskcache's p99 is in ms) off the latency path.
-Errors are escli's (RefusedError, UnreachableError, raised by the transport): nothing is retried here; wrap the
-call in `escli.es.retry.with_backoff`.
+Errors are escli's (RefusedError, UnreachableError, raised by the transport, which has already retried them by
+the one policy of es/retry.py): nothing is retried here.
 
 `lookup(cache, identity, index, body, params, *, force=False) -> SearchOutcome | None` is the read half, usable
 before any client exists: this module does not import elasticsearch, so a hit costs no client import at all.
