@@ -1,6 +1,8 @@
 """The "one place" rules of docs/ARCHITECTURE.md, held by reading the source (ast, not text search).
 
 - exit codes are decided in cli/app.run(): no command raises SystemExit (errors carry their code, errors.Said);
+- every byte to stdout goes through output/: nothing else writes to a stdout, prints or echoes (the commands hand
+  the stream to an output function);
 """
 
 from __future__ import annotations
@@ -24,3 +26,20 @@ def test_no_command_raises_system_exit() -> None:
              if isinstance(node, ast.Raise) and node.exc is not None
              and "SystemExit" in ast.unparse(node.exc)]
     assert not found, f"raise errors.Said(code, reason) instead (run() decides the exit code): {found}"
+
+
+def test_stdout_is_written_only_in_output() -> None:
+    found = []
+    for name, tree in modules():
+        if name.startswith("output/"):
+            continue
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            writes = isinstance(func, ast.Attribute) and func.attr in ("write", "writelines") \
+                and "stdout" in ast.unparse(func.value)
+            prints = ast.unparse(func) in ("print", "typer.echo", "click.echo", "echo", "sys.stdout.write")
+            if writes or prints:
+                found.append(f"{name}:{node.lineno}: {ast.unparse(node)[:60]}")
+    assert not found, f"write through output/ (formats.write_text, write_json, a view): {found}"

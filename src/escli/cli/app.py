@@ -28,19 +28,22 @@ app = typer.Typer(
 )
 
 
-def _version(value: bool) -> None:
+def _version(ctx: typer.Context, value: bool) -> None:
     if value:
-        typer.echo(f"escli {__version__}")
+        from escli.output.formats import write_text
+
+        write_text(app_context(ctx).stdout, f"escli {__version__}\n")
         raise typer.Exit()
 
 
 def _completion(install: bool) -> Any:
-    def callback(value: bool) -> None:
+    def callback(ctx: typer.Context, value: bool) -> None:
         if not value:
             return
         from escli.cli.completion_scripts import detect_shell, install_or_show
+        from escli.output.formats import write_text
 
-        typer.echo(install_or_show(detect_shell(), install=install), nl=False)
+        write_text(app_context(ctx).stdout, install_or_show(detect_shell(), install=install))
         raise typer.Exit()
 
     if install:

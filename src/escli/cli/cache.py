@@ -148,4 +148,6 @@ def clear_command(
 @global_options
 def path_command(ctx: typer.Context) -> None:
     app = app_context(ctx)
-    app.stdout.write(f"{app.settings.cache_dir}\n".encode())
+    from escli.output.formats import write_text
+
+    write_text(app.stdout, f"{app.settings.cache_dir}\n")

@@ -66,8 +66,9 @@ def respond(app: Any, env: dict[str, str] | None = None) -> int:
         items = candidates(app, env.get(LINE_VAR, ""), env)
         out = format_items(shell, items, env)
         if out:
-            sys.stdout.write(out + "\n")
-            sys.stdout.flush()
+            from escli.output.formats import write_text
+
+            write_text(sys.stdout.buffer, out + "\n")
     except BaseException:  # a completion must never print a traceback into the shell
         pass
     return 0

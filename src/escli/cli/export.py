@@ -213,8 +213,10 @@ def export_command(
         from escli.es.curl import export_script
 
         settings = app.one_cluster("export")
-        app.stdout.write(export_script(settings, remembered_product(settings), index, req.search_body(),
-                                       [*req.user_sort(), TIEBREAK], page_size, keep_alive).encode())
+        from escli.output.formats import write_text
+
+        write_text(app.stdout, export_script(settings, remembered_product(settings), index, req.search_body(),
+                                             [*req.user_sort(), TIEBREAK], page_size, keep_alive))
         return
     arrays = [f.strip() for f in (array_fields or "").split(",") if f.strip()]
     _run(app, req, cp, fmt, out, out_dir, gzip, source_only, excel_safe, state, errors, arrays)

@@ -47,8 +47,9 @@ class HealthCommand(EscliCommand):
 def _bad_argument(app: Any, message: str, nagios: bool) -> NoReturn:
     app.messages.error(message)
     if nagios:  # Nagios reads the plugin's stdout: say it there too
-        app.stdout.write(f"ESCLI UNKNOWN - bad argument: {message}\n".encode())
-        app.stdout.flush()
+        from escli.output.formats import write_text
+
+        write_text(app.stdout, f"ESCLI UNKNOWN - bad argument: {message}\n")
     from escli.errors import Said
 
     raise Said(BAD_ARGUMENT, message)
@@ -161,6 +162,7 @@ def _run(app: Any, fmt: str, wait_for_status: str | None, timeout: str | None, a
     from escli.core.health import State, apply_thresholds, check_many, parse_thresholds, worst
     from escli.durations import parse_duration
     from escli.errors import UsageError
+    from escli.output.formats import write_text
     from escli.output.health_view import render_nagios, render_prometheus, render_table
 
     if wait_for_status is not None and wait_for_status.lower() not in ("green", "yellow"):
@@ -201,12 +203,11 @@ def _run(app: Any, fmt: str, wait_for_status: str | None, timeout: str | None, a
         out: Any = {"state": code.name, "code": int(code), "clusters": docs} if several else docs[0]
         write_json(app.stdout, out)
     elif fmt == "nagios":
-        app.stdout.write(render_nagios(docs, int(code)).encode("utf-8"))
+        write_text(app.stdout, render_nagios(docs, int(code)))
     elif fmt == "prometheus":
-        app.stdout.write(render_prometheus(docs).encode("utf-8"))
+        write_text(app.stdout, render_prometheus(docs))
     else:
-        app.stdout.write(render_table(docs).encode("utf-8"))
-    app.stdout.flush()
+        write_text(app.stdout, render_table(docs))
     if fmt in ("table", "json"):
         for c in checks:
             if c.error:
@@ -223,6 +224,7 @@ def _print_curl(app: Any, targets: list[tuple[str, Any]], wait: str | None, seco
     from escli.core.health import health_params
     from escli.es.curl import auth_note, curl_command
     from escli.es.target import index_path
+    from escli.output.formats import write_text
 
     path = "/_cluster/health" + (index_path(index, "").rstrip("/") if index else "")
     for label, s in targets:
@@ -230,7 +232,7 @@ def _print_curl(app: Any, targets: list[tuple[str, Any]], wait: str | None, seco
             raise s
         lines = [f"# {label}"] if len(targets) > 1 else []
         lines += [*auth_note(s), curl_command(s, "GET", path, params=health_params(wait, seconds, index))]
-        app.stdout.write(("\n".join(lines) + "\n").encode())
+        write_text(app.stdout, "\n".join(lines) + "\n")
 
 
 def _targets(app: Any, all_clusters: bool) -> list[tuple[str, Any]]:

@@ -214,14 +214,14 @@ def profile_command(
                 return await shard_profiles(client, workload)
 
         profiles = run_async(run_shards())
-        if fmt == "json":
-            from escli.output.formats import write_json
+        from escli.output.formats import write_json, write_text
 
+        if fmt == "json":
             write_json(app.stdout, {"profiles": profiles})
         else:
             from escli.output.profile_view import render_shards
 
-            app.stdout.write(render_shards(profiles).encode("utf-8"))
+            write_text(app.stdout, render_shards(profiles))
         return
 
     def run_once(o: ProfileOptions) -> ProfileResult:
@@ -349,7 +349,7 @@ def _emit(app: Any, doc: dict[str, Any], state: dict[str, Any], fmt: str, baseli
     from escli.core.profile import compare_profiles
     from escli.errors import ExitCode, PartialFailure, Said
     from escli.files import write_private
-    from escli.output.formats import write_json
+    from escli.output.formats import write_json, write_text
 
     msgs = app.messages
     deltas = compare_profiles(doc, baseline) if baseline is not None else None
@@ -372,7 +372,7 @@ def _emit(app: Any, doc: dict[str, Any], state: dict[str, Any], fmt: str, baseli
     else:
         from escli.output.profile_view import render_profile
 
-        app.stdout.write(render_profile(doc, deltas).encode("utf-8"))
+        write_text(app.stdout, render_profile(doc, deltas))
     if plot:
         from escli.output.plot import percentile_plot
 
@@ -380,8 +380,7 @@ def _emit(app: Any, doc: dict[str, Any], state: dict[str, Any], fmt: str, baseli
         if fmt == "json":  # stdout is for the JSON document
             app.stderr.write(chart)
         else:
-            app.stdout.write(chart.encode("utf-8"))
-    app.stdout.flush()
+            write_text(app.stdout, chart)
     if interrupted:
         raise KeyboardInterrupt
     failed = [g for g in doc.get("gates") or [] if not g["passed"]]

@@ -63,3 +63,9 @@ def write_json(out: IO[bytes], doc: Any, *, pretty: bool = False) -> None:
     option = orjson.OPT_APPEND_NEWLINE | (orjson.OPT_INDENT_2 if pretty else 0)
     out.write(orjson.dumps(doc, option=option))
     out.flush()
+
+
+def write_text(out: IO[bytes], text: str) -> None:
+    """Text a command prints (a rendered table, Nagios lines, a curl command), UTF-8, flushed."""
+    out.write(text.encode("utf-8"))
+    out.flush()
