@@ -49,9 +49,9 @@ async def baseline(url: str, rate: float, n: int) -> tuple[float, int, int]:
     """The minimal open loop: aiohttp session, fixed schedule, orjson parse. Returns (cpu s, sent, errors)."""
     import aiohttp
 
-    from escli.core.profile import prepare
+    from escli.core.profile import encode_query
 
-    prepared = [prepare(s) for s in specs()]
+    prepared = [encode_query(s) for s in specs()]
     headers = {"content-type": "application/json", "accept": "application/json"}
     errors = 0
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit_per_host=16)) as session:
@@ -108,10 +108,10 @@ async def escli_profile(url: str, rate: float, n: int) -> tuple[float, int, int]
 def bookkeeping_us(n: int = 200_000) -> float:
     """escli's own per-request work without the network, in µs: the weighted pick, reading `took` at the start
     of the answer, and the four histogram records."""
-    from escli.core.profile import Picker, prepare, took_of
+    from escli.core.profile import Picker, encode_query, took_of
     from escli.profiler import RequestStats
 
-    pick = Picker([prepare(s) for s in specs()], 1)
+    pick = Picker([encode_query(s) for s in specs()], 1)
     stats = RequestStats()
     answer = b'{"took":3,"timed_out":false,"_shards":{"total":1}}'
     cpu0 = time.process_time()

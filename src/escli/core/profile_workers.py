@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from escli.core.profile import ProfileOptions, ProfileResult, Warmup, preflight, prepare, run_profile
+from escli.core.profile import ProfileOptions, ProfileResult, Warmup, encode_query, preflight, run_profile
 from escli.profiler import RequestStats
 
 if TYPE_CHECKING:
@@ -184,7 +184,7 @@ def run_in_workers(settings: Settings, queries: Sequence[QuerySpec], opts: Profi
 
     async def check() -> None:  # each query once, here, before any worker starts (they skip it)
         async with open_es(settings, once) as client:
-            await preflight(client, [prepare(q) for q in queries])
+            await preflight(client, [encode_query(q) for q in queries])
 
     asyncio.run(check())
     ctx = mp.get_context("spawn")
