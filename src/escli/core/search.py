@@ -293,8 +293,6 @@ def run_search(settings: Settings, req: SearchRequest, ui: UI, show: Show) -> Se
     The key includes the product; before any request only the memo can say which (cache/product.py). With none
     (a fresh machine sharing a Redis level, a cleared cache directory) an entry keyed by either product was stored
     from an answer of that product, so either may serve."""
-    import asyncio
-
     from escli.cache import open_cache
     from escli.cache.product import PRODUCTS, product_identity, remembered_product
 
@@ -309,6 +307,8 @@ def run_search(settings: Settings, req: SearchRequest, ui: UI, show: Show) -> Se
             if outcome is not None:
                 break
         if outcome is None:
+            import asyncio  # only now: a hit sends nothing, and asyncio's import is ~30 ms of its run
+
             outcome = asyncio.run(_ask(settings, cache, req, ui, product))
         show(outcome, _csv_columns(settings, cache, req, outcome, ui) if req.mapping_columns else None)
         if outcome.status == "miss":
@@ -351,7 +351,6 @@ def _csv_columns(settings: Settings, cache: Cache, req: SearchRequest, outcome: 
     if (outcome.response.get("aggregations") or "_source" in built.body or "stored_fields" in built.body
             or "stored_fields" in built.params):
         return None
-    import asyncio
     import contextlib
 
     key = f"{outcome.key}{CSV_COLUMNS}" if outcome.key and outcome.status != "bypass" else None
@@ -361,6 +360,8 @@ def _csv_columns(settings: Settings, cache: Cache, req: SearchRequest, outcome: 
             cached = orjson.loads(entry.value).get("columns")  # an object: every cache level holds JSON objects
             if isinstance(cached, list) and all(isinstance(c, str) for c in cached):
                 return [str(c) for c in cached]
+    import asyncio
+
     from escli.core.columns import choose_columns
     from escli.es.connect import open_es
 
