@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from escli.cli.common import app_context, global_options, run_async
+from escli.cli.options import concurrency_option
 
 if TYPE_CHECKING:
     from escli.core.batch import BatchStats
@@ -29,8 +30,7 @@ def batch_command(
     file: Annotated[str, typer.Argument(metavar="FILE|-", show_default=False,
                                         help="Query file (NDJSON, one query a line; .gz read transparently), "
                                              "or - for stdin")],
-    concurrency: Annotated[int, typer.Option("--concurrency", "-j", min=1, metavar="N", max=1024,
-                                             help="Requests in flight")] = 8,
+    concurrency: Annotated[int, concurrency_option("Requests in flight")] = 8,
     msearch: Annotated[int, typer.Option("--msearch", min=0, max=10_000, metavar="N",
                                          help="Group N consecutive queries into one _msearch request (0: off)")] = 0,
     ordered: Annotated[bool, typer.Option("--ordered", help="Write results in input order (default: as they "

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from escli.cli.common import app_context, global_options, run_async
+from escli.cli.options import concurrency_option
 
 if TYPE_CHECKING:
     from escli.core.csv_import import CsvTable
@@ -33,7 +34,7 @@ def import_command(
     mapping: Annotated[Path | None, typer.Option("--mapping", help="JSON mapping (or settings and mappings) to "
                                                  "create the index with")] = None,
     chunk_size: Annotated[int, typer.Option("--chunk-size", min=1, help="Documents per bulk request")] = 1000,
-    concurrency: Annotated[int, typer.Option("--concurrency", "-j", min=1, help="Bulk requests in flight")] = 4,
+    concurrency: Annotated[int, concurrency_option("Bulk requests in flight")] = 4,
     errors: Annotated[Path | None, typer.Option("--errors", help="Write rejected documents and bad lines here "
                                                 "(NDJSON)")] = None,
     refresh: Annotated[bool, typer.Option("--refresh/--no-refresh", help="Refresh the index at the end")] = True,

@@ -14,10 +14,10 @@ import typer
 MAX_CONCURRENCY = 1024  # the one cap of -j: more requests in flight than this is a typo, not a load
 
 
-def concurrency_option(help: str, *, default_note: str = "") -> Any:
-    """-j/--concurrency N, 1 to MAX_CONCURRENCY."""
-    return typer.Option("--concurrency", "-j", min=1, max=MAX_CONCURRENCY, metavar="N",
-                        help=help + default_note, show_default=not default_note)
+def concurrency_option(help: str, *, show_default: bool = True) -> Any:
+    """-j/--concurrency N, 1 to MAX_CONCURRENCY (batch, import, warm-cache, profile)."""
+    return typer.Option("--concurrency", "-j", min=1, max=MAX_CONCURRENCY, metavar="N", help=help,
+                        show_default=show_default)
 
 
 def format_option(choices: str, default: str) -> Any:

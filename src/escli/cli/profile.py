@@ -8,6 +8,13 @@ from typing import Annotated, Any
 import typer
 
 from escli.cli.common import app_context, global_options, run_async
+from escli.cli.options import (
+    BatchedReduceSize,
+    MaxConcurrentShardRequests,
+    PreFilterShardSize,
+    Tune,
+    concurrency_option,
+)
 from escli.output.formats import report_format
 
 
@@ -51,10 +58,9 @@ def profile_command(
         "--duration", "-d", metavar="DURATION", help="Measure for this long (30s, 2m)", show_default=False)] = None,
     warmup: Annotated[str, typer.Option(
         "--warmup", metavar="N|DURATION", help="Requests (50) or time (5s) sent first and not counted")] = "10",
-    concurrency: Annotated[int | None, typer.Option(
-        "--concurrency", "-j", min=1, metavar="N", show_default=False,
-        help="Closed loop: workers; open loop: most requests in flight [default: 1 closed, connections open]")
-    ] = None,
+    concurrency: Annotated[int | None, concurrency_option(
+        "Closed loop: workers; open loop: most requests in flight [default: 1 closed, connections open]",
+        show_default=False)] = None,
     rate: Annotated[float | None, typer.Option(
         "--rate", "-r", min=0.001, metavar="PER_SECOND", show_default=False,
         help="Open loop: requests per second on a schedule; latency counts from the intended send time")] = None,
@@ -90,16 +96,12 @@ def profile_command(
     plot: Annotated[bool, typer.Option(
         "--plot", help="Draw a compact latency percentile chart on the terminal (stderr when stdout is JSON)")
     ] = False,
-    tune: Annotated[str | None, typer.Option("--tune", metavar="throughput|latency", show_default=False,
-                                             help="A search preset (as escli search --tune), for every query")] = None,
+    tune: Tune = None,
     stored_fields: Annotated[list[str] | None, typer.Option(
         "--stored-fields", metavar="FIELDS", show_default=False, help="Stored fields instead of _source")] = None,
-    batched_reduce_size: Annotated[int | None, typer.Option(
-        "--batched-reduce-size", min=2, metavar="N", show_default=False, help="As escli search")] = None,
-    pre_filter_shard_size: Annotated[int | None, typer.Option(
-        "--pre-filter-shard-size", min=1, metavar="N", show_default=False, help="As escli search")] = None,
-    max_concurrent_shard_requests: Annotated[int | None, typer.Option(
-        "--max-concurrent-shard-requests", min=1, metavar="N", show_default=False, help="As escli search")] = None,
+    batched_reduce_size: BatchedReduceSize = None,
+    pre_filter_shard_size: PreFilterShardSize = None,
+    max_concurrent_shard_requests: MaxConcurrentShardRequests = None,
 ) -> None:
     from escli.core.profile import (
         SCHEDULES,

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from escli.cli.common import app_context, global_options, run_async
+from escli.cli.options import concurrency_option
 
 MAX_SHOWN_PROBLEMS = 20
 
@@ -34,8 +35,7 @@ def warm_cache_command(
                                                     "(0: only missing and expired ones)")] = "0",
     request_cache: Annotated[bool, typer.Option("--request-cache", help="Also warm Elasticsearch's shard request "
                                                                         "cache (request_cache=true)")] = False,
-    concurrency: Annotated[int, typer.Option("--concurrency", "-j", min=1, metavar="N", max=256,
-                                             help="Requests in flight")] = 4,
+    concurrency: Annotated[int, concurrency_option("Requests in flight")] = 4,
 ) -> None:
     from escli.cache import open_cache
     from escli.core.search import cache_identity
