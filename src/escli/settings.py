@@ -183,7 +183,7 @@ def _secret(table: Mapping[str, Any], key: str, env: Mapping[str, str], config: 
     return None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)  # fewer generated methods: built on every run, compared never
 class GlobalOptions:
     """The global options as given on the command line, built once per run (cli/common.py) and handed whole to
     `resolve`; None is "not given". Field names are the options' parameter names (cli/common.GLOBAL_PARAMS)."""

@@ -271,7 +271,7 @@ class Memo:
 CSV_COLUMNS = ":csv-columns"  # the cache key of a CSV search's columns: the answer's key plus this
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)  # fewer generated methods: defined on every search's start-up
 class SearchRequest:
     """One `escli search`: what to send (a BuiltSearch), how the cache takes part, and whether a CSV of the hits
     wants the index mapping's columns (`mapping_columns`: -o csv without --fields)."""

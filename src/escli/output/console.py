@@ -13,15 +13,14 @@ from types import TracebackType
 from typing import IO, Any
 
 
-@dataclass(frozen=True)
 class Screen:
     """Where a command's result goes: its stdout, its UI on stderr, whether stdout is a terminal, and whether it
-    may be styled (a terminal, and no NO_COLOR)."""
+    may be styled (a terminal, and no NO_COLOR). A plain class: a dataclass costs every run its generated code."""
 
-    out: IO[bytes]
-    ui: Messages
-    tty: bool
-    color: bool
+    __slots__ = ("color", "out", "tty", "ui")
+
+    def __init__(self, out: IO[bytes], ui: Messages, tty: bool, color: bool) -> None:
+        self.out, self.ui, self.tty, self.color = out, ui, tty, color
 
 
 @dataclass
