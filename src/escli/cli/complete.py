@@ -107,7 +107,9 @@ def candidates(app: Any, line: str, env: dict[str, str]) -> list[tuple[str, str]
 def complete_param(ctx: Context, param: Parameter, incomplete: str, env: dict[str, str]
                    ) -> list[tuple[str, str]] | None:
     """Our own candidates for this parameter, or None to leave it to click (files, Typer's choices)."""
-    command = ctx.info_name or ""
+    # a subcommand is its group's command here (`profile run` and `profile merge` are profile's)
+    grouped = ctx.parent is not None and ctx.parent.parent is not None and ctx.parent.info_name == "profile"
+    command = "profile" if grouped else ctx.info_name or ""
     name = param.name or ""
     fixed = CHOICES.get((command, name)) or CHOICES.get(("*", name))
     if fixed is not None:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from escli.cli.common import app_context, global_options, run_async
 from escli.cli.options import (
@@ -17,12 +18,66 @@ from escli.cli.options import (
 )
 from escli.output.formats import report_format
 
+HELP = ("Measure query latency: percentiles, throughput, service time, took; closed or open loop. "
+        "`escli profile merge RUN.json...` merges runs saved with --save.")
+
+
+class ProfileGroup(TyperGroup):
+    """`escli profile [run] INDEX [TEXT]` and `escli profile merge RUN.json...`: a line that does not start with a
+    subcommand's name is `run`'s (`escli profile products laptop`, `escli profile --queries F`, `escli profile
+    --help`), so an index named merge is profiled as `escli profile run merge`."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if not args or args[0] not in self.commands:
+            args = ["run", *args]
+        return list(super().parse_args(ctx, args))
+
 
 def register(app: typer.Typer) -> None:
-    app.command("profile", help="Measure query latency: percentiles, throughput, service time, took; closed or "
-                                "open loop. `escli profile merge RUN.json...` merges runs saved with --save.",
-                # `merge RUN.json...`: the files after the first come as extra arguments
-                context_settings={"allow_extra_args": True})(profile_command)
+    group = typer.Typer(cls=ProfileGroup, help=HELP, rich_markup_mode=None)
+    group.command("run", help=HELP.split(" `")[0] + " The default: `escli profile INDEX` is `escli profile run "
+                              "INDEX`.")(profile_command)
+    group.command("merge", help="Merge runs saved with --save (side by side, e.g. one per machine) into one "
+                                "report; sends nothing.")(merge_command)
+    app.add_typer(group, name="profile", help=HELP)
+
+
+# The report options of a run and of a merge.
+Format = Annotated[str | None, typer.Option(
+    "--format", "-F", metavar="FORMAT", show_default=False,
+    help="table|json [default: table on a terminal, json when piped]")]
+Percentiles = Annotated[str, typer.Option(
+    "--percentiles", "-p", metavar="LIST", help="Comma-separated percentiles; max and min allowed")]
+Save = Annotated[Path | None, typer.Option(
+    "--save", metavar="FILE", help="Write the result as JSON (a baseline for --compare)", show_default=False)]
+Compare = Annotated[Path | None, typer.Option(
+    "--compare", metavar="FILE", help="A result saved with --save: show each figure's change in %",
+    show_default=False)]
+PrometheusFile = Annotated[Path | None, typer.Option(
+    "--prometheus-file", metavar="FILE", help="Also write node_exporter textfile format here (0644)",
+    show_default=False)]
+FailIf = Annotated[list[str] | None, typer.Option(
+    "--fail-if", metavar="EXPR", show_default=False,
+    help="Exit 1 when EXPR holds: p99>200ms, errors>0.1%, throughput<500, ID:p99>50ms (repeatable)")]
+Report = Annotated[Path | None, typer.Option(
+    "--report", metavar="FILE", show_default=False,
+    help="Write a self-contained HTML report: table, percentile distribution, latency and throughput over "
+         "time (with --compare: both runs)")]
+Plot = Annotated[bool, typer.Option(
+    "--plot", help="Draw a compact latency percentile chart on the terminal (stderr when stdout is JSON)")]
+PERCENTILES = "50,90,95,99,99.9,max"
+
+
+@global_options
+def merge_command(
+    ctx: typer.Context,
+    files: Annotated[list[str], typer.Argument(metavar="FILE", help="Runs saved with --save (RUN.json)")],
+    format: Format = None, percentiles: Percentiles = PERCENTILES, save: Save = None, compare: Compare = None,
+    prometheus_file: PrometheusFile = None, fail_if: FailIf = None, report: Report = None, plot: Plot = False,
+) -> None:
+    app = app_context(ctx)
+    fmt = report_format(format, app.options.output, app.stdout_is_tty, ("table", "json"), "profile")
+    _merge_command(app, files, fmt, percentiles, fail_if or [], save, compare, report, prometheus_file, plot)
 
 
 @global_options
@@ -66,36 +121,19 @@ def profile_command(
         help="Open loop: requests per second on a schedule; latency counts from the intended send time")] = None,
     schedule: Annotated[str, typer.Option(
         "--schedule", metavar="fixed|poisson", help="Open-loop send times: fixed or poisson")] = "fixed",
-    percentiles: Annotated[str, typer.Option(
-        "--percentiles", "-p", metavar="LIST", help="Comma-separated percentiles; max and min allowed")
-    ] = "50,90,95,99,99.9,max",
+    percentiles: Percentiles = PERCENTILES,
     seed: Annotated[int | None, typer.Option(
         "--seed", metavar="N", help="Seed for query choice and Poisson gaps", show_default=False)] = None,
-    format: Annotated[str | None, typer.Option(
-        "--format", "-F", metavar="FORMAT", show_default=False,
-        help="table|json [default: table on a terminal, json when piped]")] = None,
-    save: Annotated[Path | None, typer.Option(
-        "--save", metavar="FILE", help="Write the result as JSON (a baseline for --compare)", show_default=False)
-    ] = None,
-    compare: Annotated[Path | None, typer.Option(
-        "--compare", metavar="FILE", help="A result saved with --save: show each figure's change in %",
-        show_default=False)] = None,
+    format: Format = None,
+    save: Save = None,
+    compare: Compare = None,
     shards: Annotated[bool, typer.Option(
         "--shards", help="Run each query once with the Profile API and show the per-shard breakdown as a tree "
                          "(no load)")] = False,
-    prometheus_file: Annotated[Path | None, typer.Option(
-        "--prometheus-file", metavar="FILE", help="Also write node_exporter textfile format here (0644)",
-        show_default=False)] = None,
-    fail_if: Annotated[list[str] | None, typer.Option(
-        "--fail-if", metavar="EXPR", show_default=False,
-        help="Exit 1 when EXPR holds: p99>200ms, errors>0.1%, throughput<500, ID:p99>50ms (repeatable)")] = None,
-    report: Annotated[Path | None, typer.Option(
-        "--report", metavar="FILE", show_default=False,
-        help="Write a self-contained HTML report: table, percentile distribution, latency and throughput over "
-             "time (with --compare: both runs)")] = None,
-    plot: Annotated[bool, typer.Option(
-        "--plot", help="Draw a compact latency percentile chart on the terminal (stderr when stdout is JSON)")
-    ] = False,
+    prometheus_file: PrometheusFile = None,
+    fail_if: FailIf = None,
+    report: Report = None,
+    plot: Plot = False,
     tune: Tune = None,
     stored_fields: Annotated[list[str] | None, typer.Option(
         "--stored-fields", metavar="FIELDS", show_default=False, help="Stored fields instead of _source")] = None,
@@ -123,21 +161,6 @@ def profile_command(
     app = app_context(ctx)
     msgs = app.messages
     fmt = report_format(format, app.options.output, app.stdout_is_tty, ("table", "json"), "profile")
-    if index == "merge":  # escli profile merge RUN.json...
-        files = [f for f in (text, *ctx.args) if f is not None]
-        given = [name for name, v in (("--queries", queries), ("--slowlog", slowlog), ("--rate", rate),
-                                      ("--iterations", iterations), ("--duration", duration),
-                                      ("--concurrency", concurrency), ("--find-max", find_max or None),
-                                      ("--repeat", None if repeat == 1 else repeat),
-                                      ("--workers", None if workers == "1" else workers)) if v is not None]
-        if given:
-            raise UsageError(f"{given[0]}: `profile merge` merges saved runs and sends nothing")
-        if not files:
-            raise UsageError("profile merge: give the RUN.json files saved with --save")
-        _merge_command(app, files, fmt, percentiles, fail_if or [], save, compare, report, prometheus_file, plot)
-        return
-    if ctx.args:
-        raise UsageError(f"unexpected argument {ctx.args[0]!r}")
     sources = [name for name, v in (("INDEX/TEXT", index), ("--queries", queries), ("--slowlog", slowlog))
                if v is not None]
     if len(sources) > 1:
