@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from escli.cli.common import app_context, global_options, run_async
+from escli.cli.options import option
 from escli.files import require_parent
 
 if TYPE_CHECKING:
@@ -78,94 +79,74 @@ def _read_body(body: str) -> dict[str, Any]:
     return check_body(data, source_name(body))
 
 
+# The export command's options, one Annotated alias each.
+Index = Annotated[str, typer.Argument(help="Index, alias or pattern to export")]
+Query = Annotated[str | None, option("--query", help="Lucene query string (query_string syntax), e.g. "
+                                     "'category:laptops AND price:>100'")]
+Body = Annotated[str | None, option("--body", metavar="FILE|-", help="Search body FILE (or -): query, _source, "
+                                    "sort, runtime_mappings")]
+FormatOpt = Annotated[str | None, option("--format", "-F", metavar="FORMAT", help="ndjson|csv|json|parquet "
+                                         "[default: from --out's suffix, else ndjson]")]
+Out = Annotated[Path | None, option("--out", help="Write to FILE (temporary name, renamed on success; .gz "
+                                    "compresses) instead of stdout")]
+OutDir = Annotated[Path | None, option("--out-dir", metavar="DIR", help="Write one part file per slice into DIR, "
+                                       "then DIR/_manifest.json (documents, bytes, sha256 per part)")]
+Gzip = Annotated[bool, typer.Option("--gzip", help="--out-dir: compress the parts (.gz)")]
+Force = Annotated[bool, typer.Option("--force", help="--out-dir: replace a finished export in DIR")]
+Partition = Annotated[str | None, option("--partition", metavar="K/N", help="Export partition K of N only (N "
+                                         "machines or jobs share one export; each resumable)")]
+Fields = Annotated[str | None, option("--fields", metavar="FIELDS", help="Only these fields, comma-separated (dots "
+                                      "for nested: a,b.c); also the CSV columns")]
+Slices = Annotated[str, typer.Option("--slices", metavar="N|auto", help="Parallel readers: N, or auto (as many as "
+                                     "the index's units allow, at most 8; fewer in flight while the cluster "
+                                     "refuses)")]
+Throttle = Annotated[float, option("--throttle", min=0.0, metavar="F", help="Wait F times the last page's time "
+                                   "between pages (stay out of production's way)")]
+PageSize = Annotated[int, typer.Option("--page-size", min=1, max=10000, help="Documents per request")]
+MaxDocs = Annotated[int | None, option("--max-docs", min=0, help="Stop after exactly N documents")]
+CheckpointOpt = Annotated[Path | None, option("--checkpoint", help="Record progress in FILE as pages are written, "
+                                              "at most 10 times a second (needs --out or --out-dir)")]
+Resume = Annotated[bool, typer.Option("--resume", help="Continue the export recorded in --checkpoint")]
+KeepAlive = Annotated[str, typer.Option("--keep-alive", metavar="DURATION", help="How long the point in time "
+                                        "lives between requests")]
+Method = Annotated[str, typer.Option("--method", metavar="METHOD", help="auto|pit|scroll (scroll only where PIT "
+                                     "is unavailable)")]
+SourceOnly = Annotated[bool, typer.Option("--source-only", help="Write bare _source documents (no _index/_id; no "
+                                          "_id column in CSV)")]
+ExcelSafe = Annotated[bool, typer.Option("--excel-safe", help="CSV: prefix text cells starting with = + - @ with "
+                                         "' so spreadsheets do not run them")]
+Curl = Annotated[bool, typer.Option("--curl", help="Print an sh script of curl commands (open the point in time, "
+                                    "the first page, close it) and send nothing")]
+SinceOpt = Annotated[str | None, option("--since", metavar="FIELD", help="Only documents whose FIELD (a date or "
+                                        "number that grows with every write) is above the last completed run's "
+                                        "mark")]
+State = Annotated[Path | None, option("--state", metavar="FILE", help="--since: the last completed run's mark; "
+                                      "written (0600, atomically) when this run completes")]
+SinceValue = Annotated[str | None, option("--since-value", metavar="VALUE", help="--since: start above this value "
+                                          "(overrides --state's mark)")]
+Lag = Annotated[str | None, option("--lag", metavar="DURATION", help="--since on a date field: leave the newest "
+                                   "DURATION for the next run (documents indexed late)")]
+Errors = Annotated[Path | None, option("--errors", metavar="FILE", help="parquet: write values that do not fit "
+                                       "their column here (NDJSON: _id, field, value); exit 1 if any")]
+ArrayFields = Annotated[str | None, option("--array-fields", metavar="FIELDS", help="parquet: these fields hold "
+                                           "arrays (list columns; patterns allowed); others are scalars")]
+
+
 @global_options
 def export_command(
-    ctx: typer.Context,
-    index: Annotated[str, typer.Argument(help="Index, alias or pattern to export")],
-    query: Annotated[str | None, typer.Option("--query", help="Lucene query string (query_string syntax), e.g. "
-                                              "'category:laptops AND price:>100'", show_default=False)] = None,
-    body: Annotated[str | None, typer.Option("--body", help="Search body FILE (or -): query, _source, sort, "
-                                             "runtime_mappings", show_default=False, metavar="FILE|-")] = None,
-    format: Annotated[str | None, typer.Option("--format", "-F", help="ndjson|csv|json|parquet [default: from "
-                                               "--out's suffix, else ndjson]", show_default=False,
-                                               metavar="FORMAT")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Write to FILE (temporary name, renamed on success; "
-                                             ".gz compresses) instead of stdout", show_default=False)] = None,
-    out_dir: Annotated[Path | None, typer.Option("--out-dir", help="Write one part file per slice into DIR, then "
-                                                 "DIR/_manifest.json (documents, bytes, sha256 per part)",
-                                                 show_default=False, metavar="DIR")] = None,
-    gzip: Annotated[bool, typer.Option("--gzip", help="--out-dir: compress the parts (.gz)")] = False,
-    force: Annotated[bool, typer.Option("--force", help="--out-dir: replace a finished export in DIR")] = False,
-    partition: Annotated[str | None, typer.Option("--partition", help="Export partition K of N only (N machines "
-                                                  "or jobs share one export; each resumable)", show_default=False,
-                                                  metavar="K/N")] = None,
-    fields: Annotated[str | None, typer.Option("--fields", help="Only these fields, comma-separated (dots for "
-                                               "nested: a,b.c); also the CSV columns", show_default=False,
-                                               metavar="FIELDS")] = None,
-    slices: Annotated[str, typer.Option("--slices", help="Parallel readers: N, or auto (as many as the index's "
-                                        "units allow, at most 8; fewer in flight while the cluster refuses)",
-                                        metavar="N|auto")] = "auto",
-    throttle: Annotated[float, typer.Option("--throttle", min=0.0, help="Wait F times the last page's time "
-                                            "between pages (stay out of production's way)", metavar="F",
-                                            show_default=False)] = 0.0,
-    page_size: Annotated[int, typer.Option("--page-size", min=1, max=10000, help="Documents per request")] = 1000,
-    max_docs: Annotated[int | None, typer.Option("--max-docs", min=0, help="Stop after exactly N documents",
-                                                 show_default=False)] = None,
-    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help="Record progress in FILE as pages are "
-                                                    "written, at most 10 times a second (needs --out or --out-dir)",
-                                                    show_default=False)] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the export recorded in --checkpoint")] = False,
-    keep_alive: Annotated[str, typer.Option("--keep-alive", help="How long the point in time lives between "
-                                            "requests", metavar="DURATION")] = "5m",
-    method: Annotated[str, typer.Option("--method", help="auto|pit|scroll (scroll only where PIT is "
-                                        "unavailable)", metavar="METHOD")] = "auto",
-    source_only: Annotated[bool, typer.Option("--source-only", help="Write bare _source documents (no _index/_id; "
-                                              "no _id column in CSV)")] = False,
-    excel_safe: Annotated[bool, typer.Option("--excel-safe", help="CSV: prefix text cells starting with = + - @ "
-                                             "with ' so spreadsheets do not run them")] = False,
-    curl: Annotated[bool, typer.Option("--curl", help="Print an sh script of curl commands (open the point in "
-                                       "time, the first page, close it) and send nothing")] = False,
-    since: Annotated[str | None, typer.Option("--since", help="Only documents whose FIELD (a date or number that "
-                                              "grows with every write) is above the last completed run's mark",
-                                              show_default=False, metavar="FIELD")] = None,
-    state: Annotated[Path | None, typer.Option("--state", help="--since: the last completed run's mark; written "
-                                               "(0600, atomically) when this run completes", show_default=False,
-                                               metavar="FILE")] = None,
-    since_value: Annotated[str | None, typer.Option("--since-value", help="--since: start above this value "
-                                                    "(overrides --state's mark)", show_default=False,
-                                                    metavar="VALUE")] = None,
-    lag: Annotated[str | None, typer.Option("--lag", help="--since on a date field: leave the newest DURATION for "
-                                            "the next run (documents indexed late)", show_default=False,
-                                            metavar="DURATION")] = None,
-    errors: Annotated[Path | None, typer.Option("--errors", help="parquet: write values that do not fit their "
-                                                "column here (NDJSON: _id, field, value); exit 1 if any",
-                                                show_default=False, metavar="FILE")] = None,
-    array_fields: Annotated[str | None, typer.Option("--array-fields", help="parquet: these fields hold arrays "
-                                                     "(list columns; patterns allowed); others are scalars",
-                                                     show_default=False, metavar="FIELDS")] = None,
+    ctx: typer.Context, index: Index, query: Query = None, body: Body = None, format: FormatOpt = None,
+    out: Out = None, out_dir: OutDir = None, gzip: Gzip = False, force: Force = False, partition: Partition = None,
+    fields: Fields = None, slices: Slices = "auto", throttle: Throttle = 0.0, page_size: PageSize = 1000,
+    max_docs: MaxDocs = None, checkpoint: CheckpointOpt = None, resume: Resume = False, keep_alive: KeepAlive = "5m",
+    method: Method = "auto", source_only: SourceOnly = False, excel_safe: ExcelSafe = False, curl: Curl = False,
+    since: SinceOpt = None, state: State = None, since_value: SinceValue = None, lag: Lag = None,
+    errors: Errors = None, array_fields: ArrayFields = None,
 ) -> None:
     from escli.core.export_plan import parse_partition
     from escli.errors import UsageError
 
     app = app_context(ctx)
-    if method not in ("auto", "pit", "scroll"):
-        raise UsageError(f"--method {method}: choose auto, pit or scroll")
-    if not KEEP_ALIVE.fullmatch(keep_alive):
-        raise UsageError(f"--keep-alive {keep_alive}: a duration such as 30s, 5m or 1h")
-    if resume and checkpoint is None:
-        raise UsageError("--resume needs --checkpoint FILE")
-    if out is not None and out_dir is not None:
-        raise UsageError("--out and --out-dir: choose one")
-    if checkpoint is not None and out is None and out_dir is None:
-        raise UsageError("--checkpoint needs --out FILE or --out-dir DIR (stdout cannot be rewound to the "
-                         "checkpoint)")
-    if out is not None and out.is_dir():
-        raise UsageError(f"--out {out}: is a directory")
-    for option, path in (("--out", out), ("--checkpoint", checkpoint), ("--errors", errors)):
-        if path is not None:
-            require_parent(option, path)
-    if gzip and out_dir is None:
-        raise UsageError("--gzip is for --out-dir; with --out, name the file .gz")
+    _check_options(method, keep_alive, out, out_dir, checkpoint, resume, errors, gzip)
     parts = parse_partition(partition)
     fmt = _format_for(format, app.options.output, out)
     if fmt == "parquet":
@@ -208,18 +189,45 @@ def export_command(
                       "since": since_spec.as_dict() if since_spec is not None else None}
         cp.output = {"path": str(out) if out else None, "dir": str(out_dir) if out_dir else None, "gzip": gzip}
     if curl:  # the requests, not the loop: es/curl.export_script says why
-        from escli.cache.product import remembered_product
-        from escli.core.export import TIEBREAK
-        from escli.es.curl import export_script
-
-        settings = app.one_cluster("export")
-        from escli.output.formats import write_text
-
-        write_text(app.stdout, export_script(settings, remembered_product(settings), index, req.search_body(),
-                                             [*req.user_sort(), TIEBREAK], page_size, keep_alive))
+        _print_curl(app, req)
         return
     arrays = [f.strip() for f in (array_fields or "").split(",") if f.strip()]
     _run(app, req, cp, fmt, out, out_dir, gzip, source_only, excel_safe, state, errors, arrays)
+
+
+def _check_options(method: str, keep_alive: str, out: Path | None, out_dir: Path | None, checkpoint: Path | None,
+                   resume: bool, errors: Path | None, gzip: bool) -> None:
+    from escli.errors import UsageError
+
+    if method not in ("auto", "pit", "scroll"):
+        raise UsageError(f"--method {method}: choose auto, pit or scroll")
+    if not KEEP_ALIVE.fullmatch(keep_alive):
+        raise UsageError(f"--keep-alive {keep_alive}: a duration such as 30s, 5m or 1h")
+    if resume and checkpoint is None:
+        raise UsageError("--resume needs --checkpoint FILE")
+    if out is not None and out_dir is not None:
+        raise UsageError("--out and --out-dir: choose one")
+    if checkpoint is not None and out is None and out_dir is None:
+        raise UsageError("--checkpoint needs --out FILE or --out-dir DIR (stdout cannot be rewound to the "
+                         "checkpoint)")
+    if out is not None and out.is_dir():
+        raise UsageError(f"--out {out}: is a directory")
+    for name, path in (("--out", out), ("--checkpoint", checkpoint), ("--errors", errors)):
+        if path is not None:
+            require_parent(name, path)
+    if gzip and out_dir is None:
+        raise UsageError("--gzip is for --out-dir; with --out, name the file .gz")
+
+
+def _print_curl(app: Any, req: ExportRequest) -> None:
+    from escli.cache.product import remembered_product
+    from escli.core.export import TIEBREAK
+    from escli.es.curl import export_script
+    from escli.output.formats import write_text
+
+    settings = app.one_cluster("export")
+    write_text(app.stdout, export_script(settings, remembered_product(settings), req.index, req.search_body(),
+                                         [*req.user_sort(), TIEBREAK], req.page_size, req.keep_alive))
 
 
 def _partition_text(parts: tuple[int, int] | None) -> str | None:

@@ -14,6 +14,11 @@ import typer
 MAX_CONCURRENCY = 1024  # the one cap of -j: more requests in flight than this is a typo, not a load
 
 
+def option(*decls: str, help: str, metavar: str | None = None, **kw: Any) -> Any:
+    """A typer.Option without a shown default (the help says it where it matters), as most of escli's are."""
+    return typer.Option(*decls, help=help, metavar=metavar, show_default=False, **kw)
+
+
 def concurrency_option(help: str, *, show_default: bool = True) -> Any:
     """-j/--concurrency N, 1 to MAX_CONCURRENCY (batch, import, warm-cache, profile)."""
     return typer.Option("--concurrency", "-j", min=1, max=MAX_CONCURRENCY, metavar="N", help=help,

@@ -6,65 +6,60 @@ miss, and the cache write happens after the result is written (core/search.py).
 
 # No `from __future__ import annotations` here: Typer would then evaluate ~30 string annotations (compiling each)
 # on every run; real annotation objects cost nothing.
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from escli.cli.common import app_context, global_options
-from escli.cli.options import BatchedReduceSize, MaxConcurrentShardRequests, PreFilterShardSize, Tune
-
-
-def _opt(*decls: str, help: str, metavar: str | None = None, **kw: Any) -> Any:
-    return typer.Option(*decls, help=help, metavar=metavar, show_default=False, **kw)
-
+from escli.cli.options import BatchedReduceSize, MaxConcurrentShardRequests, PreFilterShardSize, Tune, option
 
 Texts = list[str] | None
 Index = Annotated[str, typer.Argument(help="Index, comma-separated indices, alias or pattern", metavar="INDEX")]
 Text = Annotated[str | None, typer.Argument(help="Text to search for (multi_match); none: match_all", metavar="TEXT",
                                             show_default=False)]
-Field = Annotated[Texts, _opt("--field", "-f", metavar="NAME[^BOOST]",
+Field = Annotated[Texts, option("--field", "-f", metavar="NAME[^BOOST]",
                               help="Field to search, NAME or NAME^BOOST (repeatable)")]
-QueryString = Annotated[str | None, _opt("--query-string", "-Q", metavar="LUCENE", help="A Lucene query string "
+QueryString = Annotated[str | None, option("--query-string", "-Q", metavar="LUCENE", help="A Lucene query string "
                                          "instead of TEXT")]
-Body = Annotated[str | None, _opt("--body", "-b", metavar="FILE|-", help="A full search body: JSON FILE, or - for "
+Body = Annotated[str | None, option("--body", "-b", metavar="FILE|-", help="A full search body: JSON FILE, or - for "
                                   "stdin")]
-Filter = Annotated[Texts, _opt("--filter", metavar="FIELD=VALUE", help="FIELD=VALUE term filter (repeatable; the "
+Filter = Annotated[Texts, option("--filter", metavar="FIELD=VALUE", help="FIELD=VALUE term filter (repeatable; the "
                                "same field again means any of the values)")]
-Range = Annotated[Texts, _opt("--range", metavar="FIELD=OP:V,..", help="FIELD=OP:VALUE[,OP:VALUE] with gt, gte, lt, "
+Range = Annotated[Texts, option("--range", metavar="FIELD=OP:V,..", help="FIELD=OP:VALUE[,OP:VALUE] with gt, gte, lt, "
                               "lte, e.g. price=gte:10,lt:20 (repeatable)")]
-Sort = Annotated[Texts, _opt("--sort", metavar="FIELD[:asc|desc]", help="FIELD[:asc|desc] (repeatable)")]
-Size = Annotated[int | None, _opt("--size", "-n", metavar="N", min=0, help="Hits to return [default: 10]")]
-From = Annotated[int | None, _opt("--from", metavar="N", min=0, help="Hits to skip [default: 0]")]
-Source = Annotated[Texts, _opt("--source", metavar="FIELDS", help="_source fields: a,b includes, -c excludes, false "
+Sort = Annotated[Texts, option("--sort", metavar="FIELD[:asc|desc]", help="FIELD[:asc|desc] (repeatable)")]
+Size = Annotated[int | None, option("--size", "-n", metavar="N", min=0, help="Hits to return [default: 10]")]
+From = Annotated[int | None, option("--from", metavar="N", min=0, help="Hits to skip [default: 0]")]
+Source = Annotated[Texts, option("--source", metavar="FIELDS", help="_source fields: a,b includes, -c excludes, false "
                                "for none")]
-Preference = Annotated[str | None, _opt("--preference", metavar="VALUE", help="Shard copy preference (a custom "
+Preference = Annotated[str | None, option("--preference", metavar="VALUE", help="Shard copy preference (a custom "
                                         "value is per user: not cached unless --cache)")]
-Routing = Annotated[str | None, _opt("--routing", metavar="VALUE", help="Routing value (not cached unless --cache)")]
-Timeout = Annotated[str | None, _opt("--timeout", metavar="TIME", help="Search timeout with a unit, e.g. 500ms (the "
+Routing = Annotated[str | None, option("--routing", metavar="VALUE", help="Routing value (not cached unless --cache)")]
+Timeout = Annotated[str | None, option("--timeout", metavar="TIME", help="Search timeout with a unit, e.g. 500ms (the "
                                      "request timeout is the global --timeout, before the command)")]
-TerminateAfter = Annotated[int | None, _opt("--terminate-after", metavar="N", min=0, help="Stop each shard after N "
+TerminateAfter = Annotated[int | None, option("--terminate-after", metavar="N", min=0, help="Stop each shard after N "
                                             "documents")]
-RequestCache = Annotated[bool | None, _opt("--request-cache/--no-request-cache", help="Use the shard request "
+RequestCache = Annotated[bool | None, option("--request-cache/--no-request-cache", help="Use the shard request "
                                            "cache")]
-TrackTotalHits = Annotated[str | None, _opt("--track-total-hits", metavar="BOOL|N", help="true, false or a number")]
+TrackTotalHits = Annotated[str | None, option("--track-total-hits", metavar="BOOL|N", help="true, false or a number")]
 Explain = Annotated[bool, typer.Option("--explain", help="Explain each hit's score")]
-Agg = Annotated[Texts, _opt("--agg", metavar="NAME=TYPE:FIELD[:ARG]", help="An aggregation: NAME=terms:FIELD[:SIZE], "
+Agg = Annotated[Texts, option("--agg", metavar="NAME=TYPE:FIELD[:ARG]", help="An aggregation: NAME=terms:FIELD[:SIZE], "
                             "NAME=histogram:FIELD:INTERVAL, NAME=date_histogram:FIELD:INTERVAL, NAME=stats:FIELD, "
                             "NAME=percentiles:FIELD (repeatable)")]
-Highlight = Annotated[Texts, _opt("--highlight", metavar="FIELD", help="Show where the words matched in FIELD "
+Highlight = Annotated[Texts, option("--highlight", metavar="FIELD", help="Show where the words matched in FIELD "
                                   "(repeatable)")]
-StoredFields = Annotated[Texts, _opt("--stored-fields", metavar="FIELDS", help="Read these stored fields instead of "
+StoredFields = Annotated[Texts, option("--stored-fields", metavar="FIELDS", help="Read these stored fields instead of "
                                      "_source (a,b; _none_ for ids only)")]
-Columns = Annotated[str | None, _opt("--fields", metavar="A,B.C", help="-o csv (and table): these columns; default "
+Columns = Annotated[str | None, option("--fields", metavar="A,B.C", help="-o csv (and table): these columns; default "
                                      "for csv: every field of the index mapping, so every search on an index gives "
                                      "the same header")]
 Curl = Annotated[bool, typer.Option("--curl", help="Print the search as a curl command and send nothing "
                                     "(credentials as $ESCLI_* variables)")]
 # True: --cache, False: --no-cache (the global --no-cache, before the command, means the same as the latter)
-CacheFlag = Annotated[bool | None, _opt("--cache/--no-cache", help="--cache: cache even what is not cached by "
+CacheFlag = Annotated[bool | None, option("--cache/--no-cache", help="--cache: cache even what is not cached by "
                                         "default (now, per-user preference/routing); --no-cache: neither read nor "
                                         "write the cache")]
-CacheTtl = Annotated[str | None, _opt("--cache-ttl", metavar="SECONDS", help="Seconds (or 90s, 5m, 2h) to keep the "
+CacheTtl = Annotated[str | None, option("--cache-ttl", metavar="SECONDS", help="Seconds (or 90s, 5m, 2h) to keep the "
                                       "result [default: 300, or [cache] ttl in the config]")]
 
 
