@@ -37,14 +37,10 @@ def warm_cache_command(
                                                                         "cache (request_cache=true)")] = False,
     concurrency: Annotated[int, concurrency_option("Requests in flight")] = 4,
 ) -> None:
-    from escli.cache import open_cache
-    from escli.core.search import cache_identity
-    from escli.core.warm import Problem, WarmLock, WarmOptions, WarmResult, warm_cache
+    from escli.core.warm import Problem, WarmLock, WarmOptions, WarmResult, warm_file
     from escli.durations import parse_duration
     from escli.errors import InputError, PartialFailure, UsageError
-    from escli.es.connect import open_es
-    from escli.es.queries import aread_queries
-    from escli.inputs import anumbered_lines, open_input, source_name
+    from escli.inputs import source_name
     from escli.output.formats import write_json
 
     app = app_context(ctx)
@@ -84,24 +80,8 @@ def warm_cache_command(
         elif shown == MAX_SHOWN_PROBLEMS + 1:
             msgs.error("more problems; the summary counts them all")
 
-    async def main() -> None:
-        with open_input(file) as fh:
-            queries = aread_queries(anumbered_lines(fh, source), source)
-            # memory in front of disk (and the shared level, when configured): a query repeated in the file is
-            # found fresh in memory
-            cache = open_cache(settings, warn=msgs.warn, memory=True)
-            try:
-                async with open_es(settings, msgs, concurrency=concurrency, paced=True) as client:
-                    # entries are keyed by the product too, as `escli search` looks them up (cache/product.py)
-                    identity = await cache_identity(client, settings)
-                    with msgs.progress("warm-cache", total=None) as bar:
-                        await warm_cache(client, cache, identity, queries, opts, source, on_problem,
-                                         bar.advance, result)
-            finally:
-                cache.close()
-
     try:
-        run_async(main(), many_requests=True)
+        run_async(warm_file(settings, file, opts, msgs, on_problem, result), many_requests=True)
     except UsageError:
         raise  # a missing file or bad option: nothing ran, no summary
     except BaseException:
