@@ -319,92 +319,40 @@ def _run(app: Any, req: ExportRequest, cp: Checkpoint, fmt: str, out: Path | Non
          gzip: bool, source_only: bool, excel_safe: bool, state: Path | None = None,
          errors: Path | None = None, array_fields: list[str] | None = None) -> None:
     import asyncio
+    import gc
     import signal
 
     from escli import __version__
-    from escli.core.columns import choose_columns
-    from escli.core.export import ExportResult, count_matching, run_export
-    from escli.core.export_plan import AUTO_READERS
+    from escli.core.export_job import ExportJob
     from escli.errors import Said
-    from escli.es.connect import open_es
-    from escli.output.export_pages import PageSpec, make_encoder
-    from escli.output.export_parts import ExportOutput
-    from escli.output.writers import csv_header
+    from escli.output.export_parts import open_export
 
     msgs = app.messages
-    settings = app.one_cluster("export")
-    state_: dict[str, Any] = {"output": None, "signal": None, "encoder": None}
-    show_progress = msgs.err_is_tty and not msgs.quiet
-    resume = cp.started
 
-    async def main() -> ExportResult:
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-        assert task is not None
+    def schema_of(columns: list[str], mapping: Any) -> Any:
+        from escli.core.columns import mapped_types
+        from escli.output.parquet import parquet_schema
 
-        def stop(signum: int) -> None:  # SIGTERM (cron, systemd, Kubernetes) and SIGHUP end the run like Ctrl-C
-            state_["signal"] = signum
-            task.cancel()
+        return parquet_schema(columns, mapped_types(mapping), array_fields or [], source_only)
 
-        for sig in (signal.SIGTERM, signal.SIGHUP):
-            loop.add_signal_handler(sig, stop, sig)
-        readers = req.slices or AUTO_READERS
-        # Paced: as many requests in flight as readers, fewer while the cluster refuses (es/pace.py), said on stderr.
-        async with open_es(settings, msgs, concurrency=readers, paced=True) as es:
-            columns: list[str] = []
-            schema: tuple[tuple[str, str, bool], ...] = ()
-            if fmt == "csv":
-                if "columns" in cp.request:
-                    columns = list(cp.request["columns"])
-                else:
-                    columns = choose_columns(await es.mapping(req.index), req.fields)
-                cp.request["columns"] = columns
-                columns = columns if source_only else ["_id", *[c for c in columns if c != "_id"]]
-            elif fmt == "parquet":
-                from escli.core.columns import mapped_types
-                from escli.output.parquet import parquet_schema
+    def open_output(columns: list[str], schema: Any, readers: int) -> Any:
+        return open_export(fmt, columns, schema, readers, out=out, out_dir=out_dir,
+                           stdout=None if (out or out_dir) else app.stdout, gzip=gzip, errors=errors,
+                           source_only=source_only, excel_safe=excel_safe)
 
-                if "schema" not in cp.request:  # a resumed run keeps the columns its parts began with
-                    mapping = await es.mapping(req.index)
-                    cp.request["schema"] = parquet_schema(choose_columns(mapping, req.fields), mapped_types(mapping),
-                                                          array_fields or [], source_only)
-                schema = tuple((str(n), str(k), bool(a)) for n, k, a in cp.request["schema"])
-            header = csv_header(columns) if fmt == "csv" else b""
-            gz = gzip or (out is not None and out.suffix == ".gz")
-            output = ExportOutput(fmt, out=out, out_dir=out_dir, stdout=None if (out or out_dir) else
-                                  app.stdout, header=header, gz=gz, schema=schema, errors=errors)
-            state_["output"] = output
-            encoder = make_encoder(PageSpec(fmt, tuple(columns), source_only, excel_safe, schema), readers)
-            state_["encoder"] = encoder
-            total = await count_matching(es, req) if show_progress else None
-            with msgs.progress(f"export {req.index}", total=total) as bar:
-                if resume and cp.written:
-                    bar.advance(cp.written)
-                result = await run_export(es, req, cp, encoder, output.open_parts, bar.advance, msgs.detail)
-            # Every page is encoded: the workers go before the commit (which for Parquet --out-dir loads pyarrow
-            # here; --out has had it in its writer's thread all along), so their memory is gone by then.
-            encoder.close()
-            state_["encoder"] = None
-            output.commit(result.part_rows, {"escli_version": __version__, "index": req.index,
-                                             "query": req.search_body(), "format": fmt,
-                                             "partition": cp.request.get("partition")})
-            state_["output"] = None
-            state_["bad"] = output.bad_values
-            return result
-
-    import gc
-
+    job = ExportJob(app.one_cluster("export"), req, cp, fmt, msgs, source_only=source_only, open_output=open_output,
+                    schema_of=schema_of, count_first=msgs.err_is_tty and not msgs.quiet, version=__version__)
     # Pages are trees of fresh dicts and strings without cycles; at the default thresholds the cyclic collector
     # keeps walking them and cost ~25% of export's CPU (bench/bench_export.py). Collect far less often.
     gc.set_threshold(50_000, 20, 100)
     try:
-        result = run_async(main(), many_requests=True)
+        result = run_async(job.run(), many_requests=True)
     except BaseException as exc:
-        output = state_["output"]
+        output = job.output
         keep = cp.path is not None
         if output is not None:
             output.abort(keep=keep)
-        signum = state_["signal"]
+        signum = job.signal
         if isinstance(exc, KeyboardInterrupt | asyncio.CancelledError):
             if keep:
                 msgs.error(f"interrupted after {cp.written} documents; checkpoint saved to {cp.path}: run the same "
@@ -418,8 +366,8 @@ def _run(app: Any, req: ExportRequest, cp: Checkpoint, fmt: str, out: Path | Non
             raise _write_failure(exc, out, out_dir, cp, keep) from exc
         raise
     finally:
-        if state_["encoder"] is not None:
-            state_["encoder"].close()
+        if job.encoder is not None:
+            job.encoder.close()
     # The output is in place: only now may the state move on (a crash before this line repeats the window).
     since_note = _record_since(result, state, req, cp, __version__)
     if cp.path is not None:
@@ -431,8 +379,8 @@ def _run(app: Any, req: ExportRequest, cp: Checkpoint, fmt: str, out: Path | Non
     msgs.info(f"exported {result.written} documents from {req.index}{where} in {result.seconds:.2f}s "
               f"({rate:,.0f} docs/s, {result.slices} slice{'s' if result.slices != 1 else ''}, "
               f"{result.method}{extra}){since_note}")
-    if state_.get("bad"):
-        _bad_values(state_["bad"], errors)
+    if job.bad_values:
+        _bad_values(job.bad_values, errors)
 
 
 def _write_failure(exc: OSError, out: Path | None, out_dir: Path | None, cp: Checkpoint, kept: bool) -> Exception:
