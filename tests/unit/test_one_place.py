@@ -43,3 +43,25 @@ def test_stdout_is_written_only_in_output() -> None:
             if writes or prints:
                 found.append(f"{name}:{node.lineno}: {ast.unparse(node)[:60]}")
     assert not found, f"write through output/ (formats.write_text, write_json, a view): {found}"
+
+
+def test_the_global_options_are_declared_once() -> None:
+    """GLOBAL_PARAMS (cli/common.py) are the fields of settings.GlobalOptions, the root's parameters come from it,
+    and every command takes each one after its name too (but a flag of its own, as search's --timeout)."""
+    from dataclasses import fields
+
+    import typer
+
+    from escli.cli.app import app
+    from escli.cli.common import GLOBAL_PARAMS
+    from escli.settings import GlobalOptions
+
+    assert list(GLOBAL_PARAMS) == [f.name for f in fields(GlobalOptions)]
+    root = typer.main.get_command(app)
+    assert [p.name for p in root.params][:len(GLOBAL_PARAMS)] == list(GLOBAL_PARAMS)
+    ctx = typer.Context(root, info_name="escli")
+    for name in ("search", "batch", "export", "import", "warm-cache", "health"):
+        cmd = root.get_command(ctx, name)
+        own = {p.name for p in cmd.params}
+        missing = set(GLOBAL_PARAMS) - own - {"timeout", "no_cache"}  # search and health: their own --timeout
+        assert not missing, (name, missing)

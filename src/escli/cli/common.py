@@ -143,7 +143,7 @@ def app_context(ctx: typer.Context) -> AppContext:
 
 
 def global_parameters(skip: Collection[str] = ()) -> list[inspect.Parameter]:
-    """The global options as keyword parameters (default None: not given), but those whose flags are in `skip`."""
+    """The global options as keyword parameters (default None: not given), but those with a flag in `skip`."""
     return [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
             for name, annotation in GLOBAL_PARAMS.items() if not skip or not set(_flags(annotation)) & set(skip)]
 
@@ -165,7 +165,9 @@ def global_options(func: Callable[..., T]) -> Callable[..., T]:
     sig = inspect.signature(func, eval_str=True)
     if "ctx" not in sig.parameters:
         raise TypeError(f"{func.__name__} needs a `ctx: typer.Context` parameter for the global options")
-    own = [f for p in sig.parameters.values() for f in _flags(p.annotation)]
+    # A long flag of the command's own takes the global option's place; a short one only takes the short form
+    # (health's -c is --crit: HealthCommand drops -c from the injected --cluster).
+    own = [f for p in sig.parameters.values() for f in _flags(p.annotation) if f.startswith("--")]
     extra = global_parameters(skip=own)
     injected = {p.name for p in extra}
 

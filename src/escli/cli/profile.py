@@ -35,8 +35,7 @@ class ProfileGroup(TyperGroup):
 
 def register(app: typer.Typer) -> None:
     group = typer.Typer(cls=ProfileGroup, help=HELP, rich_markup_mode=None)
-    group.command("run", help=HELP.split(" `")[0] + " The default: `escli profile INDEX` is `escli profile run "
-                              "INDEX`.")(profile_command)
+    group.command("run", help=HELP + " `escli profile INDEX` is `escli profile run INDEX`.")(profile_command)
     group.command("merge", help="Merge runs saved with --save (side by side, e.g. one per machine) into one "
                                 "report; sends nothing.")(merge_command)
     app.add_typer(group, name="profile", help=HELP)
