@@ -54,6 +54,7 @@ bench: install es-up
 lint: install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 completions: install
 	@scripts/completions.sh

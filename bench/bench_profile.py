@@ -49,9 +49,9 @@ async def baseline(url: str, rate: float, n: int) -> tuple[float, int, int]:
     """The minimal open loop: aiohttp session, fixed schedule, orjson parse. Returns (cpu s, sent, errors)."""
     import aiohttp
 
-    from escli.core.profile import prepare
+    from escli.core.profile import encode_query
 
-    prepared = [prepare(s) for s in specs()]
+    prepared = [encode_query(s) for s in specs()]
     headers = {"content-type": "application/json", "accept": "application/json"}
     errors = 0
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit_per_host=16)) as session:
@@ -92,10 +92,11 @@ async def escli_profile(url: str, rate: float, n: int) -> tuple[float, int, int]
     from escli.core.profile import ProfileOptions, Warmup, run_profile
     from escli.es.connect import open_es
     from escli.settings import Settings
+    from escli.ui import SILENT
 
     settings = Settings(urls=(url,), max_retries=0)
     opts = ProfileOptions(iterations=n, warmup=Warmup(requests=0), concurrency=16, rate=rate, seed=1)
-    async with open_es(settings) as client:
+    async with open_es(settings, SILENT) as client:
         cpu0 = time.process_time()
         result = await run_profile(client, specs(), opts)
         cpu = time.process_time() - cpu0
@@ -107,10 +108,10 @@ async def escli_profile(url: str, rate: float, n: int) -> tuple[float, int, int]
 def bookkeeping_us(n: int = 200_000) -> float:
     """escli's own per-request work without the network, in µs: the weighted pick, reading `took` at the start
     of the answer, and the four histogram records."""
-    from escli.core.profile import Picker, prepare, took_of
+    from escli.core.profile import Picker, encode_query, took_of
     from escli.profiler import RequestStats
 
-    pick = Picker([prepare(s) for s in specs()], 1)
+    pick = Picker([encode_query(s) for s in specs()], 1)
     stats = RequestStats()
     answer = b'{"took":3,"timed_out":false,"_shards":{"total":1}}'
     cpu0 = time.process_time()

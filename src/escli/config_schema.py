@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from escli.errors import UsageError
-from escli.settings import STRATEGIES, STRATEGY_CHOICES
+from escli.strategies import STRATEGIES, STRATEGY_CHOICES
 
 Check = Callable[[Any], Any]  # the value in its final type, or ValueError with the reason (after the key)
 

@@ -20,7 +20,8 @@ class ExitCode(IntEnum):
 
 
 class EscliError(Exception):
-    """Base of every error escli reports itself. `str()` is the one line the user sees."""
+    """Base of every error escli reports itself. `str()` is the one line the user sees; `exit_code` the status
+    run() exits with (an ExitCode, or a Nagios state or 128 + a signal for `Said`)."""
 
     exit_code: ExitCode = ExitCode.USAGE
 
@@ -89,6 +90,17 @@ class PartialFailure(EscliError):
     exit_code = ExitCode.PARTIAL
 
 
+class Said(EscliError):
+    """The command ends with `code` and has already said why (a gate's breach lines, a Nagios state on stdout, the
+    signal that stopped it, a reader gone from the pipe): run() turns it into the exit code and prints nothing.
+    `str()` is the reason, for --debug and callers."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        # a Nagios state or 128 + a signal: not all are ExitCode members (exit_code_for hands on an int)
+        self.exit_code = code  # type: ignore[assignment]
+
+
 # What to check, added to the one line for statuses whose cause is on the user's side.
 STATUS_HINTS = {
     401: " (check the credentials: ESCLI_API_KEY, ESCLI_USERNAME/ESCLI_PASSWORD, or the cluster's entry in the "
@@ -127,7 +139,7 @@ def api_error_summary(exc: BaseException) -> tuple[int | None, str, str]:
     return (status if isinstance(status, int) else None), etype, reason
 
 
-def exit_code_for(exc: BaseException) -> ExitCode:
+def exit_code_for(exc: BaseException) -> int:
     if isinstance(exc, EscliError):
         return exc.exit_code
     if isinstance(exc, KeyboardInterrupt):

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from escli.errors import UsageError
+from escli.strategies import FAILOVER, FAN_OUT, STRATEGIES, STRATEGY_CHOICES
 
 ENV_URL = "ESCLI_URL"
 ENV_URL_FALLBACK = "ELASTICSEARCH_URL"
@@ -51,11 +52,6 @@ DEFAULT_CACHE_MEMORY_LIMIT = 64 * 1024 * 1024
 DEFAULT_MAX_ANSWER_MB = 128
 DEFAULT_MAX_ANSWER = DEFAULT_MAX_ANSWER_MB * 2**20
 DEFAULT_CACHE_TIMEOUT = 0.2  # the shared level's own short timeout: never more than this lost to it per search
-# How a request is spread over several clusters (es/routing.py); with several and none named: failover.
-# The one spelling of each name: routing, completion, the config check and the messages use these.
-FAILOVER, ROUND_ROBIN, WEIGHTED, FAN_OUT = "failover", "round-robin", "weighted", "fan-out"
-STRATEGIES = (FAILOVER, ROUND_ROBIN, WEIGHTED, FAN_OUT)
-STRATEGY_CHOICES = f"choose {', '.join(STRATEGIES[:-1])} or {STRATEGIES[-1]}"
 
 
 def config_path(env: Mapping[str, str] | None = None) -> Path:
@@ -196,47 +192,62 @@ def _secret(table: Mapping[str, Any], key: str, env: Mapping[str, str], config: 
     return None
 
 
+@dataclass(frozen=True, eq=False, repr=False)  # fewer generated methods: built on every run, compared never
+class GlobalOptions:
+    """The global options as given on the command line, built once per run (cli/common.py) and handed whole to
+    `resolve`; None is "not given". Field names are the options' parameter names (cli/common.GLOBAL_PARAMS)."""
+
+    url: Sequence[str] | None = None
+    cluster: Sequence[str] | None = None
+    strategy: str | None = None
+    ca_certs: str | None = None
+    insecure: bool | None = None
+    timeout: float | None = None
+    max_retries: int | None = None
+    connections: int | None = None
+    output: str | None = None
+    no_cache: bool | None = None
+    cache_dir: Path | None = None
+    cache_url: str | None = None
+    quiet: bool | None = None
+    verbose: int | None = None
+    debug: bool | None = None
+
+    def with_(self, **changes: Any) -> GlobalOptions:
+        return replace(self, **changes)
+
+
+NO_OPTIONS = GlobalOptions()
+
+
 def resolve(
+    options: GlobalOptions = NO_OPTIONS,
     *,
-    urls: list[str] | None = None,
-    cluster: str | Sequence[str] | None = None,
-    strategy: str | None = None,
-    ca_certs: str | None = None,
-    insecure: bool = False,
-    timeout: float | None = None,
-    max_retries: int | None = None,
-    connections: int | None = None,
-    output: str | None = None,
-    no_cache: bool = False,
-    cache_dir: Path | None = None,
-    cache_url: str | None = None,
-    quiet: bool = False,
-    verbose: int = 0,
-    debug: bool = False,
     env: Mapping[str, str] | None = None,
     prompt_password: bool = True,
     warn: Callable[[str], None] | None = None,
 ) -> Settings:
     """Merge options > environment > config file > defaults into one Settings.
 
-    `cluster`: one name or several, each a [clusters.NAME] or a [groups.NAME]; several clusters give a Settings
+    `options.cluster`: names, each a [clusters.NAME] or a [groups.NAME]; several clusters give a Settings
     with `members` (one resolved Settings each) and a `strategy`."""
+    o = options
+    urls, cluster, strategy, ca_certs, timeout = o.url, o.cluster, o.strategy, o.ca_certs, o.timeout
+    max_retries, connections, cache_url = o.max_retries, o.connections, o.cache_url
     env = os.environ if env is None else env
     cfg_path = config_path(env)
     config = load_config(cfg_path, warn)
     _check_options(timeout, max_retries, connections)
     clusters: dict[str, Any] = config.get("clusters", {})
-    given = ([cluster] if isinstance(cluster, str) else list(cluster or ())) or \
+    given = list(cluster or ()) or \
         [n.strip() for n in env.get(ENV_CLUSTER, "").split(",") if n.strip()]
     names, label, group_strategy = _expand_clusters(given, config, cfg_path)
     if len(names) > 1:
         if urls:
             raise UsageError(f"--url and several clusters ({', '.join(names)}): give one or the other")
-        kwargs = dict(ca_certs=ca_certs, insecure=insecure, timeout=timeout, max_retries=max_retries,
-                      connections=connections, output=output, no_cache=no_cache, cache_dir=cache_dir,
-                      cache_url=cache_url, quiet=quiet, verbose=verbose, debug=debug, env=env,
-                      prompt_password=prompt_password)  # no `warn`: the file was checked (and warned about) once
-        members = tuple(resolve(cluster=n, **kwargs) for n in names)  # type: ignore[arg-type]
+        # no `warn`: the file was checked (and warned about) once
+        members = tuple(resolve(o.with_(url=None, cluster=(n,), strategy=None), env=env,
+                                prompt_password=prompt_password) for n in names)
         chosen = _strategy(strategy, env, group_strategy, cfg_path)
         return replace(members[0], cluster=label, members=members, strategy=chosen)
     if strategy is not None or env.get(ENV_STRATEGY):
@@ -280,7 +291,7 @@ def resolve(
         creds = replace(creds, password=_prompt_password(creds.username))
 
     # every value below has its type and range already (config_schema.check_config)
-    verify = not insecure and table.get("verify", True)
+    verify = not o.insecure and table.get("verify", True)
     cache_table: dict[str, Any] = config.get("cache", {})
     cache_ttl = cache_table.get("ttl", DEFAULT_CACHE_TTL)
     cache_size = int(cache_table.get("size_limit_mb", DEFAULT_CACHE_SIZE_LIMIT / 2**20) * 2**20)
@@ -297,9 +308,9 @@ def resolve(
         max_retries=max_retries if max_retries is not None else table.get("max_retries", DEFAULT_MAX_RETRIES),
         connections=connections if connections is not None else table.get("connections", DEFAULT_CONNECTIONS),
         sniff=table.get("sniff", False),
-        output=output,
-        use_cache=not no_cache,
-        cache_dir=cache_dir or default_cache_dir(env),
+        output=o.output,
+        use_cache=not o.no_cache,
+        cache_dir=o.cache_dir or default_cache_dir(env),
         cache_ttl=cache_ttl,
         cache_size_limit=cache_size,
         cache_memory_limit=memory_size,
@@ -307,9 +318,9 @@ def resolve(
         cache_password=shared_password,
         cache_timeout=shared_timeout,
         cache_ca_certs=str(cache_table["ca_certs"]) if cache_table.get("ca_certs") else None,
-        quiet=quiet,
-        verbose=verbose,
-        debug=debug,
+        quiet=bool(o.quiet),
+        verbose=int(o.verbose or 0),
+        debug=bool(o.debug),
         weight=table.get("weight", 1.0),
         max_answer=_max_answer(env, table, cfg_path, name),
     )

@@ -12,8 +12,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# re.ASCII: \d is [0-9] only (unicode \d takes '٣', and the fraction was read from it as .3 s)
 ISO = re.compile(r"(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}:\d{2}(?::\d{2})?)(?:[.,](\d{1,9}))?)?\s*(Z|[+-]\d{2}(?::?\d{2})?)?",
-                 re.IGNORECASE)
+                 re.IGNORECASE | re.ASCII)
 MILLIS = 1_000_000  # nanoseconds per unit: `date` fields
 NANOS = 1  # `date_nanos` fields
 

@@ -308,6 +308,7 @@ def test_sniffed_nodes_give_the_same_answers(es_url: str, sample_index: str) -> 
     from escli.es.transport import HttpTransport
     from escli.inputs import anumbered_lines
     from escli.settings import Settings
+    from escli.ui import SILENT
 
     data = PRODUCTS.read_bytes() + (SAMPLES / "refused.ndjson").read_bytes()
     # The test engine publishes 127.0.0.1:PORT; given as localhost, a sniffed set is visibly another one.
@@ -315,7 +316,7 @@ def test_sniffed_nodes_give_the_same_answers(es_url: str, sample_index: str) -> 
 
     async def run(sniff: bool) -> tuple[dict[str, dict[str, Any]], list[str]]:
         lines: list[bytes] = []
-        async with open_es(Settings(urls=(given,), max_retries=0, sniff=sniff), concurrency=4) as client:
+        async with open_es(Settings(urls=(given,), max_retries=0, sniff=sniff), SILENT, concurrency=4) as client:
             queries = aread_queries(anumbered_lines(io.BytesIO(data)), "q")
             async with aclosing(run_batch(client, queries, BatchOptions(concurrency=4), BatchStats())) as batches:
                 async for batch in batches:

@@ -6,6 +6,7 @@ Counted at a fault proxy in front of the real engine: the requests it saw are wh
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -56,3 +57,19 @@ def test_empty_cache_url_after_the_command_turns_the_shared_level_off(cli: Cli, 
             env={"ESCLI_CACHE_URL": "redis://127.0.0.1:1/0"})
     assert r.code == 0, r.stderr
     assert "shared" not in r.stderr and "redis" not in r.stderr.lower()
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_health_all_keeps_every_global_option(cli: Cli, proxy: FaultProxy, isolated_env: dict[str, str],
+                                              where: str) -> None:
+    # --all resolves each configured cluster itself: --max-retries 0 must hold there too (it was dropped)
+    cfg = Path(isolated_env["XDG_CONFIG_HOME"]) / "escli" / "config.toml"
+    cfg.parent.mkdir(parents=True)
+    cfg.write_text(f'[clusters.proxied]\nurls = ["{proxy.url}"]\n')
+    proxy.fail(503, times=5, match=b"/_cluster/health")
+    opts = ["--max-retries", "0"]
+    args = [*opts, "health", "--all"] if where == "before" else ["health", "--all", *opts]
+    r = cli(*args, "--format", "json")
+    health = [q.target for q in proxy.requests if q.target.startswith("/_cluster/health")]
+    assert len(health) == 1, (health, r.stderr)
+    assert r.code == 3, r.stderr

@@ -179,3 +179,20 @@ def test_errors_file_keeps_routing(cli: Callable[..., object], es: httpx.Client,
     again = cli("import", dest, str(errors))
     assert again.code == 0, again.stderr
     assert es.get(f"/{dest}/_doc/b", params={"routing": "r2"}).json()["_source"] == {"n": 2, "extra": True}
+
+
+def test_output_json_prints_the_summary_in_any_spelling(cli: Callable[..., object],
+                                                        index_name: Callable[[str], str], tmp_path: Path) -> None:
+    """-o json and -o ndjson (any case, before or after the command) print the summary document; -o JSON printed
+    nothing, silently."""
+    src = tmp_path / "docs.ndjson"
+    write_ndjson(src, [{"n": 1}, {"n": 2}])
+    index = index_name("out")
+    for args in (("-o", "JSON", "import", index, str(src)), ("import", index, str(src), "-o", "NDJSON"),
+                 ("import", index, str(src), "-o", "json")):
+        r = cli(*args)
+        assert r.code == 0, r.stderr
+        doc = json.loads(r.out)
+        assert doc["index"] == index and doc["imported"] == 2 and doc["read"] == 2, args
+    r = cli("import", index, str(src), "-o", "table")
+    assert r.code == 0 and r.stdout == b""

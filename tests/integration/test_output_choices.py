@@ -8,8 +8,8 @@ import io
 from collections.abc import Callable
 from typing import Any
 
-from escli.cli.search import result_columns
 from escli.es.query_builder import BuiltSearch
+from escli.output.search_view import result_columns
 
 Cli = Callable[..., Any]
 
@@ -43,7 +43,7 @@ def test_search_csv_header_is_the_mapping_for_every_search(cli: Cli, sample_inde
     assert a.code == 0 and b.code == 0, a.stderr + b.stderr
     head_a, head_b = next(csv.reader(io.StringIO(a.out))), next(csv.reader(io.StringIO(b.out)))
     assert head_a == head_b
-    from escli.cli.export import choose_columns
+    from escli.core.columns import choose_columns
 
     assert head_a == ["_id", "_score", *choose_columns(es.get(f"/{sample_index}/_mapping").json(), None)]
     chosen = cli("--no-cache", "search", sample_index, "laptop", "--fields", "price,name", "-n", "2", "-o", "csv")

@@ -99,6 +99,17 @@ def test_merge_of_two_saved_runs_is_exact(cli: Cli, sample_index: str, tmp_path:
     assert len(r.stderr.strip().splitlines()) == 1
 
 
+def test_merge_is_a_subcommand_and_an_index_named_merge_can_be_profiled(cli: Cli, sample_index: str) -> None:
+    """`merge` was a magic INDEX value: `escli profile run merge` now sends its searches to an index named merge
+    (none here: the engine's 404 names it), and `escli profile INDEX` is still a run."""
+    r = cli("profile", "run", "merge", "-n", "3", "--warmup", "0")
+    assert r.code == 4 and "no such index [merge]" in r.stderr, r.stderr
+    r = cli("profile", sample_index, "laptop", "-n", "3", "--warmup", "0", "-F", "json")
+    assert r.code == 0 and json.loads(r.stdout)["overall"]["requests"] == 3, r.stderr
+    r = cli("profile", "merge")
+    assert r.code == 2 and "Missing argument 'FILE'" in r.stderr
+
+
 def _slowlog_file(es_url: str) -> Path:
     port = es_url.rsplit(":", 1)[-1].strip("/")
     return ROOT / ".cache" / "es" / "run" / port / "node-0" / "logs" / f"escli-{port}_index_search_slowlog.json"

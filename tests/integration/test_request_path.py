@@ -100,6 +100,21 @@ def test_warning_headers_are_shown_once_per_text(cli: Cli, proxy: FaultProxy, sa
         assert quiet.code == 0 and "Deprecated" not in quiet.stderr
 
 
+@pytest.mark.parametrize("args", [("health", "--format", "json"),
+                                  ("profile", "PRODUCTS", "lamp", "-n", "20", "--workers", "2", "--warmup", "0",
+                                   "-F", "json")], ids=["health", "profile-workers"])
+def test_every_command_shows_the_server_warnings(cli: Cli, proxy: FaultProxy, sample_index: str,
+                                                 args: tuple[str, ...]) -> None:
+    """The UI handed to open_es carries them: health and profile --workers lost them (a callback forgotten)."""
+    proxy.warn('"[Legacy] Parameter is Deprecated"')
+    args = tuple(sample_index if a == "PRODUCTS" else a for a in args)
+    r = cli("--url", proxy.url, *args)
+    assert r.code in (0, 1), r.stderr  # health: 1 is a yellow cluster (WARNING)
+    assert r.stderr.count("the server says: [Legacy] Parameter is Deprecated") == 1, r.stderr
+    quiet = cli("--url", proxy.url, "-q", *args)
+    assert "Deprecated" not in quiet.stderr
+
+
 def test_max_retries_bounds_the_tries_and_the_refusal_is_one_line(cli: Cli, proxy: FaultProxy,
                                                                    sample_index: str) -> None:
     proxy.fail(503, times=100)

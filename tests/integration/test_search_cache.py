@@ -19,6 +19,7 @@ from escli.cache import DEFAULT_TTL, open_cache
 from escli.core.search import cache_identity, search_with_cache
 from escli.es.connect import open_es
 from escli.settings import resolve
+from escli.ui import SILENT
 from tests.conftest import ES_URL, Result
 from tests.support.fault_proxy import FaultProxy
 
@@ -188,7 +189,7 @@ def test_search_with_cache_fills_what_the_cli_reads(cli: Cli, sample_index: str,
     async def fill() -> tuple[str, str]:
         cache = open_cache(settings)
         try:
-            async with open_es(settings) as client:
+            async with open_es(settings, SILENT) as client:
                 identity = await cache_identity(client, settings)  # keyed by the product, as search looks up
                 first = await search_with_cache(client, cache, identity, sample_index, body, {}, 120)
                 second = await search_with_cache(client, cache, identity, sample_index, body, {}, 120)

@@ -12,11 +12,12 @@ from escli.errors import RefusedError, UnreachableError
 from escli.es.api import ELASTICSEARCH
 from escli.es.connect import open_es
 from escli.settings import Settings
+from escli.ui import SILENT
 
 
 def run(url: str, work: Any) -> Any:
     async def main() -> Any:
-        async with open_es(Settings(urls=(url,), timeout=10)) as es:
+        async with open_es(Settings(urls=(url,), timeout=10), SILENT) as es:
             return await work(es)
 
     return asyncio.run(main())

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from escli.errors import UsageError
-from escli.settings import DEFAULT_CACHE_SIZE_LIMIT, DEFAULT_CACHE_TTL, resolve
+from escli.settings import DEFAULT_CACHE_SIZE_LIMIT, DEFAULT_CACHE_TTL, GlobalOptions, resolve
 
 
 def config(tmp_path: Path, text: str) -> dict[str, str]:
@@ -59,13 +59,13 @@ def test_the_shared_cache_url_option_env_config_and_its_password(tmp_path: Path)
     s = resolve(env=base)
     assert (s.cache_url, s.cache_timeout, s.cache_memory_limit) == ("redis://cfg:6379/1", 0.05, 2**20)
     assert resolve(env={**base, "ESCLI_CACHE_URL": "rediss://env:6380/0"}).cache_url == "rediss://env:6380/0"
-    assert resolve(env={**base, "ESCLI_CACHE_URL": "x"}, cache_url="redis://opt/2").cache_url == "redis://opt/2"
+    assert resolve(GlobalOptions(cache_url="redis://opt/2"), env={**base, "ESCLI_CACHE_URL": "x"}).cache_url == "redis://opt/2"
     assert resolve(env={**base, "ESCLI_CACHE_URL": ""}).cache_url == "redis://cfg:6379/1"
     assert resolve(env={"XDG_CONFIG_HOME": str(tmp_path / "none")}).cache_url is None
     with pytest.raises(UsageError, match="--cache-url: put the Redis password in ESCLI_CACHE_PASSWORD"):
-        resolve(env=base, cache_url="redis://:hunter2@host:6379/0")
+        resolve(GlobalOptions(cache_url="redis://:hunter2@host:6379/0"), env=base)
     with pytest.raises(UsageError, match=r"expected redis://HOST:PORT/DB"):
-        resolve(env=base, cache_url="http://host:6379")
+        resolve(GlobalOptions(cache_url="http://host:6379"), env=base)
     with pytest.raises(UsageError, match=r"\[cache\] password: must come from password_env or password_file"):
         resolve(env=config(tmp_path, '[cache]\nurl = "redis://h/0"\npassword = "inline"\n'))
     s = resolve(env={**config(tmp_path, '[cache]\nurl = "redis://h/0"\npassword_env = "MY_REDIS_PW"\n'),

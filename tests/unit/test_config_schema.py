@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from escli.errors import UsageError
-from escli.settings import config_path, resolve
+from escli.settings import GlobalOptions, config_path, resolve
 
 
 def write_config(tmp_path: Path, text: str) -> dict[str, str]:
@@ -44,7 +44,7 @@ def write_config(tmp_path: Path, text: str) -> dict[str, str]:
 def test_a_bad_cluster_value_names_file_table_and_key(tmp_path: Path, line: str, expect: str) -> None:
     env = write_config(tmp_path, f'[clusters.prod]\nurl = "http://a:9200"\n{line}\n')
     with pytest.raises(UsageError) as err:
-        resolve(cluster="prod", env=env)
+        resolve(GlobalOptions(cluster=["prod"]), env=env)
     assert str(err.value).startswith(f"{config_path(env)}: {expect}"), str(err.value)
     assert "\n" not in str(err.value)
     assert "hunter2" not in str(err.value)
@@ -69,7 +69,7 @@ def test_a_bad_group_or_cache_value_names_file_table_and_key(tmp_path: Path, tex
 def test_good_values_take_their_final_types(tmp_path: Path) -> None:
     env = write_config(tmp_path, '[clusters.prod]\nurl = "http://a:9200"\ntimeout = "1m"\nmax_retries = 0\n'
                                  "connections = 1\nverify = false\nweight = 2\n[cache]\nttl = \"2h\"\n")
-    s = resolve(cluster="prod", env=env)
+    s = resolve(GlobalOptions(cluster=["prod"]), env=env)
     assert (s.urls, s.timeout, s.max_retries, s.connections, s.verify_certs, s.weight, s.cache_ttl) == \
         (("http://a:9200",), 60.0, 0, 1, False, 2.0, 7200.0)
 
@@ -78,7 +78,7 @@ def test_an_unknown_key_is_a_warning_naming_the_closest_known_one(tmp_path: Path
     env = write_config(tmp_path, '[clusters.prod]\nurls = ["http://a:9200"]\napi_key_evn = "ESCLI_SECRET"\n'
                                  "[cache]\nttl_s = 3\n[clutsers.x]\n")
     warnings: list[str] = []
-    s = resolve(cluster="prod", env=env, warn=warnings.append)
+    s = resolve(GlobalOptions(cluster=["prod"]), env=env, warn=warnings.append)
     assert s.urls == ("http://a:9200",)
     path = config_path(env)
     assert warnings == [
@@ -97,7 +97,7 @@ def test_options_that_feed_the_same_settings_have_the_same_ranges(tmp_path: Path
                                                                   expect: str) -> None:
     env = write_config(tmp_path, "")
     with pytest.raises(UsageError, match=expect):
-        resolve(env=env, **{option: value})
+        resolve(GlobalOptions(**{option: value}), env=env)
 
 
 def test_the_cli_says_one_line_and_exits_2(tmp_path: Path, cli: Callable[..., Any],

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from escli.core.columns import columns_meta, csv_header
+from escli.core.columns import columns_meta, csv_header, mapping_columns
 from escli.core.csv_import import open_csv, plan_columns
 from escli.core.csv_infer import (
     BOOLEAN,
@@ -27,7 +27,6 @@ from escli.core.csv_infer import (
     parse_types,
 )
 from escli.errors import InputError
-from escli.output.flatten import mapping_columns
 
 
 @pytest.mark.parametrize(("values", "kind"), [

@@ -9,7 +9,8 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from escli.output.flatten import cell, flatten, mapping_columns
+from escli.core.columns import mapping_columns
+from escli.output.flatten import cell, flatten
 from escli.output.writers import CsvWriter, JsonArrayWriter, NdjsonWriter
 
 

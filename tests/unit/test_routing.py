@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from escli.core.fanout import member_body, merge, sort_orders
 from escli.errors import UnreachableError, UsageError
 from escli.es.routing import Member, Router
-from escli.settings import resolve
+from escli.settings import GlobalOptions, resolve
 
 
 class Clock:
@@ -167,24 +167,25 @@ strategy = "weighted"
 
 def test_several_clusters_and_groups_resolve_to_members(tmp_path: Path) -> None:
     env = env_with(tmp_path, CONFIG)
-    one = resolve(cluster="a", env=env)
+    one = resolve(GlobalOptions(cluster=["a"]), env=env)
     assert one.members == () and one.weight == 1.0
-    s = resolve(cluster=["a", "b"], env=env)
+    s = resolve(GlobalOptions(cluster=["a", "b"]), env=env)
     assert [m.cluster for m in s.members] == ["a", "b"] and s.strategy == "failover" and s.urls == ("http://a:9200",)
     assert s.members[1].weight == 2.5
-    g = resolve(cluster="g", env=env)
+    g = resolve(GlobalOptions(cluster=["g"]), env=env)
     assert [m.cluster for m in g.members] == ["b", "a"] and g.strategy == "weighted"
-    assert resolve(cluster="g", strategy="round-robin", env=env).strategy == "round-robin"
-    assert resolve(cluster=["a", "g"], env=env).members == s.members  # repeats dropped, order kept
+    assert resolve(GlobalOptions(cluster=["g"], strategy="round-robin"), env=env).strategy == "round-robin"
+    assert resolve(GlobalOptions(cluster=["a", "g"]), env=env).members == s.members  # repeats dropped, order kept
     assert resolve(env={**env, "ESCLI_CLUSTER": "a,b"}).strategy == "failover"
     with pytest.raises(UsageError, match="--url and several clusters"):
-        resolve(cluster=["a", "b"], urls=["http://x:1"], env=env)
+        resolve(GlobalOptions(cluster=["a", "b"], url=["http://x:1"]), env=env)
 
 
 def test_the_identity_of_a_set(tmp_path: Path) -> None:
     env = env_with(tmp_path, CONFIG)
-    ab = resolve(cluster=["a", "b"], env=env).identity
-    assert ab == resolve(cluster=["b", "a"], strategy="round-robin", env=env).identity  # the set, not the order
-    assert ab != resolve(cluster="a", env=env).identity
-    assert ab != resolve(cluster=["a", "b"], strategy="fan-out", env=env).identity
-    assert ab == resolve(cluster=["a", "b"], env=env).identity  # stable
+    ab = resolve(GlobalOptions(cluster=["a", "b"]), env=env).identity
+    # the set, not the order
+    assert ab == resolve(GlobalOptions(cluster=["b", "a"], strategy="round-robin"), env=env).identity
+    assert ab != resolve(GlobalOptions(cluster=["a"]), env=env).identity
+    assert ab != resolve(GlobalOptions(cluster=["a", "b"], strategy="fan-out"), env=env).identity
+    assert ab == resolve(GlobalOptions(cluster=["a", "b"]), env=env).identity  # stable

@@ -15,7 +15,7 @@ import pytest
 from escli.cache import DiskCache, cache_key
 from escli.cache.product import product_identity, remember_product
 from escli.es.query_builder import SearchOptions, build_search
-from escli.settings import resolve
+from escli.settings import GlobalOptions, resolve
 
 HEAVY = ("elasticsearch", "elastic_transport", "aiohttp")
 PROBE = """
@@ -67,7 +67,7 @@ def test_completion_imports_no_client(env: dict[str, str]) -> None:
 def test_a_cache_hit_needs_no_client_and_no_cluster(env: dict[str, str]) -> None:
     """The entry is put where the search will look; the URL points nowhere, so only the cache can answer."""
     url = "http://127.0.0.1:9"
-    settings = resolve(urls=[url], env=env)
+    settings = resolve(GlobalOptions(url=[url]), env=env)
     built = build_search(SearchOptions(index="products", text="laptop", fields=["name^2"], size=2))
     response = {"took": 3, "timed_out": False, "hits": {"total": {"value": 1, "relation": "eq"}, "max_score": 1.0,
                                                         "hits": [{"_id": "p1", "_score": 1.0,

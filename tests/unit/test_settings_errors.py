@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from escli.errors import ExitCode, InputError, PartialFailure, RefusedError, UnreachableError, UsageError, exit_code_for
-from escli.settings import Credentials, resolve
+from escli.settings import Credentials, GlobalOptions, resolve
 
 
 def env_with_config(tmp_path: Path, text: str, **extra: str) -> dict[str, str]:
@@ -34,18 +34,18 @@ def test_url_precedence(tmp_path: Path) -> None:
     # an URL in the environment beats the config file's default cluster
     assert resolve(env={**env, "ELASTICSEARCH_URL": "http://e:9200"}).urls == ("http://e:9200",)
     assert resolve(env={**env, "ESCLI_URL": "http://x:1,http://y:2"}).urls == ("http://x:1", "http://y:2")
-    assert resolve(urls=["http://z:3"], env=env).urls == ("http://z:3",)
+    assert resolve(GlobalOptions(url=["http://z:3"]), env=env).urls == ("http://z:3",)
     assert resolve(env={"XDG_CONFIG_HOME": str(tmp_path / "none")}).urls == ("http://127.0.0.1:9200",)
 
 
 def test_unknown_cluster_and_bad_url(tmp_path: Path) -> None:
     env = env_with_config(tmp_path, "[clusters.a]\nurls = ['http://a:1']\n")
     with pytest.raises(UsageError, match=r"--cluster nope: no \[clusters.nope\]"):
-        resolve(cluster="nope", env=env)
+        resolve(GlobalOptions(cluster=["nope"]), env=env)
     with pytest.raises(UsageError, match="must start with http"):
-        resolve(urls=["a:9200"], env=env)
+        resolve(GlobalOptions(url=["a:9200"]), env=env)
     with pytest.raises(UsageError, match="not in the URL"):
-        resolve(urls=["http://user:secret@a:9200"], env=env)
+        resolve(GlobalOptions(url=["http://user:secret@a:9200"]), env=env)
 
 
 def test_secrets_from_env_var_names_and_0600_files(tmp_path: Path) -> None:
@@ -56,12 +56,12 @@ def test_secrets_from_env_var_names_and_0600_files(tmp_path: Path) -> None:
            '[clusters.u]\nurls = ["https://u:9200"]\nusername = "bob"\npassword_env = "BOB_PW"\n'
     env = env_with_config(tmp_path, text, BOB_PW="pw1")
     with pytest.raises(UsageError, match="must not be readable by others"):
-        resolve(cluster="k", env=env)
+        resolve(GlobalOptions(cluster=["k"]), env=env)
     os.chmod(key, 0o600)
-    creds = resolve(cluster="k", env=env).credentials
+    creds = resolve(GlobalOptions(cluster=["k"]), env=env).credentials
     assert creds.api_key == "c2VjcmV0"
     assert "c2VjcmV0" not in repr(creds) and "c2VjcmV0" not in creds.principal
-    u = resolve(cluster="u", env=env)
+    u = resolve(GlobalOptions(cluster=["u"]), env=env)
     assert (u.credentials.username, u.credentials.password) == ("bob", "pw1")
     assert "pw1" not in repr(u) and "pw1" not in u.identity
 
@@ -69,7 +69,7 @@ def test_secrets_from_env_var_names_and_0600_files(tmp_path: Path) -> None:
 def test_inline_secret_is_refused(tmp_path: Path) -> None:
     env = env_with_config(tmp_path, '[clusters.x]\nurls = ["http://x:1"]\npassword = "oops"\nusername = "u"\n')
     with pytest.raises(UsageError, match="password: must come from password_env or password_file"):
-        resolve(cluster="x", env=env)
+        resolve(GlobalOptions(cluster=["x"]), env=env)
 
 
 def test_identity_changes_with_user() -> None:

@@ -64,3 +64,12 @@ def test_every_reader_refuses_unicode_digits(text: str) -> None:
     # a URL parameter that is not ASCII digits stays text in the cache key's body
     assert key_form({}, {"timeout": text})[0].get("timeout", text) == text
     assert infer([text, text]).kind not in ("long", "double")
+
+
+def test_dates_read_ascii_digits_only() -> None:
+    from escli.timestamps import MILLIS, parse_date
+
+    assert parse_date("2024-05-01T12:00:00.3Z", MILLIS) == parse_date("2024-05-01T12:00:00Z", MILLIS) + 300
+    for text in ("2024-05-01T12:00:00.\u0663Z", "\u0662024-05-01"):  # ARABIC-INDIC DIGITs: not a date
+        with pytest.raises(ValueError):
+            parse_date(text, MILLIS)

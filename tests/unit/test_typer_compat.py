@@ -37,3 +37,23 @@ def test_the_coercion_hook_is_the_one_installed() -> None:
     from typer.core import _TyperParameter
 
     assert _TyperParameter.get_runtime_param.__module__ == "escli.cli.typer_compat"
+
+
+def test_the_builders_of_the_lazy_command_list() -> None:
+    from escli.cli.commands import _registration
+
+    assert typer_compat.command_name("import_command") == "import-command"
+    kind, info = _registration("search") or ("", None)
+    assert kind == "command" and typer_compat.command_from_info(info, None).name == "search"
+    kind, info = _registration("cache") or ("", None)
+    group = typer_compat.group_from_info(info, None)
+    assert kind == "group" and {"stats", "clear", "path"} <= set(group.commands)
+    assert typer_compat.group_help(info) == "Inspect or clear the cache levels (memory, disk, shared)."
+    assert typer_compat.is_command(typer_compat.click_command(app))
+
+
+def test_no_other_module_names_typer_main() -> None:
+    package = ROOT / "src" / "escli"
+    found = [str(p.relative_to(package)) for p in package.rglob("*.py")
+             if p.name != "typer_compat.py" and "typer.main" in p.read_text(encoding="utf-8")]
+    assert not found, f"typer.main's internals are reached only through cli/typer_compat.py: {found}"

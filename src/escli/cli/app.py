@@ -1,6 +1,7 @@
 """The root Typer app: global options, the command list, and the one place errors become exit codes."""
 
 # No `from __future__ import annotations`: Typer would evaluate the root callback's string annotations on every run.
+import inspect
 import os
 import sys
 from typing import Annotated, Any
@@ -9,25 +10,7 @@ import typer
 
 from escli import __version__
 from escli.cli import coercion, commands
-from escli.cli.common import (
-    AppContext,
-    CacheDirOpt,
-    CacheUrlOpt,
-    CaOpt,
-    ClusterOpt,
-    ConnOpt,
-    DebugOpt,
-    InsecureOpt,
-    NoCacheOpt,
-    OutputOpt,
-    QuietOpt,
-    RetriesOpt,
-    StrategyOpt,
-    TimeoutOpt,
-    UrlOpt,
-    VerboseOpt,
-    app_context,
-)
+from escli.cli.common import AppContext, app_context, global_parameters
 
 coercion.install()  # plain conversions for str/int/float/bool/Path options: no pydantic on the way in
 
@@ -45,19 +28,22 @@ app = typer.Typer(
 )
 
 
-def _version(value: bool) -> None:
+def _version(ctx: typer.Context, value: bool) -> None:
     if value:
-        typer.echo(f"escli {__version__}")
+        from escli.output.formats import write_text
+
+        write_text(app_context(ctx).stdout, f"escli {__version__}\n")
         raise typer.Exit()
 
 
 def _completion(install: bool) -> Any:
-    def callback(value: bool) -> None:
+    def callback(ctx: typer.Context, value: bool) -> None:
         if not value:
             return
         from escli.cli.completion_scripts import detect_shell, install_or_show
+        from escli.output.formats import write_text
 
-        typer.echo(install_or_show(detect_shell(), install=install), nl=False)
+        write_text(app_context(ctx).stdout, install_or_show(detect_shell(), install=install))
         raise typer.Exit()
 
     if install:
@@ -67,38 +53,27 @@ def _completion(install: bool) -> Any:
                         help="Show completion for the current shell, to copy it or customize the installation.")
 
 
-@app.callback()
 def root(
     ctx: typer.Context,
-    url: UrlOpt = None,
-    cluster: ClusterOpt = None,
-    strategy: StrategyOpt = None,
-    ca_certs: CaOpt = None,
-    insecure: InsecureOpt = None,
-    timeout: TimeoutOpt = None,
-    max_retries: RetriesOpt = None,
-    connections: ConnOpt = None,
-    output: OutputOpt = None,
-    no_cache: NoCacheOpt = None,
-    cache_dir: CacheDirOpt = None,
-    cache_url: CacheUrlOpt = None,
-    quiet: QuietOpt = None,
-    verbose: VerboseOpt = None,
-    debug: DebugOpt = None,
+    *,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Show the version and exit")] = False,
     install_completion: Annotated[bool, _completion(install=True)] = False,
     show_completion: Annotated[bool, _completion(install=False)] = False,
+    **options: Any,
 ) -> None:
-    app_ctx = app_context(ctx)
-    skip = ("ctx", "app_ctx", "version", "install_completion", "show_completion")
-    app_ctx.options.update({k: v for k, v in locals().items() if k not in skip})
+    app_context(ctx).given(options)
 
+
+# The global options' parameters come from their one declaration (cli/common.GLOBAL_PARAMS), before --version.
+_own = list(inspect.signature(root).parameters.values())
+root.__signature__ = inspect.Signature([_own[0], *global_parameters(), *_own[1:4]])  # type: ignore[attr-defined]
+app.callback()(root)
 
 
 def run(argv: list[str] | None = None, app_ctx: AppContext | None = None) -> int:
     """Run the CLI; returns (and, from the console script, exits with) the exit code."""
-    from escli.errors import ExitCode, exit_code_for, one_line
+    from escli.errors import ExitCode, Said, exit_code_for, one_line
 
     if os.environ.get("_ESCLI_COMPLETE"):  # a Tab in the shell (cli/complete.py)
         from escli.cli.complete import respond
@@ -118,7 +93,9 @@ def run(argv: list[str] | None = None, app_ctx: AppContext | None = None) -> int
     args = sys.argv[1:] if argv is None else argv
     code: int = ExitCode.OK
     try:
-        command = typer.main.get_command(app)
+        from escli.cli.typer_compat import click_command
+
+        command = click_command(app)
         rv = command.main(args=args, prog_name="escli", standalone_mode=False, obj=ctx_obj)
         # typer turns Ctrl-C and typer.Exit(n) inside a command into a returned exit code in this mode
         if isinstance(rv, int) and not isinstance(rv, bool):
@@ -150,6 +127,8 @@ def run(argv: list[str] | None = None, app_ctx: AppContext | None = None) -> int
                 ctx_obj.messages.error("interrupted")
             elif code == ExitCode.BROKEN_PIPE:
                 code = _closed_pipe()
+            elif isinstance(exc, Said):
+                debug = False  # an outcome, not a failure: what it had to say was said
             else:
                 ctx_obj.messages.error(one_line(exc))
             if debug and not isinstance(exc, KeyboardInterrupt):

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from escli.cli.common import app_context, global_options, run_async
+from escli.cli.options import concurrency_option
 
 if TYPE_CHECKING:
     from escli.core.batch import BatchStats
@@ -29,8 +30,7 @@ def batch_command(
     file: Annotated[str, typer.Argument(metavar="FILE|-", show_default=False,
                                         help="Query file (NDJSON, one query a line; .gz read transparently), "
                                              "or - for stdin")],
-    concurrency: Annotated[int, typer.Option("--concurrency", "-j", min=1, metavar="N", max=1024,
-                                             help="Requests in flight")] = 8,
+    concurrency: Annotated[int, concurrency_option("Requests in flight")] = 8,
     msearch: Annotated[int, typer.Option("--msearch", min=0, max=10_000, metavar="N",
                                          help="Group N consecutive queries into one _msearch request (0: off)")] = 0,
     ordered: Annotated[bool, typer.Option("--ordered", help="Write results in input order (default: as they "
@@ -40,7 +40,7 @@ def batch_command(
     from contextlib import aclosing
 
     from escli.core.batch import BatchOptions, BatchStats, run_batch
-    from escli.errors import ExitCode, InputError, PartialFailure, UsageError
+    from escli.errors import ExitCode, InputError, PartialFailure, Said, UsageError
     from escli.es.connect import open_es
     from escli.es.queries import aread_queries
     from escli.inputs import anumbered_lines, open_input, source_name
@@ -71,8 +71,7 @@ def batch_command(
     async def main() -> None:
         with open_input(file) as fh:
             queries = aread_queries(anumbered_lines(fh, source), source)
-            async with open_es(settings, concurrency=concurrency, paced=True, on_pace=msgs.info,
-                               on_warning=msgs.server_warning) as client, \
+            async with open_es(settings, msgs, concurrency=concurrency, paced=True) as client, \
                     AsyncLineWriter(app.stdout) as writer:
                 with msgs.progress("batch", total=None) as bar:
                     async with aclosing(run_batch(client, queries, opts, stats, on_bad, memo=memo)) as batches:
@@ -84,8 +83,8 @@ def batch_command(
         run_async(main(), many_requests=True)
     except BrokenPipeError:
         # The reader went away (`| head`): end quietly, no summary. Typer turns a BrokenPipeError into exit 1
-        # before the app's handler sees it, so leave with the closed-pipe status ourselves.
-        raise SystemExit(ExitCode.BROKEN_PIPE) from None
+        # before the app's handler sees it, so it leaves as an outcome that carries the closed-pipe status.
+        raise Said(ExitCode.BROKEN_PIPE, "the reader closed the pipe") from None
     except BaseException:
         report(msgs, stats, source)
         raise

@@ -48,7 +48,7 @@ def _levels(settings: Settings, warn: Any) -> list[Level]:
 @cache_app.command("stats", help="Entries and sizes per level (memory, disk, shared) and per index.")
 @global_options
 def stats_command(ctx: typer.Context) -> None:
-    from escli.output.formats import Format
+    from escli.output.formats import Format, write_json
 
     app = app_context(ctx)
     fmt = app.output_format()
@@ -64,10 +64,7 @@ def stats_command(ctx: typer.Context) -> None:
     disk = per_level.setdefault("disk", _empty_stats(str(settings.cache_dir), settings.cache_size_limit))
     stats: dict[str, Any] = {**disk, "default_ttl": settings.cache_ttl, "levels": per_level}
     if fmt in (Format.JSON, Format.NDJSON):
-        import orjson
-
-        app.stdout.write(orjson.dumps(stats, option=orjson.OPT_APPEND_NEWLINE))
-        app.stdout.flush()
+        write_json(app.stdout, stats)
         return
     from escli.output.writers import make_writer
 
@@ -122,6 +119,7 @@ def clear_command(
     ] = None,
 ) -> None:
     from escli.errors import PartialFailure
+    from escli.output.formats import summary_wanted, write_json
 
     app = app_context(ctx)
     settings = app.settings
@@ -139,16 +137,9 @@ def clear_command(
     failed = [name for name, n in removed_by_level.items() if n < 0]
     if "shared" in removed_by_level and "shared" not in failed:
         app.messages.info(f"removed {removed_by_level['shared']} cache entries{where} from {settings.cache_url}")
-    if app.options.get("output") in ("json", "ndjson"):
-        import orjson
-
-        app.stdout.write(
-            orjson.dumps(
-                {"removed": removed, "index": index, "path": str(settings.cache_dir), "levels": removed_by_level},
-                option=orjson.OPT_APPEND_NEWLINE,
-            )
-        )
-        app.stdout.flush()
+    if summary_wanted(app.options.output):
+        write_json(app.stdout, {"removed": removed, "index": index, "path": str(settings.cache_dir),
+                                "levels": removed_by_level})
     if failed:
         raise PartialFailure(f"the shared cache level ({settings.cache_url}) could not be cleared")
 
@@ -157,4 +148,6 @@ def clear_command(
 @global_options
 def path_command(ctx: typer.Context) -> None:
     app = app_context(ctx)
-    app.stdout.write(f"{app.settings.cache_dir}\n".encode())
+    from escli.output.formats import write_text
+
+    write_text(app.stdout, f"{app.settings.cache_dir}\n")

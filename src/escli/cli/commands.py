@@ -41,9 +41,9 @@ def _sub_app(module: str) -> typer.Typer:
 
 
 def _command_name(info: Any) -> str:
-    from typer.main import get_command_name
+    from escli.cli.typer_compat import command_name
 
-    return str(info.name or get_command_name(info.callback.__name__))
+    return str(info.name or command_name(info.callback.__name__))
 
 
 def _registration(cmd_name: str) -> tuple[str, Any] | None:
@@ -73,15 +73,11 @@ class LazyGroup(TyperGroup):
         found = _registration(cmd_name)
         if found is None:
             return None
-        from typer.main import get_command_from_info, get_group_from_info
+        from escli.cli.typer_compat import command_from_info, group_from_info
 
         kind, info = found
-        if kind == "command":
-            self.commands[cmd_name] = get_command_from_info(
-                info, pretty_exceptions_short=True, rich_markup_mode=self.rich_markup_mode)
-        else:
-            self.commands[cmd_name] = get_group_from_info(
-                info, pretty_exceptions_short=True, rich_markup_mode=self.rich_markup_mode, suggest_commands=True)
+        build = command_from_info if kind == "command" else group_from_info
+        self.commands[cmd_name] = build(info, self.rich_markup_mode)
         return self.commands[cmd_name]
 
     def resolve_command(self, ctx: Any, args: list[str]) -> Any:
@@ -99,9 +95,7 @@ class LazyGroup(TyperGroup):
 
     def _short_help(self, cmd_name: str, limit: int) -> str | None:
         """A command's one-line help from its registration, without building it (None: hidden or unknown)."""
-        from typer.main import solve_typer_info_help
-
-        from escli.cli.typer_compat import make_default_short_help
+        from escli.cli.typer_compat import group_help, make_default_short_help
 
         if cmd_name in self.commands:
             cmd = self.commands[cmd_name]
@@ -111,7 +105,7 @@ class LazyGroup(TyperGroup):
             return None
         kind, info = found
         if kind == "group":
-            return str(make_default_short_help(solve_typer_info_help(info), limit))
+            return str(make_default_short_help(group_help(info), limit))
         if info.hidden:
             return None
         text = info.short_help or info.help or (info.callback.__doc__ if info.callback else "") or ""

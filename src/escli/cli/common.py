@@ -12,7 +12,7 @@ import functools
 import inspect
 import os
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Collection, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Annotated, Any, TypeVar
@@ -20,9 +20,10 @@ from typing import IO, Annotated, Any, TypeVar
 import typer
 from typer.core import TyperCommand
 
-from escli.output.console import Messages
+from escli.output.console import Messages, Screen
 from escli.output.formats import Format, resolve_format
-from escli.settings import FAILOVER, STRATEGIES, Settings
+from escli.settings import GlobalOptions, Settings
+from escli.strategies import FAILOVER, STRATEGIES
 
 T = TypeVar("T")
 
@@ -64,6 +65,8 @@ VerboseOpt = Annotated[int | None, typer.Option("--verbose", "-v", count=True, h
 DebugOpt = Annotated[bool | None, typer.Option("--debug", help="Tracebacks and Elasticsearch error bodies",
                                                show_default=False)]
 
+# The one declaration of the global options: a parameter a field of GlobalOptions (settings.py), in --help's order.
+# The root callback (cli/app.py) and every command (`global_options`) take their parameters from here.
 GLOBAL_PARAMS: dict[str, Any] = {
     "url": UrlOpt, "cluster": ClusterOpt, "strategy": StrategyOpt, "ca_certs": CaOpt, "insecure": InsecureOpt,
     "timeout": TimeoutOpt,
@@ -76,7 +79,7 @@ GLOBAL_PARAMS: dict[str, Any] = {
 class AppContext:
     """Built once per run; commands read settings and streams from it (tests swap the streams)."""
 
-    options: dict[str, Any] = field(default_factory=dict)
+    options: GlobalOptions = field(default_factory=GlobalOptions)
     stdout: IO[bytes] = field(default_factory=lambda: sys.stdout.buffer)
     stderr: IO[str] = field(default_factory=lambda: sys.stderr)
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
@@ -84,12 +87,17 @@ class AppContext:
 
     @property
     def debug(self) -> bool:
-        return bool(self.options.get("debug"))
+        return bool(self.options.debug)
 
     @property
     def messages(self) -> Messages:
-        return Messages(self.stderr, quiet=bool(self.options.get("quiet")),
-                        verbose=int(self.options.get("verbose") or 0))
+        return Messages(self.stderr, quiet=bool(self.options.quiet), verbose=int(self.options.verbose or 0))
+
+    @property
+    def screen(self) -> Screen:
+        """Styles (the emphasised match, bars in colour) only on a terminal, and never with NO_COLOR set."""
+        tty = self.stdout_is_tty
+        return Screen(self.stdout, self.messages, tty, tty and not self.env.get("NO_COLOR"))
 
     @property
     def stdout_is_tty(self) -> bool:
@@ -100,16 +108,7 @@ class AppContext:
         if self._settings is None:
             from escli.settings import resolve
 
-            o = self.options
-            self._settings = resolve(
-                urls=o.get("url") or None, cluster=o.get("cluster") or None, strategy=o.get("strategy"),
-                ca_certs=o.get("ca_certs"),
-                insecure=bool(o.get("insecure")), timeout=o.get("timeout"), max_retries=o.get("max_retries"),
-                connections=o.get("connections"), output=o.get("output"), no_cache=bool(o.get("no_cache")),
-                cache_dir=o.get("cache_dir"), cache_url=o.get("cache_url"), quiet=bool(o.get("quiet")),
-                verbose=int(o.get("verbose") or 0),
-                debug=self.debug, env=self.env, warn=self.messages.warn,
-            )
+            self._settings = resolve(self.options, env=self.env, warn=self.messages.warn)
             if not self._settings.verify_certs:
                 self.messages.warn("TLS certificate verification is off (--insecure)")
         return self._settings
@@ -140,13 +139,11 @@ class AppContext:
                      s.ENV_CLOUD_ID, s.ENV_CA_CERTS}
         env = {k: v for k, v in self.env.items() if k not in drop}
         try:
-            found = s.resolve(
-                urls=[target] if is_url else None, cluster=None if is_url else target,
-                ca_certs=o.get("ca_certs") if is_url else None, insecure=bool(o.get("insecure")) and is_url,
-                timeout=o.get("timeout"), max_retries=o.get("max_retries"), connections=o.get("connections"),
-                no_cache=True, quiet=bool(o.get("quiet")), verbose=int(o.get("verbose") or 0), debug=self.debug,
-                env=env,
-            )
+            found = s.resolve(s.GlobalOptions(
+                url=[target] if is_url else None, cluster=None if is_url else [target],
+                ca_certs=o.ca_certs if is_url else None, insecure=bool(o.insecure) and is_url, timeout=o.timeout,
+                max_retries=o.max_retries, connections=o.connections, no_cache=True, quiet=o.quiet,
+                verbose=o.verbose, debug=o.debug), env=env)
         except UsageError as exc:
             text = str(exc)
             if text.startswith(("--cluster ", "--url ")):  # name the option the user gave
@@ -157,7 +154,15 @@ class AppContext:
         return found
 
     def output_format(self, allowed: tuple[Format, ...] = tuple(Format)) -> Format:
-        return resolve_format(self.options.get("output"), self.stdout_is_tty, allowed)
+        return resolve_format(self.options.output, self.stdout_is_tty, allowed)
+
+    def given(self, values: dict[str, Any]) -> None:
+        """Global options given on the line (the root's, then a command's): a value not None was given (0, False
+        and "" included: `--max-retries 0` after the command means no retry, as it does before it)."""
+        given = {k: v for k, v in values.items() if v is not None}
+        if given:
+            self.options = self.options.with_(**given)
+            self._settings = None
 
 
 def app_context(ctx: typer.Context) -> AppContext:
@@ -167,29 +172,38 @@ def app_context(ctx: typer.Context) -> AppContext:
     return root.obj
 
 
+def global_parameters(skip: Collection[str] = ()) -> list[inspect.Parameter]:
+    """The global options as keyword parameters (default None: not given), but those with a flag in `skip`."""
+    return [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
+            for name, annotation in GLOBAL_PARAMS.items() if not skip or not set(_flags(annotation)) & set(skip)]
+
+
+def _flags(annotation: Any) -> list[str]:
+    """An option's flags; inside Annotated, typer.Option's first argument (`default`) holds the first of them."""
+    out: list[str] = []
+    for meta in getattr(annotation, "__metadata__", ()):
+        first = getattr(meta, "default", None)
+        decls = [first] if isinstance(first, str) and first.startswith("-") else []
+        out += [d for decl in [*decls, *(getattr(meta, "param_decls", ()) or ())] for d in decl.split("/") if d]
+    return out
+
+
 def global_options(func: Callable[..., T]) -> Callable[..., T]:
-    """Add the global options to a command; values given after the command override those before it."""
+    """Add the global options to a command; values given after the command override those before it. A command
+    option with one of the same flags (search's --timeout, its --cache/--no-cache) keeps the flag: the global one
+    is still there before the command name."""
     sig = inspect.signature(func, eval_str=True)
-    own = set(sig.parameters)
-    if "ctx" not in own:
+    if "ctx" not in sig.parameters:
         raise TypeError(f"{func.__name__} needs a `ctx: typer.Context` parameter for the global options")
-    extra = [
-        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
-        for name, annotation in GLOBAL_PARAMS.items()
-        if name not in own
-    ]
+    # A long flag of the command's own takes the global option's place; a short one only takes the short form
+    # (health's -c is --crit: HealthCommand drops -c from the injected --cluster).
+    own = [f for p in sig.parameters.values() for f in _flags(p.annotation) if f.startswith("--")]
+    extra = global_parameters(skip=own)
     injected = {p.name for p in extra}
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> T:
-        given = {k: kwargs.pop(k) for k in list(kwargs) if k in injected}
-        app = app_context(kwargs["ctx"])
-        for key, value in given.items():
-            # Every injected option defaults to None, so anything else was given on the line: 0, False and ""
-            # included (`--max-retries 0` after the command means no retry, as it does before it).
-            if value is not None:
-                app.options[key] = value
-                app._settings = None
+        app_context(kwargs["ctx"]).given({k: kwargs.pop(k) for k in list(kwargs) if k in injected})
         return func(*args, **kwargs)
 
     params = list(sig.parameters.values()) + extra
@@ -199,8 +213,8 @@ def global_options(func: Callable[..., T]) -> Callable[..., T]:
 
 def run_async(coro: Coroutine[Any, Any, T], *, many_requests: bool = False) -> T:
     """Run a use case. `many_requests` (batch, export, import, profile, warm-cache): on uvloop when installed,
-    which cut the CPU per request of an aiohttp loop by ~20% here; its import (~50 ms) is not worth it for a
-    command that makes one request."""
+    which cut an event loop's CPU per request by ~20% here; its import (~50 ms) is not worth it for a command
+    that makes one request."""
     import asyncio
 
     if many_requests:

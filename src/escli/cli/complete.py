@@ -21,7 +21,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-from escli.settings import STRATEGIES
+from escli.strategies import STRATEGIES
 
 if TYPE_CHECKING:
     from escli.cli.typer_compat import Context, Parameter
@@ -68,8 +68,9 @@ def respond(app: Any, env: dict[str, str] | None = None) -> int:
         items = candidates(app, env.get(LINE_VAR, ""), env)
         out = format_items(shell, items, env)
         if out:
-            sys.stdout.write(out + "\n")
-            sys.stdout.flush()
+            from escli.output.formats import write_text
+
+            write_text(sys.stdout.buffer, out + "\n")
     except BaseException:  # a completion must never print a traceback into the shell
         pass
     return 0
@@ -87,13 +88,12 @@ def split_line(line: str) -> tuple[list[str], str]:
 
 def candidates(app: Any, line: str, env: dict[str, str]) -> list[tuple[str, str]]:
     """(value, help) pairs for the word at the end of `line`, in the Typer `app` (escli.cli.app's)."""
-    import typer
 
     from escli.cli.common import AppContext
-    from escli.cli.typer_compat import is_command, resolve_completion, resolve_context
+    from escli.cli.typer_compat import click_command, is_command, resolve_completion, resolve_context
 
     args, incomplete = split_line(line)
-    cli = typer.main.get_command(app)
+    cli = click_command(app)
     ctx, obj, incomplete = resolve_completion(cli, AppContext(env=env), args, incomplete)
     if not is_command(obj):
         if args and args[-1].startswith("-"):
@@ -109,7 +109,9 @@ def candidates(app: Any, line: str, env: dict[str, str]) -> list[tuple[str, str]
 def complete_param(ctx: Context, param: Parameter, incomplete: str, env: dict[str, str]
                    ) -> list[tuple[str, str]] | None:
     """Our own candidates for this parameter, or None to leave it to click (files, Typer's choices)."""
-    command = ctx.info_name or ""
+    # a subcommand is its group's command here (`profile run` and `profile merge` are profile's)
+    grouped = ctx.parent is not None and ctx.parent.parent is not None and ctx.parent.info_name == "profile"
+    command = "profile" if grouped else ctx.info_name or ""
     name = param.name or ""
     fixed = CHOICES.get((command, name)) or CHOICES.get(("*", name))
     if fixed is not None:
@@ -199,15 +201,16 @@ def config_names(env: dict[str, str]) -> list[tuple[str, str]]:
 
 def _settings(ctx: Context, env: dict[str, str]) -> Settings | None:
     """Settings from the options on the line (before and after the command), resolved without any prompt."""
-    from escli.settings import resolve
+    from escli.settings import GlobalOptions, resolve
 
     options: dict[str, Any] = {}
     for c in reversed(_chain(ctx)):  # root first: a value given after the command wins, as in a real run
         options.update({k: v for k, v in c.params.items() if v not in (None, (), [])})
+    # only what names the cluster and the cache: a command's own option may share a global one's name (search's
+    # --timeout is a duration text)
+    names = ("url", "cluster", "ca_certs", "insecure", "cache_dir")
     try:
-        return resolve(urls=list(options["url"]) if options.get("url") else None, cluster=options.get("cluster"),
-                       ca_certs=options.get("ca_certs"), insecure=bool(options.get("insecure")),
-                       cache_dir=options.get("cache_dir"), env=env, prompt_password=False)
+        return resolve(GlobalOptions(**{k: options.get(k) for k in names}), env=env, prompt_password=False)
     except Exception:
         return None
 
@@ -230,8 +233,9 @@ def _names(settings: Settings) -> NameCache:
 def _opener(settings: Settings) -> Callable[[], Any]:
     def opener() -> Any:
         from escli.es.connect import open_es
+        from escli.ui import SILENT
 
-        return open_es(settings)
+        return open_es(settings, SILENT)  # a Tab says nothing on the terminal
 
     return opener
 

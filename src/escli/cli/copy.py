@@ -118,10 +118,8 @@ def copy_command(
         assert task is not None
         for sig in (signal.SIGTERM, signal.SIGHUP):  # end like Ctrl-C: the checkpoint is saved on the way out
             loop.add_signal_handler(sig, _stop, task, sig)
-        async with open_es(settings, concurrency=readers, paced=True, on_pace=msgs.info,
-                           on_warning=msgs.server_warning) as src, \
-                open_es(target, concurrency=in_flight, paced=True, on_pace=msgs.info,
-                        on_warning=msgs.server_warning) as dst:
+        async with open_es(settings, msgs, concurrency=readers, paced=True) as src, \
+                open_es(target, msgs, concurrency=in_flight, paced=True) as dst:
             total = await _count(src, req) if show_progress else None
             with msgs.progress(f"copy {source}", total=total) as bar:
                 run = CopyRun(checkpoint=checkpoint, resume=resume, errors=errors, target_id=target.identity,
@@ -193,7 +191,7 @@ def _evaluated(app: Any, result: CopyResult) -> None:
     from escli.output.formats import report_format
 
     plan = result.plan
-    fmt = report_format(None, app.options.get("output"), app.stdout_is_tty, ("table", "json"), "copy --evaluate")
+    fmt = report_format(None, app.options.output, app.stdout_is_tty, ("table", "json"), "copy --evaluate")
     out = copy_view.render_plan_table(plan, color=app.stdout_is_tty).encode() if fmt == "table" else \
         copy_view.render_plan_json(plan)
     app.stdout.write(out)
@@ -219,7 +217,7 @@ def _report(app: Any, msgs: Messages, result: CopyResult, source: str, where: st
               f"({rate:,.0f} docs/s); {result.rejected} rejected{extra}")
     for change in result.plan.changes:
         msgs.detail(str(change))
-    if app.options.get("output") == "json":
+    if app.options.output == "json":
         app.stdout.write(copy_view.render_result_json(result))
     if verdict is not None:
         from escli.output.verify_view import difference_lines

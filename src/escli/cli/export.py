@@ -10,9 +10,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from escli.cli.common import app_context, global_options, run_async
+from escli.cli.options import option
 from escli.files import require_parent
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from escli.core.export_state import Checkpoint, ExportRequest
 
 KEEP_ALIVE = re.compile(r"^[0-9]+(d|h|m|s|ms)$")
@@ -44,18 +47,6 @@ def _format_for(explicit: str | None, global_output: str | None, out: Path | Non
     if global_output:
         return global_output.lower()
     return "ndjson"
-
-
-def expand_fields(fields: list[str], mapped: list[str]) -> list[str]:
-    """CSV columns for --fields: an object field or a pattern becomes the mapped leaves under it, in order;
-    a field the mapping does not know stays a column of its own."""
-    from fnmatch import fnmatchcase
-
-    columns: dict[str, None] = {}
-    for f in fields:
-        leaves = [c for c in mapped if c == f or c.startswith(f + ".") or ("*" in f and fnmatchcase(c, f))]
-        columns.update(dict.fromkeys(leaves or [f]))
-    return list(columns)
 
 
 def _slices(value: str) -> int | None:
@@ -90,110 +81,81 @@ def _read_body(body: str) -> dict[str, Any]:
     return check_body(data, source_name(body))
 
 
-def choose_columns(mapping_response: dict[str, Any], fields: list[str] | None) -> list[str]:
-    """The CSV header, chosen in this one place: an imported CSV file's columns first, in the file's order (the
-    mapping's `_meta`), then the leaves only the mapping knows, of every index named; narrowed by --fields."""
-    from escli.core.columns import csv_header as column_order
-    from escli.output.flatten import mapping_columns
-
-    seen = column_order(mapping_response, mapping_columns)
-    return expand_fields(fields, seen) if fields else seen
+# The export command's options, one Annotated alias each.
+Index = Annotated[str, typer.Argument(help="Index, alias or pattern to export")]
+Query = Annotated[str | None, option("--query", help="Lucene query string (query_string syntax), e.g. "
+                                     "'category:laptops AND price:>100'")]
+Body = Annotated[str | None, option("--body", metavar="FILE|-", help="Search body FILE (or -): query, _source, "
+                                    "sort, runtime_mappings")]
+FormatOpt = Annotated[str | None, option("--format", "-F", metavar="FORMAT", help="ndjson|csv|json|parquet "
+                                         "[default: from --out's suffix, else ndjson]")]
+Out = Annotated[Path | None, option("--out", help="Write to FILE (temporary name, renamed on success; .gz "
+                                    "compresses) instead of stdout")]
+OutDir = Annotated[Path | None, option("--out-dir", metavar="DIR", help="Write one part file per slice into DIR, "
+                                       "then DIR/_manifest.json (documents, bytes, sha256 per part)")]
+Gzip = Annotated[bool, typer.Option("--gzip", help="--out-dir: compress the parts (.gz)")]
+Force = Annotated[bool, typer.Option("--force", help="--out-dir: replace a finished export in DIR")]
+Partition = Annotated[str | None, option("--partition", metavar="K/N", help="Export partition K of N only (N "
+                                         "machines or jobs share one export; each resumable)")]
+Fields = Annotated[str | None, option("--fields", metavar="FIELDS", help="Only these fields, comma-separated (dots "
+                                      "for nested: a,b.c); also the CSV columns")]
+Slices = Annotated[str, typer.Option("--slices", metavar="N|auto", help="Parallel readers: N, or auto (as many as "
+                                     "the index's units allow, at most 8; fewer in flight while the cluster "
+                                     "refuses)")]
+Throttle = Annotated[float, option("--throttle", min=0.0, metavar="F", help="Wait F times the last page's time "
+                                   "between pages (stay out of production's way)")]
+PageSize = Annotated[int, typer.Option("--page-size", min=1, max=10000, help="Documents per request")]
+MaxDocs = Annotated[int | None, option("--max-docs", min=0, help="Stop after exactly N documents")]
+CheckpointOpt = Annotated[Path | None, option("--checkpoint", help="Record progress in FILE as pages are written, "
+                                              "at most 10 times a second (needs --out or --out-dir)")]
+Resume = Annotated[bool, typer.Option("--resume", help="Continue the export recorded in --checkpoint")]
+KeepAlive = Annotated[str, typer.Option("--keep-alive", metavar="DURATION", help="How long the point in time "
+                                        "lives between requests")]
+Method = Annotated[str, typer.Option("--method", metavar="METHOD", help="auto|pit|scroll (scroll only where PIT "
+                                     "is unavailable)")]
+SourceOnly = Annotated[bool, typer.Option("--source-only", help="Write bare _source documents (no _index/_id; no "
+                                          "_id column in CSV)")]
+ExcelSafe = Annotated[bool, typer.Option("--excel-safe", help="CSV: prefix text cells starting with = + - @ with "
+                                         "' so spreadsheets do not run them")]
+Curl = Annotated[bool, typer.Option("--curl", help="Print an sh script of curl commands (open the point in time, "
+                                    "the first page, close it) and send nothing")]
+SinceOpt = Annotated[str | None, option("--since", metavar="FIELD", help="Only documents whose FIELD (a date or "
+                                        "number that grows with every write) is above the last completed run's "
+                                        "mark")]
+State = Annotated[Path | None, option("--state", metavar="FILE", help="--since: the last completed run's mark; "
+                                      "written (0600, atomically) when this run completes")]
+SinceValue = Annotated[str | None, option("--since-value", metavar="VALUE", help="--since: start above this value "
+                                          "(overrides --state's mark)")]
+Lag = Annotated[str | None, option("--lag", metavar="DURATION", help="--since on a date field: leave the newest "
+                                   "DURATION for the next run (documents indexed late)")]
+Errors = Annotated[Path | None, option("--errors", metavar="FILE", help="parquet: write values that do not fit "
+                                       "their column here (NDJSON: _id, field, value); exit 1 if any")]
+ArrayFields = Annotated[str | None, option("--array-fields", metavar="FIELDS", help="parquet: these fields hold "
+                                           "arrays (list columns; patterns allowed), added to those the sample "
+                                           "finds")]
+ArraySample = Annotated[str, typer.Option("--array-sample", metavar="N|off", help="parquet: look at N documents of "
+                                          "the export first; a field holding an array in any becomes a list column "
+                                          "(off: only --array-fields)")]
 
 
 @global_options
 def export_command(
-    ctx: typer.Context,
-    index: Annotated[str, typer.Argument(help="Index, alias or pattern to export")],
-    query: Annotated[str | None, typer.Option("--query", help="Lucene query string (query_string syntax), e.g. "
-                                              "'category:laptops AND price:>100'", show_default=False)] = None,
-    body: Annotated[str | None, typer.Option("--body", help="Search body FILE (or -): query, _source, sort, "
-                                             "runtime_mappings", show_default=False, metavar="FILE|-")] = None,
-    format: Annotated[str | None, typer.Option("--format", "-F", help="ndjson|csv|json|parquet [default: from "
-                                               "--out's suffix, else ndjson]", show_default=False,
-                                               metavar="FORMAT")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Write to FILE (temporary name, renamed on success; "
-                                             ".gz compresses) instead of stdout", show_default=False)] = None,
-    out_dir: Annotated[Path | None, typer.Option("--out-dir", help="Write one part file per slice into DIR, then "
-                                                 "DIR/_manifest.json (documents, bytes, sha256 per part)",
-                                                 show_default=False, metavar="DIR")] = None,
-    gzip: Annotated[bool, typer.Option("--gzip", help="--out-dir: compress the parts (.gz)")] = False,
-    force: Annotated[bool, typer.Option("--force", help="--out-dir: replace a finished export in DIR")] = False,
-    partition: Annotated[str | None, typer.Option("--partition", help="Export partition K of N only (N machines "
-                                                  "or jobs share one export; each resumable)", show_default=False,
-                                                  metavar="K/N")] = None,
-    fields: Annotated[str | None, typer.Option("--fields", help="Only these fields, comma-separated (dots for "
-                                               "nested: a,b.c); also the CSV columns", show_default=False,
-                                               metavar="FIELDS")] = None,
-    slices: Annotated[str, typer.Option("--slices", help="Parallel readers: N, or auto (as many as the index's "
-                                        "units allow, at most 8; fewer in flight while the cluster refuses)",
-                                        metavar="N|auto")] = "auto",
-    throttle: Annotated[float, typer.Option("--throttle", min=0.0, help="Wait F times the last page's time "
-                                            "between pages (stay out of production's way)", metavar="F",
-                                            show_default=False)] = 0.0,
-    page_size: Annotated[int, typer.Option("--page-size", min=1, max=10000, help="Documents per request")] = 1000,
-    max_docs: Annotated[int | None, typer.Option("--max-docs", min=0, help="Stop after exactly N documents",
-                                                 show_default=False)] = None,
-    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help="Record progress in FILE as pages are "
-                                                    "written, at most 10 times a second (needs --out or --out-dir)",
-                                                    show_default=False)] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the export recorded in --checkpoint")] = False,
-    keep_alive: Annotated[str, typer.Option("--keep-alive", help="How long the point in time lives between "
-                                            "requests", metavar="DURATION")] = "5m",
-    method: Annotated[str, typer.Option("--method", help="auto|pit|scroll (scroll only where PIT is "
-                                        "unavailable)", metavar="METHOD")] = "auto",
-    source_only: Annotated[bool, typer.Option("--source-only", help="Write bare _source documents (no _index/_id; "
-                                              "no _id column in CSV)")] = False,
-    excel_safe: Annotated[bool, typer.Option("--excel-safe", help="CSV: prefix text cells starting with = + - @ "
-                                             "with ' so spreadsheets do not run them")] = False,
-    curl: Annotated[bool, typer.Option("--curl", help="Print an sh script of curl commands (open the point in "
-                                       "time, the first page, close it) and send nothing")] = False,
-    since: Annotated[str | None, typer.Option("--since", help="Only documents whose FIELD (a date or number that "
-                                              "grows with every write) is above the last completed run's mark",
-                                              show_default=False, metavar="FIELD")] = None,
-    state: Annotated[Path | None, typer.Option("--state", help="--since: the last completed run's mark; written "
-                                               "(0600, atomically) when this run completes", show_default=False,
-                                               metavar="FILE")] = None,
-    since_value: Annotated[str | None, typer.Option("--since-value", help="--since: start above this value "
-                                                    "(overrides --state's mark)", show_default=False,
-                                                    metavar="VALUE")] = None,
-    lag: Annotated[str | None, typer.Option("--lag", help="--since on a date field: leave the newest DURATION for "
-                                            "the next run (documents indexed late)", show_default=False,
-                                            metavar="DURATION")] = None,
-    errors: Annotated[Path | None, typer.Option("--errors", help="parquet: write values that do not fit their "
-                                                "column here (NDJSON: _id, field, value); exit 1 if any",
-                                                show_default=False, metavar="FILE")] = None,
-    array_fields: Annotated[str | None, typer.Option("--array-fields", help="parquet: these fields hold arrays "
-                                                     "(list columns; patterns allowed), added to those the "
-                                                     "sample finds", show_default=False, metavar="FIELDS")] = None,
-    array_sample: Annotated[str, typer.Option("--array-sample", help="parquet: look at N documents of the export "
-                                              "first; a field holding an array in any becomes a list column "
-                                              "(off: only --array-fields)", metavar="N|off")] = "2000",
+    ctx: typer.Context, index: Index, query: Query = None, body: Body = None, format: FormatOpt = None,
+    out: Out = None, out_dir: OutDir = None, gzip: Gzip = False, force: Force = False, partition: Partition = None,
+    fields: Fields = None, slices: Slices = "auto", throttle: Throttle = 0.0, page_size: PageSize = 1000,
+    max_docs: MaxDocs = None, checkpoint: CheckpointOpt = None, resume: Resume = False, keep_alive: KeepAlive = "5m",
+    method: Method = "auto", source_only: SourceOnly = False, excel_safe: ExcelSafe = False, curl: Curl = False,
+    since: SinceOpt = None, state: State = None, since_value: SinceValue = None, lag: Lag = None,
+    errors: Errors = None, array_fields: ArrayFields = None, array_sample: ArraySample = "2000",
 ) -> None:
     from escli.core.array_sample import parse_sample_size
     from escli.core.export_plan import parse_partition
     from escli.errors import UsageError
 
     app = app_context(ctx)
-    if method not in ("auto", "pit", "scroll"):
-        raise UsageError(f"--method {method}: choose auto, pit or scroll")
-    if not KEEP_ALIVE.fullmatch(keep_alive):
-        raise UsageError(f"--keep-alive {keep_alive}: a duration such as 30s, 5m or 1h")
-    if resume and checkpoint is None:
-        raise UsageError("--resume needs --checkpoint FILE")
-    if out is not None and out_dir is not None:
-        raise UsageError("--out and --out-dir: choose one")
-    if checkpoint is not None and out is None and out_dir is None:
-        raise UsageError("--checkpoint needs --out FILE or --out-dir DIR (stdout cannot be rewound to the "
-                         "checkpoint)")
-    if out is not None and out.is_dir():
-        raise UsageError(f"--out {out}: is a directory")
-    for option, path in (("--out", out), ("--checkpoint", checkpoint), ("--errors", errors)):
-        if path is not None:
-            require_parent(option, path)
-    if gzip and out_dir is None:
-        raise UsageError("--gzip is for --out-dir; with --out, name the file .gz")
+    _check_options(method, keep_alive, out, out_dir, checkpoint, resume, errors, gzip)
     parts = parse_partition(partition)
-    fmt = _format_for(format, app.options.get("output"), out)
+    fmt = _format_for(format, app.options.output, out)
     if fmt == "parquet":
         _check_parquet(out, out_dir, gzip)
     since_spec = _since_options(since, state, since_value, lag, max_docs)
@@ -234,17 +196,46 @@ def export_command(
                       "since": since_spec.as_dict() if since_spec is not None else None}
         cp.output = {"path": str(out) if out else None, "dir": str(out_dir) if out_dir else None, "gzip": gzip}
     if curl:  # the requests, not the loop: es/curl.export_script says why
-        from escli.cache.product import remembered_product
-        from escli.core.export import TIEBREAK
-        from escli.es.curl import export_script
-
-        settings = app.one_cluster("export")
-        app.stdout.write(export_script(settings, remembered_product(settings), index, req.search_body(),
-                                       [*req.user_sort(), TIEBREAK], page_size, keep_alive).encode())
+        _print_curl(app, req)
         return
     arrays = [f.strip() for f in (array_fields or "").split(",") if f.strip()]
     _run(app, req, cp, fmt, out, out_dir, gzip, source_only, excel_safe, state, errors, arrays,
          parse_sample_size(array_sample))
+
+
+def _check_options(method: str, keep_alive: str, out: Path | None, out_dir: Path | None, checkpoint: Path | None,
+                   resume: bool, errors: Path | None, gzip: bool) -> None:
+    from escli.errors import UsageError
+
+    if method not in ("auto", "pit", "scroll"):
+        raise UsageError(f"--method {method}: choose auto, pit or scroll")
+    if not KEEP_ALIVE.fullmatch(keep_alive):
+        raise UsageError(f"--keep-alive {keep_alive}: a duration such as 30s, 5m or 1h")
+    if resume and checkpoint is None:
+        raise UsageError("--resume needs --checkpoint FILE")
+    if out is not None and out_dir is not None:
+        raise UsageError("--out and --out-dir: choose one")
+    if checkpoint is not None and out is None and out_dir is None:
+        raise UsageError("--checkpoint needs --out FILE or --out-dir DIR (stdout cannot be rewound to the "
+                         "checkpoint)")
+    if out is not None and out.is_dir():
+        raise UsageError(f"--out {out}: is a directory")
+    for name, path in (("--out", out), ("--checkpoint", checkpoint), ("--errors", errors)):
+        if path is not None:
+            require_parent(name, path)
+    if gzip and out_dir is None:
+        raise UsageError("--gzip is for --out-dir; with --out, name the file .gz")
+
+
+def _print_curl(app: Any, req: ExportRequest) -> None:
+    from escli.cache.product import remembered_product
+    from escli.core.export import TIEBREAK
+    from escli.es.curl import export_script
+    from escli.output.formats import write_text
+
+    settings = app.one_cluster("export")
+    write_text(app.stdout, export_script(settings, remembered_product(settings), req.index, req.search_body(),
+                                         [*req.user_sort(), TIEBREAK], req.page_size, req.keep_alive))
 
 
 def _partition_text(parts: tuple[int, int] | None) -> str | None:
@@ -336,96 +327,41 @@ def _run(app: Any, req: ExportRequest, cp: Checkpoint, fmt: str, out: Path | Non
          gzip: bool, source_only: bool, excel_safe: bool, state: Path | None = None,
          errors: Path | None = None, array_fields: list[str] | None = None, array_sample: int = 0) -> None:
     import asyncio
+    import gc
     import signal
 
     from escli import __version__
-    from escli.core.export import count_matching, run_export
-    from escli.core.export_plan import AUTO_READERS
-    from escli.core.export_state import ExportResult
-    from escli.es.connect import open_es
-    from escli.output.export_pages import PageSpec, make_encoder
-    from escli.output.export_parts import ExportOutput
-    from escli.output.writers import csv_header
+    from escli.core.export_job import ExportJob
+    from escli.errors import Said
+    from escli.output.export_parts import open_export
 
     msgs = app.messages
-    settings = app.one_cluster("export")
-    state_: dict[str, Any] = {"output": None, "signal": None, "encoder": None}
-    show_progress = msgs.err_is_tty and not msgs.quiet
-    resume = cp.started
 
-    async def main() -> ExportResult:
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-        assert task is not None
+    def schema_of(columns: list[str], mapping: Any, arrays: Sequence[str]) -> Any:
+        from escli.core.columns import mapped_types
+        from escli.output.parquet import parquet_schema
 
-        def stop(signum: int) -> None:  # SIGTERM (cron, systemd, Kubernetes) and SIGHUP end the run like Ctrl-C
-            state_["signal"] = signum
-            task.cancel()
+        return parquet_schema(columns, mapped_types(mapping), arrays, source_only)
 
-        for sig in (signal.SIGTERM, signal.SIGHUP):
-            loop.add_signal_handler(sig, stop, sig)
-        readers = req.slices or AUTO_READERS
-        # Paced: as many requests in flight as readers, fewer while the cluster refuses (es/pace.py), said on stderr.
-        async with open_es(settings, concurrency=readers, paced=True, on_pace=msgs.info,
-                           on_warning=msgs.server_warning) as es:
-            columns: list[str] = []
-            schema: tuple[tuple[str, str, bool], ...] = ()
-            if fmt == "csv":
-                if "columns" in cp.request:
-                    columns = list(cp.request["columns"])
-                else:
-                    columns = choose_columns(await es.mapping(req.index), req.fields)
-                cp.request["columns"] = columns
-                columns = columns if source_only else ["_id", *[c for c in columns if c != "_id"]]
-            elif fmt == "parquet":
-                from escli.core.array_sample import sampled_schema
-                from escli.core.columns import mapped_types
-                from escli.output.parquet import parquet_schema
+    def open_output(columns: list[str], schema: Any, readers: int) -> Any:
+        return open_export(fmt, columns, schema, readers, out=out, out_dir=out_dir,
+                           stdout=None if (out or out_dir) else app.stdout, gzip=gzip, errors=errors,
+                           source_only=source_only, excel_safe=excel_safe)
 
-                if "schema" not in cp.request:  # a resumed run keeps the columns its parts began with
-                    mapping = await es.mapping(req.index)
-                    cp.request["schema"] = await sampled_schema(
-                        es, req.index, req.search_body().get("query"), lambda arrays: parquet_schema(
-                            choose_columns(mapping, req.fields), mapped_types(mapping), arrays, source_only),
-                        array_fields or [], array_sample, msgs.detail)
-                schema = tuple((str(n), str(k), bool(a)) for n, k, a in cp.request["schema"])
-            header = csv_header(columns) if fmt == "csv" else b""
-            gz = gzip or (out is not None and out.suffix == ".gz")
-            output = ExportOutput(fmt, out=out, out_dir=out_dir, stdout=None if (out or out_dir) else
-                                  app.stdout, header=header, gz=gz, schema=schema, errors=errors)
-            state_["output"] = output
-            encoder = make_encoder(PageSpec(fmt, tuple(columns), source_only, excel_safe, schema), readers)
-            state_["encoder"] = encoder
-            total = await count_matching(es, req) if show_progress else None
-            with msgs.progress(f"export {req.index}", total=total) as bar:
-                if resume and cp.written:
-                    bar.advance(cp.written)
-                result = await run_export(es, req, cp, encoder, output.open_parts, bar.advance, msgs.detail)
-            # Every page is encoded: the workers go before the commit (which for Parquet --out-dir loads pyarrow
-            # here; --out has had it in its writer's thread all along), so their memory is gone by then.
-            encoder.close()
-            state_["encoder"] = None
-            output.commit(result.part_rows, {"escli_version": __version__, "index": req.index,
-                                             "query": req.search_body(), "format": fmt,
-                                             "partition": cp.request.get("partition")})
-            state_["output"] = None
-            state_["bad"] = output.bad_values
-            state_["arrays"] = output.array_misfits
-            return result
-
-    import gc
-
+    job = ExportJob(app.one_cluster("export"), req, cp, fmt, msgs, source_only=source_only, open_output=open_output,
+                    schema_of=schema_of, count_first=msgs.err_is_tty and not msgs.quiet, version=__version__,
+                    array_fields=array_fields or [], array_sample=array_sample)
     # Pages are trees of fresh dicts and strings without cycles; at the default thresholds the cyclic collector
     # keeps walking them and cost ~25% of export's CPU (bench/bench_export.py). Collect far less often.
     gc.set_threshold(50_000, 20, 100)
     try:
-        result = run_async(main(), many_requests=True)
+        result = run_async(job.run(), many_requests=True)
     except BaseException as exc:
-        output = state_["output"]
+        output = job.output
         keep = cp.path is not None
         if output is not None:
             output.abort(keep=keep)
-        signum = state_["signal"]
+        signum = job.signal
         if isinstance(exc, KeyboardInterrupt | asyncio.CancelledError):
             if keep:
                 msgs.error(f"interrupted after {cp.written} documents; checkpoint saved to {cp.path}: run the same "
@@ -433,14 +369,14 @@ def _run(app: Any, req: ExportRequest, cp: Checkpoint, fmt: str, out: Path | Non
             if signum is not None:
                 if not keep:
                     msgs.error(f"stopped by {signal.Signals(signum).name} after {cp.written} documents")
-                raise SystemExit(128 + signum) from None
-            raise (SystemExit(130) if keep else KeyboardInterrupt()) from None  # one line: the checkpoint's
+                raise Said(128 + signum, f"stopped by {signal.Signals(signum).name}") from None
+            raise (Said(130, "interrupted") if keep else KeyboardInterrupt()) from None  # one line: the checkpoint's
         if isinstance(exc, OSError) and not isinstance(exc, BrokenPipeError | ConnectionError):
             raise _write_failure(exc, out, out_dir, cp, keep) from exc
         raise
     finally:
-        if state_["encoder"] is not None:
-            state_["encoder"].close()
+        if job.encoder is not None:
+            job.encoder.close()
     # The output is in place: only now may the state move on (a crash before this line repeats the window).
     since_note = _record_since(result, state, req, cp, __version__)
     if cp.path is not None:
@@ -452,8 +388,8 @@ def _run(app: Any, req: ExportRequest, cp: Checkpoint, fmt: str, out: Path | Non
     msgs.info(f"exported {result.written} documents from {req.index}{where} in {result.seconds:.2f}s "
               f"({rate:,.0f} docs/s, {result.slices} slice{'s' if result.slices != 1 else ''}, "
               f"{result.method}{extra}){since_note}")
-    if state_.get("bad"):
-        _bad_values(state_["bad"], errors, state_["arrays"])
+    if job.bad_values:
+        _bad_values(job.bad_values, errors, job.array_misfits)
 
 
 def _write_failure(exc: OSError, out: Path | None, out_dir: Path | None, cp: Checkpoint, kept: bool) -> Exception:

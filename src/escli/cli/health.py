@@ -65,9 +65,12 @@ def plain_usage_message(exc: Any) -> str:
 def _bad_argument(app: Any, message: str, nagios: bool) -> NoReturn:
     app.messages.error(message)
     if nagios:  # Nagios reads the plugin's stdout: say it there too
-        app.stdout.write(f"ESCLI UNKNOWN - bad argument: {message}\n".encode())
-        app.stdout.flush()
-    raise SystemExit(BAD_ARGUMENT)
+        from escli.output.formats import write_text
+
+        write_text(app.stdout, f"ESCLI UNKNOWN - bad argument: {message}\n")
+    from escli.errors import Said
+
+    raise Said(BAD_ARGUMENT, message)
 
 
 def register(app: typer.Typer) -> None:
@@ -125,7 +128,7 @@ def health_command(
 
     app = app_context(ctx)
     try:
-        fmt = report_format(format, app.options.get("output"), app.stdout_is_tty, FORMATS, "health")
+        fmt = report_format(format, app.options.output, app.stdout_is_tty, FORMATS, "health")
         probes = _probes(probe or [], probe_file, probe_count, probe_request_cache)
         _run(app, fmt, wait_for_status, timeout, all_clusters, warn or [], crit or [], index, prometheus_file,
              probes, curl)
@@ -177,6 +180,7 @@ def _run(app: Any, fmt: str, wait_for_status: str | None, timeout: str | None, a
     from escli.core.health import State, apply_thresholds, check_many, parse_thresholds, worst
     from escli.durations import parse_duration
     from escli.errors import UsageError
+    from escli.output.formats import write_text
     from escli.output.health_view import render_nagios, render_prometheus, render_table
 
     if wait_for_status is not None and wait_for_status.lower() not in ("green", "yellow"):
@@ -185,7 +189,7 @@ def _run(app: Any, fmt: str, wait_for_status: str | None, timeout: str | None, a
     if timeout is not None:
         seconds = parse_duration(timeout, "--timeout")
     else:
-        global_timeout = app.options.get("timeout")
+        global_timeout = app.options.timeout
         seconds = float(global_timeout) if global_timeout else 30.0
     thresholds = parse_thresholds(warn, crit)
     if thresholds.probe_rules() and not probes.queries:
@@ -201,7 +205,7 @@ def _run(app: Any, fmt: str, wait_for_status: str | None, timeout: str | None, a
     if curl:
         _print_curl(app, targets, wait, seconds, index)
         return
-    checks = run_async(check_many(targets, wait, seconds, index, probes))
+    checks = run_async(check_many(targets, wait, seconds, app.messages, index, probes))
     apply_thresholds(checks, thresholds)
     docs = [c.as_dict() for c in checks]
     if prometheus_file is not None:
@@ -211,25 +215,25 @@ def _run(app: Any, fmt: str, wait_for_status: str | None, timeout: str | None, a
         write_textfile(prometheus_file, render_prometheus(docs))
     code = worst([c.state for c in checks])
     if fmt == "json":
-        import orjson
+        from escli.output.formats import write_json
 
         several = all_clusters or len(targets) > 1  # --all, or -c a -c b: the same shape
         out: Any = {"state": code.name, "code": int(code), "clusters": docs} if several else docs[0]
-        app.stdout.write(orjson.dumps(out, option=orjson.OPT_APPEND_NEWLINE))
+        write_json(app.stdout, out)
     elif fmt == "nagios":
-        app.stdout.write(render_nagios(docs, int(code)).encode("utf-8"))
+        write_text(app.stdout, render_nagios(docs, int(code)))
     elif fmt == "prometheus":
-        app.stdout.write(render_prometheus(docs).encode("utf-8"))
+        write_text(app.stdout, render_prometheus(docs))
     else:
-        app.stdout.write(render_table(docs).encode("utf-8"))
-    app.stdout.flush()
+        write_text(app.stdout, render_table(docs))
     if fmt in ("table", "json"):
         for c in checks:
             if c.error:
                 app.messages.error(f"{c.label or c.url}: {c.error}")
     if code is not State.OK:
-        # SystemExit, not typer.Exit: click returns (rather than raises) Exit outside standalone mode.
-        raise SystemExit(int(code))
+        from escli.errors import Said
+
+        raise Said(int(code), f"health: {code.name}")  # the Nagios state is the exit status
 
 
 def _print_curl(app: Any, targets: list[tuple[str, Any]], wait: str | None, seconds: float,
@@ -238,6 +242,7 @@ def _print_curl(app: Any, targets: list[tuple[str, Any]], wait: str | None, seco
     from escli.core.health import health_params
     from escli.es.curl import auth_note, curl_command
     from escli.es.target import index_path
+    from escli.output.formats import write_text
 
     path = "/_cluster/health" + (index_path(index, "").rstrip("/") if index else "")
     for label, s in targets:
@@ -245,13 +250,13 @@ def _print_curl(app: Any, targets: list[tuple[str, Any]], wait: str | None, seco
             raise s
         lines = [f"# {label}"] if len(targets) > 1 else []
         lines += [*auth_note(s), curl_command(s, "GET", path, params=health_params(wait, seconds, index))]
-        app.stdout.write(("\n".join(lines) + "\n").encode())
+        write_text(app.stdout, "\n".join(lines) + "\n")
 
 
 def _targets(app: Any, all_clusters: bool) -> list[tuple[str, Any]]:
     """(label, Settings or the error that stopped resolving them) for each cluster to check."""
     from escli.errors import UsageError
-    from escli.settings import config_path, load_config, resolve
+    from escli.settings import ENV_CLUSTER, ENV_URL, config_path, load_config, resolve
 
     if not all_clusters:
         s = app.settings
@@ -259,7 +264,7 @@ def _targets(app: Any, all_clusters: bool) -> list[tuple[str, Any]]:
             return [(m.cluster or ",".join(m.urls), m) for m in s.members]
         return [(s.cluster or "", s)]
     o = app.options
-    if o.get("url") or o.get("cluster"):
+    if o.url or o.cluster:
         raise UsageError("--all checks every configured cluster: drop --url/--cluster")
     path = config_path(app.env)
     clusters = (load_config(path).get("clusters") or {})
@@ -269,9 +274,9 @@ def _targets(app: Any, all_clusters: bool) -> list[tuple[str, Any]]:
     out: list[tuple[str, Any]] = []
     for name in names:
         try:
-            s = resolve(cluster=name, ca_certs=o.get("ca_certs"), insecure=bool(o.get("insecure")),
-                        connections=o.get("connections"), quiet=bool(o.get("quiet")), debug=bool(o.get("debug")),
-                        env={k: v for k, v in app.env.items() if k not in ("ESCLI_URL", "ESCLI_CLUSTER")},
+            # every global option holds for each cluster (--max-retries, --timeout, the cache's ...)
+            s = resolve(o.with_(cluster=(name,)),
+                        env={k: v for k, v in app.env.items() if k not in (ENV_URL, ENV_CLUSTER)},
                         prompt_password=False)
             out.append((name, s))
         except UsageError as exc:

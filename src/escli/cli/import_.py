@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
-import orjson
 import typer
 
 from escli.cli.common import app_context, global_options, run_async
+from escli.cli.options import concurrency_option
 
 if TYPE_CHECKING:
-    from escli.core.csv_import import CsvTable
     from escli.core.csv_infer import ColumnType
-    from escli.es.api import Es
 
 
 def register(app: typer.Typer) -> None:
@@ -34,7 +31,7 @@ def import_command(
     mapping: Annotated[Path | None, typer.Option("--mapping", help="JSON mapping (or settings and mappings) to "
                                                  "create the index with")] = None,
     chunk_size: Annotated[int, typer.Option("--chunk-size", min=1, help="Documents per bulk request")] = 1000,
-    concurrency: Annotated[int, typer.Option("--concurrency", "-j", min=1, help="Bulk requests in flight")] = 4,
+    concurrency: Annotated[int, concurrency_option("Bulk requests in flight")] = 4,
     errors: Annotated[Path | None, typer.Option("--errors", help="Write rejected documents and bad lines here "
                                                 "(NDJSON)")] = None,
     refresh: Annotated[bool, typer.Option("--refresh/--no-refresh", help="Refresh the index at the end")] = True,
@@ -52,103 +49,38 @@ def import_command(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the index body (mapping) the import would "
                                           "create and exit, without contacting the cluster")] = False,
 ) -> None:
-    from escli.core.csv_import import open_csv
-    from escli.core.importer import (
-        OP_TYPES,
-        CsvSetup,
-        Doc,
-        ErrorSink,
-        ImportOptions,
-        ImportResult,
-        csv_docs,
-        ensure_index,
-        parse_ndjson,
-        plan_csv,
-        read_mapping_file,
-        run_import,
-    )
-    from escli.errors import InputError, PartialFailure, UsageError
-    from escli.es.connect import open_es
-    from escli.inputs import numbered_lines, open_input, source_name
+    from escli.core.importer import OP_TYPES, ErrorSink, ImportOptions, ImportRequest, Planned, import_file
+    from escli.errors import PartialFailure, UsageError
+    from escli.inputs import source_name
+    from escli.output import import_view
+    from escli.output.formats import summary_wanted
 
     app = app_context(ctx)
-    msgs = app.messages
     fmt = (format or ("csv" if file.removesuffix(".gz").endswith(".csv") else "ndjson")).lower()
     if fmt not in ("ndjson", "csv"):
         raise UsageError(f"--format {format}: choose ndjson or csv")
     if op_type is not None and op_type not in OP_TYPES:
         raise UsageError(f"--op-type {op_type}: choose index or create")
-    source = source_name(file)
-    opts = ImportOptions(index=index, source=source, format=fmt, id_field=id_field, chunk_size=chunk_size,
-                         concurrency=concurrency, refresh=refresh, op_type=op_type)
-    settings = app.one_cluster("import")
-    sink = ErrorSink(errors)
-    shown_bad = 0
-
-    def on_bad(err: InputError) -> None:
-        nonlocal shown_bad
-        shown_bad += 1
-        if shown_bad <= 20:
-            msgs.warn(str(err))
-        elif shown_bad == 21:
-            msgs.warn("more bad lines; see --errors FILE for all of them")
-
     if fmt == "ndjson" and (null or types):
         raise UsageError(f"{'--null' if null else '--types'} applies to CSV input (NDJSON keeps JSON's own types)")
     nulls, overrides = _csv_options(null, types)
-    if dry_run and fmt == "ndjson":
-        body = read_mapping_file(mapping) if mapping else {}
-        msgs.info("NDJSON: values keep their JSON types; fields without a --mapping are mapped by the engine")
-        app.stdout.write(orjson.dumps(body, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE))
-        return
-
-    async def prepare_csv(client: Es | None, table: CsvTable) -> CsvSetup:
-        setup = await plan_csv(client, index, table, nulls, overrides, mapping)
-        if setup.existing and overrides:
-            msgs.warn(f"index {index} exists: its mapping converts the values, --types is not used")
-        return setup
-
-    async def main() -> ImportResult | None:
-        with open_input(file) as fh:
-            docs: Iterator[Doc | InputError]
-            table = open_csv(fh, source) if fmt == "csv" else None
-            if dry_run and table is not None:
-                setup = await prepare_csv(None, table)
-                app.stdout.write(orjson.dumps(setup.create, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE))
-                return None
-            async with open_es(settings, concurrency=concurrency, paced=True, on_pace=msgs.info,
-                               on_warning=msgs.server_warning) as client:
-                if table is not None:
-                    setup = await prepare_csv(client, table)
-                    if setup.create is not None and table.header:  # an empty file creates nothing
-                        await client.create_index(index, setup.create)
-                        typed = ", ".join(f"{c}={t.kind}" for c, t in setup.plan.types.items()
-                                          if c in setup.plan.inferred)
-                        msgs.detail(f"created {index} with guessed types: {typed}")
-                    docs = csv_docs(table, setup.plan, id_field)
-                else:
-                    await ensure_index(client, index, mapping)
-                    docs = parse_ndjson(numbered_lines(fh), source, id_field)
-                with msgs.progress(f"import {index}", total=None) as bar:
-                    return await run_import(client, opts, docs, sink, on_bad, bar.advance)
-
+    opts = ImportOptions(index=index, source=source_name(file), format=fmt, id_field=id_field, chunk_size=chunk_size,
+                         concurrency=concurrency, refresh=refresh, op_type=op_type)
+    req = ImportRequest(opts, file, mapping, nulls, overrides, dry_run)
+    settings = app.one_cluster("import")
+    screen = app.screen
+    bad = import_view.BadLines(screen.ui)
+    sink = ErrorSink(errors)
     try:
-        outcome = run_async(main(), many_requests=True)
+        outcome = run_async(import_file(settings, req, screen.ui, sink, bad), many_requests=True)
     finally:
         sink.close()
-    if outcome is None:
+    if isinstance(outcome, Planned):
+        import_view.show_planned(screen, outcome.body)
         return
-    result = outcome
-    rate = result.imported / result.seconds if result.seconds else 0.0
-    msgs.info(f"imported {result.imported} of {result.read} documents into {index} in {result.seconds:.2f}s "
-              f"({rate:,.0f} docs/s); {result.failed} rejected, {result.bad_lines} bad lines")
-    if app.options.get("output") == "json":
-        app.stdout.write(orjson.dumps(result.as_dict(), option=orjson.OPT_APPEND_NEWLINE))
-    if not result.ok:
-        for line in result.errors_sample:
-            msgs.warn(line)
-        hint = f" (details in {errors})" if errors else " (use --errors FILE to keep them)"
-        raise PartialFailure(f"{result.failed} documents rejected, {result.bad_lines} bad input lines{hint}")
+    import_view.show_result(screen, index, outcome, summary_wanted(app.options.output))
+    if not outcome.ok:
+        raise PartialFailure(import_view.failure(outcome, errors))
 
 
 def _csv_options(null: list[str] | None, types: list[str] | None) -> tuple[frozenset[str], dict[str, ColumnType]]:

@@ -6,40 +6,77 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
-from escli.cli.common import EscliCommand, app_context, global_options, run_async
+from escli.cli.common import app_context, global_options, run_async
+from escli.cli.options import (
+    BatchedReduceSize,
+    MaxConcurrentShardRequests,
+    PreFilterShardSize,
+    Tune,
+    concurrency_option,
+)
 from escli.output.formats import report_format
 
+HELP = ("Measure query latency: percentiles, throughput, service time, took; closed or open loop. "
+        "`escli profile merge RUN.json...` merges runs saved with --save.")
 
-class ProfileCommand(EscliCommand):
-    """`escli profile merge --help` answers with merge's own usage and options (it is an INDEX value to click, so
-    its --help was profile's)."""
+
+class ProfileGroup(TyperGroup):
+    """`escli profile [run] INDEX [TEXT]` and `escli profile merge RUN.json...`: a line that does not start with a
+    subcommand's name is `run`'s (`escli profile products laptop`, `escli profile --queries F`, `escli profile
+    --help`), so an index named merge is profiled as `escli profile run merge`."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        if args[:1] == ["merge"] and any(a in ("--help", "-h") for a in args):
-            formatter = ctx.make_formatter()
-            formatter.write_usage("escli profile merge", "RUN.json... [OPTIONS]")
-            formatter.write_paragraph()
-            formatter.write_text("Merge runs saved with --save (side by side: one per machine or worker) into one "
-                                 "report, exactly: their histograms add. Sends nothing.")
-            rows = [rec for p in self.get_params(ctx) if p.name in MERGE_OPTIONS
-                    and (rec := p.get_help_record(ctx)) is not None]
-            with formatter.section("Options"):
-                formatter.write_dl(rows)
-            typer.echo(formatter.getvalue(), nl=False)
-            ctx.exit()
+        if not args or args[0] not in self.commands:
+            args = ["run", *args]
         return list(super().parse_args(ctx, args))
 
 
-MERGE_OPTIONS = {"format", "percentiles", "fail_if", "save", "compare", "report", "prometheus_file", "plot"}
-
-
 def register(app: typer.Typer) -> None:
-    app.command("profile", cls=ProfileCommand,
-                help="Measure query latency: percentiles, throughput, service time, took; closed or "
-                     "open loop. `escli profile merge RUN.json...` merges runs saved with --save.",
-                # `merge RUN.json...`: the files after the first come as extra arguments
-                context_settings={"allow_extra_args": True})(profile_command)
+    group = typer.Typer(cls=ProfileGroup, help=HELP, rich_markup_mode=None)
+    group.command("run", help=HELP + " `escli profile INDEX` is `escli profile run INDEX`.")(profile_command)
+    group.command("merge", help="Merge runs saved with --save (side by side, e.g. one per machine) into one "
+                                "report; sends nothing.")(merge_command)
+    app.add_typer(group, name="profile", help=HELP)
+
+
+# The report options of a run and of a merge.
+Format = Annotated[str | None, typer.Option(
+    "--format", "-F", metavar="FORMAT", show_default=False,
+    help="table|json [default: table on a terminal, json when piped]")]
+Percentiles = Annotated[str, typer.Option(
+    "--percentiles", "-p", metavar="LIST", help="Comma-separated percentiles; max and min allowed")]
+Save = Annotated[Path | None, typer.Option(
+    "--save", metavar="FILE", help="Write the result as JSON (a baseline for --compare)", show_default=False)]
+Compare = Annotated[Path | None, typer.Option(
+    "--compare", metavar="FILE", help="A result saved with --save: show each figure's change in %",
+    show_default=False)]
+PrometheusFile = Annotated[Path | None, typer.Option(
+    "--prometheus-file", metavar="FILE", help="Also write node_exporter textfile format here (0644)",
+    show_default=False)]
+FailIf = Annotated[list[str] | None, typer.Option(
+    "--fail-if", metavar="EXPR", show_default=False,
+    help="Exit 1 when EXPR holds: p99>200ms, errors>0.1%, throughput<500, ID:p99>50ms (repeatable)")]
+Report = Annotated[Path | None, typer.Option(
+    "--report", metavar="FILE", show_default=False,
+    help="Write a self-contained HTML report: table, percentile distribution, latency and throughput over "
+         "time (with --compare: both runs)")]
+Plot = Annotated[bool, typer.Option(
+    "--plot", help="Draw a compact latency percentile chart on the terminal (stderr when stdout is JSON)")]
+PERCENTILES = "50,90,95,99,99.9,max"
+
+
+@global_options
+def merge_command(
+    ctx: typer.Context,
+    files: Annotated[list[str], typer.Argument(metavar="FILE", help="Runs saved with --save (RUN.json)")],
+    format: Format = None, percentiles: Percentiles = PERCENTILES, save: Save = None, compare: Compare = None,
+    prometheus_file: PrometheusFile = None, fail_if: FailIf = None, report: Report = None, plot: Plot = False,
+) -> None:
+    app = app_context(ctx)
+    fmt = report_format(format, app.options.output, app.stdout_is_tty, ("table", "json"), "profile")
+    _merge_command(app, files, fmt, percentiles, fail_if or [], save, compare, report, prometheus_file, plot)
 
 
 @global_options
@@ -79,55 +116,33 @@ def profile_command(
         "--duration", "-d", metavar="DURATION", help="Measure for this long (30s, 2m)", show_default=False)] = None,
     warmup: Annotated[str, typer.Option(
         "--warmup", metavar="N|DURATION", help="Requests (50) or time (5s) sent first and not counted")] = "10",
-    concurrency: Annotated[int | None, typer.Option(
-        "--concurrency", "-j", min=1, metavar="N", show_default=False,
-        help="Closed loop: workers; open loop: most requests in flight [default: 1 closed, connections open]")
-    ] = None,
+    concurrency: Annotated[int | None, concurrency_option(
+        "Closed loop: workers; open loop: most requests in flight [default: 1 closed, connections open]",
+        show_default=False)] = None,
     rate: Annotated[float | None, typer.Option(
         "--rate", "-r", min=0.001, metavar="PER_SECOND", show_default=False,
         help="Open loop: requests per second on a schedule; latency counts from the intended send time")] = None,
     schedule: Annotated[str, typer.Option(
         "--schedule", metavar="fixed|poisson", help="Open-loop send times: fixed or poisson")] = "fixed",
-    percentiles: Annotated[str, typer.Option(
-        "--percentiles", "-p", metavar="LIST", help="Comma-separated percentiles; max and min allowed")
-    ] = "50,90,95,99,99.9,max",
+    percentiles: Percentiles = PERCENTILES,
     seed: Annotated[int | None, typer.Option(
         "--seed", metavar="N", help="Seed for query choice and Poisson gaps", show_default=False)] = None,
-    format: Annotated[str | None, typer.Option(
-        "--format", "-F", metavar="FORMAT", show_default=False,
-        help="table|json [default: table on a terminal, json when piped]")] = None,
-    save: Annotated[Path | None, typer.Option(
-        "--save", metavar="FILE", help="Write the result as JSON (a baseline for --compare)", show_default=False)
-    ] = None,
-    compare: Annotated[Path | None, typer.Option(
-        "--compare", metavar="FILE", help="A result saved with --save: show each figure's change in %",
-        show_default=False)] = None,
+    format: Format = None,
+    save: Save = None,
+    compare: Compare = None,
     shards: Annotated[bool, typer.Option(
         "--shards", help="Run each query once with the Profile API and show the per-shard breakdown as a tree "
                          "(no load)")] = False,
-    prometheus_file: Annotated[Path | None, typer.Option(
-        "--prometheus-file", metavar="FILE", help="Also write node_exporter textfile format here (0644)",
-        show_default=False)] = None,
-    fail_if: Annotated[list[str] | None, typer.Option(
-        "--fail-if", metavar="EXPR", show_default=False,
-        help="Exit 1 when EXPR holds: p99>200ms, errors>0.1%, throughput<500, ID:p99>50ms (repeatable)")] = None,
-    report: Annotated[Path | None, typer.Option(
-        "--report", metavar="FILE", show_default=False,
-        help="Write a self-contained HTML report: table, percentile distribution, latency and throughput over "
-             "time (with --compare: both runs)")] = None,
-    plot: Annotated[bool, typer.Option(
-        "--plot", help="Draw a compact latency percentile chart on the terminal (stderr when stdout is JSON)")
-    ] = False,
-    tune: Annotated[str | None, typer.Option("--tune", metavar="throughput|latency", show_default=False,
-                                             help="A search preset (as escli search --tune), for every query")] = None,
+    prometheus_file: PrometheusFile = None,
+    fail_if: FailIf = None,
+    report: Report = None,
+    plot: Plot = False,
+    tune: Tune = None,
     stored_fields: Annotated[list[str] | None, typer.Option(
         "--stored-fields", metavar="FIELDS", show_default=False, help="Stored fields instead of _source")] = None,
-    batched_reduce_size: Annotated[int | None, typer.Option(
-        "--batched-reduce-size", min=2, metavar="N", show_default=False, help="As escli search")] = None,
-    pre_filter_shard_size: Annotated[int | None, typer.Option(
-        "--pre-filter-shard-size", min=1, metavar="N", show_default=False, help="As escli search")] = None,
-    max_concurrent_shard_requests: Annotated[int | None, typer.Option(
-        "--max-concurrent-shard-requests", min=1, metavar="N", show_default=False, help="As escli search")] = None,
+    batched_reduce_size: BatchedReduceSize = None,
+    pre_filter_shard_size: PreFilterShardSize = None,
+    max_concurrent_shard_requests: MaxConcurrentShardRequests = None,
 ) -> None:
     from escli.core.profile import (
         SCHEDULES,
@@ -148,22 +163,7 @@ def profile_command(
 
     app = app_context(ctx)
     msgs = app.messages
-    fmt = report_format(format, app.options.get("output"), app.stdout_is_tty, ("table", "json"), "profile")
-    if index == "merge":  # escli profile merge RUN.json...
-        files = [f for f in (text, *ctx.args) if f is not None]
-        given = [name for name, v in (("--queries", queries), ("--slowlog", slowlog), ("--rate", rate),
-                                      ("--iterations", iterations), ("--duration", duration),
-                                      ("--concurrency", concurrency), ("--find-max", find_max or None),
-                                      ("--repeat", None if repeat == 1 else repeat),
-                                      ("--workers", None if workers == "1" else workers)) if v is not None]
-        if given:
-            raise UsageError(f"{given[0]}: `profile merge` merges saved runs and sends nothing")
-        if not files:
-            raise UsageError("profile merge: give the RUN.json files saved with --save")
-        _merge_command(app, files, fmt, percentiles, fail_if or [], save, compare, report, prometheus_file, plot)
-        return
-    if ctx.args:
-        raise UsageError(f"unexpected argument {ctx.args[0]!r}")
+    fmt = report_format(format, app.options.output, app.stdout_is_tty, ("table", "json"), "profile")
     sources = [name for name, v in (("INDEX/TEXT", index), ("--queries", queries), ("--slowlog", slowlog))
                if v is not None]
     if len(sources) > 1:
@@ -238,18 +238,18 @@ def profile_command(
 
     if shards:
         async def run_shards() -> list[dict[str, Any]]:
-            async with open_es(settings, on_warning=msgs.server_warning) as client:
+            async with open_es(settings, msgs) as client:
                 return await shard_profiles(client, workload)
 
         profiles = run_async(run_shards())
-        if fmt == "json":
-            import orjson
+        from escli.output.formats import write_json, write_text
 
-            app.stdout.write(orjson.dumps({"profiles": profiles}, option=orjson.OPT_APPEND_NEWLINE))
+        if fmt == "json":
+            write_json(app.stdout, {"profiles": profiles})
         else:
             from escli.output.profile_view import render_shards
 
-            app.stdout.write(render_shards(profiles).encode("utf-8"))
+            write_text(app.stdout, render_shards(profiles))
         return
 
     def run_once(o: ProfileOptions) -> ProfileResult:
@@ -261,11 +261,11 @@ def profile_command(
             from escli.core.profile_workers import run_in_workers
 
             with msgs.progress("profile", total=o.iterations) as bar:
-                return run_in_workers(settings, workload, o, nworkers, bar.advance)
+                return run_in_workers(settings, workload, o, nworkers, msgs, bar.advance)
 
         async def main() -> ProfileResult:
             # the preflight and the load, on the seam's timed send (Es.send_once); never paced
-            async with open_es(settings, concurrency=o.concurrency, on_warning=msgs.server_warning) as client:
+            async with open_es(settings, msgs, concurrency=o.concurrency) as client:
                 with msgs.progress("profile", total=o.iterations) as bar:
                     return await run_profile(client, workload, o, bar.advance)
 
@@ -350,8 +350,9 @@ def _emit(app: Any, doc: dict[str, Any], state: dict[str, Any], fmt: str, baseli
     import orjson
 
     from escli.core.profile import compare_profiles, nothing_measured
-    from escli.errors import PartialFailure
+    from escli.errors import ExitCode, PartialFailure, Said
     from escli.files import write_private
+    from escli.output.formats import write_json, write_text
 
     msgs = app.messages
     deltas = compare_profiles(doc, baseline) if baseline is not None else None
@@ -370,11 +371,11 @@ def _emit(app: Any, doc: dict[str, Any], state: dict[str, Any], fmt: str, baseli
         msgs.info(f"report: {report}")
     if fmt == "json":
         out = {**doc, "compare": deltas} if deltas is not None else doc
-        app.stdout.write(orjson.dumps(out, option=orjson.OPT_APPEND_NEWLINE))
+        write_json(app.stdout, out)
     else:
         from escli.output.profile_view import render_profile
 
-        app.stdout.write(render_profile(doc, deltas).encode("utf-8"))
+        write_text(app.stdout, render_profile(doc, deltas))
     if plot:
         from escli.output.plot import percentile_plot
 
@@ -382,8 +383,7 @@ def _emit(app: Any, doc: dict[str, Any], state: dict[str, Any], fmt: str, baseli
         if fmt == "json":  # stdout is for the JSON document
             app.stderr.write(chart)
         else:
-            app.stdout.write(chart.encode("utf-8"))
-    app.stdout.flush()
+            write_text(app.stdout, chart)
     if interrupted:
         raise KeyboardInterrupt
     if (empty := nothing_measured(doc)) is not None:
@@ -391,14 +391,14 @@ def _emit(app: Any, doc: dict[str, Any], state: dict[str, Any], fmt: str, baseli
     failed = [g for g in doc.get("gates") or [] if not g["passed"]]
     overall = doc["overall"]
     if doc.get("max_rate") is None and "steps" in doc:
-        raise SystemExit(1)  # find-max: no rate held the gates (said on stderr)
+        raise Said(ExitCode.PARTIAL, "find-max: no rate held the gates")  # said on stderr
     if failed:
         from escli.output.profile_view import breach_line
 
         for g in failed:  # one line per breach, even with -q: it is why the exit code is 1
             app.stderr.write(f"escli: fail-if: {breach_line(g)}\n")
         if not overall["errors"]:
-            raise SystemExit(1)
+            raise Said(ExitCode.PARTIAL, f"fail-if: {len(failed)} gate(s) failed")
     if overall["errors"]:
         errs = ", ".join(f"{k} ({v})" for k, v in sorted(overall["errors"].items()))
         raise PartialFailure(f"{sum(overall['errors'].values())} of {overall['requests']} requests failed: {errs}")

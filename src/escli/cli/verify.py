@@ -60,7 +60,7 @@ def verify_command(
     parts = parse_partition(partition)
     if parts is not None and combine:
         raise UsageError("--partition and --combine: run each partition with --partition, then --combine them")
-    fmt = report_format(None, app.options.get("output"), app.stdout_is_tty, ("table", "json"), "verify")
+    fmt = report_format(None, app.options.output, app.stdout_is_tty, ("table", "json"), "verify")
     rename = Rename(dest=dest, prefix=prefix, suffix=suffix)
     query_clause = {"query_string": {"query": query}} if query else None
     readers = _slices(slices)
@@ -75,10 +75,8 @@ def verify_command(
         from escli.es.connect import open_es
 
         concurrency = readers or AUTO_READERS
-        async with open_es(source_settings, concurrency=concurrency, paced=True, on_pace=msgs.info,
-                           on_warning=msgs.server_warning) as src, \
-                open_es(target_settings, concurrency=concurrency, paced=True, on_pace=msgs.info,
-                        on_warning=msgs.server_warning) as dst:
+        async with open_es(source_settings, msgs, concurrency=concurrency, paced=True) as src, \
+                open_es(target_settings, msgs, concurrency=concurrency, paced=True) as dst:
             pairs = await resolve_pairs(src, source, rename)
             with msgs.progress(f"verify {source}", total=None) as bar:
                 if parts is not None:

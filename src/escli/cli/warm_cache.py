@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from escli.cli.common import app_context, global_options, run_async
+from escli.cli.options import concurrency_option
 
 MAX_SHOWN_PROBLEMS = 20
 
@@ -34,19 +35,14 @@ def warm_cache_command(
                                                     "(0: only missing and expired ones)")] = "0",
     request_cache: Annotated[bool, typer.Option("--request-cache", help="Also warm Elasticsearch's shard request "
                                                                         "cache (request_cache=true)")] = False,
-    concurrency: Annotated[int, typer.Option("--concurrency", "-j", min=1, metavar="N", max=256,
-                                             help="Requests in flight")] = 4,
+    concurrency: Annotated[int, concurrency_option("Requests in flight")] = 4,
 ) -> None:
-    import orjson
 
-    from escli.cache import open_cache
-    from escli.core.search import cache_identity
-    from escli.core.warm import Problem, WarmLock, WarmOptions, WarmResult, run_failure, warm_cache
+    from escli.core.warm import Problem, WarmLock, WarmOptions, WarmResult, run_failure, warm_file
     from escli.durations import parse_duration
     from escli.errors import InputError, PartialFailure, UsageError
-    from escli.es.connect import open_es
-    from escli.es.queries import aread_queries
-    from escli.inputs import anumbered_lines, open_input, source_name
+    from escli.inputs import source_name
+    from escli.output.formats import write_json
 
     app = app_context(ctx)
     msgs = app.messages
@@ -63,8 +59,7 @@ def warm_cache_command(
     result = WarmResult()
 
     def summary(**extra: object) -> None:
-        app.stdout.write(orjson.dumps({**result.as_dict(), **extra}, option=orjson.OPT_APPEND_NEWLINE))
-        app.stdout.flush()
+        write_json(app.stdout, {**result.as_dict(), **extra})
 
     lock = WarmLock(settings.cache_dir, source)
     if not lock.acquire():
@@ -86,25 +81,8 @@ def warm_cache_command(
         elif shown == MAX_SHOWN_PROBLEMS + 1:
             msgs.error("more problems; the summary counts them all")
 
-    async def main() -> None:
-        with open_input(file) as fh:
-            queries = aread_queries(anumbered_lines(fh, source), source)
-            # memory in front of disk (and the shared level, when configured): a query repeated in the file is
-            # found fresh in memory
-            cache = open_cache(settings, warn=msgs.warn, memory=True)
-            try:
-                async with open_es(settings, concurrency=concurrency, paced=True, on_pace=msgs.info,
-                                   on_warning=msgs.server_warning) as client:
-                    # entries are keyed by the product too, as `escli search` looks them up (cache/product.py)
-                    identity = await cache_identity(client, settings)
-                    with msgs.progress("warm-cache", total=None) as bar:
-                        await warm_cache(client, cache, identity, queries, opts, source, on_problem,
-                                         bar.advance, result)
-            finally:
-                cache.close()
-
     try:
-        run_async(main(), many_requests=True)
+        run_async(warm_file(settings, file, opts, msgs, on_problem, result), many_requests=True)
     except UsageError:
         raise  # a missing file or bad option: nothing ran, no summary
     except BaseException as exc:

@@ -224,7 +224,7 @@ class _Run:
     def __init__(self, client: Es, opts: BatchOptions, stats: BatchStats,
                  on_bad: Callable[[InputError], None], memo: Memo | None = None) -> None:
         from escli.es.routing import RoutedTransport
-        from escli.settings import FAN_OUT
+        from escli.strategies import FAN_OUT
 
         self.client = client
         self.policy = client.retry_policy

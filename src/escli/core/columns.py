@@ -32,9 +32,8 @@ def csv_header(mapping_response: Mapping[str, Any],
     """CSV columns for an export without --fields, from a `GET INDEX/_mapping` answer (one or more indices).
 
     First the columns of the imported file, in the file's order (from `_meta`); then every leaf field that only
-    the mapping knows, in mapping order (`leaves` lists them from `properties`: output.flatten.mapping_columns,
-    passed in because core does not import output). Indices are read in name order, so a pattern gives a stable
-    header.
+    the mapping knows, in mapping order (`leaves` lists them from `properties`: mapping_columns). Indices are
+    read in name order, so a pattern gives a stable header.
     """
     ordered: dict[str, None] = {}
     rest: dict[str, None] = {}
@@ -80,3 +79,34 @@ def mapped_types(mapping_response: Mapping[str, Any]) -> dict[str, set[str]]:
         if isinstance(props, Mapping):
             walk(props, "")
     return out
+
+
+def mapping_columns(properties: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Leaf field names of an index mapping's `properties`, dotted, in mapping order (sub-fields skipped)."""
+    cols: list[str] = []
+    for name, spec in properties.items():
+        if isinstance(spec, Mapping) and "properties" in spec and spec.get("type") in (None, "object"):
+            cols.extend(mapping_columns(spec["properties"], f"{prefix}{name}."))
+        else:
+            cols.append(f"{prefix}{name}")
+    return cols
+
+
+def expand_fields(fields: list[str], mapped: list[str]) -> list[str]:
+    """CSV columns for --fields: an object field or a pattern becomes the mapped leaves under it, in order;
+    a field the mapping does not know stays a column of its own."""
+    from fnmatch import fnmatchcase
+
+    columns: dict[str, None] = {}
+    for f in fields:
+        leaves = [c for c in mapped if c == f or c.startswith(f + ".") or ("*" in f and fnmatchcase(c, f))]
+        columns.update(dict.fromkeys(leaves or [f]))
+    return list(columns)
+
+
+def choose_columns(mapping_response: Mapping[str, Any], fields: list[str] | None) -> list[str]:
+    """The CSV header of export and of search -o csv, chosen in this one place: an imported CSV file's columns
+    first, in the file's order (the mapping's `_meta`), then the leaves only the mapping knows, of every index
+    named; narrowed by --fields."""
+    seen = csv_header(mapping_response, mapping_columns)
+    return expand_fields(fields, seen) if fields else seen

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
@@ -27,6 +26,7 @@ if TYPE_CHECKING:
     from escli.es.api import Es
     from escli.es.queries import QuerySpec
     from escli.settings import Settings
+    from escli.ui import UI
 
 
 class State(IntEnum):
@@ -389,8 +389,7 @@ async def _probe_once(client: Es, index: str, body: bytes, params: dict[str, str
 
 
 async def check_settings(settings: Settings, label: str, wait_for_status: str | None, timeout: float,
-                         index: str | None = None, probes: Probes | None = None,
-                         on_warning: Callable[[str], None] | None = None) -> ClusterHealth:
+                         ui: UI, index: str | None = None, probes: Probes | None = None) -> ClusterHealth:
     """A check with its own transport: each request, its retries (the one policy, --max-retries) included, ends
     within the check's timeout."""
     from escli.es.connect import open_es
@@ -398,21 +397,22 @@ async def check_settings(settings: Settings, label: str, wait_for_status: str | 
     s = settings.with_(timeout=timeout)
     url = ",".join(s.urls) if not s.credentials.cloud_id else "cloud"
     try:
-        async with open_es(s, on_warning=on_warning) as es:
+        async with open_es(s, ui) as es:
             return await check(es, label, url, wait_for_status, timeout, index, probes)
     except Exception as exc:  # making the client failed (bad CA file, ...): still an answer
         return ClusterHealth(label=label, url=url, error=one_line(exc))
 
 
 async def check_many(targets: list[tuple[str, Settings | Exception]], wait_for_status: str | None,
-                     timeout: float, index: str | None = None, probes: Probes | None = None) -> list[ClusterHealth]:
+                     timeout: float, ui: UI, index: str | None = None,
+                     probes: Probes | None = None) -> list[ClusterHealth]:
     """Every target at once (each with its own probes); a target whose settings could not be resolved is UNKNOWN
     with the reason."""
 
     async def one(label: str, s: Settings | Exception) -> ClusterHealth:
         if isinstance(s, Exception):
             return ClusterHealth(label=label, url="", error=one_line(s))
-        return await check_settings(s, label, wait_for_status, timeout, index, probes)
+        return await check_settings(s, label, wait_for_status, timeout, ui, index, probes)
 
     return list(await asyncio.gather(*(one(label, s) for label, s in targets)))
 

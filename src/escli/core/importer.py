@@ -31,6 +31,8 @@ from escli.es.retry import RETRY_ON_STATUS
 
 if TYPE_CHECKING:
     from escli.es.api import Es
+    from escli.settings import Settings
+    from escli.ui import UI
 
 MAX_CHUNK_BYTES = 8 * 1024 * 1024
 OP_TYPES = ("index", "create")
@@ -428,3 +430,64 @@ async def send_chunk(client: Es, opts: ImportOptions, op: OpType, chunk: list[Pe
             # Items refused inside a 200 (a full write queue, a mapping that is still settling): the one policy's
             # pause (es/retry.py), as for requests.
             await asyncio.sleep(client.retry_policy.delay(attempt))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# `escli import`'s use case: a file (NDJSON or CSV) into an index, or with --dry-run the index body it would create
+
+
+@dataclass(frozen=True)
+class ImportRequest:
+    opts: ImportOptions
+    file: str  # a path, or - for stdin
+    mapping: Path | None = None
+    nulls: frozenset[str] = frozenset([""])  # CSV cells meaning no value
+    overrides: Mapping[str, ColumnType] | None = None  # CSV --types
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class Planned:
+    """--dry-run: the index body the import would create (NDJSON: the --mapping file's, or nothing)."""
+
+    body: dict[str, Any] | None
+
+
+async def import_file(settings: Settings, req: ImportRequest, ui: UI, sink: ErrorSink,
+                      on_bad: Callable[[InputError], None]) -> ImportResult | Planned:
+    """Open the input, plan the index (CSV: the guessed or given types; NDJSON: the --mapping file), create it
+    when missing, and stream the documents in by bulk; with --dry-run, the plan only, and nothing sent."""
+    from escli.core.csv_import import open_csv
+    from escli.es.connect import open_es
+    from escli.inputs import numbered_lines, open_input
+
+    opts = req.opts
+    if req.dry_run and opts.format == "ndjson":
+        ui.info("NDJSON: values keep their JSON types; fields without a --mapping are mapped by the engine")
+        return Planned(read_mapping_file(req.mapping) if req.mapping else {})
+
+    async def prepare_csv(client: Es | None, table: CsvTable) -> CsvSetup:
+        setup = await plan_csv(client, opts.index, table, req.nulls, dict(req.overrides or {}), req.mapping)
+        if setup.existing and req.overrides:
+            ui.warn(f"index {opts.index} exists: its mapping converts the values, --types is not used")
+        return setup
+
+    with open_input(req.file) as fh:
+        docs: Iterator[Doc | InputError]
+        table = open_csv(fh, opts.source) if opts.format == "csv" else None
+        if req.dry_run and table is not None:
+            return Planned((await prepare_csv(None, table)).create)
+        async with open_es(settings, ui, concurrency=opts.concurrency, paced=True) as client:
+            if table is not None:
+                setup = await prepare_csv(client, table)
+                if setup.create is not None and table.header:  # an empty file creates nothing
+                    await client.create_index(opts.index, setup.create)
+                    typed = ", ".join(f"{c}={t.kind}" for c, t in setup.plan.types.items()
+                                      if c in setup.plan.inferred)
+                    ui.detail(f"created {opts.index} with guessed types: {typed}")
+                docs = csv_docs(table, setup.plan, opts.id_field)
+            else:
+                await ensure_index(client, opts.index, req.mapping)
+                docs = parse_ndjson(numbered_lines(fh), opts.source, opts.id_field)
+            with ui.progress(f"import {opts.index}", total=None) as bar:
+                return await run_import(client, opts, docs, sink, on_bad, bar.advance)

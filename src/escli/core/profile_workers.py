@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from escli.core.profile import ProfileOptions, ProfileResult, Warmup, preflight, prepare, run_profile
+from escli.core.profile import ProfileOptions, ProfileResult, Warmup, encode_query, preflight, run_profile
 from escli.profiler import RequestStats
 
 if TYPE_CHECKING:
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
     from escli.es.queries import QuerySpec
     from escli.settings import Settings
+    from escli.ui import UI
 
 PROGRESS_EVERY = 0.2  # seconds between a worker's progress reports: a shared counter per request would cost more
 START_MARGIN = 0.05  # the common start is this far after the last worker is ready: every one is asleep by then
@@ -108,12 +109,44 @@ async def _worker_main(settings: Settings, queries: Sequence[QuerySpec], opts: P
             await asyncio.sleep(0.005)
         await asyncio.sleep(max(start.value - time.perf_counter(), 0.0))
 
-    async with open_es(settings, concurrency=opts.concurrency) as client:
+    async with open_es(settings, _WorkerUI(conn), concurrency=opts.concurrency) as client:
         result = await run_profile(client, queries, opts, on_progress, check_first=False,
                                    before_start=wait_for_start)
     with progress.get_lock():
         progress.value += pending
     return result.state()
+
+
+class _WorkerUI:
+    """A worker's UI: the server's warnings go to the parent, which shows each text once for the whole run;
+    nothing else is said from a worker."""
+
+    def __init__(self, conn: Connection) -> None:
+        from escli.ui import SILENT
+
+        self.conn = conn
+        self.verbose = 0
+        self.error = self.warn = self.info = self.detail = SILENT.info
+        self.progress = SILENT.progress
+
+    def server_warning(self, text: str) -> None:
+        self.conn.send(("warning", text))
+
+
+class _OnceUI:
+    """The parent's UI, each server warning once: the preflight and every worker hear the same texts."""
+
+    def __init__(self, ui: UI) -> None:
+        self.seen: set[str] = set()
+        self.server_warnings = ui.server_warning
+        self.verbose = ui.verbose
+        self.error, self.warn, self.info, self.detail, self.progress = ui.error, ui.warn, ui.info, ui.detail, \
+            ui.progress
+
+    def server_warning(self, text: str) -> None:
+        if text not in self.seen:
+            self.seen.add(text)
+            self.server_warnings(text)
 
 
 def worker_entry(settings: Settings, queries: Sequence[QuerySpec], opts: ProfileOptions, conn: Connection,
@@ -138,7 +171,7 @@ def worker_entry(settings: Settings, queries: Sequence[QuerySpec], opts: Profile
         conn.close()
 
 
-def run_in_workers(settings: Settings, queries: Sequence[QuerySpec], opts: ProfileOptions, workers: int,
+def run_in_workers(settings: Settings, queries: Sequence[QuerySpec], opts: ProfileOptions, workers: int, ui: UI,
                    on_progress: Callable[[int], None] = lambda n: None) -> ProfileResult:
     """The whole run in `workers` processes, merged; Ctrl-C (KeyboardInterrupt here) stops every worker and the
     result says `interrupted`. A worker's error is raised here once every worker has stopped."""
@@ -147,9 +180,11 @@ def run_in_workers(settings: Settings, queries: Sequence[QuerySpec], opts: Profi
 
     from escli.es.connect import open_es
 
+    once = _OnceUI(ui)
+
     async def check() -> None:  # each query once, here, before any worker starts (they skip it)
-        async with open_es(settings) as client:
-            await preflight(client, [prepare(q) for q in queries])
+        async with open_es(settings, once) as client:
+            await preflight(client, [encode_query(q) for q in queries])
 
     asyncio.run(check())
     ctx = mp.get_context("spawn")
@@ -204,6 +239,9 @@ def run_in_workers(settings: Settings, queries: Sequence[QuerySpec], opts: Profi
                         kind, payload = c.recv()
                     except EOFError:  # gone without a word (killed): nothing of it to merge
                         kind, payload = "interrupted", None
+                    if kind == "warning":
+                        once.server_warning(payload)
+                        continue
                     if kind == "ready":
                         ready.add(k)
                         if len(ready) == workers and not stopping:

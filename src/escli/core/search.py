@@ -20,8 +20,8 @@ defer_store=False) -> SearchOutcome`:
 - otherwise the response is stored for `ttl` seconds, tagged with the index (for `escli cache clear --index`).
   With `defer_store=True` nothing is written: call `store(cache, outcome, ttl)` once the result is out, to keep
   the cache write (diskcache's p99 is in ms) off the latency path.
-Errors are escli's (RefusedError, UnreachableError, raised by the transport): nothing is retried here; wrap the
-call in `escli.es.retry.with_backoff`.
+Errors are escli's (RefusedError, UnreachableError, raised by the transport, which has already retried them by
+the one policy of es/retry.py): nothing is retried here.
 
 `lookup(cache, identity, index, body, params, *, force=False) -> SearchOutcome | None` is the read half, usable
 before any client exists: this module does not import elasticsearch, so a hit costs no client import at all.
@@ -33,7 +33,7 @@ Nothing here prints.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -44,7 +44,9 @@ from escli.es.queries import param_text
 
 if TYPE_CHECKING:
     from escli.es.api import Es
+    from escli.es.query_builder import BuiltSearch
     from escli.settings import Settings
+    from escli.ui import UI
 
 CACHE_OFF = "the cache is off (--no-cache)"
 FANOUT_FAILED = "a cluster of the fan-out failed"
@@ -55,6 +57,7 @@ def bypass_note(reason: str | None) -> str:
     `now` range, a custom preference), not when the user turned the cache off or a fan-out lost a cluster."""
     advice = "" if reason in (CACHE_OFF, FANOUT_FAILED) else " (--cache to cache it anyway)"
     return f"cache bypass: {reason}{advice}"
+
 
 @dataclass(frozen=True)
 class SearchOutcome:
@@ -161,7 +164,7 @@ async def routed_search(es: Es, index: str, body: Mapping[str, Any], params: Map
                         request_timeout: float | None = None) -> tuple[dict[str, Any], bytes, dict[str, Any]]:
     """es_search plus what the `_escli` block says about several clusters: who answered, or (fan-out) each
     cluster's took, total and error. One cluster: an empty dict."""
-    from escli.settings import FAN_OUT
+    from escli.strategies import FAN_OUT
 
     text_params = {k: param_text(v) for k, v in params.items()} or None
     from escli.es.routing import CLUSTER_HEADER, RoutedTransport
@@ -269,3 +272,115 @@ class Memo:
 
     def put(self, key: str, response: dict[str, Any], index: str, raw: bytes | None = None) -> None:
         self.cache.set(key, raw if raw is not None else orjson.dumps(response), self.ttl, index)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# `escli search`'s use case: the cache and product flow, the answer shown, then stored
+
+CSV_COLUMNS = ":csv-columns"  # the cache key of a CSV search's columns: the answer's key plus this
+
+
+@dataclass(frozen=True, eq=False, repr=False)  # fewer generated methods: defined on every search's start-up
+class SearchRequest:
+    """One `escli search`: what to send (a BuiltSearch), how the cache takes part, and whether a CSV of the hits
+    wants the index mapping's columns (`mapping_columns`: -o csv without --fields)."""
+
+    built: BuiltSearch
+    ttl: float
+    force: bool = False  # --cache: cache even what is bypassed by default
+    mapping_columns: bool = False
+
+
+Show = Callable[[SearchOutcome, "list[str] | None"], None]
+
+
+def run_search(settings: Settings, req: SearchRequest, ui: UI, show: Show) -> SearchOutcome:
+    """Look the search up in the cache levels before any client exists (a hit imports no client and sends
+    nothing), else ask the cluster; hand the outcome and the CSV columns to `show`, then store a miss (the cache
+    write stays off the time to the first byte out).
+
+    The key includes the product; before any request only the memo can say which (cache/product.py). With none
+    (a fresh machine sharing a Redis level, a cleared cache directory) an entry keyed by either product was stored
+    from an answer of that product, so either may serve."""
+    from escli.cache import open_cache
+    from escli.cache.product import PRODUCTS, product_identity, remembered_product
+
+    built = req.built
+    cache = open_cache(settings, warn=ui.warn)
+    try:
+        product = remembered_product(settings) if cache.enabled else None
+        outcome = None
+        for candidate in (product,) if product else PRODUCTS if cache.enabled else ():
+            outcome = lookup(cache, product_identity(settings.identity, candidate), built.index, built.body,
+                             built.params, force=req.force)
+            if outcome is not None:
+                break
+        if outcome is None:
+            import asyncio  # only now: a hit sends nothing, and asyncio's import is ~30 ms of its run
+
+            outcome = asyncio.run(_ask(settings, cache, req, ui, product))
+        show(outcome, _csv_columns(settings, cache, req, outcome, ui) if req.mapping_columns else None)
+        if outcome.status == "miss":
+            store(cache, outcome, req.ttl)
+    finally:
+        cache.close()
+    return outcome
+
+
+async def _ask(settings: Settings, cache: Cache, req: SearchRequest, ui: UI, product: str | None) -> SearchOutcome:
+    from escli.cache.product import product_identity, remember_product
+    from escli.es.connect import open_es
+
+    built = req.built
+    # The transport retries by the one policy (es/retry.py), pauses included, within --timeout.
+    async with open_es(settings, ui) as es:
+        es.expect(product)
+        identity = product_identity(settings.identity, product or "unknown")  # re-keyed below once known
+        outcome = await search_with_cache(es, cache, identity, built.index, built.body, built.params, req.ttl,
+                                          force=req.force, refresh=True, defer_store=True)
+        if not cache.enabled:
+            return outcome
+        # Known from the answer (Elasticsearch's header, or OpenSearch as remembered); a `GET /` only for the
+        # first search of an identity on OpenSearch, or when the answer contradicts the memo.
+        answered = es.known_product or await es.product()
+        remember_product(settings, answered.name)
+        if answered.name != product:  # first search, or the server changed product: key by what answered
+            outcome = rekey(outcome, product_identity(settings.identity, answered.name), built.body, built.params)
+        return outcome
+
+
+def _csv_columns(settings: Settings, cache: Cache, req: SearchRequest, outcome: SearchOutcome,
+                 ui: UI) -> list[str] | None:
+    """The fields after _id and _score of a CSV of hits: the index mapping's (as export chooses them), so that
+    every search on an index has one header and CSV files of several searches append. What the request itself
+    narrows (--source, --stored-fields) and a CSV of aggregation rows keep their own columns (None). The
+    mapping's columns are cached beside the answer (same key plus a suffix, same index, as long as it lives), so
+    a hit asks the cluster nothing."""
+    built = req.built
+    if (outcome.response.get("aggregations") or "_source" in built.body or "stored_fields" in built.body
+            or "stored_fields" in built.params):
+        return None
+    import contextlib
+
+    key = f"{outcome.key}{CSV_COLUMNS}" if outcome.key and outcome.status != "bypass" else None
+    entry = cache.get(key) if key is not None and outcome.cache_hit else None
+    if entry is not None:
+        with contextlib.suppress(orjson.JSONDecodeError, AttributeError):
+            cached = orjson.loads(entry.value).get("columns")  # an object: every cache level holds JSON objects
+            if isinstance(cached, list) and all(isinstance(c, str) for c in cached):
+                return [str(c) for c in cached]
+    import asyncio
+
+    from escli.core.columns import choose_columns
+    from escli.es.connect import open_es
+
+    async def read() -> dict[str, Any]:
+        async with open_es(settings, ui) as es:
+            return await es.mapping(built.index)
+
+    columns = choose_columns(asyncio.run(read()), None)
+    if key is not None:
+        left = outcome.expires_at - time.time() if outcome.cache_hit and outcome.expires_at else req.ttl
+        if left > 0:
+            cache.set(key, orjson.dumps({"columns": columns}), left, outcome.index or built.index)
+    return columns

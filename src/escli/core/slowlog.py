@@ -39,7 +39,7 @@ from escli.es.queries import QuerySpec
 
 SOURCE = "elasticsearch.slowlog.source"
 MESSAGE = "elasticsearch.slowlog.message"
-_SHARD = re.compile(r"^\[(?P<index>.+)\]\[(?P<shard>\d+)\]$")
+_SHARD = re.compile(r"^\[(?P<index>.+)\]\[(?P<shard>\d+)\]$", re.ASCII)
 
 
 @dataclass

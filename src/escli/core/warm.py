@@ -33,6 +33,8 @@ from escli.es.queries import QuerySpec
 if TYPE_CHECKING:
     from escli.cache import Cache
     from escli.es.api import Es
+    from escli.settings import Settings
+    from escli.ui import UI
 
 
 @dataclass(frozen=True)
@@ -235,3 +237,28 @@ def run_failure(exc: BaseException) -> dict[str, object]:
     if isinstance(exc, KeyboardInterrupt):
         return {"error": "interrupted", "exit": 130}
     return {"error": one_line(exc), "exit": int(exit_code_for(exc))}
+
+
+async def warm_file(settings: Settings, file: str, opts: WarmOptions, ui: UI,
+                    on_problem: Callable[[Problem | InputError], None], result: WarmResult) -> None:
+    """`escli warm-cache FILE`'s use case: the query file (or - for stdin) replayed into the cache levels, memory
+    in front of disk (and the shared level, when configured), so that a query repeated in the file is found fresh
+    in memory; entries are keyed by the product too, as `escli search` looks them up (cache/product.py)."""
+    from escli.cache import open_cache
+    from escli.core.search import cache_identity
+    from escli.es.connect import open_es
+    from escli.es.queries import aread_queries
+    from escli.inputs import anumbered_lines, open_input, source_name
+
+    source = source_name(file)
+    with open_input(file) as fh:
+        queries = aread_queries(anumbered_lines(fh, source), source)
+        cache = open_cache(settings, warn=ui.warn, memory=True)
+        try:
+            async with open_es(settings, ui, concurrency=opts.concurrency, paced=True) as client:
+                identity = await cache_identity(client, settings)
+                with ui.progress("warm-cache", total=None) as bar:
+                    await warm_cache(client, cache, identity, queries, opts, source, on_problem, bar.advance,
+                                     result)
+        finally:
+            cache.close()

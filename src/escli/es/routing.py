@@ -30,7 +30,7 @@ from escli.es.pace import Pace
 from escli.es.retry import NO_RETRY, OnRetry, RetryPolicy, retrying
 from escli.es.target import JSON
 from escli.es.transport import Answer, HttpTransport, Response, TransportStats, response
-from escli.settings import FAILOVER, FAN_OUT, ROUND_ROBIN
+from escli.strategies import FAILOVER, FAN_OUT, ROUND_ROBIN
 
 CLUSTER_HEADER = "x-escli-cluster"
 BACKOFF_BASE = 1.0  # seconds a member stays down after its first failure; doubles per failure in a row

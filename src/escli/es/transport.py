@@ -37,7 +37,7 @@ from escli.es.wire import Answer, BrokenAnswer, Connection, Pool, TooLarge
 __all__ = ["JSON", "NDJSON", "Answer", "HttpTransport", "Prepared", "Response", "Transport", "TransportStats"]
 
 SNIFF_MIN_INTERVAL = 10.0  # seconds between two sniffs after node failures
-_WARNING_TEXT = re.compile(r'^\s*\d{3}\s+\S+\s+"((?:[^"\\]|\\.)*)"')
+_WARNING_TEXT = re.compile(r'^\s*\d{3}\s+\S+\s+"((?:[^"\\]|\\.)*)"', re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)

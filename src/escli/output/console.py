@@ -13,6 +13,16 @@ from types import TracebackType
 from typing import IO, Any
 
 
+class Screen:
+    """Where a command's result goes: its stdout, its UI on stderr, whether stdout is a terminal, and whether it
+    may be styled (a terminal, and no NO_COLOR). A plain class: a dataclass costs every run its generated code."""
+
+    __slots__ = ("color", "out", "tty", "ui")
+
+    def __init__(self, out: IO[bytes], ui: Messages, tty: bool, color: bool) -> None:
+        self.out, self.ui, self.tty, self.color = out, ui, tty, color
+
+
 @dataclass
 class Messages:
     err: IO[str] = field(default_factory=lambda: sys.stderr)

@@ -523,3 +523,17 @@ def sha256_of(path: Path) -> str:
 
 
 
+
+
+def open_export(fmt: str, columns: list[str], schema: Sequence[tuple[str, str, bool]], readers: int, *,
+                out: Path | None, out_dir: Path | None, stdout: IO[bytes] | None, gzip: bool, errors: Path | None,
+                source_only: bool, excel_safe: bool) -> tuple[ExportOutput, Any]:
+    """The output (a file, part files or stdout) and the page encoder of an export, from its columns (CSV) or
+    schema (Parquet): what core.export_job.ExportJob is handed as `open_output`."""
+    from escli.output.export_pages import PageSpec, make_encoder
+    from escli.output.writers import csv_header
+
+    gz = gzip or (out is not None and out.suffix == ".gz")
+    output = ExportOutput(fmt, out=out, out_dir=out_dir, stdout=stdout, header=csv_header(columns) if fmt == "csv"
+                          else b"", gz=gz, schema=schema, errors=errors)
+    return output, make_encoder(PageSpec(fmt, tuple(columns), source_only, excel_safe, tuple(schema)), readers)

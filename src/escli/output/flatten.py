@@ -72,14 +72,3 @@ def _dotted(doc: Mapping[str, Any], path: str) -> Any:
             return None
         value = value.get(part)
     return value
-
-
-def mapping_columns(properties: Mapping[str, Any], prefix: str = "") -> list[str]:
-    """Leaf field names of an index mapping's `properties`, dotted, in mapping order (sub-fields skipped)."""
-    cols: list[str] = []
-    for name, spec in properties.items():
-        if isinstance(spec, Mapping) and "properties" in spec and spec.get("type") in (None, "object"):
-            cols.extend(mapping_columns(spec["properties"], f"{prefix}{name}."))
-        else:
-            cols.append(f"{prefix}{name}")
-    return cols
