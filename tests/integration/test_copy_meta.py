@@ -20,6 +20,7 @@ from escli.errors import ExitCode, RefusedError, UsageError, exit_code_for
 from escli.es.api import Es
 from escli.es.connect import open_es
 from escli.settings import Settings
+from escli.ui import SILENT
 from tests.conftest import ES7_URL, ES8_URL, ES_URL, OPENSEARCH3_URL, OPENSEARCH_URL, Result, _reachable
 
 T = TypeVar("T")
@@ -27,8 +28,8 @@ T = TypeVar("T")
 
 def run(url_from: str, url_to: str, work: Callable[[Es, Es], Awaitable[T]]) -> T:
     async def main() -> T:
-        async with open_es(Settings(urls=(url_from,), timeout=60)) as source, \
-                open_es(Settings(urls=(url_to,), timeout=60)) as target:
+        async with open_es(Settings(urls=(url_from,), timeout=60), SILENT) as source, \
+                open_es(Settings(urls=(url_to,), timeout=60), SILENT) as target:
             return await work(source, target)
 
     return asyncio.run(main())

@@ -25,6 +25,7 @@ from escli.core.verify import (
 )
 from escli.es.connect import open_es
 from escli.settings import Settings
+from escli.ui import SILENT
 from tests.conftest import ES8_URL, ES_URL, OPENSEARCH_URL
 
 Doc = tuple[str, str | None, bytes]  # _id, _routing, the _source as sent
@@ -67,8 +68,8 @@ def cleanup() -> Iterator[Callable[[httpx.Client, str], None]]:
 
 def run_verify(source_url: str, target_url: str, pairs: list[tuple[str, str]], **kw: Any) -> VerifyResult:
     async def main() -> VerifyResult:
-        async with open_es(Settings(urls=(source_url,)), concurrency=8) as src, \
-                open_es(Settings(urls=(target_url,)), concurrency=8) as dst:
+        async with open_es(Settings(urls=(source_url,)), SILENT, concurrency=8) as src, \
+                open_es(Settings(urls=(target_url,)), SILENT, concurrency=8) as dst:
             return await verify_copy(src, dst, pairs, **kw)
 
     return asyncio.run(main())
@@ -180,7 +181,7 @@ def test_slices_and_partitions_add_up_to_one_pass(es: httpx.Client, index_name: 
     load(es, dst, docs[:-1], shards=2)
 
     async def main() -> tuple[list[Digest], list[Digest], list[PairDigests]]:
-        async with open_es(Settings(urls=(ES_URL,)), concurrency=8) as client:
+        async with open_es(Settings(urls=(ES_URL,)), SILENT, concurrency=8) as client:
             # small pages and an explicit grid: several units per shard, so partitions and slices really split
             digests = [(await side_digest(client, src, Reading(slices=n, page_size=100), BYTES)).digest
                        for n in (1, 4)]
@@ -367,7 +368,7 @@ def test_a_lost_point_in_time_counts_each_document_once(es: httpx.Client, index_
     reading = Reading(slices=4, page_size=100)
 
     async def digest_at(url: str) -> Digest:
-        async with open_es(Settings(urls=(url,)), concurrency=4) as client:
+        async with open_es(Settings(urls=(url,)), SILENT, concurrency=4) as client:
             return (await side_digest(client, src, reading, BYTES)).digest
 
     with FaultProxy(ES_URL, lifetime=600) as proxy:

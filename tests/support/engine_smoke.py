@@ -28,6 +28,7 @@ import pytest
 from escli.errors import ExitCode
 from escli.es.api import ELASTICSEARCH, OPENSEARCH, ProductInfo
 from escli.sample import MAPPING, generate
+from escli.ui import SILENT
 from tests.conftest import ES7_URL, OPENSEARCH3_URL, OPENSEARCH_URL, Result, es_script
 
 Cli = Callable[..., Result]
@@ -124,7 +125,7 @@ class EngineSmoke:
         from escli.settings import Settings
 
         async def learn() -> tuple[ProductInfo | None, ProductInfo]:
-            async with open_es(Settings(urls=(self.spec.url,))) as es:
+            async with open_es(Settings(urls=(self.spec.url,)), SILENT) as es:
                 await es.json("GET", "/_cluster/health")
                 return es.known_product, await es.product()
 
@@ -295,8 +296,8 @@ class EngineSmoke:
 
         async def ask() -> tuple[list[str], list[tuple[str, str]]]:
             cache = NameCache(settings.cache_dir, settings.identity, budget_s=3600)
-            return (await cache.indices(lambda: open_es(settings)),
-                    await cache.fields(lambda: open_es(settings), smoke_index))
+            return (await cache.indices(lambda: open_es(settings, SILENT)),
+                    await cache.fields(lambda: open_es(settings, SILENT), smoke_index))
 
         indices, fields = asyncio.run(ask())
         assert smoke_index in indices
