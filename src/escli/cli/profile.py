@@ -139,7 +139,7 @@ def profile_command(
     pre_filter_shard_size: PreFilterShardSize = None,
     max_concurrent_shard_requests: MaxConcurrentShardRequests = None,
 ) -> None:
-    from escli.core.profile import load_baseline
+    from escli.core.profile_result import load_baseline
     from escli.core.profile_run import ProfileRequest, profile
 
     app = app_context(ctx)
@@ -186,7 +186,7 @@ def _merge_command(app: Any, files: list[str], fmt: str, percentiles: str, fail_
                    compare: Path | None, report: Path | None, prometheus_file: Path | None, plot: bool) -> None:
     """`escli profile merge RUN.json...`: saved runs (side by side, e.g. one per machine) as one report."""
     from escli.core.gates import evaluate_gates, gate_percentiles, parse_gates
-    from escli.core.profile import load_baseline
+    from escli.core.profile_result import load_baseline
     from escli.core.profile_scale import load_saved_run, merge_saved
     from escli.errors import UsageError
     from escli.profiler import parse_percentiles
@@ -214,7 +214,7 @@ def _emit(app: Any, doc: dict[str, Any], state: dict[str, Any], fmt: str, baseli
     """Write what a profile (a run, a merge, a repeat, a find-max) measured, then exit as its outcome says."""
     import orjson
 
-    from escli.core.profile import compare_profiles, nothing_measured
+    from escli.core.profile_result import compare_profiles, nothing_measured
     from escli.errors import ExitCode, PartialFailure, Said
     from escli.files import write_private
     from escli.output.formats import write_json, write_text

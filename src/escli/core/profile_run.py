@@ -18,7 +18,7 @@ from escli.errors import UsageError
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from escli.core.profile import ProfileResult
+    from escli.core.profile_result import ProfileResult
     from escli.es.queries import QuerySpec
     from escli.settings import Settings
     from escli.ui import UI

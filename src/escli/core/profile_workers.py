@@ -31,7 +31,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from escli.core.profile import ProfileOptions, ProfileResult, Warmup, encode_query, preflight, run_profile
+from escli.core.profile import ProfileOptions, Warmup, encode_query, preflight, run_profile
+from escli.core.profile_result import ProfileResult
 from escli.profiler import RequestStats
 
 if TYPE_CHECKING:
