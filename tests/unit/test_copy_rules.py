@@ -2,21 +2,10 @@
 
 from __future__ import annotations
 
+from escli.core.copy_mappings import clean_mappings, compare_mappings, unwrap_type
 from escli.core.copy_meta import Rename, named_in
-from escli.core.copy_rules import (
-    DROPPED,
-    REFUSED,
-    REWRITTEN,
-    Note,
-    clean_alias,
-    clean_mappings,
-    clean_settings,
-    clean_template,
-    compare_mappings,
-    compose_template,
-    flatten_settings,
-    unwrap_type,
-)
+from escli.core.copy_rules import DROPPED, REFUSED, REWRITTEN, Note, clean_alias, clean_settings, flatten_settings
+from escli.core.copy_templates import clean_template, compose_template
 from escli.es.api import ELASTICSEARCH, OPENSEARCH, ProductInfo, name_lists
 
 ES7 = ProductInfo(ELASTICSEARCH, "7.17.29")

@@ -9,8 +9,9 @@ import pyarrow as pa
 from hypothesis import given
 from hypothesis import strategies as st
 
+from escli.core.answer_page import Encoded
 from escli.output import parquet
-from escli.output.export_pages import Encoded, PageSpec, general_page, typed_parquet
+from escli.output.export_pages import PageSpec, general_page, typed_parquet
 
 SCHEMA = (("_id", "string", False), ("s", "string", False), ("i", "int64", False), ("f", "float64", False),
           ("b", "bool", False), ("t", "ts_ms", False), ("n", "ts_ns", False), ("o.x", "string", False),

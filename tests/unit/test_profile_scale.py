@@ -13,7 +13,8 @@ import orjson
 import pytest
 
 from escli.core.gates import Gate, parse_gates
-from escli.core.profile import ProfileOptions, ProfileResult, Warmup
+from escli.core.profile import ProfileOptions, Warmup
+from escli.core.profile_result import ProfileResult
 from escli.core.profile_scale import (
     FAIL,
     PASS,

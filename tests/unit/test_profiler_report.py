@@ -10,7 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
-from escli.core.profile import ProfileOptions, ProfileResult, Warmup, compare_profiles
+from escli.core.profile import ProfileOptions, Warmup
+from escli.core.profile_result import ProfileResult, compare_profiles
 from escli.durations import parse_duration
 from escli.errors import UsageError
 from escli.es.queries import QuerySpec

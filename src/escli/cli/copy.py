@@ -9,6 +9,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from escli.cli.common import app_context, global_options, run_async
+from escli.cli.options import (
+    dest_option,
+    option,
+    parse_slices,
+    partition_option,
+    prefix_option,
+    query_option,
+    slices_option,
+    suffix_option,
+    to_option,
+)
 from escli.files import require_parent
 
 if TYPE_CHECKING:
@@ -25,80 +36,60 @@ def register(app: typer.Typer) -> None:
     )(copy_command)
 
 
+Source = Annotated[str, typer.Argument(help="Index, alias, data stream or pattern on the source cluster "
+                                       "(--url/--cluster)", metavar="SOURCE")]
+To = Annotated[str, to_option("Target cluster: a URL, or a cluster name from the config file (its own credentials "
+                              "and TLS)")]
+Dest = Annotated[str | None, dest_option("Name of the copy (one source index)")]
+Prefix = Annotated[str, prefix_option("Name each copy P + its source's name")]
+Suffix = Annotated[str, suffix_option("Name each copy its source's name + S")]
+Query = Annotated[str | None, query_option("Copy only the documents matching this Lucene query string")]
+Body = Annotated[str | None, option("--body", metavar="FILE|-", help="Copy only what this search body FILE (or -) "
+                                    "selects (query, runtime_mappings)")]
+NoMetadata = Annotated[bool, typer.Option("--no-metadata", help="Documents only: no mappings, settings, aliases or "
+                                          "templates")]
+IntoExisting = Annotated[bool, typer.Option("--into-existing", help="Add the documents to target indices that "
+                                            "exist already (their mapping must take the source's)")]
+Evaluate = Annotated[bool, typer.Option("--evaluate", help="Dry run: per index, what would be created, rewritten, "
+                                        "dropped or refused (exit 1 if anything would fail)")]
+Verify = Annotated[bool, typer.Option("--verify", help="After the copy, compare both sides: counts and a digest of "
+                                      "every document (as `escli verify`); exit 1 on a difference")]
+Errors = Annotated[Path | None, option("--errors", metavar="FILE", help="Write documents the target rejects here "
+                                       "(NDJSON that `escli import` re-imports as it is); exit 1 if any")]
+CheckpointOpt = Annotated[Path | None, option("--checkpoint", metavar="FILE", help="Record progress in FILE (a page "
+                                              "counts once the target acknowledged it)")]
+Resume = Annotated[bool, typer.Option("--resume", help="Continue the copy recorded in --checkpoint")]
+Partition = Annotated[str | None, partition_option("Copy partition K of N only (N machines or jobs share one "
+                                                   "copy)")]
+Slices = Annotated[str, slices_option("Parallel readers on the source: N, or auto")]
+PageSize = Annotated[int, typer.Option("--page-size", min=1, max=10000, metavar="N", help="Documents per page and "
+                                       "per bulk request")]
+Concurrency = Annotated[int | None, option("--concurrency", "-j", min=1, max=256, metavar="N", help="Bulk requests "
+                                           "in flight on the target, fewer while it refuses [default: the "
+                                           "readers]")]
+
+
 @global_options
 def copy_command(
-    ctx: typer.Context,
-    source: Annotated[str, typer.Argument(help="Index, alias, data stream or pattern on the source cluster "
-                                          "(--url/--cluster)", metavar="SOURCE")],
-    to: Annotated[str, typer.Option("--to", help="Target cluster: a URL, or a cluster name from the config file "
-                                    "(its own credentials and TLS)", metavar="TARGET", show_default=False)],
-    dest: Annotated[str | None, typer.Option("--dest", help="Name of the copy (one source index)", metavar="NAME",
-                                             show_default=False)] = None,
-    prefix: Annotated[str, typer.Option("--prefix", help="Name each copy P + its source's name", metavar="P",
-                                        show_default=False)] = "",
-    suffix: Annotated[str, typer.Option("--suffix", help="Name each copy its source's name + S", metavar="S",
-                                        show_default=False)] = "",
-    query: Annotated[str | None, typer.Option("--query", help="Copy only the documents matching this Lucene query "
-                                              "string", metavar="TEXT", show_default=False)] = None,
-    body: Annotated[str | None, typer.Option("--body", help="Copy only what this search body FILE (or -) selects "
-                                             "(query, runtime_mappings)", metavar="FILE|-",
-                                             show_default=False)] = None,
-    no_metadata: Annotated[bool, typer.Option("--no-metadata", help="Documents only: no mappings, settings, "
-                                              "aliases or templates")] = False,
-    into_existing: Annotated[bool, typer.Option("--into-existing", help="Add the documents to target indices "
-                                                "that exist already (their mapping must take the source's)")] = False,
-    evaluate: Annotated[bool, typer.Option("--evaluate", help="Dry run: per index, what would be created, "
-                                           "rewritten, dropped or refused (exit 1 if anything would fail)")] = False,
-    verify: Annotated[bool, typer.Option("--verify", help="After the copy, compare both sides: counts and a digest "
-                                         "of every document (as `escli verify`); exit 1 on a difference")] = False,
-    errors: Annotated[Path | None, typer.Option("--errors", help="Write documents the target rejects here (NDJSON "
-                                                "that `escli import` re-imports as it is); exit 1 if any",
-                                                metavar="FILE", show_default=False)] = None,
-    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help="Record progress in FILE (a page counts "
-                                                    "once the target acknowledged it)", metavar="FILE",
-                                                    show_default=False)] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the copy recorded in --checkpoint")] = False,
-    partition: Annotated[str | None, typer.Option("--partition", help="Copy partition K of N only (N machines or "
-                                                  "jobs share one copy)", metavar="K/N", show_default=False)] = None,
-    slices: Annotated[str, typer.Option("--slices", help="Parallel readers on the source: N, or auto",
-                                        metavar="N|auto")] = "auto",
-    page_size: Annotated[int, typer.Option("--page-size", min=1, max=10000, help="Documents per page and per bulk "
-                                           "request", metavar="N")] = 1000,
-    concurrency: Annotated[int | None, typer.Option("--concurrency", "-j", min=1, max=256, help="Bulk requests in "
-                                                    "flight on the target, fewer while it refuses [default: the "
-                                                    "readers]", metavar="N", show_default=False)] = None,
+    ctx: typer.Context, source: Source, to: To, dest: Dest = None, prefix: Prefix = "", suffix: Suffix = "",
+    query: Query = None, body: Body = None, no_metadata: NoMetadata = False, into_existing: IntoExisting = False,
+    evaluate: Evaluate = False, verify: Verify = False, errors: Errors = None, checkpoint: CheckpointOpt = None,
+    resume: Resume = False, partition: Partition = None, slices: Slices = "auto", page_size: PageSize = 1000,
+    concurrency: Concurrency = None,
 ) -> None:
-    from escli.cli.export import _read_body, _slices
+    from escli.cli.export import _read_body
     from escli.core.copy import CopyRequest, CopyRun
     from escli.core.copy_meta import Rename
     from escli.core.export_plan import AUTO_READERS, parse_partition
-    from escli.errors import UsageError
 
     app = app_context(ctx)
     msgs = app.messages
-    if dest is not None and (prefix or suffix):
-        raise UsageError("--dest with --prefix/--suffix: --dest names one copy, --prefix/--suffix rename many")
-    if dest is not None and not dest.strip():
-        raise UsageError("--dest: give a name")
-    if resume and checkpoint is None:
-        raise UsageError("--resume needs --checkpoint FILE")
-    if query is not None and not query.strip():
-        raise UsageError("--query: give a query string")
-    for option, path in (("--checkpoint", checkpoint), ("--errors", errors)):
-        if path is not None:
-            require_parent(option, path)
-    if checkpoint is not None and checkpoint.exists() and not resume:
-        raise UsageError(f"--checkpoint {checkpoint}: holds a copy in progress; --resume continues it (or remove "
-                         "the file)")
-    if evaluate and (resume or verify):
-        raise UsageError(f"--evaluate with {'--resume' if resume else '--verify'}: --evaluate copies nothing")
-    if evaluate and no_metadata:
-        raise UsageError("--evaluate with --no-metadata: the plan is about metadata; leave one out")
+    _check(dest, prefix, suffix, query, checkpoint, errors, resume, evaluate, verify, no_metadata)
     req = CopyRequest(source=source, rename=Rename(dest, prefix, suffix),
                       query={"query_string": {"query": query}} if query else None,
                       body=_read_body(body) if body else {}, metadata=not no_metadata,
-                      into_existing=into_existing, evaluate=evaluate, page_size=page_size, slices=_slices(slices),
-                      partition=parse_partition(partition))
+                      into_existing=into_existing, evaluate=evaluate, page_size=page_size,
+                      slices=parse_slices(slices), partition=parse_partition(partition))
     settings = app.one_cluster("copy")
     target = app.target_settings(to)
     readers = req.slices or AUTO_READERS
@@ -150,6 +141,31 @@ def copy_command(
     _report(app, msgs, result, source, where, errors, verdict)
 
 
+def _check(dest: str | None, prefix: str, suffix: str, query: str | None, checkpoint: Path | None,
+           errors: Path | None, resume: bool, evaluate: bool, verify: bool, no_metadata: bool) -> None:
+    """The options that do not go together, or name nothing, or a file that cannot be written."""
+    from escli.errors import UsageError
+
+    if dest is not None and (prefix or suffix):
+        raise UsageError("--dest with --prefix/--suffix: --dest names one copy, --prefix/--suffix rename many")
+    if dest is not None and not dest.strip():
+        raise UsageError("--dest: give a name")
+    if resume and checkpoint is None:
+        raise UsageError("--resume needs --checkpoint FILE")
+    if query is not None and not query.strip():
+        raise UsageError("--query: give a query string")
+    for option_name, path in (("--checkpoint", checkpoint), ("--errors", errors)):
+        if path is not None:
+            require_parent(option_name, path)
+    if checkpoint is not None and checkpoint.exists() and not resume:
+        raise UsageError(f"--checkpoint {checkpoint}: holds a copy in progress; --resume continues it (or remove "
+                         "the file)")
+    if evaluate and (resume or verify):
+        raise UsageError(f"--evaluate with {'--resume' if resume else '--verify'}: --evaluate copies nothing")
+    if evaluate and no_metadata:
+        raise UsageError("--evaluate with --no-metadata: the plan is about metadata; leave one out")
+
+
 _signal: dict[str, int] = {}
 
 
@@ -171,7 +187,9 @@ def _interrupted(exc: BaseException, msgs: Messages, checkpoint: Path | None) ->
     elif signum is not None:
         msgs.error(f"stopped by {signal.Signals(signum).name}")
     if signum is not None:
-        raise SystemExit(128 + signum) from None
+        from escli.errors import Said
+
+        raise Said(128 + signum, f"stopped by {signal.Signals(signum).name}") from None
     raise KeyboardInterrupt from None
 
 
@@ -186,26 +204,24 @@ async def _count(src: Any, req: Any) -> int | None:
 
 def _evaluated(app: Any, result: CopyResult) -> None:
     """--evaluate: the plan on stdout; exit 1 when the copy would be refused."""
-    from escli.errors import ExitCode
+    from escli.errors import ExitCode, Said
     from escli.output import copy_view
     from escli.output.formats import report_format
 
     plan = result.plan
     fmt = report_format(None, app.options.output, app.stdout_is_tty, ("table", "json"), "copy --evaluate")
-    out = copy_view.render_plan_table(plan, color=app.stdout_is_tty).encode() if fmt == "table" else \
-        copy_view.render_plan_json(plan)
-    app.stdout.write(out)
+    copy_view.write_plan(app.stdout, plan, fmt, color=app.stdout_is_tty)
     msgs = app.messages
     for change in plan.refused:
         msgs.error(str(change))
     if plan.refused:
-        raise SystemExit(ExitCode.PARTIAL)
+        raise Said(ExitCode.PARTIAL, f"--evaluate: {len(plan.refused)} change(s) would be refused")
     msgs.info(f"{len(plan.pairs)} index(es) would be copied; {len(plan.changes)} change(s) to the metadata")
 
 
 def _report(app: Any, msgs: Messages, result: CopyResult, source: str, where: str, errors: Path | None,
             verdict: Any) -> None:
-    from escli.errors import ExitCode, PartialFailure
+    from escli.errors import ExitCode, PartialFailure, Said
     from escli.output import copy_view
 
     rate = result.copied / result.seconds if result.seconds else 0.0
@@ -218,7 +234,7 @@ def _report(app: Any, msgs: Messages, result: CopyResult, source: str, where: st
     for change in result.plan.changes:
         msgs.detail(str(change))
     if app.options.output == "json":
-        app.stdout.write(copy_view.render_result_json(result))
+        copy_view.write_result(app.stdout, result)
     if verdict is not None:
         from escli.output.verify_view import difference_lines
 
@@ -229,7 +245,7 @@ def _report(app: Any, msgs: Messages, result: CopyResult, source: str, where: st
             for line in difference_lines(verdict):
                 msgs.error(line)
             if not result.rejected:
-                raise SystemExit(ExitCode.PARTIAL)
+                raise Said(ExitCode.PARTIAL, "verify: the copy differs from its source")
     if result.rejected:
         for line in result.errors_sample:
             msgs.warn(line)

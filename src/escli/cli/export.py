@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from escli.cli.common import app_context, global_options, run_async
-from escli.cli.options import option
+from escli.cli.options import option, parse_slices, partition_option, query_option, slices_option
 from escli.files import require_parent
 
 if TYPE_CHECKING:
@@ -49,22 +49,6 @@ def _format_for(explicit: str | None, global_output: str | None, out: Path | Non
     return "ndjson"
 
 
-def _slices(value: str) -> int | None:
-    from escli.errors import UsageError
-
-    if value.lower() == "auto":
-        return None
-    from escli.text import parse_int
-
-    try:
-        n = parse_int(value)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise UsageError(f"--slices {value}: a positive number or auto")
-    return n
-
-
 def _read_body(body: str) -> dict[str, Any]:
     import orjson
 
@@ -83,8 +67,8 @@ def _read_body(body: str) -> dict[str, Any]:
 
 # The export command's options, one Annotated alias each.
 Index = Annotated[str, typer.Argument(help="Index, alias or pattern to export")]
-Query = Annotated[str | None, option("--query", help="Lucene query string (query_string syntax), e.g. "
-                                     "'category:laptops AND price:>100'")]
+Query = Annotated[str | None, query_option("Lucene query string (query_string syntax), e.g. "
+                                           "'category:laptops AND price:>100'")]
 Body = Annotated[str | None, option("--body", metavar="FILE|-", help="Search body FILE (or -): query, _source, "
                                     "sort, runtime_mappings")]
 FormatOpt = Annotated[str | None, option("--format", "-F", metavar="FORMAT", help="ndjson|csv|json|parquet "
@@ -95,13 +79,12 @@ OutDir = Annotated[Path | None, option("--out-dir", metavar="DIR", help="Write o
                                        "then DIR/_manifest.json (documents, bytes, sha256 per part)")]
 Gzip = Annotated[bool, typer.Option("--gzip", help="--out-dir: compress the parts (.gz)")]
 Force = Annotated[bool, typer.Option("--force", help="--out-dir: replace a finished export in DIR")]
-Partition = Annotated[str | None, option("--partition", metavar="K/N", help="Export partition K of N only (N "
-                                         "machines or jobs share one export; each resumable)")]
+Partition = Annotated[str | None, partition_option("Export partition K of N only (N machines or jobs share one "
+                                                   "export; each resumable)")]
 Fields = Annotated[str | None, option("--fields", metavar="FIELDS", help="Only these fields, comma-separated (dots "
                                       "for nested: a,b.c); also the CSV columns")]
-Slices = Annotated[str, typer.Option("--slices", metavar="N|auto", help="Parallel readers: N, or auto (as many as "
-                                     "the index's units allow, at most 8; fewer in flight while the cluster "
-                                     "refuses)")]
+Slices = Annotated[str, slices_option("Parallel readers: N, or auto (as many as the index's units allow, at most "
+                                     "8; fewer in flight while the cluster refuses)")]
 Throttle = Annotated[float, option("--throttle", min=0.0, metavar="F", help="Wait F times the last page's time "
                                    "between pages (stay out of production's way)")]
 PageSize = Annotated[int, typer.Option("--page-size", min=1, max=10000, help="Documents per request")]
@@ -179,7 +162,7 @@ def export_command(
     else:
         query_clause = {"query_string": {"query": query}} if query else None
         req = ExportRequest(index=index, query=query_clause, body=_read_body(body) if body else {},
-                            fields=field_list, page_size=page_size, slices=_slices(slices), max_docs=max_docs,
+                            fields=field_list, page_size=page_size, slices=parse_slices(slices), max_docs=max_docs,
                             keep_alive=keep_alive, method=method, partition=parts, throttle=throttle,
                             since=since_spec)
         if since_spec is not None and since_value is None and state is not None:

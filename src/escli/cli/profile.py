@@ -8,13 +8,14 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from escli.cli.common import app_context, global_options, run_async
+from escli.cli.common import app_context, global_options
 from escli.cli.options import (
     BatchedReduceSize,
     MaxConcurrentShardRequests,
     PreFilterShardSize,
     Tune,
     concurrency_option,
+    option,
 )
 from escli.output.formats import report_format
 
@@ -79,234 +80,98 @@ def merge_command(
     _merge_command(app, files, fmt, percentiles, fail_if or [], save, compare, report, prometheus_file, plot)
 
 
+# The run's own options (the report's are above; the search tuning group is cli/options.py's).
+IndexArg = Annotated[str | None, typer.Argument(
+    metavar="INDEX", help="Index to query (not with --queries)", show_default=False)]
+TextArg = Annotated[str | None, typer.Argument(
+    metavar="TEXT", help="Query text (multi_match); empty for match_all", show_default=False)]
+Queries = Annotated[Path | None, option(
+    "--queries", "-Q", metavar="FILE", help='Query file (NDJSON; "weight" sets how often each query is picked)')]
+Slowlog = Annotated[Path | None, option(
+    "--slowlog", metavar="FILE",
+    help="Replay Elasticsearch's JSON search slowlog: one query per search, weighted by how often it ran")]
+Workers = Annotated[str, typer.Option(
+    "--workers", metavar="N|auto", help="Processes sharing the load (auto: one per core); one merged report")]
+Repeat = Annotated[int, typer.Option(
+    "--repeat", min=1, metavar="K", help="K runs one after another: each run's figures, median and cv")]
+FindMax = Annotated[bool, typer.Option(
+    "--find-max", help="The highest open-loop rate at which every --fail-if holds: from the closed-loop capacity "
+                       "(or --rate), up and down, then bisecting; a step runs at least --duration and as long as "
+                       "its gates' percentiles need, a failure is tried again")]
+MaxStep = Annotated[str, typer.Option(
+    "--max-step", metavar="DURATION", help="--find-max: the longest a step may run to gather the sample its gates "
+                                           "need; a rate that needs more is undecided")]
+Field = Annotated[list[str] | None, option(
+    "--field", "-f", metavar="FIELD", help="Field to match, name^boost (repeatable)")]
+Size = Annotated[int | None, option("--size", min=0, metavar="N", help="Hits per request")]
+Iterations = Annotated[int | None, option(
+    "--iterations", "-n", min=1, metavar="N", help="Requests to measure [default: 1000 unless --duration]")]
+Duration = Annotated[str | None, option(
+    "--duration", "-d", metavar="DURATION", help="Measure for this long (30s, 2m)")]
+WarmupOpt = Annotated[str, typer.Option(
+    "--warmup", metavar="N|DURATION", help="Requests (50) or time (5s) sent first and not counted")]
+Concurrency = Annotated[int | None, concurrency_option(
+    "Closed loop: workers; open loop: most requests in flight [default: 1 closed, connections open]",
+    show_default=False)]
+Rate = Annotated[float | None, option(
+    "--rate", "-r", min=0.001, metavar="PER_SECOND",
+    help="Open loop: requests per second on a schedule; latency counts from the intended send time")]
+Schedule = Annotated[str, typer.Option(
+    "--schedule", metavar="fixed|poisson", help="Open-loop send times: fixed or poisson")]
+Seed = Annotated[int | None, option("--seed", metavar="N", help="Seed for query choice and Poisson gaps")]
+Shards = Annotated[bool, typer.Option(
+    "--shards", help="Run each query once with the Profile API and show the per-shard breakdown as a tree "
+                     "(no load)")]
+StoredFields = Annotated[list[str] | None, option(
+    "--stored-fields", metavar="FIELDS", help="Stored fields instead of _source")]
+
+
 @global_options
 def profile_command(
-    ctx: typer.Context,
-    index: Annotated[str | None, typer.Argument(
-        metavar="INDEX", help="Index to query (not with --queries)", show_default=False)] = None,
-    text: Annotated[str | None, typer.Argument(
-        metavar="TEXT", help="Query text (multi_match); empty for match_all", show_default=False)] = None,
-    queries: Annotated[Path | None, typer.Option(
-        "--queries", "-Q", metavar="FILE", show_default=False,
-        help='Query file (NDJSON; "weight" sets how often each query is picked)')] = None,
-    slowlog: Annotated[Path | None, typer.Option(
-        "--slowlog", metavar="FILE", show_default=False,
-        help="Replay Elasticsearch's JSON search slowlog: one query per search, weighted by how often it ran")
-    ] = None,
-    workers: Annotated[str, typer.Option(
-        "--workers", metavar="N|auto", help="Processes sharing the load (auto: one per core); one merged report")
-    ] = "1",
-    repeat: Annotated[int, typer.Option(
-        "--repeat", min=1, metavar="K", help="K runs one after another: each run's figures, median and cv")] = 1,
-    find_max: Annotated[bool, typer.Option(
-        "--find-max", help="The highest open-loop rate at which every --fail-if holds: from the closed-loop "
-                           "capacity (or --rate), up and down, then bisecting; a step runs at least --duration "
-                           "and as long as its gates' percentiles need, a failure is tried again")] = False,
-    max_step: Annotated[str, typer.Option(
-        "--max-step", metavar="DURATION", help="--find-max: the longest a step may run to gather the sample its "
-                                               "gates need; a rate that needs more is undecided")] = "60s",
-    field: Annotated[list[str] | None, typer.Option(
-        "--field", "-f", metavar="FIELD", help="Field to match, name^boost (repeatable)", show_default=False)] = None,
-    size: Annotated[int | None, typer.Option(
-        "--size", min=0, metavar="N", help="Hits per request", show_default=False)] = None,
-    iterations: Annotated[int | None, typer.Option(
-        "--iterations", "-n", min=1, metavar="N", show_default=False,
-        help="Requests to measure [default: 1000 unless --duration]")] = None,
-    duration: Annotated[str | None, typer.Option(
-        "--duration", "-d", metavar="DURATION", help="Measure for this long (30s, 2m)", show_default=False)] = None,
-    warmup: Annotated[str, typer.Option(
-        "--warmup", metavar="N|DURATION", help="Requests (50) or time (5s) sent first and not counted")] = "10",
-    concurrency: Annotated[int | None, concurrency_option(
-        "Closed loop: workers; open loop: most requests in flight [default: 1 closed, connections open]",
-        show_default=False)] = None,
-    rate: Annotated[float | None, typer.Option(
-        "--rate", "-r", min=0.001, metavar="PER_SECOND", show_default=False,
-        help="Open loop: requests per second on a schedule; latency counts from the intended send time")] = None,
-    schedule: Annotated[str, typer.Option(
-        "--schedule", metavar="fixed|poisson", help="Open-loop send times: fixed or poisson")] = "fixed",
-    percentiles: Percentiles = PERCENTILES,
-    seed: Annotated[int | None, typer.Option(
-        "--seed", metavar="N", help="Seed for query choice and Poisson gaps", show_default=False)] = None,
-    format: Format = None,
-    save: Save = None,
-    compare: Compare = None,
-    shards: Annotated[bool, typer.Option(
-        "--shards", help="Run each query once with the Profile API and show the per-shard breakdown as a tree "
-                         "(no load)")] = False,
-    prometheus_file: PrometheusFile = None,
-    fail_if: FailIf = None,
-    report: Report = None,
-    plot: Plot = False,
-    tune: Tune = None,
-    stored_fields: Annotated[list[str] | None, typer.Option(
-        "--stored-fields", metavar="FIELDS", show_default=False, help="Stored fields instead of _source")] = None,
-    batched_reduce_size: BatchedReduceSize = None,
+    ctx: typer.Context, index: IndexArg = None, text: TextArg = None, queries: Queries = None,
+    slowlog: Slowlog = None, workers: Workers = "1", repeat: Repeat = 1, find_max: FindMax = False,
+    max_step: MaxStep = "60s", field: Field = None, size: Size = None, iterations: Iterations = None,
+    duration: Duration = None, warmup: WarmupOpt = "10", concurrency: Concurrency = None, rate: Rate = None,
+    schedule: Schedule = "fixed", percentiles: Percentiles = PERCENTILES, seed: Seed = None, format: Format = None,
+    save: Save = None, compare: Compare = None, shards: Shards = False, prometheus_file: PrometheusFile = None,
+    fail_if: FailIf = None, report: Report = None, plot: Plot = False, tune: Tune = None,
+    stored_fields: StoredFields = None, batched_reduce_size: BatchedReduceSize = None,
     pre_filter_shard_size: PreFilterShardSize = None,
     max_concurrent_shard_requests: MaxConcurrentShardRequests = None,
 ) -> None:
-    from escli.core.profile import (
-        SCHEDULES,
-        ProfileOptions,
-        ProfileResult,
-        Warmup,
-        load_baseline,
-        load_workload,
-        run_profile,
-        shard_profiles,
-        single_query,
-    )
-    from escli.durations import parse_duration
-    from escli.errors import UsageError
-    from escli.es.connect import open_es
-    from escli.inputs import numbered_lines, open_input
-    from escli.profiler import parse_percentiles
+    from escli.core.profile_result import load_baseline
+    from escli.core.profile_run import ProfileRequest, profile
 
     app = app_context(ctx)
-    msgs = app.messages
     fmt = report_format(format, app.options.output, app.stdout_is_tty, ("table", "json"), "profile")
-    sources = [name for name, v in (("INDEX/TEXT", index), ("--queries", queries), ("--slowlog", slowlog))
-               if v is not None]
-    if len(sources) > 1:
-        raise UsageError(f"{sources[0]} and {sources[1]}: give one or the other")
-    if (queries is not None or slowlog is not None) and (field or size is not None):
-        raise UsageError("--field/--size shape the INDEX TEXT query; a --queries or --slowlog file sets its own")
-    if not sources:
-        raise UsageError("missing INDEX (or --queries FILE, or --slowlog FILE)")
-    if iterations is not None and duration is not None:
-        raise UsageError("--iterations and --duration: choose one")
-    if schedule not in SCHEDULES:
-        raise UsageError(f"--schedule {schedule}: choose fixed or poisson")
-    if schedule != "fixed" and rate is None and not find_max:
-        raise UsageError("--schedule applies to the open loop: add --rate R")
-    nworkers = _parse_workers(workers)
-    if find_max and not fail_if:
-        raise UsageError("--find-max needs at least one --fail-if gate: it finds the highest rate where they hold")
-    if find_max and (repeat > 1 or iterations is not None):
-        raise UsageError(f"--find-max and {'--repeat' if repeat > 1 else '--iterations'}: each step of --find-max "
-                         "is one run of --duration")
-    try:
-        pcts = parse_percentiles(percentiles)
-    except ValueError as exc:
-        raise UsageError(f"--percentiles {percentiles}: {exc}") from None
-    seconds = parse_duration(duration, "--duration") if duration is not None else None
-    if find_max and seconds is None:
-        seconds = FIND_MAX_STEP
-    warm = Warmup.parse(warmup)
+    req = ProfileRequest(
+        index=index, text=text, queries=queries, slowlog=slowlog, fields=field or [], size=size, workers=workers,
+        repeat=repeat, find_max=find_max, max_step=max_step, iterations=iterations, duration=duration,
+        warmup=warmup, concurrency=concurrency, rate=rate, schedule=schedule, percentiles=percentiles, seed=seed,
+        fail_if=fail_if or [], tune=tune, stored_fields=stored_fields or [], batched_reduce_size=batched_reduce_size,
+        pre_filter_shard_size=pre_filter_shard_size, max_concurrent_shard_requests=max_concurrent_shard_requests,
+        shards=shards)
     baseline = load_baseline(str(compare)) if compare is not None else None
     _check_dirs(save, prometheus_file, report)
-
-    if queries is not None:
-        with open_input(str(queries)) as fh:
-            workload = load_workload(numbered_lines(fh), str(queries))
-    elif slowlog is not None:
-        from escli.core.slowlog import read_slowlog
-
-        with open_input(str(slowlog)) as fh:
-            workload = read_slowlog(numbered_lines(fh), str(slowlog))
-        msgs.detail(f"slowlog {slowlog}: {len(workload)} distinct searches, {sum(q.weight for q in workload):g} "
-                    "in all")
-    else:
-        assert index is not None
-        workload = [single_query(index, text, field or [], size)]
-    # Search tuning (--tune and its options) under each query's own params: a query file's value wins.
-    from dataclasses import replace
-
-    from escli.es.query_builder import tuning_params
-
-    tuned: dict[str, Any] = {}
-    for note in tuning_params(tuned, tune, stored_fields or (), batched_reduce_size=batched_reduce_size,
-                              pre_filter_shard_size=pre_filter_shard_size,
-                              max_concurrent_shard_requests=max_concurrent_shard_requests):
-        msgs.detail(note)
-    workload = [replace(q, params={**tuned, **q.params}) for q in workload] if tuned else workload
-    from escli.core.gates import evaluate_gates, gate_percentiles, parse_gates
-
-    gates = parse_gates(fail_if or [], {q.id for q in workload})
-    # A gate on p97 needs p97 measured and shown: the gated percentiles join the table's.
-    pcts = tuple(sorted(set(pcts) | set(gate_percentiles(gates))))
-
-    # Never a retry (--max-retries does not apply): it would hide an error inside a longer latency; profile
-    # counts each failure by type instead.
-    settings = app.settings.with_(max_retries=0)
-    width = concurrency or (settings.connections if rate or find_max else 1)
-    total = None if seconds else (iterations or 1000)
-    if total is not None and nworkers > total:
-        msgs.detail(f"--workers {nworkers}: only {total} requests to send, so {total} workers")
-        nworkers = total
-    opts = ProfileOptions(iterations=total, duration=seconds, warmup=warm, concurrency=width, rate=rate,
-                          schedule=schedule, percentiles=pcts, seed=seed)
-
-    if shards:
-        async def run_shards() -> list[dict[str, Any]]:
-            async with open_es(settings, msgs) as client:
-                return await shard_profiles(client, workload)
-
-        profiles = run_async(run_shards())
-        from escli.output.formats import write_json, write_text
-
-        if fmt == "json":
-            write_json(app.stdout, {"profiles": profiles})
-        else:
-            from escli.output.profile_view import render_shards
-
-            write_text(app.stdout, render_shards(profiles))
+    outcome = profile(app.settings, req, app.messages)
+    if outcome.shards is not None:
+        _emit_shards(app, fmt, outcome.shards)
         return
+    result = outcome.result
+    assert result is not None
+    _emit(app, outcome.doc, result.state(), fmt, baseline, save, prometheus_file, report, plot, result.interrupted)
 
-    def run_once(o: ProfileOptions) -> ProfileResult:
-        what = f"{o.iterations:,} requests" if o.iterations else f"{o.duration:g} s"
-        loop = f"open loop at {o.rate:g}/s" if o.rate else f"closed loop, concurrency {o.concurrency}"
-        many = f", {nworkers} workers" if nworkers > 1 else ""
-        msgs.detail(f"profiling {len(workload)} quer{'y' if len(workload) == 1 else 'ies'}: {what}, {loop}{many}")
-        if nworkers > 1:
-            from escli.core.profile_workers import run_in_workers
 
-            with msgs.progress("profile", total=o.iterations) as bar:
-                return run_in_workers(settings, workload, o, nworkers, msgs, bar.advance)
+def _emit_shards(app: Any, fmt: str, profiles: list[dict[str, Any]]) -> None:
+    """--shards: each query's per-shard breakdown, as JSON or a tree."""
+    from escli.output.formats import write_json, write_text
 
-        async def main() -> ProfileResult:
-            # the preflight and the load, on the seam's timed send (Es.send_once); never paced
-            async with open_es(settings, msgs, concurrency=o.concurrency) as client:
-                with msgs.progress("profile", total=o.iterations) as bar:
-                    return await run_profile(client, workload, o, bar.advance)
-
-        return run_async(main(), many_requests=True)
-
-    def finish(r: ProfileResult) -> dict[str, Any]:
-        d = r.as_dict()
-        if gates:
-            d["gates"] = evaluate_gates(d, gates)
-        return d
-
-    if find_max:
-        from escli.core.profile_scale import find_max_report
-
-        result, doc = find_max_report(run_once, opts, workload, gates, finish, start=rate, step_seconds=seconds or
-                                      FIND_MAX_STEP, cap=parse_duration(max_step, "--max-step"),
-                                      note=msgs.info, warn=msgs.warn)
-    elif repeat > 1:
-        from escli.core.profile_scale import run_repeat
-
-        result, doc = run_repeat(run_once, opts, workload, nworkers, repeat, finish)
+    if fmt == "json":
+        write_json(app.stdout, {"profiles": profiles})
     else:
-        result = run_once(opts)
-        doc = finish(result)
-    _emit(app, doc, result.state(), fmt, baseline, save, prometheus_file, report, plot, result.interrupted)
+        from escli.output.profile_view import render_shards
 
-
-FIND_MAX_STEP = 5.0  # seconds per step, when --find-max is given no --duration
-
-
-def _parse_workers(text: str) -> int:
-    from escli.errors import UsageError
-
-    if text.strip().lower() == "auto":
-        from escli.core.profile_workers import cores
-
-        return cores()
-    raw = text.strip()
-    if not raw.isascii() or not raw.isdigit() or int(raw) < 1:
-        raise UsageError(f"--workers {text}: a number of processes (1 or more) or auto")
-    return int(raw)
+        write_text(app.stdout, render_shards(profiles))
 
 
 def _check_dirs(*paths: Path | None) -> None:
@@ -321,7 +186,7 @@ def _merge_command(app: Any, files: list[str], fmt: str, percentiles: str, fail_
                    compare: Path | None, report: Path | None, prometheus_file: Path | None, plot: bool) -> None:
     """`escli profile merge RUN.json...`: saved runs (side by side, e.g. one per machine) as one report."""
     from escli.core.gates import evaluate_gates, gate_percentiles, parse_gates
-    from escli.core.profile import load_baseline
+    from escli.core.profile_result import load_baseline
     from escli.core.profile_scale import load_saved_run, merge_saved
     from escli.errors import UsageError
     from escli.profiler import parse_percentiles
@@ -349,7 +214,7 @@ def _emit(app: Any, doc: dict[str, Any], state: dict[str, Any], fmt: str, baseli
     """Write what a profile (a run, a merge, a repeat, a find-max) measured, then exit as its outcome says."""
     import orjson
 
-    from escli.core.profile import compare_profiles, nothing_measured
+    from escli.core.profile_result import compare_profiles, nothing_measured
     from escli.errors import ExitCode, PartialFailure, Said
     from escli.files import write_private
     from escli.output.formats import write_json, write_text

@@ -9,6 +9,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from escli.cli.common import app_context, global_options, run_async
+from escli.cli.options import (
+    dest_option,
+    option,
+    parse_slices,
+    partition_option,
+    prefix_option,
+    query_option,
+    slices_option,
+    suffix_option,
+    to_option,
+)
 
 if TYPE_CHECKING:
     from escli.core.verify import PairDigests
@@ -23,35 +34,30 @@ def register(app: typer.Typer) -> None:
     )(verify_command)
 
 
+Source = Annotated[str, typer.Argument(metavar="INDEX", help="Index, alias, data stream or pattern on the source "
+                                       "cluster (--url/--cluster)")]
+To = Annotated[str, to_option("The copy's cluster: a URL, or a cluster name from the config file (its own "
+                              "credentials and TLS)")]
+Dest = Annotated[str | None, dest_option("The copy's name on the target (one index)")]
+Prefix = Annotated[str, prefix_option("The copies are named P + source name")]
+Suffix = Annotated[str, suffix_option("The copies are named source name + S")]
+Query = Annotated[str | None, query_option("Compare only the documents matching this Lucene query (query_string "
+                                           "syntax), on both sides")]
+Slices = Annotated[str, slices_option("Parallel readers per side: N, or auto")]
+Partition = Annotated[str | None, partition_option("Read partition K of N of both sides and print its digests "
+                                                   "(NDJSON); --combine compares all N")]
+Combine = Annotated[list[Path] | None, option("--combine", metavar="FILE", help="Compare the digests of every "
+                                              "partition (the --partition outputs; repeatable)")]
+
+
 @global_options
 def verify_command(
-    ctx: typer.Context,
-    source: Annotated[str, typer.Argument(metavar="INDEX", help="Index, alias, data stream or pattern on the source "
-                                          "cluster (--url/--cluster)")],
-    to: Annotated[str, typer.Option("--to", metavar="TARGET", help="The copy's cluster: a URL, or a cluster name "
-                                    "from the config file (its own credentials and TLS)", show_default=False)],
-    dest: Annotated[str | None, typer.Option("--dest", metavar="NAME", help="The copy's name on the target (one "
-                                             "index)", show_default=False)] = None,
-    prefix: Annotated[str, typer.Option("--prefix", metavar="P", help="The copies are named P + source name",
-                                        show_default=False)] = "",
-    suffix: Annotated[str, typer.Option("--suffix", metavar="S", help="The copies are named source name + S",
-                                        show_default=False)] = "",
-    query: Annotated[str | None, typer.Option("--query", help="Compare only the documents matching this Lucene "
-                                              "query (query_string syntax), on both sides",
-                                              show_default=False)] = None,
-    slices: Annotated[str, typer.Option("--slices", help="Parallel readers per side: N, or auto",
-                                        metavar="N|auto")] = "auto",
-    partition: Annotated[str | None, typer.Option("--partition", metavar="K/N", help="Read partition K of N of "
-                                                  "both sides and print its digests (NDJSON); --combine compares "
-                                                  "all N", show_default=False)] = None,
-    combine: Annotated[list[Path] | None, typer.Option("--combine", metavar="FILE", help="Compare the digests of "
-                                                       "every partition (the --partition outputs; repeatable)",
-                                                       show_default=False)] = None,
+    ctx: typer.Context, source: Source, to: To, dest: Dest = None, prefix: Prefix = "", suffix: Suffix = "",
+    query: Query = None, slices: Slices = "auto", partition: Partition = None, combine: Combine = None,
 ) -> None:
-    from escli.cli.export import _slices
     from escli.core.copy_meta import Rename
     from escli.core.export_plan import parse_partition
-    from escli.errors import ExitCode, UsageError
+    from escli.errors import ExitCode, Said, UsageError
     from escli.output.formats import report_format
 
     app = app_context(ctx)
@@ -63,7 +69,7 @@ def verify_command(
     fmt = report_format(None, app.options.output, app.stdout_is_tty, ("table", "json"), "verify")
     rename = Rename(dest=dest, prefix=prefix, suffix=suffix)
     query_clause = {"query_string": {"query": query}} if query else None
-    readers = _slices(slices)
+    readers = parse_slices(slices)
     given = _read_digests(combine) if combine else None
     msgs = app.messages
     source_settings = app.one_cluster("verify")
@@ -95,18 +101,15 @@ def verify_command(
 
     outcome = run_async(main(), many_requests=True)
     if parts is not None:
-        app.stdout.write(verify_view.render_partition(outcome))
+        verify_view.write_partition(app.stdout, outcome)
         msgs.info(f"partition {parts[0]}/{parts[1]} of {source}: digests of {len(outcome)} index(es) written; "
                   f"compare all {parts[1]} with --combine")
         return
-    if fmt == "table":
-        app.stdout.write(verify_view.render_verify_table(outcome, color=app.stdout_is_tty).encode("utf-8"))
-    else:
-        app.stdout.write(verify_view.render_verify_json(outcome))
+    verify_view.write_verify(app.stdout, outcome, fmt, color=app.stdout_is_tty)
     if not outcome.equal:
         for line in verify_view.difference_lines(outcome):
             msgs.error(line)
-        raise SystemExit(ExitCode.PARTIAL)
+        raise Said(ExitCode.PARTIAL, "the copy differs from its source")
     docs = sum(v.source_count for v in outcome.indices)
     msgs.info(f"verified {len(outcome.indices)} index(es), {docs} document{'s' if docs != 1 else ''}: equal "
               f"({outcome.seconds:.2f}s, {outcome.passes} pass{'es' if outcome.passes != 1 else ''})")

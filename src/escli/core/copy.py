@@ -29,13 +29,13 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from escli.core.answer_page import Encoded, page_problem, raw_answer
 from escli.core.copy_meta import DATA_STREAM, CopyPlan, IndexPair, Rename
 from escli.core.export import ExportStalled, run_export
 from escli.core.export_state import Checkpoint, ExportRequest, ExportResult
 from escli.core.importer import ErrorSink, ImportOptions, ImportResult, OpType, Pending, send_chunk
 from escli.errors import EscliError, RefusedError, UnreachableError, UsageError
 from escli.es.retry import RETRY_ON_STATUS
-from escli.output.export_pages import Encoded, page_problem, raw_answer
 
 if TYPE_CHECKING:
     from escli.es.api import Es

@@ -6,7 +6,8 @@
     ...                                 # the documents (core/copy.py)
     await finish_plan(target, plan)     # after them: refresh interval and replicas back, aliases, refresh
 
-What crosses, and what is rewritten or left out on the way, is decided by the pure rules in core/copy_rules.py;
+What crosses, and what is rewritten or left out on the way, is decided by the pure rules in core/copy_rules.py
+(settings, aliases), core/copy_mappings.py and core/copy_templates.py;
 this module asks the two clusters and acts. Nothing is created while planning (an --evaluate run changes
 nothing); a refusal at create time is a RefusedError (exit 4) naming the index and the engine's reason, which
 names the field.
@@ -24,19 +25,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from escli.core.copy_rules import (
-    DROPPED,
-    REFUSED,
-    REWRITTEN,
-    Note,
-    clean_alias,
-    clean_mappings,
-    clean_settings,
-    clean_template,
-    compare_mappings,
-    compose_template,
-    flatten_settings,
-)
+from escli.core.copy_mappings import clean_mappings, compare_mappings
+from escli.core.copy_rules import DROPPED, REFUSED, REWRITTEN, Note, clean_alias, clean_settings, flatten_settings
+from escli.core.copy_templates import clean_template, compose_template
 from escli.errors import RefusedError, UsageError, api_error_summary
 from escli.es.api import name_lists
 

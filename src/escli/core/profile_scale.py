@@ -15,7 +15,8 @@ from typing import Any
 import orjson
 
 from escli.core.gates import Gate
-from escli.core.profile import FIGURES, STATE_VERSION, ProfileOptions, ProfileResult, Warmup
+from escli.core.profile import ProfileOptions, Warmup
+from escli.core.profile_result import FIGURES, STATE_VERSION, ProfileResult
 from escli.errors import UsageError
 from escli.es.queries import QuerySpec
 from escli.profiler import RequestStats, min_samples, parse_percentiles

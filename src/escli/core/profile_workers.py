@@ -31,7 +31,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from escli.core.profile import ProfileOptions, ProfileResult, Warmup, encode_query, preflight, run_profile
+from escli.core.profile import ProfileOptions, Warmup, encode_query, preflight, run_profile
+from escli.core.profile_result import ProfileResult
 from escli.profiler import RequestStats
 
 if TYPE_CHECKING:
@@ -75,7 +76,7 @@ def plan(opts: ProfileOptions, workers: int) -> list[ProfileOptions]:
     return out
 
 
-def _new_loop() -> asyncio.AbstractEventLoop:
+def new_loop() -> asyncio.AbstractEventLoop:
     try:
         import uvloop
     except ImportError:
@@ -154,7 +155,7 @@ def worker_entry(settings: Settings, queries: Sequence[QuerySpec], opts: Profile
     """A worker process: run its share and send ("done", state), ("interrupted", None) or ("error", exc)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us (SIGTERM); see the module's docstring
     try:
-        with asyncio.Runner(loop_factory=_new_loop) as runner:
+        with asyncio.Runner(loop_factory=new_loop) as runner:
             state = runner.run(_worker_main(settings, queries, opts, conn, start, progress))
         conn.send(("done", state))
     except (asyncio.CancelledError, KeyboardInterrupt):

@@ -96,7 +96,7 @@ class FoldEncoder:
         return FoldedPage(data, count, len(hits), last_sort, ids, answer.pit_id or answer.scroll_id, None)
 
     def _problem(self, raw: bytes) -> FoldedPage:
-        from escli.output.export_pages import page_problem
+        from escli.core.answer_page import page_problem
 
         try:
             resp = orjson.loads(raw)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-import orjson
+from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from escli.core.copy import CopyResult
@@ -33,9 +31,18 @@ def render_plan_table(plan: CopyPlan, color: bool = False) -> str:
     return text
 
 
-def render_plan_json(plan: CopyPlan) -> bytes:
-    return orjson.dumps(plan_dict(plan), option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
+def write_plan(out: IO[bytes], plan: CopyPlan, fmt: str, color: bool = False) -> None:
+    """--evaluate's plan: a table, or indented JSON."""
+    from escli.output.formats import write_json, write_text
+
+    if fmt == "table":
+        write_text(out, render_plan_table(plan, color=color))
+    else:
+        write_json(out, plan_dict(plan), pretty=True)
 
 
-def render_result_json(result: CopyResult) -> bytes:
-    return orjson.dumps(result.as_dict(), option=orjson.OPT_APPEND_NEWLINE)
+def write_result(out: IO[bytes], result: CopyResult) -> None:
+    """-o json: the copy's result as one JSON line."""
+    from escli.output.formats import write_json
+
+    write_json(out, result.as_dict())

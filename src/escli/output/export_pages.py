@@ -13,26 +13,17 @@ Parquet pages are decoded the same way with each `_source` as a typed row (outpu
 from __future__ import annotations
 
 import asyncio
-import functools
 import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import msgspec
 import orjson
 
+from escli.core.answer_page import Encoded, answer_decoder, page_problem, raw_answer
+
 NL = orjson.OPT_APPEND_NEWLINE
-
-
-class Encoded(NamedTuple):
-    data: bytes
-    hits: int  # hits in the answer
-    rows: int  # rows in data
-    last_sort: list[Any] | None
-    ids: list[str] | None
-    context_id: str | None
-    problem: str | None
 
 
 @dataclass(frozen=True)
@@ -44,40 +35,7 @@ class PageSpec:
     schema: tuple[tuple[str, str, bool], ...] = ()  # parquet: (column, kind, list), output/parquet.py
 
 
-def page_problem(resp: dict[str, Any]) -> str | None:
-    """A page with shard failures or a timeout is not a page: retrying beats silently losing documents."""
-    shards = resp.get("_shards") or {}
-    if resp.get("timed_out") or shards.get("failed"):
-        failures = shards.get("failures") or []
-        return str(failures[0].get("reason", {}).get("type", "shard failure")) if failures else "timed out"
-    return None
-
-
 # --- NDJSON without building the documents ---------------------------------------------------------------------
-
-EMPTY = msgspec.Raw(b"{}")
-
-
-class _Shards(msgspec.Struct):
-    failed: int = 0
-
-
-@functools.lru_cache(maxsize=8)
-def answer_decoder(source: Any = None) -> msgspec.json.Decoder[Any]:
-    """A search answer's decoder with each hit's `_source` as its raw bytes (NDJSON), or decoded as the Struct
-    `source` (None when missing: Parquet's typed rows, output/parquet.row_type)."""
-    field = ("source", msgspec.Raw, EMPTY) if source is None else ("source", source | None, None)
-    hit = msgspec.defstruct("_Hit", [("id", str), ("index", str | None, None), field,
-                                     ("sort", list[Any] | None, None), ("routing", str | None, None)],
-                            rename={"index": "_index", "id": "_id", "source": "_source", "routing": "_routing"})
-    hits = msgspec.defstruct("_Hits", [("hits", list[hit], msgspec.field(default_factory=list))])  # type: ignore[valid-type]
-    answer = msgspec.defstruct("_Answer", [("hits", hits, msgspec.field(default_factory=hits)),
-                                           ("pit_id", str | None, None), ("scroll_id", str | None, None),
-                                           ("timed_out", bool, False),
-                                           ("shards", _Shards, msgspec.field(default_factory=_Shards))],
-                               rename={"scroll_id": "_scroll_id", "shards": "_shards"})
-    return msgspec.json.Decoder(answer)
-
 
 class _Line(msgspec.Struct, omit_defaults=True,
             rename={"index": "_index", "id": "_id", "source": "_source", "routing": "_routing"}):
@@ -88,36 +46,6 @@ class _Line(msgspec.Struct, omit_defaults=True,
 
 
 _LINES = msgspec.json.Encoder()
-
-
-class _Kept(NamedTuple):
-    hits: list[Any]  # after skip and limit
-    in_answer: int  # hits in the answer, before skip and limit
-    last_sort: list[Any] | None
-    context_id: str | None
-
-
-def raw_answer(raw: bytes, skip: set[str] | None, limit: int | None,
-               decoder: msgspec.json.Decoder[Any] | None = None, newlines: bool = False) -> _Kept | None:
-    """The answer's hits with each `_source` as its raw bytes (or decoded by `decoder`), or None when the page
-    needs the general path (a raw newline in raw bytes, unless the caller takes them: `newlines`; an answer of
-    another shape, failed shards whose reason must be read)."""
-    if decoder is None and not newlines and (b"\n" in raw or b"\r" in raw):
-        return None
-    try:
-        resp = (decoder or answer_decoder()).decode(raw)
-    except msgspec.DecodeError:
-        return None
-    if resp.timed_out or resp.shards.failed:
-        return None
-    hits = resp.hits.hits
-    count = len(hits)
-    last_sort = hits[-1].sort if hits else None
-    if skip:
-        hits = [h for h in hits if h.id not in skip]
-    if limit is not None:
-        hits = hits[:limit]
-    return _Kept(hits, count, last_sort, resp.pit_id or resp.scroll_id)
 
 
 def _raw_page(raw: bytes, spec: PageSpec, skip: set[str] | None, want_ids: bool, limit: int | None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 import orjson
 
@@ -30,8 +30,14 @@ def render_verify_table(result: VerifyResult, color: bool = False) -> str:
     return text
 
 
-def render_verify_json(result: VerifyResult) -> bytes:
-    return orjson.dumps(result.as_dict(), option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
+def write_verify(out: IO[bytes], result: VerifyResult, fmt: str, color: bool = False) -> None:
+    """The verdict per index: a table, or indented JSON."""
+    from escli.output.formats import write_json, write_text
+
+    if fmt == "table":
+        write_text(out, render_verify_table(result, color=color))
+    else:
+        write_json(out, result.as_dict(), pretty=True)
 
 
 def difference_lines(result: VerifyResult) -> list[str]:
@@ -45,6 +51,7 @@ def difference_lines(result: VerifyResult) -> list[str]:
     return lines
 
 
-def render_partition(parts: list[PairDigests]) -> bytes:
+def write_partition(out: IO[bytes], parts: list[PairDigests]) -> None:
     """`--partition K/N`: this partition's digests, one JSON line per index (what --combine reads back)."""
-    return b"".join(orjson.dumps(p.as_dict(), option=orjson.OPT_APPEND_NEWLINE) for p in parts)
+    out.write(b"".join(orjson.dumps(p.as_dict(), option=orjson.OPT_APPEND_NEWLINE) for p in parts))
+    out.flush()
