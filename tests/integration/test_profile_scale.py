@@ -258,5 +258,5 @@ def test_profile_merge_help_is_merges_own(escli_proc: Proc) -> None:
     """`escli profile merge --help` showed profile's usage (issue 36): merge is an INDEX value to click."""
     p = escli_proc("profile", "merge", "--help")
     out = p.stdout.decode()
-    assert p.returncode == 0 and out.startswith("Usage: escli profile merge RUN.json... [OPTIONS]"), out
+    assert p.returncode == 0 and out.startswith("Usage: escli profile merge [OPTIONS] FILE..."), out
     assert "--fail-if" in out and "--report" in out and "--rate" not in out and "--find-max" not in out

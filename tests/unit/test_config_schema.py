@@ -120,8 +120,8 @@ def test_the_answer_bound_env_over_config_over_default(tmp_path: Path) -> None:
     from escli.settings import DEFAULT_MAX_ANSWER
 
     env = write_config(tmp_path, '[clusters.prod]\nurl = "http://a:9200"\nmax_answer_mb = 512\n')
-    assert resolve(cluster="prod", env=env).max_answer == 512 * 2**20
-    assert resolve(cluster="prod", env={**env, "ESCLI_MAX_ANSWER_MB": "0.5"}).max_answer == 2**19
-    assert resolve(urls=["http://b:9200"], env=env).max_answer == DEFAULT_MAX_ANSWER == 128 * 2**20
+    assert resolve(GlobalOptions(cluster=["prod"]), env=env).max_answer == 512 * 2**20
+    assert resolve(GlobalOptions(cluster=["prod"]), env={**env, "ESCLI_MAX_ANSWER_MB": "0.5"}).max_answer == 2**19
+    assert resolve(GlobalOptions(url=["http://b:9200"]), env=env).max_answer == DEFAULT_MAX_ANSWER == 128 * 2**20
     with pytest.raises(UsageError, match="ESCLI_MAX_ANSWER_MB=-1: must be a number of MiB above 0"):
-        resolve(cluster="prod", env={**env, "ESCLI_MAX_ANSWER_MB": "-1"})
+        resolve(GlobalOptions(cluster=["prod"]), env={**env, "ESCLI_MAX_ANSWER_MB": "-1"})
