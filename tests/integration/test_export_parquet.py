@@ -189,6 +189,8 @@ def test_array_fields_adds_to_the_sample_and_the_look_can_be_turned_off(cli: Cli
     r = cli("export", index, "--out", str(out), "--array-fields", "sku", "--fields", "sku,tags",
             "--array-sample", "off")
     assert r.code == 1 and "add --array-fields tags" in r.stderr
+    r = cli("export", index, "--out", str(out), "--fields", "sku,tags", "--array-fields", "none")  # SPEC's spelling
+    assert r.code == 1 and "add --array-fields tags" in r.stderr
     r = cli("export", index, "--out", str(out), "--array-sample", "many")
     assert r.code == 2 and r.stderr.strip() == "escli: error: --array-sample many: a number of documents (2000) or off"
 

@@ -115,7 +115,7 @@ Errors = Annotated[Path | None, option("--errors", metavar="FILE", help="parquet
                                        "their column here (NDJSON: _id, field, value); exit 1 if any")]
 ArrayFields = Annotated[str | None, option("--array-fields", metavar="FIELDS", help="parquet: these fields hold "
                                            "arrays (list columns; patterns allowed), added to those the sample "
-                                           "finds")]
+                                           "finds; none: no sample, the mapping alone")]
 ArraySample = Annotated[str, typer.Option("--array-sample", metavar="N|off", help="parquet: look at N documents of "
                                           "the export first; a field holding an array in any becomes a list column "
                                           "(off: only --array-fields)")]
@@ -182,6 +182,8 @@ def export_command(
         _print_curl(app, req)
         return
     arrays = [f.strip() for f in (array_fields or "").split(",") if f.strip()]
+    if [a.lower() for a in arrays] == ["none"]:  # SPEC: --array-fields turns the look off (no field is named none)
+        arrays, array_sample = [], "off"
     _run(app, req, cp, fmt, out, out_dir, gzip, source_only, excel_safe, state, errors, arrays,
          parse_sample_size(array_sample))
 
