@@ -9,6 +9,7 @@ the test, the documented URL becomes the test engine's, `mail` is a recorder on 
 
 from __future__ import annotations
 
+import csv
 import itertools
 import os
 import re
@@ -292,8 +293,10 @@ def workdir(tmp_path: Path, isolated_env: dict[str, str], sample_index: str, es:
     mapping = es.get(f"/{sample_index}/_mapping").json()[sample_index]["mappings"]
     (work / "mapping.json").write_bytes(orjson.dumps(mapping))
     fields = ["id", "name", "price"]
-    (work / "products.csv").write_text("id,name,price\n" + "".join(
-        ",".join(f'"{h["_source"].get(f, "")}"' for f in fields) + "\n" for h in docs))
+    with (work / "products.csv").open("w", newline="") as fh:  # RFC 4180 quoting: sample names hold `"` (15" ...)
+        rows = csv.writer(fh)
+        rows.writerow(fields)
+        rows.writerows([h["_source"].get(f, "") for f in fields] for h in docs)
     (work / "flights.csv").write_text("year,month,day,dep_delay,carrier,flight,time_hour\n" + "".join(
         f"2013,1,{1 + i % 28},{'NA' if i % 7 == 0 else (i * 37) % 180 - 20},UA,{1000 + i},"
         f"2013-01-{1 + i % 28:02d} {5 + i % 18:02d}:00:00\n" for i in range(300)))
