@@ -180,17 +180,22 @@ def nothing_measured(doc: Mapping[str, Any]) -> str | None:
 
 
 def load_baseline(path: str) -> dict[str, Any]:
+    return read_saved(path, f"--compare {path}")
+
+
+def read_saved(path: str, name: str) -> dict[str, Any]:
+    """A profile saved with --save, or one clear line naming it as `name` (the option and path, or the path)."""
     try:
         with open(path, "rb") as fh:
             data = orjson.loads(fh.read())
     except FileNotFoundError:
-        raise UsageError(f"--compare {path}: no such file") from None
+        raise UsageError(f"{name}: no such file") from None
     except OSError as exc:
-        raise UsageError(f"--compare {path}: {exc.strerror}") from None
+        raise UsageError(f"{name}: {exc.strerror}") from None
     except orjson.JSONDecodeError as exc:
-        raise UsageError(f"--compare {path}: not JSON ({exc.args[0] if exc.args else exc})") from None
+        raise UsageError(f"{name}: not JSON ({exc.args[0] if exc.args else exc})") from None
     if not isinstance(data, dict) or data.get("escli_profile") != 1 or not isinstance(data.get("overall"), dict):
-        raise UsageError(f"--compare {path}: not a profile saved by `escli profile --save`")
+        raise UsageError(f"{name}: not a profile saved by `escli profile --save`")
     return data
 
 

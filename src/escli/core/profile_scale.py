@@ -12,11 +12,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import orjson
-
 from escli.core.gates import Gate
 from escli.core.profile import ProfileOptions, Warmup
-from escli.core.profile_result import FIGURES, STATE_VERSION, ProfileResult
+from escli.core.profile_result import FIGURES, STATE_VERSION, ProfileResult, read_saved
 from escli.errors import UsageError
 from escli.es.queries import QuerySpec
 from escli.profiler import RequestStats, min_samples, parse_percentiles
@@ -27,17 +25,7 @@ from escli.profiler import RequestStats, min_samples, parse_percentiles
 
 def load_saved_run(path: str) -> dict[str, Any]:
     """A run saved with --save that carries the exact histograms ("state"); one clear line otherwise."""
-    try:
-        with open(path, "rb") as fh:
-            doc = orjson.loads(fh.read())
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise UsageError(f"{path}: {exc.strerror}") from None
-    except orjson.JSONDecodeError as exc:
-        raise UsageError(f"{path}: not JSON ({exc.args[0] if exc.args else exc})") from None
-    if not isinstance(doc, dict) or doc.get("escli_profile") != 1 or not isinstance(doc.get("overall"), dict):
-        raise UsageError(f"{path}: not a profile saved by `escli profile --save`")
+    doc = read_saved(path, path)
     state = doc.get("state")
     if not isinstance(state, dict):
         raise UsageError(f"{path}: saved without its histograms (by an older escli, or not with --save): "
